@@ -1,0 +1,390 @@
+"""One layer of the network: forward step, tangent (JVP) and adjoint (VJP).
+
+This module is the single kernel behind every cell of MODEL §1. A layer is
+
+    S_t     = φ(V_t - θ)
+    I_{t+1} = α ⊙ I_t + W_in z_t + W_rec S_t + b
+    m_t     = β ⊙ V_t + g ⊙ Ĩ_t,     Ĩ_t = I_{t+1} (syn_input new) or I_t (old)
+    V_{t+1} = ρ_t ⊙ m_t - θ r_t
+
+with ``φ = H`` (or ``Φ`` in smooth mode, MODEL §2) for spiking cells. The
+``binary`` and ``rate`` cells of MODEL §1.3 are the same update with
+``α = β = 0``, ``g = 1``, ``θ = 0``, no reset and ``φ = H`` or ``tanh``: then
+``V_{t+1} = I_{t+1} = W_rec φ(V_t) + b + W_in z_t`` and ``V`` is their state
+``x`` (the ``I`` slot is a copy that feeds nothing back and is not part of
+their state). One kernel, parameterized by these switches, serves all cells.
+
+Linearization (MODEL §3, §4). Every derivative of a layer at step ``t`` needs
+only five arrays, computed once per trajectory by :func:`linearize`:
+
+    s_t  = φ'(V_t - θ)      (σ' for spikes: the surrogate rule)
+    s2_t = φ''(V_t - θ)     (σ''; enters only the flossing gradient)
+    m_t                     (membrane before reset)
+    ρ̂_t                    (ρ_t, or 1 when reset_grad = ignored)
+    c_t                     (the diagonal of E_t: -m_t s_t for attached zero
+                             reset, -θ s_t for attached subtract reset, else 0)
+
+so that the tangent map of MODEL §4 reads, for a tangent ``(dV, dI)`` and the
+tangent ``dz`` of the layer's input,
+
+    dS      = s_t ⊙ dV
+    dI'     = α ⊙ dI + W_in dz + W_rec dS           (+ dW_in z + dW_rec S + db)
+    dm      = β ⊙ dV + g ⊙ dĨ,   dĨ = dI' (new) or dI (old)
+    dV'     = ρ̂_t ⊙ dm + c_t ⊙ dV.
+
+Array layout. Trajectory arrays are ``(B, N)`` per step (``B`` trajectories).
+Tangent and adjoint blocks are ``(R, N)`` with ``R = B·K`` rows: row ``r``
+belongs to trajectory ``r // K``. BPTT uses ``K = 1``; the Lyapunov spectrum
+uses one trajectory and ``K = k`` tangent vectors. No kernel ever forms a
+dense Jacobian: the products with ``W_in`` and ``W_rec`` are matrix products
+over all rows at once.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .surrogate import heaviside, primitive, sigma_prime, sigma_second
+
+# Switch codes used inside the kernels.
+RESET_ZERO, RESET_SUBTRACT, RESET_NONE = 0, 1, 2
+GRAD_DETACHED, GRAD_ATTACHED, GRAD_IGNORED = 0, 1, 2
+ACT_SPIKE, ACT_TANH = 0, 1
+
+
+# ---------------------------------------------------------------------------
+# activation and its derivatives
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def activation(v, theta, act, sur, gamma, smooth):
+    """φ(v - θ): the spike H, its smooth-mode primitive Φ, or tanh."""
+    x = v - theta
+    if act == ACT_TANH:
+        return math.tanh(x)
+    if smooth:
+        return primitive(x, sur, gamma)
+    return heaviside(x)
+
+
+@njit(cache=True)
+def activation_d1(v, theta, act, sur, gamma):
+    """φ'(v - θ) under the surrogate rule (MODEL §2)."""
+    x = v - theta
+    if act == ACT_TANH:
+        th = math.tanh(x)
+        return 1.0 - th * th
+    return sigma_prime(x, sur, gamma)
+
+
+@njit(cache=True)
+def activation_d2(v, theta, act, sur, gamma):
+    """φ''(v - θ): σ'' for spikes."""
+    x = v - theta
+    if act == ACT_TANH:
+        th = math.tanh(x)
+        return -2.0 * th * (1.0 - th * th)
+    return sigma_second(x, sur, gamma)
+
+
+# ---------------------------------------------------------------------------
+# forward
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def forward_step(V, I, S, z, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset,
+                 act, sur, gamma, smooth, V_out, I_out, S_out):
+    """One step ``(V_t, I_t, S_t, z_t) -> (V_{t+1}, I_{t+1}, S_{t+1})`` for ``B`` trajectories."""
+    B, N = V.shape
+    I_new = np.dot(z, W_in.T) + np.dot(S, W_rec.T)
+    for bb in range(B):
+        for i in range(N):
+            I_next = alpha[i] * I[bb, i] + I_new[bb, i] + b[i]
+            I_out[bb, i] = I_next
+            I_tilde = I[bb, i] if syn_old else I_next
+            m = beta[i] * V[bb, i] + g[i] * I_tilde
+            if reset == RESET_ZERO:
+                v = (1.0 - S[bb, i]) * m
+            elif reset == RESET_SUBTRACT:
+                v = m - theta * S[bb, i]
+            else:
+                v = m
+            V_out[bb, i] = v
+            S_out[bb, i] = activation(v, theta, act, sur, gamma, smooth)
+
+
+@njit(cache=True)
+def forward(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset,
+            act, sur, gamma, smooth):
+    """Simulate the layer for ``T = len(z)`` steps from ``(V0, I0)``.
+
+    Returns ``V, I, S`` of shape ``(T+1, B, N)``, steps ``0 … T``.
+    """
+    T, B, _ = z.shape
+    N = V0.shape[0]
+    V = np.empty((T + 1, B, N))
+    I = np.empty((T + 1, B, N))
+    S = np.empty((T + 1, B, N))
+    for bb in range(B):
+        for i in range(N):
+            V[0, bb, i] = V0[i]
+            I[0, bb, i] = I0[i]
+            S[0, bb, i] = activation(V0[i], theta, act, sur, gamma, smooth)
+    for t in range(T):
+        forward_step(V[t], I[t], S[t], z[t], W_in, W_rec, b, alpha, beta, g, theta,
+                     syn_old, reset, act, sur, gamma, smooth, V[t + 1], I[t + 1], S[t + 1])
+    return V, I, S
+
+
+@njit(cache=True)
+def linearize(V, I, S, alpha, beta, g, theta, syn_old, reset, reset_grad, act, sur, gamma):
+    """The coefficients ``s, s2, m, ρ̂, c`` of the tangent map at every step (MODEL §3, §4).
+
+    ``s, s2`` have shape ``(T+1, B, N)`` (the readout and the layer above need
+    them at step ``T`` too); ``m, ρ̂, c`` have shape ``(T, B, N)``.
+    """
+    T1, B, N = V.shape
+    T = T1 - 1
+    s = np.empty((T1, B, N))
+    s2 = np.empty((T1, B, N))
+    m = np.empty((T, B, N))
+    rho = np.ones((T, B, N))
+    c = np.zeros((T, B, N))
+    for t in range(T1):
+        for bb in range(B):
+            for i in range(N):
+                s[t, bb, i] = activation_d1(V[t, bb, i], theta, act, sur, gamma)
+                s2[t, bb, i] = activation_d2(V[t, bb, i], theta, act, sur, gamma)
+    attached = reset_grad == GRAD_ATTACHED
+    for t in range(T):
+        for bb in range(B):
+            for i in range(N):
+                I_tilde = I[t, bb, i] if syn_old else I[t + 1, bb, i]
+                mm = beta[i] * V[t, bb, i] + g[i] * I_tilde
+                m[t, bb, i] = mm
+                if reset == RESET_ZERO:
+                    if reset_grad != GRAD_IGNORED:
+                        rho[t, bb, i] = 1.0 - S[t, bb, i]
+                    if attached:
+                        c[t, bb, i] = -mm * s[t, bb, i]
+                elif reset == RESET_SUBTRACT and attached:
+                    c[t, bb, i] = -theta * s[t, bb, i]
+    return s, s2, m, rho, c
+
+
+# ---------------------------------------------------------------------------
+# tangent (forward mode): D_t applied to a block of R = B*K rows
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def jvp_step(K, s, rho, c, alpha, beta, g, syn_old, W_in, W_rec,
+             dV, dI, dz, dV_out, dI_out, dm_out, P):
+    """``(dV', dI') = D_t (dV, dI)`` for one layer at one step.
+
+    ``s, rho, c`` are the step's coefficients ``(B, N)``; ``dz`` is the input
+    tangent ``(R, n_in)`` (empty ``(0, 0)`` for an external input, which has
+    none); ``P`` is ``∂F/∂θ · dθ`` per trajectory ``(B, N)`` (empty ``(0, 0)``
+    for no parameter tangent). ``dm_out`` receives the tangent of ``m_t``,
+    which the flossing tangent needs.
+    """
+    R, N = dV.shape
+    dS = np.empty((R, N))
+    for r in range(R):
+        bb = r // K
+        for i in range(N):
+            dS[r, i] = s[bb, i] * dV[r, i]
+    dI_new = np.dot(dS, W_rec.T)
+    if dz.shape[0] > 0:
+        dI_new += np.dot(dz, W_in.T)
+    has_p = P.shape[0] > 0
+    for r in range(R):
+        bb = r // K
+        for i in range(N):
+            dIn = alpha[i] * dI[r, i] + dI_new[r, i]
+            if has_p:
+                dIn += P[bb, i]
+            dI_out[r, i] = dIn
+            dIt = dI[r, i] if syn_old else dIn
+            dm = beta[i] * dV[r, i] + g[i] * dIt
+            dm_out[r, i] = dm
+            dV_out[r, i] = rho[bb, i] * dm + c[bb, i] * dV[r, i]
+
+
+@njit(cache=True)
+def param_tangent(z, S, dW_in, dW_rec, db):
+    """``P = dW_in z + dW_rec S + db``: how a parameter tangent moves ``I_{t+1}``."""
+    P = np.dot(z, dW_in.T) + np.dot(S, dW_rec.T)
+    for bb in range(P.shape[0]):
+        for i in range(P.shape[1]):
+            P[bb, i] += db[i]
+    return P
+
+
+# ---------------------------------------------------------------------------
+# adjoint (reverse mode): D_tᵀ applied to a block of rows
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def vjp_step(K, rho, c, alpha, beta, g, syn_old, W_in, W_rec,
+             Vbar_next, Ibar_next, mbar_extra, Vbar, Ibar, Sbar, zbar,
+             z, S, gW_in, gW_rec, gb):
+    """Pull ``(V̄_{t+1}, Ī_{t+1})`` back through one step of one layer.
+
+    Accumulates into ``V̄_t, Ī_t`` (rows ``(R, N)``), into the spike adjoint
+    ``S̄_t`` (the caller adds ``s_t ⊙ S̄_t`` to ``V̄_t`` once every consumer of
+    ``S_t`` has contributed) and into the input adjoint ``z̄_t`` (skipped when
+    ``zbar`` is empty). ``mbar_extra`` (empty to skip) is an adjoint arriving
+    directly at ``m_t``; the flossing gradient injects one there.
+    Parameter gradients (``gW_in, gW_rec, gb``, skipped when ``gb`` is empty)
+    use the forward values ``z_t, S_t`` and are only meaningful for ``K = 1``.
+    """
+    R, N = Vbar_next.shape
+    J = np.empty((R, N))  # adjoint of I_{t+1}
+    has_extra = mbar_extra.shape[0] > 0
+    for r in range(R):
+        bb = r // K
+        for i in range(N):
+            mbar = rho[bb, i] * Vbar_next[r, i]
+            if has_extra:
+                mbar += mbar_extra[r, i]
+            Vbar[r, i] += c[bb, i] * Vbar_next[r, i] + beta[i] * mbar
+            if syn_old:
+                J[r, i] = Ibar_next[r, i]
+                Ibar[r, i] += g[i] * mbar
+            else:
+                J[r, i] = Ibar_next[r, i] + g[i] * mbar
+            Ibar[r, i] += alpha[i] * J[r, i]
+    Sbar += np.dot(J, W_rec)
+    if zbar.shape[0] > 0:
+        zbar += np.dot(J, W_in)
+    if gb.shape[0] > 0:
+        gW_in += np.dot(J.T, z)
+        gW_rec += np.dot(J.T, S)
+        for r in range(R):
+            for i in range(N):
+                gb[i] += J[r, i]
+
+
+@njit(cache=True)
+def spike_to_membrane(K, s, Sbar, Vbar):
+    """``V̄_t += s_t ⊙ S̄_t``: the surrogate rule in reverse."""
+    R, N = Sbar.shape
+    for r in range(R):
+        bb = r // K
+        for i in range(N):
+            Vbar[r, i] += s[bb, i] * Sbar[r, i]
+
+
+# ---------------------------------------------------------------------------
+# second order: the derivative of D_t Q with respect to the state and θ
+# (needed by flossing, MODEL §7; one trajectory, K = k columns of Q as rows)
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def jvp2_step(s, s2, rho, m, theta, beta, g, syn_old, reset, reset_grad,
+              W_in, W_rec, dW_in, dW_rec, qV, qm, qVpre, spre, s2pre,
+              Vdot, Vdot_pre, mdot, AVdot, AIdot):
+    """Accumulate ``(Ḋ_t Q)`` into ``(ȦV, ȦI)``.
+
+    ``Ḋ_t = ∂D_t/∂x · ẋ + ∂D_t/∂θ · θ̇`` for a state tangent ``ẋ`` (``Vdot``
+    of this layer, ``Vdot_pre`` of the layer below, ``mdot`` the tangent of
+    ``m_t``) and a parameter tangent ``θ̇`` (``dW_in, dW_rec``). ``Q`` is given
+    by its rows ``qV`` and ``qVpre`` (the rows of the layer below; empty for
+    layer 1, whose input is external) and by ``qm``, the ``dm`` that
+    :func:`jvp_step` wrote while forming ``A = D_t Q``. Trajectory arrays are
+    ``(N,)`` vectors of the one trajectory.
+    """
+    K, N = qV.shape
+    has_pre = qVpre.shape[0] > 0
+    attached = reset_grad == GRAD_ATTACHED
+    # ȧI = Ẇ_rec (s ⊙ q) + W_rec (ṡ ⊙ q) + Ẇ_in (s_pre ⊙ q_pre) + W_in (ṡ_pre ⊙ q_pre)
+    a = np.empty((K, N))
+    bq = np.empty((K, N))
+    for k in range(K):
+        for i in range(N):
+            a[k, i] = s[i] * qV[k, i]
+            bq[k, i] = s2[i] * Vdot[i] * qV[k, i]
+    AIdot_new = np.dot(a, dW_rec.T) + np.dot(bq, W_rec.T)
+    if has_pre:
+        npre = qVpre.shape[1]
+        ap = np.empty((K, npre))
+        bp = np.empty((K, npre))
+        for k in range(K):
+            for j in range(npre):
+                ap[k, j] = spre[j] * qVpre[k, j]
+                bp[k, j] = s2pre[j] * Vdot_pre[j] * qVpre[k, j]
+        AIdot_new += np.dot(ap, dW_in.T) + np.dot(bp, W_in.T)
+    for k in range(K):
+        for i in range(N):
+            AIdot[k, i] += AIdot_new[k, i]
+            dq_tilde = 0.0 if syn_old else AIdot_new[k, i]
+            val = rho[i] * g[i] * dq_tilde
+            if attached and reset == RESET_ZERO:
+                rho_dot = -s[i] * Vdot[i]
+                c_dot = -(mdot[i] * s[i] + m[i] * s2[i] * Vdot[i])
+                val += rho_dot * qm[k, i] + c_dot * qV[k, i]
+            elif attached and reset == RESET_SUBTRACT:
+                val += -theta * s2[i] * Vdot[i] * qV[k, i]
+            AVdot[k, i] += val
+
+
+@njit(cache=True)
+def vjp2_step(s, s2, rho, m, theta, beta, g, syn_old, reset, reset_grad,
+              W_in, W_rec, qV, qm, qVpre, spre, s2pre, AVbar, AIbar,
+              Vbar, Vbar_pre, mbar_extra, gW_in, gW_rec):
+    """The transpose of :func:`jvp2_step`: pull ``Ā = (ĀV, ĀI)`` back onto the state and θ.
+
+    Accumulates ``∂⟨Ā, D_t(x, θ) Q⟩/∂x`` into ``V̄`` (this layer) and
+    ``V̄_pre`` (the layer below), ``∂/∂W`` into ``gW_in, gW_rec``, and writes
+    the adjoint that reaches ``m_t`` into ``mbar_extra`` (``(N,)``), which the
+    caller passes through :func:`vjp_step` together with the state adjoint, so
+    that it reaches ``V_t, I_t``, the layer below and ``W_in, W_rec, b``.
+    """
+    K, N = qV.shape
+    has_pre = qVpre.shape[0] > 0
+    attached = reset_grad == GRAD_ATTACHED
+    J = np.empty((K, N))  # adjoint of ȧI
+    for k in range(K):
+        for i in range(N):
+            J[k, i] = AIbar[k, i] if syn_old else AIbar[k, i] + g[i] * rho[i] * AVbar[k, i]
+    a = np.empty((K, N))
+    for k in range(K):
+        for i in range(N):
+            a[k, i] = s[i] * qV[k, i]
+    gW_rec += np.dot(J.T, a)
+    JW = np.dot(J, W_rec)
+    for i in range(N):
+        acc = 0.0
+        for k in range(K):
+            acc += qV[k, i] * JW[k, i]
+        Vbar[i] += s2[i] * acc
+    if has_pre:
+        npre = qVpre.shape[1]
+        ap = np.empty((K, npre))
+        for k in range(K):
+            for j in range(npre):
+                ap[k, j] = spre[j] * qVpre[k, j]
+        gW_in += np.dot(J.T, ap)
+        JWin = np.dot(J, W_in)
+        for j in range(npre):
+            acc = 0.0
+            for k in range(K):
+                acc += qVpre[k, j] * JWin[k, j]
+            Vbar_pre[j] += s2pre[j] * acc
+    for i in range(N):
+        mbar_extra[i] = 0.0
+    if attached and reset != RESET_NONE:
+        for i in range(N):
+            w = 0.0
+            for k in range(K):
+                w += AVbar[k, i] * qV[k, i]
+            if reset == RESET_ZERO:
+                wm = 0.0
+                for k in range(K):
+                    wm += AVbar[k, i] * qm[k, i]
+                Vbar[i] += -s[i] * wm - m[i] * s2[i] * w
+                mbar_extra[i] = -s[i] * w
+            else:
+                Vbar[i] += -theta * s2[i] * w

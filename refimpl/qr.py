@@ -1,0 +1,42 @@
+"""Thin QR with positive diagonal and its derivative rules (MODEL §7).
+
+``A = QR`` (``A`` is ``m×n``, ``m ≥ n``, full rank) is unique once ``diag R > 0``.
+The reverse rule maps ``(Q̄, R̄)`` to ``Ā``; the tangent rule maps ``dA`` to
+``(dQ, dR)``. Both use triangular solves with ``R``, never an inverse.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+
+def qr_positive(A: np.ndarray):
+    """Thin QR of ``A`` through LAPACK, with the signs fixed so that ``diag R ≥ 0``."""
+    Q, R = np.linalg.qr(A, mode="reduced")
+    sign = np.sign(np.diag(R))
+    sign[sign == 0] = 1.0
+    return Q * sign, R * sign[:, None]
+
+
+def copyltu(M: np.ndarray) -> np.ndarray:
+    """``tril(M) + tril(M, -1)ᵀ``: the symmetric matrix with ``M``'s lower triangle."""
+    return np.tril(M) + np.tril(M, -1).T
+
+
+def qr_backward(Q, R, Qbar, Rbar):
+    """Reverse rule: ``Ā = (Q̄ + Q copyltu(M)) R⁻ᵀ`` with ``M = R R̄ᵀ - Q̄ᵀ Q``."""
+    M = R @ Rbar.T - Qbar.T @ Q
+    B = Qbar + Q @ copyltu(M)
+    # B R⁻ᵀ = X  ⇔  R Xᵀ = Bᵀ
+    return solve_triangular(R, B.T, lower=False).T
+
+
+def qr_jvp(Q, R, dA):
+    """Tangent rule: ``X = Qᵀ dA R⁻¹``, ``Ω = tril(X,-1) - tril(X,-1)ᵀ``,
+    ``dR = (X - Ω) R``, ``dQ = dA R⁻¹ - Q (X - Ω)``."""
+    # Y = dA R⁻¹  ⇔  Rᵀ Yᵀ = dAᵀ
+    Y = solve_triangular(R, dA.T, trans="T", lower=False).T
+    X = Q.T @ Y
+    L = np.tril(X, -1)
+    Xm = X - (L - L.T)
+    return Y - Q @ Xm, Xm @ R
