@@ -74,8 +74,9 @@ def activation_d1(v, theta, act, sur, gamma):
     """φ'(v - θ) under the surrogate rule (MODEL §2)."""
     x = v - theta
     if act == ACT_TANH:
-        th = math.tanh(x)
-        return 1.0 - th * th
+        # sech², not 1 - tanh²: the latter cancels in saturation
+        ch = math.cosh(x)
+        return 1.0 / (ch * ch)
     return sigma_prime(x, sur, gamma)
 
 
@@ -84,8 +85,8 @@ def activation_d2(v, theta, act, sur, gamma):
     """φ''(v - θ): σ'' for spikes."""
     x = v - theta
     if act == ACT_TANH:
-        th = math.tanh(x)
-        return -2.0 * th * (1.0 - th * th)
+        ch = math.cosh(x)
+        return -2.0 * math.tanh(x) / (ch * ch)
     return sigma_second(x, sur, gamma)
 
 

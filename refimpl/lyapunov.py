@@ -24,6 +24,14 @@ class DegenerateSpectrumWarning(UserWarning):
     """A diagonal entry of ``R`` vanished: the exponent is ``-inf``."""
 
 
+class PrecisionWarning(UserWarning):
+    """A product between QR steps left float64's normal range (choose a smaller ``ons``)."""
+
+
+#: below this, float64 numbers are subnormal and lose relative precision
+_SUBNORMAL = np.finfo(float).tiny
+
+
 @dataclass
 class LyapunovResult:
     """The spectrum and its companions (all exponents in 1/step unless ``_per_ms``)."""
@@ -36,6 +44,7 @@ class LyapunovResult:
     Q0: np.ndarray                 # (M, k)
     Q_final: np.ndarray            # (M, k)
     participation_ratio: float     # time average of PR(Q[:, 0]) over counted steps
+    qr_condition: float = 1.0      # max over QR steps of max_i R_ii / min_i R_ii
     degenerate: list = field(default_factory=list)  # (step, index) where R_ii = 0
 
     @property
@@ -140,13 +149,18 @@ def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: n
              on_step=None):
     """Run the QR iteration on a one-element trajectory.
 
-    Returns ``(logs (n_counted, k), Q_final (M, k), pr_mean, degenerate)``;
-    ``logs`` holds ``log R_ii`` (``-inf`` where ``R_ii`` vanished).
+    Returns ``(logs (n_counted, k), Q_final (M, k), pr_mean, qr_condition, degenerate)``;
+    ``logs`` holds ``log R_ii`` (``-inf`` where ``R_ii`` vanished). ``qr_condition``
+    is the largest ratio ``max R_ii / min R_ii`` of any QR step: derivatives of
+    the exponents pass through ``R⁻¹``, so they lose about ``log10`` of it in
+    digits.
     ``on_step(t, Q_blocks)`` is called before each product (for checkpoints).
     """
     Ls = layers_of(cfg)
     blocks = unpack(cfg, Q0.T)
     logs, prs, degenerate = [], [], []
+    cond = 1.0
+    subnormal = None
     for t, is_qr, counted in qr_steps(traj.T, lcfg):
         if on_step is not None:
             on_step(t, blocks)
@@ -159,6 +173,9 @@ def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: n
         zero = _zero_diagonal(R, A)
         with np.errstate(divide="ignore"):
             logd = np.log(d)
+        cond = max(cond, d.max() / d.min()) if d.min() > 0 else np.inf
+        if subnormal is None and np.any((d > 0) & (d < _SUBNORMAL)):
+            subnormal = t
         if zero.size:
             logd[zero] = -np.inf
             if counted:
@@ -167,7 +184,11 @@ def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: n
             logs.append(logd)
             prs.append(participation_ratio(Q[:, 0]))
         blocks = unpack(cfg, Q.T)
-    return np.array(logs), pack(cfg, blocks).T, float(np.mean(prs)), degenerate
+    if subnormal is not None:
+        warnings.warn(f"R_ii fell into the subnormal range at t = {subnormal}: the {lcfg.ons}-step "
+                      f"product lost relative precision; use a smaller lyapunov.ons", PrecisionWarning,
+                      stacklevel=3)
+    return np.array(logs), pack(cfg, blocks).T, float(np.mean(prs)), cond, degenerate
 
 
 def spectrum(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=None) -> LyapunovResult:
@@ -177,7 +198,7 @@ def spectrum(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=
     Q0 = check_lyapunov(cfg, lcfg, inputs.shape[0], inputs.shape[1], Q0)
     b = lcfg.batch_index
     traj = simulate(cfg, params, inputs[:, b:b + 1], check=False)
-    logs, Qf, pr, degenerate = benettin(cfg, params, traj, lcfg, Q0)
+    logs, Qf, pr, cond, degenerate = benettin(cfg, params, traj, lcfg, Q0)
     n_steps = logs.shape[0] * lcfg.ons
     lam = logs.sum(axis=0) / n_steps
     if degenerate:
@@ -188,7 +209,8 @@ def spectrum(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=
             f"(a zero-reset row of D_t when reset='zero' and reset_grad!='ignored', or k = {lcfg.k} "
             f"above the rank of D_t); they are reported as -inf", DegenerateSpectrumWarning, stacklevel=2)
     local = logs / lcfg.ons
-    return LyapunovResult(lam, local, batch_means_error(local), n_steps, cfg.dt, Q0, Qf, pr, degenerate)
+    return LyapunovResult(lam, local, batch_means_error(local), n_steps, cfg.dt, Q0, Qf, pr, cond,
+                          degenerate)
 
 
 def direct_lambda1(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, eps: float = 1e-7,

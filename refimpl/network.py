@@ -360,7 +360,7 @@ def dense_jacobian(cfg: NetworkConfig, params: dict, traj: Trajectory, t: int, b
         V, I, S = traj.V[l][t, b], traj.I[l][t, b], traj.S[l][t, b]
         I_next = traj.I[l][t + 1, b]
         if L.act == cell.ACT_TANH:
-            s = 1.0 - np.tanh(V) ** 2
+            s = 1.0 / np.cosh(V) ** 2
         else:
             s = sigma_prime_v(V - L.theta, L.sur, L.gamma)
         m = L.beta * V + L.g * (I if L.syn_old else I_next)

@@ -53,8 +53,8 @@ def sigma_prime(x, code, gamma):
         d = 1.0 + gamma * abs(x)
         return 1.0 / (d * d)
     if code == SIGMOID:
-        s = _logistic(gamma * x)
-        return gamma * s * (1.0 - s)
+        # s(z) s(-z), not s (1 - s): 1 - s cancels once s ≈ 1 (MODEL §2 writes it this way)
+        return gamma * _logistic(gamma * x) * _logistic(-gamma * x)
     if code == ARCTAN:
         a = 0.5 * math.pi * gamma * x
         return 0.5 * gamma / (1.0 + a * a)
@@ -71,8 +71,8 @@ def sigma_second(x, code, gamma):
         d = 1.0 + gamma * abs(x)
         return -2.0 * gamma * _sign(x) / (d * d * d)
     if code == SIGMOID:
-        s = _logistic(gamma * x)
-        return gamma * gamma * s * (1.0 - s) * (1.0 - 2.0 * s)
+        sp, sm = _logistic(gamma * x), _logistic(-gamma * x)
+        return gamma * gamma * sp * sm * (sm - sp)
     if code == ARCTAN:
         c = 0.5 * math.pi * gamma
         a = c * x
