@@ -208,7 +208,7 @@ def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True) -> Traj
     from .readout import forward as readout_forward
     Ls = layers_of(cfg)
     Zs, Vs, Is, Ss, lins = [], [], [], [], []
-    z = u
+    z = u = np.ascontiguousarray(u)  # one kernel specialization: C-contiguous inputs
     for l, L in enumerate(Ls):
         Zs.append(z)
         W_in, W_rec, b, V0, I0 = layer_params(cfg, params, l)

@@ -571,3 +571,24 @@ def make_task(name: str, **kwargs: Any) -> TaskBatch:
     if missing:
         raise ValueError(f"make_task({name!r}): missing required parameter(s) {missing}")
     return fn(**kwargs)
+
+
+def poisson_inputs(*, T: int, batch: int, n_in: int, rate_hz: float, seed: int,
+                   dt: float = 1.0) -> np.ndarray:
+    """Independent Poisson spike trains: ``(T, batch, n_in)`` of 0/1, each channel at ``rate_hz``.
+
+    The background drive used to measure spectra of networks at rest on noise
+    (e.g. 100 inputs at 10 Hz). Bernoulli per step with ``p = rate_hz·dt/1000``.
+    """
+    where = "poisson_inputs"
+    T = _check_int(where, "T", T, minimum=1)
+    batch = _check_int(where, "batch", batch, minimum=1)
+    n_in = _check_int(where, "n_in", n_in, minimum=1)
+    dt = _check_real(where, "dt", dt, minimum=0.0, strict=True)
+    rate_hz = _check_real(where, "rate_hz", rate_hz, minimum=0.0)
+    p = rate_hz * dt / 1000.0
+    if p > 1.0:
+        raise ValueError(f"{where}: parameter 'rate_hz' must satisfy rate_hz*dt/1000 <= 1, got {p}")
+    seed = _check_seed(where, seed)
+    rng = np.random.default_rng(seed)
+    return (rng.random((T, batch, n_in)) < p).astype(np.float64)

@@ -1,0 +1,59 @@
+"""Files: atomic HDF5 writes, so that an interrupted run never leaves a half-written result."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+
+@contextmanager
+def atomic_h5(path):
+    """Open a temporary HDF5 file next to ``path``; on success it replaces ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_text(path, text: str) -> None:
+    """Write a text file atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_dict(group, d: dict) -> None:
+    """Store a dict of arrays keyed by ``a/b`` paths under an HDF5 group."""
+    for key, value in d.items():
+        group.create_dataset(key, data=np.asarray(value))
+
+
+def read_dict(group) -> dict:
+    """Inverse of :func:`write_dict`: every dataset below ``group`` by its relative path."""
+    out = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            out[name] = obj[()]
+    group.visititems(visit)
+    return out
+
+
+def to_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True)
