@@ -258,9 +258,8 @@ def _vjp2_drop_sigma2(orig):
 
 def _qr_backward_no_copyltu(orig):
     def f(Q, R, Qbar, Rbar):
-        from scipy.linalg import solve_triangular
         M = R @ Rbar.T - Qbar.T @ Q
-        return solve_triangular(R, (Qbar + Q @ M).T, lower=False).T
+        return qr.right_solve(R, Qbar + Q @ M, transpose=True)
     return f
 
 

@@ -7,7 +7,7 @@ The reverse rule maps ``(Q̄, R̄)`` to ``Ā``; the tangent rule maps ``dA`` to
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg.blas import dtrsm
 
 
 def qr_positive(A: np.ndarray):
@@ -16,6 +16,11 @@ def qr_positive(A: np.ndarray):
     sign = np.sign(np.diag(R))
     sign[sign == 0] = 1.0
     return Q * sign, R * sign[:, None]
+
+
+def right_solve(R: np.ndarray, B: np.ndarray, transpose: bool) -> np.ndarray:
+    """``B R⁻¹`` (or ``B R⁻ᵀ``) for upper triangular ``R``: one BLAS triangular solve (dtrsm)."""
+    return dtrsm(1.0, R, B, side=1, lower=0, trans_a=int(transpose))
 
 
 def copyltu(M: np.ndarray) -> np.ndarray:
@@ -27,15 +32,13 @@ def qr_backward(Q, R, Qbar, Rbar):
     """Reverse rule: ``Ā = (Q̄ + Q copyltu(M)) R⁻ᵀ`` with ``M = R R̄ᵀ - Q̄ᵀ Q``."""
     M = R @ Rbar.T - Qbar.T @ Q
     B = Qbar + Q @ copyltu(M)
-    # B R⁻ᵀ = X  ⇔  R Xᵀ = Bᵀ
-    return solve_triangular(R, B.T, lower=False).T
+    return right_solve(R, B, transpose=True)
 
 
 def qr_jvp(Q, R, dA):
     """Tangent rule: ``X = Qᵀ dA R⁻¹``, ``Ω = tril(X,-1) - tril(X,-1)ᵀ``,
     ``dR = (X - Ω) R``, ``dQ = dA R⁻¹ - Q (X - Ω)``."""
-    # Y = dA R⁻¹  ⇔  Rᵀ Yᵀ = dAᵀ
-    Y = solve_triangular(R, dA.T, trans="T", lower=False).T
+    Y = right_solve(R, dA, transpose=False)
     X = Q.T @ Y
     L = np.tril(X, -1)
     Xm = X - (L - L.T)
