@@ -284,6 +284,45 @@ def spike_to_membrane(K, s, Sbar, Vbar):
 # ---------------------------------------------------------------------------
 
 @njit(cache=True)
+def _weighted_spike_tangent(W, dW, s, s2, Vdot, q):
+    """Tangent of ``W (s ⊙ q)`` (rows ``q``) for ``Ẇ = dW`` and ``ṡ = s2 ⊙ V̇``.
+
+    Both weight matrices of a layer, ``W_rec`` on its own spikes and ``W_in`` on
+    the spikes of the layer below, enter ``D_t`` in this form.
+    """
+    K, n = q.shape
+    a = np.empty((K, n))
+    bq = np.empty((K, n))
+    for k in range(K):
+        for j in range(n):
+            a[k, j] = s[j] * q[k, j]
+            bq[k, j] = s2[j] * Vdot[j] * q[k, j]
+    return np.dot(a, dW.T) + np.dot(bq, W.T)
+
+
+@njit(cache=True)
+def _weighted_spike_adjoint(J, W, s, s2, q, gW, Vbar):
+    """Transpose of :func:`_weighted_spike_tangent` for the adjoint rows ``J``:
+    ``gW += Jᵀ (s ⊙ q)`` and ``V̄ += s2 ⊙ Σ_k q_k ⊙ (Wᵀ J_k)``."""
+    K, n = q.shape
+    a = np.empty((K, n))
+    for k in range(K):
+        for j in range(n):
+            a[k, j] = s[j] * q[k, j]
+    gW += np.dot(J.T, a)
+    JW = np.dot(J, W)
+    for j in range(n):
+        acc = 0.0
+        for k in range(K):
+            acc += q[k, j] * JW[k, j]
+        Vbar[j] += s2[j] * acc
+
+
+# ---------------------------------------------------------------------------
+# the second-order kernels
+# ---------------------------------------------------------------------------
+
+@njit(cache=True)
 def jvp2_step(s, s2, rho, m, theta, beta, g, syn_old, reset, reset_grad,
               W_in, W_rec, dW_in, dW_rec, qV, qm, qVpre, spre, s2pre,
               Vdot, Vdot_pre, mdot, AVdot, AIdot):
@@ -298,25 +337,11 @@ def jvp2_step(s, s2, rho, m, theta, beta, g, syn_old, reset, reset_grad,
     ``(N,)`` vectors of the one trajectory.
     """
     K, N = qV.shape
-    has_pre = qVpre.shape[0] > 0
     attached = reset_grad == GRAD_ATTACHED
     # ȧI = Ẇ_rec (s ⊙ q) + W_rec (ṡ ⊙ q) + Ẇ_in (s_pre ⊙ q_pre) + W_in (ṡ_pre ⊙ q_pre)
-    a = np.empty((K, N))
-    bq = np.empty((K, N))
-    for k in range(K):
-        for i in range(N):
-            a[k, i] = s[i] * qV[k, i]
-            bq[k, i] = s2[i] * Vdot[i] * qV[k, i]
-    AIdot_new = np.dot(a, dW_rec.T) + np.dot(bq, W_rec.T)
-    if has_pre:
-        npre = qVpre.shape[1]
-        ap = np.empty((K, npre))
-        bp = np.empty((K, npre))
-        for k in range(K):
-            for j in range(npre):
-                ap[k, j] = spre[j] * qVpre[k, j]
-                bp[k, j] = s2pre[j] * Vdot_pre[j] * qVpre[k, j]
-        AIdot_new += np.dot(ap, dW_in.T) + np.dot(bp, W_in.T)
+    AIdot_new = _weighted_spike_tangent(W_rec, dW_rec, s, s2, Vdot, qV)
+    if qVpre.shape[0] > 0:
+        AIdot_new += _weighted_spike_tangent(W_in, dW_in, spre, s2pre, Vdot_pre, qVpre)
     for k in range(K):
         for i in range(N):
             AIdot[k, i] += AIdot_new[k, i]
@@ -350,30 +375,9 @@ def vjp2_step(s, s2, rho, m, theta, beta, g, syn_old, reset, reset_grad,
     for k in range(K):
         for i in range(N):
             J[k, i] = AIbar[k, i] if syn_old else AIbar[k, i] + g[i] * rho[i] * AVbar[k, i]
-    a = np.empty((K, N))
-    for k in range(K):
-        for i in range(N):
-            a[k, i] = s[i] * qV[k, i]
-    gW_rec += np.dot(J.T, a)
-    JW = np.dot(J, W_rec)
-    for i in range(N):
-        acc = 0.0
-        for k in range(K):
-            acc += qV[k, i] * JW[k, i]
-        Vbar[i] += s2[i] * acc
+    _weighted_spike_adjoint(J, W_rec, s, s2, qV, gW_rec, Vbar)
     if has_pre:
-        npre = qVpre.shape[1]
-        ap = np.empty((K, npre))
-        for k in range(K):
-            for j in range(npre):
-                ap[k, j] = spre[j] * qVpre[k, j]
-        gW_in += np.dot(J.T, ap)
-        JWin = np.dot(J, W_in)
-        for j in range(npre):
-            acc = 0.0
-            for k in range(K):
-                acc += qVpre[k, j] * JWin[k, j]
-            Vbar_pre[j] += s2pre[j] * acc
+        _weighted_spike_adjoint(J, W_in, spre, s2pre, qVpre, gW_in, Vbar_pre)
     for i in range(N):
         mbar_extra[i] = 0.0
     if attached and reset != RESET_NONE:

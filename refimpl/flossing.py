@@ -61,6 +61,15 @@ def _degenerate_error(t, idx, lcfg):
         f"'ignored' so that zero-reset rows do not annihilate tangent directions.")
 
 
+def _qr_or_refuse(A, t, lcfg):
+    """QR of ``A`` with positive diagonal; a vanished ``R_ii`` makes flossing refuse."""
+    Q, R = qr_positive(A)
+    zero = _zero_diagonal(R, A)
+    if zero.size:
+        raise _degenerate_error(t, zero, lcfg)
+    return Q, R
+
+
 def _prepare(cfg, params, inputs, lcfg, Q0):
     params = check_params(cfg, params)
     inputs = check_inputs(cfg, inputs)
@@ -91,11 +100,7 @@ def value_and_grad(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfi
             checkpoints[t] = blocks
         blocks = apply_D(cfg, Ls, params, traj, t, blocks)
         if is_qr:
-            A = pack(cfg, blocks).T
-            Q, R = qr_positive(A)
-            zero = _zero_diagonal(R, A)
-            if zero.size:
-                raise _degenerate_error(t, zero, lcfg)
+            Q, R = _qr_or_refuse(pack(cfg, blocks).T, t, lcfg)
             Rs[t] = R
             if counted:
                 logs.append(np.log(np.diag(R)))
@@ -215,11 +220,7 @@ def directional_derivative(cfg: NetworkConfig, params: dict, inputs, lcfg: Lyapu
                                qVpre, spre, s2pre, xdot[l][0][0], Vdot_pre, mdot[l][0],
                                Adot[l][0], Adot[l][1])
             if is_qr:
-                Amat = pack(cfg, A).T
-                Q, R = qr_positive(Amat)
-                zero = _zero_diagonal(R, Amat)
-                if zero.size:
-                    raise _degenerate_error(t, zero, lcfg)
+                Q, R = _qr_or_refuse(pack(cfg, A).T, t, lcfg)
                 dQ, dR = qr_jvp(Q, R, pack(cfg, Adot).T)
                 if counted:
                     logs.append(np.log(np.diag(R)))
