@@ -29,30 +29,53 @@ def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S,
     ``ext_S, ext_V (T+1, B, N)``: adjoints arriving at ``S_t`` and ``V_t`` from
     outside the layer (readout, layer above). Returns ``V̄_0, Ī_0 (B, N)``,
     ``∂L/∂W_in, ∂L/∂W_rec, ∂L/∂b`` and ``z̄ (T, B, n_in)`` (if ``need_zbar``).
+
+    Each step is :func:`cell.vjp_step` (``K = 1``) followed by
+    :func:`cell.spike_to_membrane`, written out here so that the weight
+    gradients ``Σ_t J_t z_tᵀ`` and ``Σ_t J_t S_tᵀ`` skip the zeros of spike
+    inputs (:func:`cell.outer_acc_t`) and the products with ``W_rec`` and
+    ``W_in`` go to BLAS on preallocated buffers.
     """
     T1, B, N = S.shape
     T = T1 - 1
     n_in = W_in.shape[1]
-    gW_in = np.zeros(W_in.shape)
-    gW_rec = np.zeros(W_rec.shape)
+    gW_inT = np.zeros((n_in, N))
+    gW_recT = np.zeros((N, N))
     gb = np.zeros(N)
     zbar = np.zeros((T, B, n_in)) if need_zbar else np.zeros((0, B, n_in))
-    empty = np.zeros((0, 0))
     Vbar_next = ext_V[T].copy()
     Sbar = ext_S[T].copy()
     cell.spike_to_membrane(1, s[T], Sbar, Vbar_next)
     Ibar_next = np.zeros((B, N))
+    Vbar = np.empty((B, N))
+    Ibar = np.empty((B, N))
+    J = np.empty((B, N))  # adjoint of I_{t+1}
     for t in range(T - 1, -1, -1):
-        Vbar = ext_V[t].copy()
-        Ibar = np.zeros((B, N))
-        Sbar = ext_S[t].copy()
-        zb = zbar[t] if need_zbar else empty
-        cell.vjp_step(1, rho[t], c[t], alpha, beta, g, syn_old, W_in, W_rec,
-                      Vbar_next, Ibar_next, empty, Vbar, Ibar, Sbar, zb, z[t], S[t], gW_in, gW_rec, gb)
-        cell.spike_to_membrane(1, s[t], Sbar, Vbar)
-        Vbar_next = Vbar
-        Ibar_next = Ibar
-    return Vbar_next, Ibar_next, gW_in, gW_rec, gb, zbar
+        for bb in range(B):
+            for i in range(N):
+                mbar = rho[t, bb, i] * Vbar_next[bb, i]
+                Vbar[bb, i] = ext_V[t, bb, i] + (c[t, bb, i] * Vbar_next[bb, i] + beta[i] * mbar)
+                if syn_old:
+                    Jb = Ibar_next[bb, i]
+                    ib = g[i] * mbar
+                else:
+                    Jb = Ibar_next[bb, i] + g[i] * mbar
+                    ib = 0.0
+                Ibar[bb, i] = ib + alpha[i] * Jb
+                J[bb, i] = Jb
+                gb[i] += Jb
+        Sbar[:, :] = ext_S[t]
+        cell.gemm(False, False, 1.0, J, W_rec, 1.0, Sbar)
+        if need_zbar:
+            cell.gemm(False, False, 1.0, J, W_in, 1.0, zbar[t])
+        cell.outer_acc_t(J, z[t], gW_inT)
+        cell.outer_acc_t(J, S[t], gW_recT)
+        for bb in range(B):
+            for i in range(N):
+                Vbar[bb, i] += s[t, bb, i] * Sbar[bb, i]
+        Vbar_next, Vbar = Vbar, Vbar_next
+        Ibar_next, Ibar = Ibar, Ibar_next
+    return Vbar_next, Ibar_next, np.ascontiguousarray(gW_inT.T), np.ascontiguousarray(gW_recT.T), gb, zbar
 
 
 def backward(cfg: NetworkConfig, params: dict, traj, ybar: np.ndarray) -> dict:

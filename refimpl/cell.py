@@ -393,3 +393,648 @@ def vjp2_step(s, s2, rho, m, theta, beta, g, syn_old, reset, reset_grad,
                 mbar_extra[i] = -s[i] * w
             else:
                 Vbar[i] += -theta * s2[i] * w
+
+
+# ---------------------------------------------------------------------------
+# dense linear algebra inside kernels: BLAS/LAPACK through SciPy's Cython exports
+# ---------------------------------------------------------------------------
+#
+# The fused single-layer kernels below call dgemm, dtrsm, dgeqrf and dorgqr
+# directly, on preallocated buffers and without copies: a block of ``k``
+# state vectors is stored as rows ``X (k, M)`` (C order), which is the
+# column-major ``M×k`` matrix that LAPACK factorizes in place. The symbols are
+# registered with LLVM under our own names at import time, so that the
+# kernels stay cacheable (``cache=True``).
+
+import llvmlite.binding as _llvm  # noqa: E402
+from numba import types as _nt  # noqa: E402
+from numba.core import cgutils as _cgutils  # noqa: E402
+from numba.extending import get_cython_function_address as _cython_address  # noqa: E402
+from numba.extending import intrinsic as _intrinsic  # noqa: E402
+
+_PI = _nt.CPointer(_nt.int32)
+_PD = _nt.CPointer(_nt.float64)
+_PC = _nt.CPointer(_nt.int8)
+
+
+def _bind(module, name, *argtypes):
+    symbol = "refimpl_" + name
+    _llvm.add_symbol(symbol, _cython_address(module, name))
+    return _nt.ExternalFunction(symbol, _nt.void(*argtypes))
+
+
+_dgemm = _bind("scipy.linalg.cython_blas", "dgemm",
+               _PC, _PC, _PI, _PI, _PI, _PD, _PD, _PI, _PD, _PI, _PD, _PD, _PI)
+_dtrsm = _bind("scipy.linalg.cython_blas", "dtrsm",
+               _PC, _PC, _PC, _PC, _PI, _PI, _PD, _PD, _PI, _PD, _PI)
+_dgeqrf = _bind("scipy.linalg.cython_lapack", "dgeqrf", _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
+_dorgqr = _bind("scipy.linalg.cython_lapack", "dorgqr", _PI, _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
+_dgeqrt = _bind("scipy.linalg.cython_lapack", "dgeqrt", _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
+_dgemqrt = _bind("scipy.linalg.cython_lapack", "dgemqrt",
+                 _PC, _PC, _PI, _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
+
+
+@_intrinsic
+def _int_ptr(typingctx, x):
+    """Pointer to a stack copy of ``x`` as a Fortran INTEGER."""
+    def codegen(context, builder, sig, args):
+        return _cgutils.alloca_once_value(builder, context.cast(builder, args[0], sig.args[0], _nt.int32))
+    return _PI(x), codegen
+
+
+@_intrinsic
+def _dbl_ptr(typingctx, x):
+    """Pointer to a stack copy of ``x`` as a DOUBLE PRECISION."""
+    def codegen(context, builder, sig, args):
+        return _cgutils.alloca_once_value(builder, context.cast(builder, args[0], sig.args[0], _nt.float64))
+    return _PD(x), codegen
+
+
+@_intrinsic
+def _chr_ptr(typingctx, x):
+    """Pointer to a stack copy of the character code ``x``."""
+    def codegen(context, builder, sig, args):
+        return _cgutils.alloca_once_value(builder, context.cast(builder, args[0], sig.args[0], _nt.int8))
+    return _PC(x), codegen
+
+
+@_intrinsic
+def _data_ptr(typingctx, a):
+    """The data pointer of a float64 array."""
+    def codegen(context, builder, sig, args):
+        return context.make_array(sig.args[0])(context, builder, args[0]).data
+    return _PD(a), codegen
+
+
+_N, _T, _L, _R, _U = 78, 84, 76, 82, 85  # 'N', 'T', 'L', 'R', 'U'
+
+
+@njit(cache=True)
+def _check_rows(X):
+    if (X.shape[1] > 1 and X.strides[1] != 8) or (X.shape[0] > 1 and X.strides[0] != 8 * X.shape[1]):
+        raise ValueError("BLAS kernels need C-contiguous float64 arrays")
+
+
+@njit(cache=True)
+def gemm(trans_a, trans_b, alpha, A, B, beta, C):
+    """``C = alpha op(A) op(B) + beta C`` for C-contiguous 2-d arrays (row-major dgemm)."""
+    m, n = C.shape
+    kk = A.shape[0] if trans_a else A.shape[1]
+    _check_rows(A)
+    _check_rows(B)
+    _check_rows(C)
+    if m == 0 or n == 0:
+        return
+    if kk == 0:
+        for i in range(m):
+            for j in range(n):
+                C[i, j] = beta * C[i, j] if beta != 0.0 else 0.0
+        return
+    # column-major view: Cᵀ = op(B)ᵀ op(A)ᵀ
+    _dgemm(_chr_ptr(_T if trans_b else _N), _chr_ptr(_T if trans_a else _N), _int_ptr(n), _int_ptr(m),
+           _int_ptr(kk), _dbl_ptr(alpha), _data_ptr(B), _int_ptr(max(1, B.shape[1])), _data_ptr(A),
+           _int_ptr(max(1, A.shape[1])), _dbl_ptr(beta), _data_ptr(C), _int_ptr(max(1, n)))
+
+
+#: from this many columns (and rows) on, the QR runs blocked (compact WY, LAPACK dgeqrt +
+#: dgemqrt, panels of QR_BLOCK columns): LAPACK's dgeqrf/dorgqr stay unblocked below 128 columns,
+#: and the blocked code is faster from about 32 columns of length 256 on (measured)
+QR_BLOCKED_FROM = 32
+QR_BLOCKED_ROWS = 256
+QR_BLOCK = 16
+
+
+@njit(cache=True)
+def qr_work(k, M):
+    """Workspace of :func:`qr_rows` for ``k`` columns of length ``M``."""
+    return np.empty(max(64 * k, QR_BLOCK * (k + M) + k * M))
+
+
+@njit(cache=True)
+def qr_rows(X, R, tau, work):
+    """Thin QR with ``diag R ≥ 0`` of the ``M×k`` matrix whose columns are the rows of ``X (k, M)``.
+
+    In place: ``X`` receives the rows of ``Q`` (``Qᵀ``), ``R`` the ``k×k`` factor,
+    signs fixed as in :func:`refimpl.qr.qr_positive`. Householder QR through
+    LAPACK: dgeqrf + dorgqr, or for ``k ≥ QR_BLOCKED_FROM, M ≥ QR_BLOCKED_ROWS`` the blocked
+    dgeqrt + dgemqrt (the same factorization up to rounding). ``tau (k,)`` and
+    ``work`` (:func:`qr_work`) are workspace.
+    """
+    k, M = X.shape
+    info = np.zeros(1, np.int32)
+    if k >= QR_BLOCKED_FROM and M >= QR_BLOCKED_ROWS:
+        nb = QR_BLOCK
+        Tw = work[:nb * k]
+        lw = work[nb * k:nb * (k + M)]
+        Y = work[nb * (k + M):nb * (k + M) + k * M]
+        _dgeqrt(_int_ptr(M), _int_ptr(k), _int_ptr(nb), _data_ptr(X), _int_ptr(M), _data_ptr(Tw),
+                _int_ptr(nb), _data_ptr(lw), info.ctypes)
+        for i in range(k):
+            for j in range(k):
+                R[i, j] = X[j, i] if j >= i else 0.0
+        for j in range(k * M):
+            Y[j] = 0.0
+        for i in range(k):
+            Y[i * M + i] = 1.0
+        # Q = H_1 ⋯ H_b [I_k; 0], applied to the first k columns of the identity
+        _dgemqrt(_chr_ptr(_L), _chr_ptr(_N), _int_ptr(M), _int_ptr(k), _int_ptr(k), _int_ptr(nb),
+                 _data_ptr(X), _int_ptr(M), _data_ptr(Tw), _int_ptr(nb), _data_ptr(Y), _int_ptr(M),
+                 _data_ptr(lw), info.ctypes)
+        for i in range(k):
+            for j in range(M):
+                X[i, j] = Y[i * M + j]
+    else:
+        _dgeqrf(_int_ptr(M), _int_ptr(k), _data_ptr(X), _int_ptr(M), _data_ptr(tau), _data_ptr(work),
+                _int_ptr(work.size), info.ctypes)
+        for i in range(k):
+            for j in range(k):
+                R[i, j] = X[j, i] if j >= i else 0.0
+        _dorgqr(_int_ptr(M), _int_ptr(k), _int_ptr(k), _data_ptr(X), _int_ptr(M), _data_ptr(tau),
+                _data_ptr(work), _int_ptr(work.size), info.ctypes)
+    for i in range(k):
+        if R[i, i] < 0.0:
+            for j in range(k):
+                R[i, j] = -R[i, j]
+            for j in range(M):
+                X[i, j] = -X[i, j]
+
+
+@njit(cache=True)
+def solve_rt_rows(R, X):
+    """In place ``Bᵀ ← Bᵀ R⁻ᵀ`` for ``B`` given by its rows ``X (k, M)`` (dtrsm, no inverse)."""
+    k, M = X.shape
+    # column-major: X is B (M×k); R in row-major storage is Rᵀ (lower) in column-major
+    _dtrsm(_chr_ptr(_R), _chr_ptr(_L), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(M), _int_ptr(k),
+           _dbl_ptr(1.0), _data_ptr(R), _int_ptr(k), _data_ptr(X), _int_ptr(M))
+
+
+# ---------------------------------------------------------------------------
+# fused single-layer kernels: the whole QR iteration (spectrum) and the whole
+# reverse pass of the flossing loss in one compiled call each
+# ---------------------------------------------------------------------------
+#
+# A block of k tangent vectors of a one-layer network is stored as rows
+# ``X (k, M)``: ``X[:, :N]`` the V-part, ``X[:, N:]`` the I-part (clif,
+# ``has_I``); map cells have ``M = N`` and no I-part. These kernels compute
+# exactly what ``network.apply_D`` / ``apply_DT``, :func:`vjp2_step` and
+# ``refimpl.qr`` compute step by step (the formulas are the same, line for
+# line; only the order of some sums differs, so results agree to rounding),
+# without Python between the steps. Trajectory arrays are those of the one
+# trajectory: ``(T+1, N)`` or ``(T, N)``.
+
+@njit(cache=True)
+def tangent_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, X, Y, a, H):
+    """``Y = D_t X`` for the rows ``X (k, M)`` (as :func:`jvp_step` without input or parameter tangent).
+
+    ``a, H (k, N)`` are workspace; on return ``a = s ⊙ qV`` and ``H = a W_recᵀ``.
+    """
+    k = X.shape[0]
+    N = W_rec.shape[0]
+    for r in range(k):
+        for i in range(N):
+            a[r, i] = s[i] * X[r, i]
+    gemm(False, True, 1.0, a, W_rec, 0.0, H)
+    for r in range(k):
+        for i in range(N):
+            qV = X[r, i]
+            qI = X[r, N + i] if has_I else 0.0
+            dIn = alpha[i] * qI + H[r, i]
+            dIt = qI if syn_old else dIn
+            dm = beta[i] * qV + g[i] * dIt
+            Y[r, i] = rho[i] * dm + c[i] * qV
+            if has_I:
+                Y[r, N + i] = dIn
+
+
+@njit(cache=True)
+def _abs_max(X):
+    mx = 0.0
+    for r in range(X.shape[0]):
+        for i in range(X.shape[1]):
+            v = abs(X[r, i])
+            if v > mx:
+                mx = v
+    return mx
+
+
+@njit(cache=True)
+def benettin_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warmup, ons):
+    """The QR iteration of MODEL §6 for one layer, all steps in one call.
+
+    Returns ``diagR (n_qr, k)`` (``diag R ≥ 0`` of every QR step), ``amax (n_qr,)``
+    (``max |A|`` of each factorized ``A``, for the rank test), ``pr (n_qr,)`` (the
+    participation ratio of the first column of ``Q``) and the final rows of ``Q``.
+    """
+    T = rho.shape[0]
+    k, M = Q0rows.shape
+    N = W_rec.shape[0]
+    n_qr = (T - warmup) // ons if T > warmup else 0
+    diagR = np.empty((n_qr, k))
+    amax = np.empty(n_qr)
+    pr = np.empty(n_qr)
+    X = Q0rows.copy()
+    Y = np.empty((k, M))
+    a = np.empty((k, N))
+    H = np.empty((k, N))
+    R = np.empty((k, k))
+    tau = np.empty(k)
+    work = qr_work(k, M)
+    q = 0
+    for t in range(warmup, T):
+        tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_rec, X, Y, a, H)
+        X, Y = Y, X
+        if (t + 1 - warmup) % ons == 0:
+            amax[q] = _abs_max(X)
+            qr_rows(X, R, tau, work)
+            s2sum = 0.0
+            s4sum = 0.0
+            for i in range(M):
+                v2 = X[0, i] * X[0, i]
+                s2sum += v2
+                s4sum += v2 * v2
+            pr[q] = s2sum * s2sum / s4sum
+            for i in range(k):
+                diagR[q, i] = R[i, i]
+            q += 1
+    return diagR, amax, pr, X
+
+
+@njit(cache=True)
+def floss_forward_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warmup, ons, every):
+    """Forward pass of the flossing loss for one layer.
+
+    Keeps the rows of ``Q_t`` at every ``every``-th step of the schedule
+    (``Qck[j // every]`` holds the input of step ``warmup + j``; the last slot
+    holds the final ``Q``) and, for ``every == 1``, every ``R`` (``Rs``; with
+    checkpointing the backward pass recomputes them segment by segment).
+    Returns ``Qck, Rs, diagR, amax``.
+    """
+    T = rho.shape[0]
+    k, M = Q0rows.shape
+    N = W_rec.shape[0]
+    n = T - warmup
+    n_qr = n // ons
+    n_ck = (n + every - 1) // every
+    Qck = np.empty((n_ck + 1, k, M))
+    Rs = np.empty((n_qr if every == 1 else 0, k, k))
+    diagR = np.empty((n_qr, k))
+    amax = np.empty(n_qr)
+    X = Q0rows.copy()
+    Y = np.empty((k, M))
+    a = np.empty((k, N))
+    H = np.empty((k, N))
+    R = np.empty((k, k))
+    tau = np.empty(k)
+    work = qr_work(k, M)
+    q = 0
+    for j in range(n):
+        t = warmup + j
+        if j % every == 0:
+            Qck[j // every] = X
+        tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_rec, X, Y, a, H)
+        X, Y = Y, X
+        if (j + 1) % ons == 0:
+            amax[q] = _abs_max(X)
+            qr_rows(X, R, tau, work)
+            for i in range(k):
+                diagR[q, i] = R[i, i]
+            if every == 1:
+                Rs[q] = R
+            q += 1
+    Qck[n_ck] = X
+    return Qck, Rs, diagR, amax
+
+
+@njit(cache=True)
+def _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mbar_extra, J1, Sb,
+                        z, S, gW_inT, gW_recT, gb):
+    """``(V̄_t, Ī_t) = D_tᵀ (V̄_{t+1}, Ī_{t+1})`` (+ an adjoint ``m̄`` injected at ``m_t``), in place.
+
+    Accumulates the parameter gradients ``J zᵀ, J Sᵀ, J`` (``J``: the adjoint
+    of ``I_{t+1}``, in ``J1 (1, N)``; the weight gradients transposed, skipping
+    the zeros of spikes and inputs). ``Sb (1, N)`` is workspace.
+    """
+    N = xV.shape[0]
+    for i in range(N):
+        mbar = rho[t, i] * xV[i] + mbar_extra[i]
+        vb = c[t, i] * xV[i] + beta[i] * mbar
+        if syn_old:
+            J = xI[i]
+            ib = g[i] * mbar
+        else:
+            J = xI[i] + g[i] * mbar
+            ib = 0.0
+        xI[i] = ib + alpha[i] * J
+        xV[i] = vb
+        J1[0, i] = J
+        gb[i] += J
+    gemm(False, False, 1.0, J1, W_rec, 0.0, Sb)
+    for i in range(N):
+        xV[i] += s[t, i] * Sb[0, i]
+    outer_acc_t(J1, z[t:t + 1], gW_inT)
+    outer_acc_t(J1, S[t:t + 1], gW_recT)
+
+
+@njit(cache=True)
+def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I, reset, reset_grad,
+                        W_rec, z, S, Qck, Rs, rbar, warmup, ons, transient, every):
+    """Reverse pass of the flossing loss for one layer (docs/derivations.md §4), all steps in one call.
+
+    ``rbar (k,)``: ``∂L/∂ log R_ii`` of each counted QR step (``λ̄ / n_steps``).
+    Returns ``gW_in, gW_rec, gb`` and the adjoint ``(V̄_0, Ī_0)`` of the initial state.
+    """
+    T = rho.shape[0]
+    N = W_rec.shape[0]
+    n_in = z.shape[1]
+    k, M = Qck.shape[1], Qck.shape[2]
+    n = T - warmup
+    n_ck = Qck.shape[0] - 1
+    attached = reset_grad == GRAD_ATTACHED
+    zero_att = attached and reset == RESET_ZERO
+    gW_rec = np.zeros((N, N))
+    gW_recT = np.zeros((N, N))
+    gW_inT = np.zeros((n_in, N))
+    gb = np.zeros(N)
+    xV = np.zeros(N)
+    xI = np.zeros(N)
+    J1 = np.empty((1, N))
+    Sb = np.empty((1, N))
+    Qb = np.zeros((k, M))        # adjoint of Q_{t+1}
+    Ab = np.empty((k, M))        # adjoint of A_t
+    Jk = np.empty((k, N))        # adjoint of the I-part of A_t's image: Ī' + g m̄ per row
+    JW = np.empty((k, N))
+    a = np.empty((k, N))
+    H = np.empty((k, N))
+    Mx = np.empty((k, k))
+    Cs = np.empty((k, k))
+    vdir = np.empty(N)
+    mex = np.zeros(N)
+    # the W_rec gradient of the second-order term, Σ_t Jₜᵀ (s ⊙ qV), in chunks of steps
+    chunk = max(1, 256 // k)
+    Jc = np.empty((chunk * k, N))
+    ac = np.empty((chunk * k, N))
+    nc = 0
+    # segment workspace (checkpointing: recompute Q_t, R_t inside each segment)
+    L = every if every > 1 else 0
+    Qseg = np.empty((L + 1 if L > 0 else 0, k, M))
+    Rseg = np.empty((L, k, k))
+    Y = np.empty((k, M))
+    R = np.empty((k, k))
+    tau = np.empty(k)
+    work = qr_work(k, M)
+    for sidx in range(n_ck - 1, -1, -1):
+        j0 = sidx * every
+        j1 = min(j0 + every, n)
+        if every > 1:
+            Qseg[0] = Qck[sidx]
+            for i in range(j1 - j0):
+                j = j0 + i
+                t = warmup + j
+                tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_rec,
+                             Qseg[i], Qseg[i + 1], a, H)
+                if (j + 1) % ons == 0:
+                    qr_rows(Qseg[i + 1], Rseg[i], tau, work)
+        for i in range(j1 - j0 - 1, -1, -1):
+            j = j0 + i
+            t = warmup + j
+            if every > 1:
+                Qt = Qseg[i]
+                Qn = Qseg[i + 1]
+            else:
+                Qt = Qck[j]
+                Qn = Qck[j + 1]
+            # ---- Ā_t from Q̄_{t+1} (and R̄_{t+1} at counted QR steps): the QR reverse rule
+            if (j + 1) % ons == 0:
+                q = (j + 1) // ons - 1
+                Rq = Rseg[i] if every > 1 else Rs[q]
+                counted = q >= transient
+                # Mx = R R̄ᵀ - Q̄ᵀ Q with R̄ = diag(rbar / diag R)
+                gemm(False, True, -1.0, Qb, Qn, 0.0, Mx)
+                if counted:
+                    for r in range(k):
+                        for cc in range(r, k):
+                            Mx[r, cc] += Rq[r, cc] * (rbar[cc] / Rq[cc, cc])
+                for r in range(k):
+                    for cc in range(k):
+                        Cs[r, cc] = Mx[r, cc] if r >= cc else Mx[cc, r]
+                # Ā = (Q̄ + Q copyltu(M)) R⁻ᵀ
+                Ab[:, :] = Qb
+                gemm(False, False, 1.0, Cs, Qn, 1.0, Ab)
+                solve_rt_rows(Rq, Ab)
+            else:
+                Ab[:, :] = Qb
+            # ---- Q̄_t = D_tᵀ Ā (first order) and the second-order terms of ⟨Ā, D_t Q_t⟩
+            for r in range(k):
+                for i2 in range(N):
+                    aV = Ab[r, i2]
+                    aI = Ab[r, N + i2] if has_I else 0.0
+                    mb = rho[t, i2] * aV
+                    Qb[r, i2] = c[t, i2] * aV + beta[i2] * mb
+                    if syn_old:
+                        J = aI
+                        ib = g[i2] * mb
+                    else:
+                        J = aI + g[i2] * mb
+                        ib = 0.0
+                    if has_I:
+                        Qb[r, N + i2] = ib + alpha[i2] * J
+                    Jk[r, i2] = J
+                    a[r, i2] = s[t, i2] * Qt[r, i2]
+            gemm(False, False, 1.0, Jk, W_rec, 0.0, JW)
+            for r in range(k):
+                for i2 in range(N):
+                    Qb[r, i2] += s[t, i2] * JW[r, i2]
+            # ∂/∂W_rec of ⟨J, W_rec (s ⊙ qV)⟩, batched over a chunk of steps
+            Jc[nc * k:(nc + 1) * k] = Jk
+            ac[nc * k:(nc + 1) * k] = a
+            nc += 1
+            if nc == chunk:
+                gemm(True, False, 1.0, Jc, ac, 1.0, gW_rec)
+                nc = 0
+            # σ'' through s ⊙ qV, and the reset derivative (attached)
+            for i2 in range(N):
+                vdir[i2] = 0.0
+                mex[i2] = 0.0
+            for r in range(k):
+                for i2 in range(N):
+                    vdir[i2] += Qt[r, i2] * JW[r, i2]
+            for i2 in range(N):
+                vdir[i2] *= s2[t, i2]
+            if attached and reset != RESET_NONE:
+                if zero_att:
+                    # q_m = β qV + g q̃I, the tangent of m_t along each row of Q_t
+                    gemm(False, True, 1.0, a, W_rec, 0.0, H)
+                for i2 in range(N):
+                    w = 0.0
+                    for r in range(k):
+                        w += Ab[r, i2] * Qt[r, i2]
+                    if zero_att:
+                        wm = 0.0
+                        for r in range(k):
+                            qI = Qt[r, N + i2] if has_I else 0.0
+                            dIn = alpha[i2] * qI + H[r, i2]
+                            dIt = qI if syn_old else dIn
+                            wm += Ab[r, i2] * (beta[i2] * Qt[r, i2] + g[i2] * dIt)
+                        vdir[i2] += -s[t, i2] * wm - m[t, i2] * s2[t, i2] * w
+                        mex[i2] = -s[t, i2] * w
+                    else:
+                        vdir[i2] += -theta * s2[t, i2] * w
+            # ---- the state adjoint x̄_t = D_tᵀ x̄_{t+1} (+ m̄ injection) + the direct terms
+            _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mex, J1, Sb,
+                                z, S, gW_inT, gW_recT, gb)
+            for i2 in range(N):
+                xV[i2] += vdir[i2]
+    if nc > 0:
+        gemm(True, False, 1.0, Jc[:nc * k], ac[:nc * k], 1.0, gW_rec)
+    for i2 in range(N):
+        mex[i2] = 0.0
+    for t in range(warmup - 1, -1, -1):
+        _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mex, J1, Sb,
+                            z, S, gW_inT, gW_recT, gb)
+    gW_in = np.ascontiguousarray(gW_inT.T)
+    for i2 in range(N):
+        for j in range(N):
+            gW_rec[i2, j] += gW_recT[j, i2]
+    return gW_in, gW_rec, gb, xV, xI
+
+
+# ---------------------------------------------------------------------------
+# batched forward and BPTT of one layer: spike inputs are mostly zeros, so the
+# products with them are formed from the nonzero entries where that pays
+# ---------------------------------------------------------------------------
+
+#: a row block with at most this fraction of nonzeros is multiplied sparsely
+SPARSE_DENSITY = 0.125
+
+
+@njit(cache=True)
+def _nonzeros(X):
+    n = 0
+    for r in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            if X[r, j] != 0.0:
+                n += 1
+    return n
+
+
+@njit(cache=True)
+def matmul_wt(X, W, WT, beta, out):
+    """``out = X Wᵀ + beta·out`` (``X (B, n)``, ``W (N, n)``, ``WT = Wᵀ`` contiguous).
+
+    Sparse ``X`` (at most :data:`SPARSE_DENSITY` nonzeros, e.g. spikes) is
+    multiplied as a sum of the rows of ``WT`` that its nonzeros select; the
+    result is the same up to the order of the additions.
+    """
+    B, n = X.shape
+    if _nonzeros(X) > SPARSE_DENSITY * B * n:
+        gemm(False, True, 1.0, X, W, beta, out)
+        return
+    N = out.shape[1]
+    for r in range(B):
+        if beta == 0.0:
+            for i in range(N):
+                out[r, i] = 0.0
+        elif beta != 1.0:
+            for i in range(N):
+                out[r, i] *= beta
+        for j in range(n):
+            x = X[r, j]
+            if x != 0.0:
+                for i in range(N):
+                    out[r, i] += x * WT[j, i]
+
+
+@njit(cache=True)
+def outer_acc_t(J, X, GT):
+    """``GT += Xᵀ J`` i.e. ``G += Jᵀ X`` stored transposed (``GT (n, N)``), skipping zeros of ``X``."""
+    B, n = X.shape
+    N = J.shape[1]
+    if _nonzeros(X) > SPARSE_DENSITY * B * n:
+        gemm(True, False, 1.0, X, J, 1.0, GT)
+        return
+    for r in range(B):
+        for j in range(n):
+            x = X[r, j]
+            if x != 0.0:
+                for i in range(N):
+                    GT[j, i] += x * J[r, i]
+
+
+@njit(cache=True)
+def _step_linearized(V, I, S, s, I_new, b, alpha, beta, g, theta, syn_old, reset, reset_grad,
+                     V_out, I_out, m, rho, c):
+    """One step of :func:`forward_step` on ``(B, N)`` views, with ``m, ρ̂, c`` of :func:`linearize`."""
+    B, N = V.shape
+    attached = reset_grad == GRAD_ATTACHED
+    for bb in range(B):
+        for i in range(N):
+            I_next = alpha[i] * I[bb, i] + I_new[bb, i] + b[i]
+            I_out[bb, i] = I_next
+            I_tilde = I[bb, i] if syn_old else I_next
+            mm = beta[i] * V[bb, i] + g[i] * I_tilde
+            St = S[bb, i]
+            r = 1.0
+            cc = 0.0
+            if reset == RESET_ZERO:
+                v = (1.0 - St) * mm
+                if reset_grad != GRAD_IGNORED:
+                    r = 1.0 - St
+                if attached:
+                    cc = -mm * s[bb, i]
+            elif reset == RESET_SUBTRACT:
+                v = mm - theta * St
+                if attached:
+                    cc = -theta * s[bb, i]
+            else:
+                v = mm
+            V_out[bb, i] = v
+            m[bb, i] = mm
+            rho[bb, i] = r
+            c[bb, i] = cc
+
+
+@njit(cache=True)
+def _activations(V, theta, act, sur, gamma, smooth, S, s, s2):
+    B, N = V.shape
+    for bb in range(B):
+        for i in range(N):
+            v = V[bb, i]
+            S[bb, i] = activation(v, theta, act, sur, gamma, smooth)
+            s[bb, i] = activation_d1(v, theta, act, sur, gamma)
+            s2[bb, i] = activation_d2(v, theta, act, sur, gamma)
+
+
+@njit(cache=True)
+def forward_linearized(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset, reset_grad,
+                       act, sur, gamma, smooth):
+    """:func:`forward` and :func:`linearize` in one pass: ``V, I, S, s, s2, m, ρ̂, c``.
+
+    Same formulas, same shapes; the products ``W_in z_t`` and ``W_rec S_t``
+    skip the zeros of sparse inputs and spikes (:func:`matmul_wt`).
+    """
+    T, B, n_in = z.shape
+    N = V0.shape[0]
+    V = np.empty((T + 1, B, N))
+    I = np.empty((T + 1, B, N))
+    S = np.empty((T + 1, B, N))
+    s = np.empty((T + 1, B, N))
+    s2 = np.empty((T + 1, B, N))
+    m = np.empty((T, B, N))
+    rho = np.empty((T, B, N))
+    c = np.empty((T, B, N))
+    W_inT = np.ascontiguousarray(W_in.T)
+    W_recT = np.ascontiguousarray(W_rec.T)
+    I_new = np.empty((B, N))
+    for bb in range(B):
+        for i in range(N):
+            V[0, bb, i] = V0[i]
+            I[0, bb, i] = I0[i]
+    for t in range(T + 1):
+        _activations(V[t], theta, act, sur, gamma, smooth, S[t], s[t], s2[t])
+        if t == T:
+            break
+        matmul_wt(z[t], W_in, W_inT, 0.0, I_new)
+        matmul_wt(S[t], W_rec, W_recT, 1.0, I_new)
+        _step_linearized(V[t], I[t], S[t], s[t], I_new, b, alpha, beta, g, theta, syn_old, reset, reset_grad,
+                         V[t + 1], I[t + 1], m[t], rho[t], c[t])
+    return V, I, S, s, s2, m, rho, c

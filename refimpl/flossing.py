@@ -9,11 +9,16 @@ states themselves (BPTT of the state trajectory, which carries the
 dependence of every ``D_t`` on earlier parameters back to ``x_0``).
 
 Memory. Reverse mode needs ``Q_t`` at every step ``t ≥ warmup``. Stored
-outright that is ``(T - warmup)·M·k`` doubles. With ``checkpoint_every = c``
-only every ``c``-th ``Q_t`` is kept and each segment is recomputed during the
-backward pass: ``(⌈(T - warmup)/c⌉ + c)·M·k`` doubles for one extra forward
-product per step. Both add the trajectory and its linearization, about
-``(3 + 5)·(T+1)·Σ N_l`` doubles, and ``n_QR·k²`` for the ``R`` factors.
+outright that is ``(T - warmup)·M·k`` doubles, plus ``n_QR·k²`` for the ``R``
+factors. With ``checkpoint_every = c`` only every ``c``-th ``Q_t`` is kept and
+each segment is recomputed during the backward pass: ``(⌈(T - warmup)/c⌉ + c)·M·k``
+doubles for one extra forward product (and QR) per step; the one-layer
+kernels recompute the segment's ``R`` factors too (``c·k²``). Both add the
+trajectory and its linearization, about ``(3 + 5)·(T+1)·Σ N_l`` doubles.
+One-layer networks run the whole forward and reverse pass in two compiled
+calls (:func:`cell.floss_forward_rows`, :func:`cell.floss_backward_rows`;
+docs/performance.md); the step-by-step code below serves deeper networks, and
+the two are compared on one-layer networks (tests/test_bench.py).
 
 The forward-mode :func:`directional_derivative` differentiates the same
 computation with the QR tangent rule and :func:`cell.jvp2_step`; it shares
@@ -27,7 +32,7 @@ import numpy as np
 
 from . import cell
 from .config import FlossConfig, LyapunovConfig, NetworkConfig
-from .lyapunov import _zero_diagonal, check_lyapunov, qr_steps
+from .lyapunov import _zero_diagonal, check_lyapunov, fused_ok, layer_arrays, qr_diagnostics, qr_steps
 from .network import (EMPTY2, apply_D, apply_DT, check_inputs, check_params, initial_state_names,
                       layers_of, pack, param_shapes, simulate, unpack)
 from .qr import qr_backward, qr_jvp, qr_positive
@@ -87,6 +92,8 @@ def value_and_grad(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfi
         raise ValueError(f"checkpoint_every must be None or an integer >= 1, got {checkpoint_every!r}")
     keys = _flossed_keys(cfg, fcfg)
     params, traj, Q0 = _prepare(cfg, params, inputs, lcfg, Q0)
+    if fused_ok(cfg) and qr_backward is _QR_BACKWARD:
+        return _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, checkpoint_every or 1, keys)
     Ls = layers_of(cfg)
     sched = qr_steps(traj.T, lcfg)
     c = checkpoint_every or 1
@@ -140,6 +147,46 @@ def value_and_grad(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfi
         grads[f"layer{l + 1}/{names[0]}"] += xbar[l][0][0]
         if len(names) == 2:
             grads[f"layer{l + 1}/{names[1]}"] += xbar[l][1][0]
+    return FlossResult(loss, lam, {key: grads[key] for key in keys}, n_steps)
+
+
+_QR_BACKWARD = qr_backward
+
+
+def _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, every, keys):
+    """:func:`value_and_grad` for one-layer networks: one compiled call forward, one backward.
+
+    Same schedule, same formulas and same memory plan as the step-by-step
+    path (docs/derivations.md §4); with ``every > 1`` the ``R`` factors are
+    recomputed inside each segment too, so only the checkpoints are stored.
+    """
+    L, W_in, W_rec, s, s2, m, rho, c, z, S = layer_arrays(cfg, params, traj)
+    traj.V = traj.I = traj.lin = None   # the kernels need only the arrays above: free the rest
+    if not (L.reset_grad == cell.GRAD_ATTACHED and L.reset == cell.RESET_ZERO):
+        m = np.zeros((0, m.shape[1]))   # m_t enters only for attached zero reset
+    has_I = cfg.cell == "clif"
+    Qck, Rs, diagR, amax = cell.floss_forward_rows(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I,
+                                                   W_rec, np.ascontiguousarray(Q0.T), lcfg.warmup,
+                                                   lcfg.ons, every)
+    logd, zero = qr_diagnostics(diagR, amax, max(Q0.shape))
+    bad = np.nonzero(zero.any(axis=1))[0]
+    if bad.size:
+        q = bad[0]
+        raise _degenerate_error(lcfg.warmup + (q + 1) * lcfg.ons - 1, np.nonzero(zero[q])[0], lcfg)
+    logs = logd[lcfg.transient:]
+    n_steps = logs.shape[0] * lcfg.ons
+    lam = np.sum(logs, axis=0) / n_steps
+    k = lcfg.k
+    loss = float(np.mean((lam - fcfg.target) ** 2))
+    rbar = 2.0 * (lam - fcfg.target) / k / n_steps
+    gW_in, gW_rec, gb, V0bar, I0bar = cell.floss_backward_rows(
+        s, s2, m, rho, c, L.alpha, L.beta, L.g, L.theta, L.syn_old, has_I, L.reset, L.reset_grad,
+        W_rec, z, S, Qck, Rs, rbar, lcfg.warmup, lcfg.ons, lcfg.transient, every)
+    del Qck, Rs
+    names = initial_state_names(cfg)
+    grads = {"layer1/W_in": gW_in, "layer1/W_rec": gW_rec, "layer1/b": gb, f"layer1/{names[0]}": V0bar}
+    if len(names) == 2:
+        grads[f"layer1/{names[1]}"] = I0bar
     return FlossResult(loss, lam, {key: grads[key] for key in keys}, n_steps)
 
 

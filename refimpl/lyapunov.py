@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import cell
 from .config import LyapunovConfig, NetworkConfig
 from .network import (apply_D, check_inputs, check_params, layers_of, pack, select, simulate,
                       step, unpack)
@@ -156,6 +157,8 @@ def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: n
     digits.
     ``on_step(t, Q_blocks)`` is called before each product (for checkpoints).
     """
+    if on_step is None and fused_ok(cfg):
+        return _benettin_fused(cfg, params, traj, lcfg, Q0)
     Ls = layers_of(cfg)
     blocks = unpack(cfg, Q0.T)
     logs, prs, degenerate = [], [], []
@@ -189,6 +192,69 @@ def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: n
                       f"product lost relative precision; use a smaller lyapunov.ons", PrecisionWarning,
                       stacklevel=3)
     return np.array(logs), pack(cfg, blocks).T, float(np.mean(prs)), cond, degenerate
+
+
+#: the step kernels as imported; a replaced one (``gradcheck.inject``) must reach the results,
+#: so the fused kernels, which inline them, are then not used
+_PRISTINE = {name: getattr(cell, name) for name in ("jvp_step", "vjp_step", "vjp2_step", "spike_to_membrane")}
+
+
+def fused_ok(cfg: NetworkConfig) -> bool:
+    """Whether the fused one-layer kernels (:func:`cell.benettin_rows` etc.) apply.
+
+    They compute the same formulas as the step-by-step path (results agree to
+    rounding) for every one-layer network; multi-layer networks, and a run with
+    a deliberately replaced step kernel, take the step-by-step path.
+    """
+    return cfg.n_layers == 1 and all(getattr(cell, name) is fn for name, fn in _PRISTINE.items())
+
+
+def layer_arrays(cfg: NetworkConfig, params: dict, traj):
+    """Contiguous per-step arrays of the one trajectory of a one-layer network, for the fused kernels.
+
+    Returns ``(L, W_in, W_rec, s, s2, m, rho, c, z, S)``: trajectory arrays are
+    ``(T+1, N)`` (``s, s2, S``) or ``(T, N)``; ``z (T, n_in)`` is the input.
+    """
+    L = layers_of(cfg)[0]
+    s, s2, m, rho, c = (np.ascontiguousarray(a[:, 0]) for a in traj.lin[0])
+    return (L, params["layer1/W_in"], params["layer1/W_rec"], s, s2, m, rho, c,
+            np.ascontiguousarray(traj.Z[0][:, 0]), np.ascontiguousarray(traj.S[0][:, 0]))
+
+
+def qr_diagnostics(diagR: np.ndarray, amax: np.ndarray, M: int):
+    """Per QR step: ``log R_ii`` (``-inf`` where ``R_ii`` vanished, see :func:`_zero_diagonal`) and the zero mask."""
+    tol = M * np.finfo(float).eps * np.maximum(amax, np.finfo(float).tiny)
+    zero = np.abs(diagR) <= tol[:, None]
+    with np.errstate(divide="ignore"):
+        logd = np.log(np.abs(diagR))
+    logd[zero] = -np.inf
+    return logd, zero
+
+
+def _benettin_fused(cfg, params, traj, lcfg, Q0):
+    """:func:`benettin` in one compiled call (one-layer networks)."""
+    L, _, W_rec, s, _, _, rho, c, _, _ = layer_arrays(cfg, params, traj)
+    has_I = cfg.cell == "clif"
+    diagR, amax, pr, Xf = cell.benettin_rows(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I, W_rec,
+                                             np.ascontiguousarray(Q0.T), lcfg.warmup, lcfg.ons)
+    M = Q0.shape[0]
+    logd, zero = qr_diagnostics(diagR, amax, max(M, Q0.shape[1]))
+    d = np.abs(diagR)
+    dmin, dmax = d.min(axis=1), d.max(axis=1)
+    cond = 1.0
+    if d.shape[0]:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cond = float(max(1.0, np.max(np.where(dmin > 0, dmax / np.where(dmin > 0, dmin, 1.0), np.inf))))
+    sub = np.nonzero(np.any((d > 0) & (d < _SUBNORMAL), axis=1))[0]
+    counted = np.arange(d.shape[0]) >= lcfg.transient
+    degenerate = [(lcfg.warmup + (q + 1) * lcfg.ons - 1, int(i)) for q, i in zip(*np.nonzero(zero))
+                  if counted[q]]
+    if sub.size:
+        t = lcfg.warmup + (sub[0] + 1) * lcfg.ons - 1
+        warnings.warn(f"R_ii fell into the subnormal range at t = {t}: the {lcfg.ons}-step "
+                      f"product lost relative precision; use a smaller lyapunov.ons", PrecisionWarning,
+                      stacklevel=4)
+    return logd[counted], Xf.T.copy(), float(np.mean(pr[counted])), cond, degenerate
 
 
 def spectrum(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=None) -> LyapunovResult:

@@ -212,9 +212,11 @@ def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True) -> Traj
     for l, L in enumerate(Ls):
         Zs.append(z)
         W_in, W_rec, b, V0, I0 = layer_params(cfg, params, l)
-        V, I, S = cell.forward(z, V0, I0, W_in, W_rec, b, *L.args())
-        lins.append(cell.linearize(V, I, S, L.alpha, L.beta, L.g, L.theta, L.syn_old, L.reset,
-                                   L.reset_grad, L.act, L.sur, L.gamma))
+        # cell.forward followed by cell.linearize, in one pass
+        V, I, S, *lin = cell.forward_linearized(z, V0, I0, W_in, W_rec, b, L.alpha, L.beta, L.g, L.theta,
+                                                L.syn_old, L.reset, L.reset_grad, L.act, L.sur, L.gamma,
+                                                L.smooth)
+        lins.append(tuple(lin))
         Vs.append(V), Is.append(I), Ss.append(S)
         z = np.ascontiguousarray(S[:-1])
     rs = readout_source(cfg, Vs[-1], Ss[-1])

@@ -1,0 +1,615 @@
+"""``refimpl bench``: refimpl against PyTorch autograd on the same computation, side by side.
+
+Three computations, each on one clif layer of the ``engelken`` dialect with the
+``fast_sigmoid`` surrogate (γ = 10), driven by 100 Poisson inputs at 10 Hz
+(``W_in ~ N(0, 6²/100)``, ``W_rec ~ N(0, 2²/N)``, the CLI's defaults):
+
+* ``bptt`` — the ``bce_per_step`` loss on random 0/1 targets and its gradient
+  (every parameter), batch ``B``, ``T`` steps;
+* ``spectrum`` — ``k`` surrogate Lyapunov exponents (MODEL §6, ``ons = 1``);
+* ``flossing`` — the flossing loss ``mean(λ²)`` and its gradient for
+  ``W_in, W_rec, b`` (MODEL §7), stored (``checkpoint_every = None``) and,
+  as a separate row, with checkpoints every ``c ≈ √T`` steps.
+
+The PyTorch peer (:mod:`validation.bench_torch`, imported only here and only
+when the benchmark runs) computes the same quantities the way the field does:
+autograd through a surrogate-spike ``autograd.Function``, dense Jacobians by
+autograd and ``torch.linalg.qr`` every step, ``create_graph=True`` for
+flossing. Both sides run in this one process, float64, with the same number
+of threads (``torch.set_num_threads`` and the OpenBLAS thread count of NumPy
+and SciPy). Every case first checks that both sides agree (the max relative
+difference is printed), then times medians over repeats.
+
+Reported per case (docs/performance.md explains every column): median wall
+times, their ratio, the achieved GFLOP/s of the *method* (the FLOP count of
+the algorithm, :func:`flops`, the same count for both sides), that rate as a
+fraction of this machine's float64 matrix-multiply rate measured in the same
+run (NumPy dgemm), and the peak memory of one evaluation: the growth of the
+peak resident set size over a warmed-up, trimmed baseline, in a fresh
+subprocess per measurement (:func:`_rss_child`).
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+KINDS = ("bptt", "spectrum", "flossing")
+#: torch flossing keeps about this many M×M float64 matrices alive per step (measured at N = 256:
+#: jacrev 4.6, the M-row trick 6.5); used to keep the peer within the memory budget
+TORCH_FLOSS_MATRICES_PER_STEP = {"jacrev": 5.0, "rows": 7.0}
+
+
+# ---------------------------------------------------------------------------
+# threads
+# ---------------------------------------------------------------------------
+
+def _openblas_libs():
+    """Handles of the OpenBLAS libraries loaded in this process (NumPy's and SciPy's)."""
+    import numpy  # noqa: F401  (loads NumPy's OpenBLAS)
+    import scipy.linalg  # noqa: F401  (loads SciPy's, which the numba kernels call)
+    paths = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                p = line.split()[-1]
+                if "openblas" in os.path.basename(p).lower():
+                    paths.add(p)
+    except OSError:
+        pass
+    libs = []
+    for p in sorted(paths):
+        try:
+            lib = ctypes.CDLL(p)
+        except OSError:
+            continue
+        for setter in ("openblas_set_num_threads", "scipy_openblas_set_num_threads",
+                       "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_"):
+            fn = getattr(lib, setter, None)
+            if fn is not None:
+                getter = getattr(lib, setter.replace("set_num_threads", "get_num_threads"), None)
+                libs.append((os.path.basename(p), fn, getter))
+                break
+    return libs
+
+
+def set_threads(n: int, torch_too: bool = True) -> list:
+    """Use ``n`` threads in every BLAS of the process (and in PyTorch). Returns what was set."""
+    done = []
+    for name, setter, getter in _openblas_libs():
+        setter(ctypes.c_int(n))
+        got = getter() if getter is not None else n
+        done.append(f"{name}={got}")
+    if torch_too:
+        try:
+            import torch
+            torch.set_num_threads(n)
+            done.append(f"torch={torch.get_num_threads()}")
+        except ImportError:
+            pass
+    return done
+
+
+# ---------------------------------------------------------------------------
+# problems
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    kind: str            # bptt, spectrum, flossing
+    N: int
+    k: int = 0           # spectrum, flossing
+    T: int = 1000
+    B: int = 1           # bptt batch
+    checkpoint: int = 0  # flossing: checkpoint_every (0: store every Q_t)
+
+    @property
+    def label(self) -> str:
+        if self.kind == "bptt":
+            return f"bptt N={self.N} B={self.B} T={self.T}"
+        c = f" c={self.checkpoint}" if self.checkpoint else ""
+        return f"{self.kind} N={self.N} k={self.k} T={self.T}{c}"
+
+
+N_IN = 100
+
+
+def problem(case: Case, seed: int = 0):
+    """``(cfg, params, inputs, targets, lcfg, Q0)`` of a case (identical for both sides)."""
+    from .config import LyapunovConfig, network_config
+    from .lyapunov import initial_Q
+    from .network import init_params
+    from .tasks import poisson_inputs
+    cfg = network_config(dialect="engelken", layers=(case.N,), n_in=N_IN, n_out=1)
+    params = init_params(cfg, seed, w_in=6.0, g_rec=2.0)
+    B = case.B if case.kind == "bptt" else 1
+    inputs = poisson_inputs(T=case.T, batch=B, n_in=N_IN, rate_hz=10.0, seed=seed + 1)
+    targets = (np.random.default_rng(seed + 2).random((case.T, B, 1)) < 0.5).astype(float)
+    lcfg = Q0 = None
+    if case.kind != "bptt":
+        lcfg = LyapunovConfig(k=case.k)
+        Q0 = initial_Q(cfg.state_size, case.k, lcfg.seed)
+    return cfg, params, inputs, targets, lcfg, Q0
+
+
+def run_refimpl(case: Case, prob):
+    """One evaluation by refimpl; returns the comparable results."""
+    from . import adjoint, flossing, lyapunov
+    from .config import LossConfig
+    cfg, params, inputs, targets, lcfg, Q0 = prob
+    if case.kind == "bptt":
+        value, grads, _ = adjoint.value_and_grad(cfg, params, inputs, targets, LossConfig("bce_per_step"))
+        return {"loss": value, **{f"grad/{k}": v for k, v in grads.items()
+                                  if k.split("/")[1] not in ("V0", "I0")}}
+    if case.kind == "spectrum":
+        return {"spectrum": lyapunov.spectrum(cfg, params, inputs, lcfg, Q0).exponents}
+    res = flossing.value_and_grad(cfg, params, inputs, lcfg, Q0=Q0,
+                                  checkpoint_every=case.checkpoint or None)
+    return {"loss": res.loss, "spectrum": res.exponents, **{f"grad/{k}": v for k, v in res.grads.items()}}
+
+
+def _torch():
+    try:
+        from validation import bench_torch
+    except ImportError as exc:  # torch, or the validation package, is missing
+        raise RuntimeError(
+            "refimpl bench needs PyTorch for its peer (pip install 'refimpl[validation]', i.e. "
+            f"torch==2.13.0, and run from a checkout or an install that includes validation/): {exc}")
+    return bench_torch
+
+
+def run_torch(case: Case, prob, method: str = "jacrev", T: int | None = None):
+    """One evaluation by the PyTorch peer (``T`` steps, default all)."""
+    bt = _torch()
+    _, params, inputs, targets, _, Q0 = prob
+    T = case.T if T is None else T
+    if case.kind == "bptt":
+        value, grads = bt.bptt(params, inputs[:T], targets[:T])
+        return {"loss": value, **{f"grad/{k}": v for k, v in grads.items()}}
+    if case.kind == "spectrum":
+        return {"spectrum": bt.spectrum(params, inputs[:T, 0], Q0, method=method)}
+    value, lam, grads = bt.flossing(params, inputs[:T, 0], Q0, method=method)
+    return {"loss": value, "spectrum": lam, **{f"grad/{k}": v for k, v in grads.items()}}
+
+
+def max_rel_diff(a: dict, b: dict) -> float:
+    """``max over quantities of max|a - b| / max|b|`` (keys present in both)."""
+    worst = 0.0
+    for key in sorted(set(a) & set(b)):
+        x, y = np.asarray(a[key], float), np.asarray(b[key], float)
+        scale = max(float(np.max(np.abs(y))), 1e-300)
+        worst = max(worst, float(np.max(np.abs(x - y))) / scale)
+    return worst
+
+
+# ---------------------------------------------------------------------------
+# FLOP counts of the methods and memory the method must store
+# ---------------------------------------------------------------------------
+
+def flops(case: Case, n_in: int = N_IN) -> float:
+    """Floating-point operations of the method (not of either implementation); see docs/performance.md."""
+    N, k, T, B = case.N, case.k, case.T, case.B
+    M = 2 * N
+    if case.kind == "bptt":
+        # forward W_in z + W_rec S, backward J W_rec, Jᵀz, JᵀS (dense counts; 2 flops per multiply-add)
+        return T * 2.0 * B * N * (2 * n_in + 3 * N)
+    qr = 4.0 * M * k * k - 4.0 / 3.0 * k ** 3           # Householder R (dgeqrf) + explicit Q (dorgqr)
+    fwd = 2.0 * N * N * k + qr                          # W_rec (s ⊙ Q_V) and the QR, per step
+    if case.kind == "spectrum":
+        return T * fwd
+    bwd = (2 * (2.0 * N * N * k)                        # J W_rec (first and second order) and Jᵀ(s ⊙ Q_V)
+           + 5.0 * M * k * k                            # QR reverse rule: Q̄ᵀQ, Q copyltu(·), triangular solve
+           + 2.0 * N * N + 2.0 * N * (n_in + N))        # state adjoint and its weight gradients
+    extra = fwd if case.checkpoint else 0.0             # recomputation of every segment
+    return T * (fwd + bwd + extra)
+
+
+def required_bytes(case: Case) -> float:
+    """What the method must store (docs/derivations.md, Memory), in bytes."""
+    N, k, T = case.N, case.k, case.T
+    M = 2 * N
+    traj = 8.0 * (T + 1) * N
+    if case.kind != "flossing":
+        return float("nan")
+    if case.checkpoint:
+        c = case.checkpoint
+        return 8.0 * ((math.ceil(T / c) + c + 1) * M * k + c * k * k + traj)
+    return 8.0 * ((T + 1) * M * k + T * k * k + traj)
+
+
+def dgemm_rate(n: int, repeats: int = 3) -> float:
+    """This machine's float64 matrix-multiply rate (NumPy dgemm, ``n×n``), GFLOP/s, best of ``repeats``."""
+    rng = np.random.default_rng(0)
+    A, Bm = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    A @ Bm
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        A @ Bm
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+# ---------------------------------------------------------------------------
+# memory: max RSS growth of one evaluation, in a fresh process
+# ---------------------------------------------------------------------------
+
+def _status_kb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    raise OSError(field)
+
+
+def _reset_peak() -> str:
+    """Drop freed memory, then reset the peak RSS to the current RSS. Returns the method used."""
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")          # Linux ≥ 4.0: VmHWM := VmRSS
+        return "VmHWM"
+    except OSError:
+        return "ru_maxrss"
+
+
+def _rss_child(spec: dict) -> None:
+    """Entry point of the memory subprocess: prints one JSON line.
+
+    After imports, JIT (cache) and one tiny evaluation, freed memory is
+    returned to the system (``malloc_trim``) and the kernel's peak-RSS counter
+    is reset to the current RSS (``/proc/self/clear_refs``); the growth of the
+    peak over that baseline during one full evaluation is what the evaluation
+    needed at its peak: every array alive at once, NumPy's, Numba's and
+    PyTorch's alike. Where ``clear_refs`` is unavailable the growth of
+    ``ru_maxrss`` is used (an underestimate when the warm-up peaked higher).
+    """
+    case = Case(**spec["case"])
+    set_threads(spec["threads"], torch_too=spec["side"] == "torch")
+    tiny = Case(case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2),
+                checkpoint=min(case.checkpoint, 2))
+    side = spec["side"]
+    fn = run_refimpl if side == "refimpl" else (lambda c, p: run_torch(c, p, spec["method"], spec.get("T_torch")))
+    fn(tiny, problem(tiny))                            # imports, JIT (cache), allocator warm-up
+    prob = problem(case)
+    method = _reset_peak()
+    if method == "VmHWM":
+        base = _status_kb("VmRSS")
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    fn(case, prob)
+    elapsed = time.perf_counter() - t
+    peak = _status_kb("VmHWM") if method == "VmHWM" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_bytes": (peak - base) * 1024.0, "seconds": elapsed, "method": method}))
+
+
+def measure_memory(case: Case, side: str, threads: int, method: str = "jacrev", T_torch=None) -> dict:
+    spec = {"case": asdict(case), "side": side, "threads": threads, "method": method, "T_torch": T_torch}
+    code = "import json,sys; from refimpl.bench import _rss_child; _rss_child(json.loads(sys.argv[1]))"
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True,
+                         env=env)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------
+# time to first result of a second process (warm JIT cache)
+# ---------------------------------------------------------------------------
+
+def startup_seconds(argv: list, runs: int = 2) -> float:
+    """Wall time of ``python -m refimpl.cli ARGV`` from process start to exit; the last of ``runs``."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    t = float("nan")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "refimpl.cli", *argv], capture_output=True, text=True,
+                             env=env)
+        t = time.perf_counter() - t0
+        if out.returncode != 0:
+            raise RuntimeError(f"refimpl {' '.join(argv)} failed: {out.stderr.strip()[-300:]}")
+    return t
+
+
+# ---------------------------------------------------------------------------
+# timing
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    case: Case
+    refimpl_s: float = float("nan")
+    torch_s: float = float("nan")
+    refimpl_runs: list = field(default_factory=list)
+    torch_runs: list = field(default_factory=list)
+    torch_T: int = 0                 # steps the peer ran (< T: time extrapolated linearly)
+    torch_method: str = ""
+    rel_diff: float = float("nan")
+    flops: float = 0.0
+    refimpl_peak_bytes: float = float("nan")
+    torch_peak_bytes: float = float("nan")
+    required_bytes: float = float("nan")
+    peer_result: dict = field(default=None, repr=False)
+
+    @property
+    def ratio(self) -> float:
+        return self.torch_s / self.refimpl_s
+
+
+def _timed(fn, repeats: int, max_seconds: float, min_seconds: float = 0.0, max_runs: int = 25):
+    """Run ``fn`` ``repeats`` times (fewer once ``max_seconds`` are spent; more, up to ``max_runs``,
+    until ``min_seconds`` are spent, so that short runs get a robust median). Returns (times, result)."""
+    times, result = [], None
+    start = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+        spent = time.perf_counter() - start
+        if len(times) >= max_runs or spent > max_seconds:
+            break
+        if len(times) >= repeats and spent >= min_seconds:
+            break
+    return times, result
+
+
+def _mem_available() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    return float("inf")
+
+
+def torch_steps(case: Case, budget_bytes: float, method: str = "rows") -> int:
+    """Steps the PyTorch flossing peer may run within ``budget_bytes`` (its graph grows ∝ T·M²)."""
+    if case.kind != "flossing":
+        return case.T
+    per_step = TORCH_FLOSS_MATRICES_PER_STEP.get(method, 7.0) * 8.0 * (2 * case.N) ** 2
+    return int(max(10, min(case.T, budget_bytes // per_step)))
+
+
+def choose_method(case: Case, prob, requested: str) -> str:
+    """The faster of the peer's two ways to build the dense Jacobian (``auto``), on a short prefix."""
+    if case.kind == "bptt":
+        return ""
+    if requested != "auto":
+        return requested
+    best, best_t = "jacrev", float("inf")
+    for method in ("jacrev", "rows"):
+        T = min(case.T, 20)
+        run_torch(case, prob, method, T=2)
+        t = time.perf_counter()
+        run_torch(case, prob, method, T=T)
+        t = time.perf_counter() - t
+        if t < best_t:
+            best, best_t = method, t
+    return best
+
+
+_PEER_CACHE: dict = {}
+
+
+def bench_case(case: Case, args, log) -> Row:
+    row = Row(case, flops=flops(case), required_bytes=required_bytes(case))
+    prob = problem(case)
+    tiny = Case(case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2),
+                checkpoint=min(case.checkpoint, 2))
+    run_refimpl(tiny, problem(tiny))                  # JIT compilation (or cache load) outside the timing
+    row.refimpl_runs, ref = _timed(lambda: run_refimpl(case, prob), args.repeats, args.max_seconds,
+                                   args.min_seconds)
+    row.refimpl_s = statistics.median(row.refimpl_runs)
+    log(f"  refimpl  {case.label:<36} {row.refimpl_s:9.4f} s  (median of {len(row.refimpl_runs)})")
+    peer_key = (case.kind, case.N, case.k, case.T, case.B)
+    if not args.no_torch and peer_key in _PEER_CACHE:
+        prev = _PEER_CACHE[peer_key]
+        row.torch_method, row.torch_T, row.torch_runs, row.torch_s = (
+            prev.torch_method, prev.torch_T, prev.torch_runs, prev.torch_s)
+        row.rel_diff = max_rel_diff(ref, prev.peer_result) if row.torch_T == case.T else prev.rel_diff
+        row.torch_peak_bytes = prev.torch_peak_bytes
+        log(f"  pytorch  {case.label:<36} {row.torch_s:9.4f} s  (the same peer run as without checkpoints)")
+        log(f"  agree    {case.label:<36} max relative difference {row.rel_diff:.2e}")
+    elif not args.no_torch:
+        row.torch_method = choose_method(case, prob, args.torch_jacobian)
+        T_torch = torch_steps(case, args.torch_mem_budget, row.torch_method)
+        row.torch_T = T_torch
+        run_torch(tiny, problem(tiny), row.torch_method or "jacrev")
+        row.torch_runs, peer = _timed(lambda: run_torch(case, prob, row.torch_method, T=T_torch),
+                                      args.repeats, args.max_seconds, args.min_seconds)
+        scale = case.T / T_torch
+        row.torch_s = statistics.median(row.torch_runs) * scale
+        note = f"  (ran T={T_torch}, time scaled ×{scale:.2f})" if T_torch < case.T else ""
+        log(f"  pytorch  {case.label:<36} {row.torch_s:9.4f} s  (median of {len(row.torch_runs)}"
+            f"{', ' + row.torch_method if row.torch_method else ''}){note}")
+        if T_torch == case.T:
+            row.rel_diff = max_rel_diff(ref, peer)
+        else:   # compare on the prefix the peer ran
+            short = Case(case.kind, case.N, case.k, T_torch, case.B, case.checkpoint)
+            sp = problem(short)
+            row.rel_diff = max_rel_diff(run_refimpl(short, sp), peer)
+        log(f"  agree    {case.label:<36} max relative difference {row.rel_diff:.2e}")
+        row.peer_result = peer
+        _PEER_CACHE[peer_key] = row
+    if not args.no_memory:
+        m = measure_memory(case, "refimpl", args.threads)
+        row.refimpl_peak_bytes = m.get("peak_bytes", float("nan"))
+        if not args.no_torch and not (row.torch_peak_bytes >= 0):
+            m = measure_memory(case, "torch", args.threads, row.torch_method or "jacrev",
+                               row.torch_T if row.torch_T < case.T else None)
+            row.torch_peak_bytes = m.get("peak_bytes", float("nan")) * (case.T / max(row.torch_T, 1)
+                                                                         if row.torch_T < case.T else 1.0)
+        log(f"  memory   {case.label:<36} refimpl {row.refimpl_peak_bytes / 1e6:8.1f} MB   "
+            f"pytorch {row.torch_peak_bytes / 1e6:8.1f} MB")
+    return row
+
+
+def cases_of(args) -> list:
+    out = []
+    kinds = [k.strip() for k in args.what.split(",")]
+    for kind in kinds:
+        if kind not in KINDS:
+            from .cli import UsageError
+            raise UsageError(f"--what entries must be among {list(KINDS)}, got {kind!r}")
+    for kind in kinds:
+        for N in args.sizes:
+            if kind == "bptt":
+                out.append(Case("bptt", N, T=args.T_bptt, B=args.batch))
+                continue
+            for k in args.ks:
+                if k > 2 * N:
+                    continue
+                out.append(Case(kind, N, k, T=args.T))
+                if kind == "flossing" and args.checkpoint >= 0:
+                    c = args.checkpoint or max(2, int(round(math.sqrt(args.T))))
+                    out.append(Case(kind, N, k, T=args.T, checkpoint=c))
+    return out
+
+
+def format_table(rows: list, peak: float) -> str:
+    head = (f"{'case':<38} {'refimpl s':>10} {'pytorch s':>10} {'ratio':>7} {'GFLOP/s':>8} {'of peak':>7} "
+            f"{'pt GF/s':>8} {'ref MB':>8} {'pt MB':>9} {'need MB':>8} {'ref/need':>8}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        gf = r.flops / r.refimpl_s / 1e9
+        gft = r.flops / r.torch_s / 1e9
+        need = r.required_bytes
+        lines.append(
+            f"{r.case.label:<38} {r.refimpl_s:10.4f} {r.torch_s:10.4f} {r.ratio:7.1f} {gf:8.2f} "
+            f"{gf / peak:7.1%} {gft:8.2f} {r.refimpl_peak_bytes / 1e6:8.1f} {r.torch_peak_bytes / 1e6:9.1f} "
+            f"{need / 1e6:8.1f} {r.refimpl_peak_bytes / need:8.2f}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# CLI plugin
+# ---------------------------------------------------------------------------
+
+def _ints(text):
+    return [int(x) for x in str(text).split(",") if x.strip()]
+
+
+def add_parser(sub) -> list:
+    p = sub.add_parser("bench", help="time refimpl against PyTorch autograd on the same computation")
+    p.add_argument("--quick", action="store_true", help="small sizes (CI, tests): N=16, k=4, T=40")
+    p.add_argument("--what", default="bptt,spectrum,flossing", help="which computations")
+    p.add_argument("--sizes", default="64,256", help="layer sizes N")
+    p.add_argument("--ks", default="16,64", help="numbers of exponents k (spectrum, flossing)")
+    p.add_argument("--T", type=int, default=1000, help="steps of the spectrum and flossing runs")
+    p.add_argument("--T-bptt", type=int, default=500, help="steps of the BPTT runs")
+    p.add_argument("--batch", type=int, default=32, help="BPTT batch size")
+    p.add_argument("--checkpoint", type=int, default=0,
+                   help="flossing checkpoint interval of the extra row (0: round(√T), -1: no such row)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repetitions per side (median)")
+    p.add_argument("--max-seconds", type=float, default=120.0,
+                   help="stop repeating a side once its runs took this long (at least one run)")
+    p.add_argument("--min-seconds", type=float, default=2.0,
+                   help="repeat short runs (up to 25) until they took this long, for a robust median")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="threads of every BLAS and of PyTorch (the same on both sides)")
+    p.add_argument("--torch-jacobian", default="auto", choices=("auto", "jacrev", "rows"),
+                   help="peer's dense Jacobian: torch.func.jacrev, the M-row trick, or the faster (auto)")
+    p.add_argument("--torch-mem-budget", type=float, default=None,
+                   help="GB the PyTorch flossing graph may use (default: half of MemAvailable); "
+                        "beyond it the peer runs fewer steps and its time is scaled linearly")
+    p.add_argument("--no-torch", action="store_true", help="time refimpl alone")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--no-startup", action="store_true", help="skip the second-process start-up timing")
+    p.add_argument("--out", default=None, help="write every number to this JSON file")
+    return ["bench"]
+
+
+def run(args) -> int:
+    from .cli import UsageError
+    if args.quick:
+        args.sizes, args.ks, args.T, args.T_bptt, args.batch = "16", "4", 40, 40, 4
+        args.repeats = min(args.repeats, 2)
+        args.min_seconds = 0.0
+    try:
+        args.sizes, args.ks = _ints(args.sizes), _ints(args.ks)
+    except ValueError:
+        raise UsageError("--sizes and --ks must be comma-separated integers")
+    if not args.sizes or min(args.sizes) < 1 or (args.ks and min(args.ks) < 1):
+        raise UsageError("--sizes and --ks must be positive")
+    if args.repeats < 1 or args.T < 2 or args.T_bptt < 2 or args.batch < 1 or args.threads < 1:
+        raise UsageError("--repeats, --batch, --threads must be >= 1 and --T, --T-bptt >= 2")
+    if not args.no_torch:
+        try:
+            bt = _torch()
+        except RuntimeError as exc:
+            raise UsageError(str(exc))
+    args.torch_mem_budget = (0.5 * _mem_available() if args.torch_mem_budget is None
+                             else args.torch_mem_budget * 1e9)
+    log = (lambda msg: print(msg, flush=True))
+    threads = set_threads(args.threads, torch_too=not args.no_torch)
+    load0 = os.getloadavg()
+    peak = dgemm_rate(512 if args.quick else 2048)
+    info = {
+        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "threads": args.threads, "thread_settings": threads, "python": platform.python_version(),
+        "numpy": np.__version__, "torch": None if args.no_torch else bt.version(),
+        "dgemm_gflops": peak, "load_before": load0,
+    }
+    log(f"refimpl bench: {info['machine']}, {info['cpus']} CPUs, threads {args.threads} ({', '.join(threads)}), "
+        f"load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
+    log(f"machine float64 matrix-multiply rate (NumPy dgemm, {512 if args.quick else 2048}²): {peak:.1f} GFLOP/s")
+    cases = cases_of(args)
+    rows = []
+    _PEER_CACHE.clear()
+    t0 = time.perf_counter()
+    for i, case in enumerate(cases):
+        log(f"[{i + 1}/{len(cases)}] {case.label}  ({time.perf_counter() - t0:.0f} s elapsed)")
+        rows.append(bench_case(case, args, log))
+    startup = {}
+    if not args.no_startup:
+        startup["lyapunov"] = startup_seconds(["lyapunov", "--T", "200", "--k", "8"])
+        startup["floss"] = startup_seconds(["floss", "--T", "200", "--k", "8", "--steps", "0"])
+        log(f"second process, warm JIT cache, start to exit: refimpl lyapunov {startup['lyapunov']:.2f} s, "
+            f"refimpl floss (one gradient) {startup['floss']:.2f} s")
+    info["load_after"] = os.getloadavg()
+    log("")
+    if not args.no_torch:
+        worst = max(r.rel_diff for r in rows)
+        log(f"agreement: max relative difference refimpl vs PyTorch over all cases {worst:.2e}")
+    log(format_table(rows, peak))
+    log(f"load average after: {info['load_after'][0]:.2f}; ratio = pytorch/refimpl; GFLOP/s of the method's "
+        f"FLOP count (docs/performance.md); 'of peak' = refimpl GFLOP/s / dgemm rate; MB = max-RSS growth "
+        f"of one evaluation in a fresh process; need = what the method must store")
+    if args.out:
+        data = {"info": info, "startup_seconds": startup, "rows": [
+            {**asdict(r.case), "label": r.case.label, "refimpl_s": r.refimpl_s, "torch_s": r.torch_s,
+             "ratio": r.ratio, "refimpl_runs": r.refimpl_runs, "torch_runs": r.torch_runs,
+             "torch_T": r.torch_T, "torch_method": r.torch_method, "rel_diff": r.rel_diff, "flops": r.flops,
+             "refimpl_gflops": r.flops / r.refimpl_s / 1e9, "fraction_of_dgemm": r.flops / r.refimpl_s / 1e9 / peak,
+             "refimpl_peak_bytes": r.refimpl_peak_bytes, "torch_peak_bytes": r.torch_peak_bytes,
+             "required_bytes": r.required_bytes} for r in rows]}
+        with open(args.out, "w") as f:
+            json.dump(data, f, indent=1, default=float)
+        log(f"wrote {args.out}")
+    if not args.no_torch and any(not (r.rel_diff <= 1e-6) for r in rows):
+        print("refimpl bench: refimpl and PyTorch disagree (max relative difference > 1e-6)", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,279 @@
+"""``refimpl demo``: the project's main result on built-in defaults, in about a minute or two.
+
+A recurrent cLIF network (dialect ``engelken``, fast-sigmoid surrogate) is
+trained on the spiking delayed XOR twice from the same initial weights and
+the same data: once plainly, once after pre-flossing (Adam steps that drive
+the top ``k`` surrogate Lyapunov exponents toward 0). The demo measures
+
+* the surrogate spectrum of the initial network, after pre-flossing and after
+  both trainings;
+* the backpropagated error norm ``‖∂L/∂x_t‖`` against the lag for a loss at
+  the last step, before and after pre-flossing, together with the prediction
+  ``exp(λ₁·lag)`` (the error signal travels backward through exactly the
+  tangent maps whose growth rate λ₁ measures);
+* test accuracy and loss of both trainings, epoch by epoch,
+
+and writes ``report.png``, ``summary.json`` and both runs' ``log.h5`` /
+``checkpoint.h5`` (sub-directories ``no_flossing/`` and ``flossing/``).
+``--quick`` shrinks everything for tests (a few seconds after compilation).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: the built-in configuration (refimpl.configfile keys); see docs/training.md "The demo"
+DEMO = {
+    "network": {"cell": "clif", "dialect": "engelken", "layers": [64], "dt": 5.0, "tau_mem": 10.0,
+                "tau_syn": 5.0, "surrogate": "fast_sigmoid", "slope": 2.0, "tau_out": 0.0,
+                "seed": 0, "w_in": 3.0, "g_rec": 2.0},
+    "task": {"name": "delayed_xor", "T": 80, "delta": 3, "h": 1, "encoding": "pulse", "seed": 0},
+    "training": {"epochs": 20, "batch_size": 32, "steps_per_epoch": 20, "test_size": 256, "lr": 5e-3,
+                 "clip_norm": 1.0},
+    "flossing": {"schedule": "pre", "pre_steps": 60, "k": 16, "target": 0.0, "lr": 0.01},
+    "lyapunov": {"k": 16, "every": 0},
+    "output": {"checkpoint_every": 0, "progress": False},
+}
+
+#: --quick: the same pipeline on a toy size (for tests)
+QUICK = {
+    "network": {"layers": [12]},
+    "task": {"T": 30, "delta": 2},
+    "training": {"epochs": 3, "batch_size": 8, "steps_per_epoch": 3, "test_size": 16},
+    "flossing": {"pre_steps": 4, "k": 4},
+    "lyapunov": {"k": 4},
+}
+
+ERROR_BATCH = 16   # trajectories averaged in the error-norm panel
+
+
+def add_parser(sub) -> list:
+    p = sub.add_parser("demo", help="train with and without surrogate gradient flossing; write report.png",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
+    p.add_argument("--quick", action="store_true", help="toy sizes, for tests (seconds)")
+    p.add_argument("--seed", type=int, default=None, help="network and task seed (default 0)")
+    return ["demo"]
+
+
+def run(args) -> int:
+    demo(args.out, quick=args.quick, seed=args.seed)
+    return 0
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = {k: dict(v) for k, v in base.items()}
+    for sec, kv in extra.items():
+        out.setdefault(sec, {}).update(kv)
+    return out
+
+
+def demo_config(quick: bool = False, seed: int | None = None):
+    """The two runs (plain, pre-flossing) of the demo as :class:`RunConfig` objects."""
+    from .configfile import from_dict
+    d = _merge(DEMO, QUICK) if quick else _merge(DEMO, {})
+    if seed is not None:
+        d["network"]["seed"] = d["task"]["seed"] = seed
+    floss = from_dict(d, "demo")
+    plain = floss.replace("flossing", schedule="none", pre_steps=0)
+    return plain, floss
+
+
+def _error_curve(cfg, params, data, loss_cfg):
+    from .training import error_norm_vs_lag
+    lags, norms = error_norm_vs_lag(cfg, params, data.test_inputs, data.test_targets, loss_cfg,
+                                    batch=ERROR_BATCH)
+    with np.errstate(divide="ignore"):
+        return lags, np.exp(np.mean(np.log(norms), axis=0))   # geometric mean over trajectories
+
+
+def _slope(lags, curve, lo, hi):
+    sel = (lags >= lo) & (lags <= hi) & (curve > 0)
+    if sel.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(lags[sel], np.log(curve[sel]), 1)[0])
+
+
+def demo(out_dir="demo_out", *, quick: bool = False, seed: int | None = None, echo=print) -> dict:
+    """Run the demo; returns the summary (also written to ``summary.json``)."""
+    from . import lyapunov
+    from .training import Trainer
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plain_cfg, floss_cfg = demo_config(quick, seed)
+    net, task, tr_cfg, fl = floss_cfg.network, floss_cfg.task.opts, floss_cfg.training, floss_cfg.flossing
+    n_steps = tr_cfg.epochs * tr_cfg.steps_per_epoch
+    echo(f"refimpl demo{' --quick' if quick else ''}: spiking delayed XOR (delta = {task['delta']}, "
+         f"target x[t-{task['delta']}] xor x[t-{2 * task['delta']}], T = {task['T']}), cLIF N = "
+         f"{net.layers[0]} ({net.dialect}, {net.surrogate} γ = {net.slope:g}, dt = {net.dt:g} ms); "
+         f"{n_steps} Adam steps per run, with and without {fl.pre_steps} pre-flossing steps (k = {fl.k})",
+         flush=True)
+
+    # ---- initial network: spectrum and error norms (this also compiles the kernels)
+    t = time.perf_counter()
+    plain = Trainer(plain_cfg, out / "no_flossing")
+    lcfg = floss_cfg.lyapunov.config()
+    spec_input = plain.spectrum_input()
+    spec0 = plain.spectrum()
+    lags, err0 = _error_curve(plain.cfg, plain.params, plain.data, plain.loss_cfg)
+    t_measure = time.perf_counter() - t
+
+    # ---- plain training
+    t = time.perf_counter()
+    plain.fit()
+    t_plain = time.perf_counter() - t
+    echo(f"  without flossing: test accuracy {plain.history.rows['test_acc'][-1]:.3f} "
+         f"({t_plain:.1f} s)", flush=True)
+
+    # ---- pre-flossing + training (same seeds), keeping the parameters right after pre-flossing
+    after_pre = {}
+    marks = {}
+
+    def hook(ev):
+        if ev["kind"] == "boundary" and ev["epoch"] == 0:
+            after_pre.update(floss.params)
+            marks["pre_done"] = time.perf_counter()
+
+    t = time.perf_counter()
+    floss = Trainer(floss_cfg, out / "flossing", progress=hook)
+    floss.fit()
+    t_floss_run = time.perf_counter() - t
+    t_pre = marks["pre_done"] - t
+    spec1 = lyapunov.spectrum(floss.cfg, after_pre, spec_input, lcfg)
+    _, err1 = _error_curve(floss.cfg, after_pre, floss.data, floss.loss_cfg)
+    echo(f"  with pre-flossing: test accuracy {floss.history.rows['test_acc'][-1]:.3f} "
+         f"({t_floss_run:.1f} s, of which {t_pre:.1f} s pre-flossing)", flush=True)
+    spec_plain_end = plain.spectrum()
+    spec_floss_end = floss.spectrum()
+
+    # ---- summary
+    hp, hf = plain.history.rows, floss.history.rows
+    fit_hi = max(2, min(int(task["T"]) // 4, 20))
+    summary = {
+        "task": {"name": "delayed_xor", **{k: v for k, v in task.items()}, "t0": plain.loss_cfg.t0,
+                 "chance_accuracy": 0.5},
+        "accuracy": {"no_flossing": hp["test_acc"][-1], "flossing": hf["test_acc"][-1],
+                     "best_no_flossing": max(hp["test_acc"]), "best_flossing": max(hf["test_acc"]),
+                     "initial": hp["test_acc"][0]},
+        "test_loss": {"no_flossing": hp["test_loss"][-1], "flossing": hf["test_loss"][-1],
+                      "initial": hp["test_loss"][0]},
+        "lambda1_per_step": {"initial": float(spec0.exponents[0]), "after_preflossing": float(spec1.exponents[0]),
+                             "after_training_no_flossing": float(spec_plain_end.exponents[0]),
+                             "after_training_flossing": float(spec_floss_end.exponents[0])},
+        "spectra_per_step": {"initial": spec0.exponents.tolist(), "after_preflossing": spec1.exponents.tolist(),
+                             "after_training_no_flossing": spec_plain_end.exponents.tolist(),
+                             "after_training_flossing": spec_floss_end.exponents.tolist()},
+        "error_norm_log_slope": {"lags": [1, fit_hi], "initial": _slope(lags, err0, 1, fit_hi),
+                                 "after_preflossing": _slope(lags, err1, 1, fit_hi)},
+        "adam_steps_per_run": n_steps,
+        "preflossing_steps": fl.pre_steps,
+        "timings_s": {"initial_measurements_incl_compilation": t_measure, "training_no_flossing": t_plain,
+                      "preflossing": t_pre, "training_flossing_incl_preflossing": t_floss_run},
+        "quick": quick,
+        "config": floss_cfg.to_dict(),
+    }
+    d_acc = summary["accuracy"]["flossing"] - summary["accuracy"]["no_flossing"]
+    summary["verdict"] = (
+        f"pre-flossing {'helped' if d_acc > 0.02 else 'hurt' if d_acc < -0.02 else 'made no clear difference'} "
+        f"at this budget: final test accuracy {summary['accuracy']['flossing']:.3f} with vs "
+        f"{summary['accuracy']['no_flossing']:.3f} without (difference {d_acc:+.3f}; one seed, chance 0.5)")
+
+    t = time.perf_counter()
+    _plot(out / "report.png", summary, lags, err0, err1, hp, hf, fit_hi)
+    t_plot = time.perf_counter() - t
+    summary["timings_s"]["plot"] = t_plot
+    summary["timings_s"]["total"] = time.perf_counter() - t_start
+    from .io import atomic_text
+    atomic_text(out / "summary.json", json.dumps(_finite(summary), indent=2, allow_nan=False) + "\n")
+
+    lam = summary["lambda1_per_step"]
+    es = summary["error_norm_log_slope"]
+    echo(f"  λ₁ [1/step]: initial {lam['initial']:+.3f} -> after pre-flossing {lam['after_preflossing']:+.3f}; "
+         f"after training: without flossing {lam['after_training_no_flossing']:+.3f}, "
+         f"with {lam['after_training_flossing']:+.3f}")
+    echo(f"  error norm |dL/dx_t| decays per step of lag (fit over lags 1-{fit_hi}): "
+         f"initial {es['initial']:+.3f} (λ₁ {lam['initial']:+.3f}), after pre-flossing "
+         f"{es['after_preflossing']:+.3f} (λ₁ {lam['after_preflossing']:+.3f})")
+    echo(f"  test accuracy (chance 0.5): without flossing {summary['accuracy']['no_flossing']:.3f}, "
+         f"with pre-flossing {summary['accuracy']['flossing']:.3f}")
+    echo(f"  {summary['verdict']}")
+    echo(f"  wall time {summary['timings_s']['total']:.1f} s; wrote {out / 'report.png'}, "
+         f"{out / 'summary.json'}")
+    return summary
+
+
+def _finite(obj):
+    """Non-finite floats become ``null`` so that summary.json is strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    spectra = summary["spectra_per_step"]
+    lam = summary["lambda1_per_step"]
+    fig, ax = plt.subplots(2, 2, figsize=(10, 7.5))
+    a = ax[0, 0]
+    styles = {"initial": ("C0", "o-", "initial network"), "after_preflossing": ("C1", "s-", "after pre-flossing"),
+              "after_training_no_flossing": ("C0", "x--", "trained, no flossing"),
+              "after_training_flossing": ("C1", "x--", "trained, with flossing")}
+    for key, (c, st, label) in styles.items():
+        v = np.asarray(spectra[key])
+        a.plot(np.arange(1, v.size + 1), v, st, color=c, ms=4, label=label)
+    a.axhline(0, color="k", lw=0.6)
+    a.set_xlabel("index i")
+    a.xaxis.get_major_locator().set_params(integer=True)
+    a.set_ylabel("surrogate Lyapunov exponent λ_i [1/step]")
+    a.set_title("spectra before / after flossing")
+    a.legend(fontsize=8)
+
+    a = ax[0, 1]
+    ep = np.asarray(hp["epoch"])
+    a.plot(ep, hp["test_acc"], "o-", ms=3, color="C0", label="no flossing")
+    a.plot(np.asarray(hf["epoch"]), hf["test_acc"], "o-", ms=3, color="C1", label="pre-flossing")
+    a.axhline(0.5, color="k", lw=0.6, ls=":")
+    a.set_xlabel("epoch")
+    a.set_ylabel("test accuracy (scored bits)")
+    a.set_title("training with / without flossing (same seeds)")
+    a.legend(fontsize=8)
+
+    a = ax[1, 0]
+    a.plot(ep, hp["test_loss"], "o-", ms=3, color="C0", label="no flossing: test")
+    a.plot(np.asarray(hf["epoch"]), hf["test_loss"], "o-", ms=3, color="C1", label="pre-flossing: test")
+    a.plot(ep[1:], hp["train_loss"][1:], "--", color="C0", alpha=0.6, label="no flossing: train")
+    a.plot(np.asarray(hf["epoch"])[1:], hf["train_loss"][1:], "--", color="C1", alpha=0.6,
+           label="pre-flossing: train")
+    a.axhline(np.log(2), color="k", lw=0.6, ls=":")
+    a.set_xlabel("epoch")
+    a.set_ylabel("BCE loss")
+    a.set_title("training curves")
+    a.legend(fontsize=8)
+
+    a = ax[1, 1]
+    for curve, key, c, label in ((err0, "initial", "C0", "initial network"),
+                                 (err1, "after_preflossing", "C1", "after pre-flossing")):
+        a.semilogy(lags, curve, "-", color=c, label=f"{label}")
+        ref = 1
+        pred = curve[ref] * np.exp(lam[key] * (lags - ref))
+        a.semilogy(lags, pred, ":", color=c, lw=1.5, label=f"exp(λ₁·lag), λ₁ = {lam[key]:+.3f}")
+    a.set_xlabel("lag = t_err + 1 - t [steps]")
+    a.set_ylabel("‖∂L/∂x_t‖ (geometric mean)")
+    a.set_title("backpropagated error vs lag")
+    lo = max(min(np.min(err0[err0 > 0]), np.min(err1[err1 > 0])) * 0.3, 1e-30)
+    a.set_ylim(bottom=lo)
+    a.legend(fontsize=8)
+    fig.suptitle(summary["verdict"], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

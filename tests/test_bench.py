@@ -1,0 +1,48 @@
+"""``refimpl bench`` (tiny sizes): both sides agree, the report is complete. No timing is asserted."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from refimpl import bench  # noqa: E402
+from refimpl.cli import main  # noqa: E402
+
+
+def test_quick_bench_agrees_and_reports(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--quick", "--repeats", "1", "--no-memory", "--no-startup", "--threads", "1",
+               "--torch-jacobian", "rows", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "max relative difference" in text and "ratio" in text
+    data = json.loads(out.read_text())
+    kinds = {(r["kind"], r["checkpoint"] > 0) for r in data["rows"]}
+    assert kinds == {("bptt", False), ("spectrum", False), ("flossing", False), ("flossing", True)}
+    for r in data["rows"]:
+        assert r["rel_diff"] < 1e-10, r
+        assert r["refimpl_s"] > 0 and r["torch_s"] > 0 and r["flops"] > 0
+    assert data["info"]["dgemm_gflops"] > 0
+
+
+def test_memory_child_and_required_bytes():
+    case = bench.Case("flossing", N=8, k=3, T=30)
+    m = bench.measure_memory(case, "refimpl", threads=1)
+    assert "peak_bytes" in m and m["peak_bytes"] >= 0, m
+    stored = bench.required_bytes(case)
+    ckpt = bench.required_bytes(bench.Case("flossing", N=8, k=3, T=30, checkpoint=5))
+    assert 0 < ckpt < stored
+    assert bench.flops(bench.Case("flossing", 8, 3, 30, checkpoint=5)) > bench.flops(case)
+
+
+def test_peer_error_is_one_line(monkeypatch, capsys):
+    def missing():
+        raise RuntimeError("refimpl bench needs PyTorch for its peer")
+    monkeypatch.setattr(bench, "_torch", missing)
+    assert main(["bench", "--quick", "--no-memory", "--no-startup"]) == 2
+    assert "needs PyTorch" in capsys.readouterr().err
+
+
+def test_rel_diff_is_relative():
+    assert bench.max_rel_diff({"a": np.array([1.0, 2.0])}, {"a": np.array([1.0, 2.0 + 2e-9])}) == pytest.approx(1e-9)
