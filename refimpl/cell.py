@@ -446,6 +446,22 @@ def _abs_max(X):
 
 
 @njit(cache=True)
+def _row_buffers(k, M, N):
+    """Workspace of one product ``D_t Q`` and one QR on ``k`` rows: ``Y, a, H, R, tau, work``."""
+    return (np.empty((k, M)), np.empty((k, N)), np.empty((k, N)), np.empty((k, k)), np.empty(k),
+            qr_work(k, M))
+
+
+@njit(cache=True)
+def _qr_record(X, R, tau, work, diagR, amax, q):
+    """Re-orthonormalize the rows ``X`` in place; record ``max|A|`` and ``diag R`` as QR step ``q``."""
+    amax[q] = _abs_max(X)
+    qr_rows(X, R, tau, work)
+    for i in range(R.shape[0]):
+        diagR[q, i] = R[i, i]
+
+
+@njit(cache=True)
 def benettin_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warmup, ons):
     """The QR iteration of MODEL §6 for one layer, all steps in one call.
 
@@ -461,19 +477,13 @@ def benettin_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warm
     amax = np.empty(n_qr)
     pr = np.empty(n_qr)
     X = Q0rows.copy()
-    Y = np.empty((k, M))
-    a = np.empty((k, N))
-    H = np.empty((k, N))
-    R = np.empty((k, k))
-    tau = np.empty(k)
-    work = qr_work(k, M)
+    Y, a, H, R, tau, work = _row_buffers(k, M, N)
     q = 0
     for t in range(warmup, T):
         tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_rec, X, Y, a, H)
         X, Y = Y, X
         if (t + 1 - warmup) % ons == 0:
-            amax[q] = _abs_max(X)
-            qr_rows(X, R, tau, work)
+            _qr_record(X, R, tau, work, diagR, amax, q)
             s2sum = 0.0
             s4sum = 0.0
             for i in range(M):
@@ -481,8 +491,6 @@ def benettin_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warm
                 s2sum += v2
                 s4sum += v2 * v2
             pr[q] = s2sum * s2sum / s4sum
-            for i in range(k):
-                diagR[q, i] = R[i, i]
             q += 1
     return diagR, amax, pr, X
 
@@ -508,12 +516,7 @@ def floss_forward_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows,
     diagR = np.empty((n_qr, k))
     amax = np.empty(n_qr)
     X = Q0rows.copy()
-    Y = np.empty((k, M))
-    a = np.empty((k, N))
-    H = np.empty((k, N))
-    R = np.empty((k, k))
-    tau = np.empty(k)
-    work = qr_work(k, M)
+    Y, a, H, R, tau, work = _row_buffers(k, M, N)
     q = 0
     for j in range(n):
         t = warmup + j
@@ -522,10 +525,7 @@ def floss_forward_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows,
         tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_rec, X, Y, a, H)
         X, Y = Y, X
         if (j + 1) % ons == 0:
-            amax[q] = _abs_max(X)
-            qr_rows(X, R, tau, work)
-            for i in range(k):
-                diagR[q, i] = R[i, i]
+            _qr_record(X, R, tau, work, diagR, amax, q)
             if every == 1:
                 Rs[q] = R
             q += 1
