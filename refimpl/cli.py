@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 #: subcommands implemented in their own modules (module path relative to refimpl)
-PLUGINS = ["golden", "training", "demo", "bench"]
+PLUGINS = ["golden", "training", "demo", "bench", "sweep"]
 
 
 class UsageError(Exception):

@@ -24,22 +24,34 @@ from .training import SECTIONS, RunConfig, _task_keys
 PRESET_DIR = Path(__file__).parent / "presets"
 
 
+def shipped_names(directory: Path = PRESET_DIR) -> list:
+    """Names of the TOML files shipped in ``directory`` (presets, or sweeps)."""
+    return sorted(p.stem for p in directory.glob("*.toml"))
+
+
 def preset_names() -> list:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+    return shipped_names(PRESET_DIR)
+
+
+def resolve_named(name, directory: Path = PRESET_DIR, what: str = "preset",
+                  file_kind: str = "configuration file") -> Path:
+    """A TOML file by path, or one shipped in ``directory`` by name (``delayed_xor`` or ``delayed_xor.toml``)."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    names = shipped_names(directory)
+    stem = p.name[:-5] if p.name.endswith(".toml") else p.name
+    if p.parent == Path(".") and stem in names:
+        return directory / f"{stem}.toml"
+    hint = difflib.get_close_matches(stem, names, n=1)
+    extra = f"; did you mean the {what} {hint[0]!r}?" if hint else ""
+    raise ValueError(f"no {file_kind} {str(name)!r} (and no {what} of that name; {what}s: "
+                     f"{', '.join(names) or 'none'}){extra}")
 
 
 def resolve_path(name) -> Path:
     """A TOML file by path, or a shipped preset by name (``delayed_xor`` or ``delayed_xor.toml``)."""
-    p = Path(name)
-    if p.is_file():
-        return p
-    stem = p.name[:-5] if p.name.endswith(".toml") else p.name
-    if p.parent == Path(".") and stem in preset_names():
-        return PRESET_DIR / f"{stem}.toml"
-    hint = difflib.get_close_matches(stem, preset_names(), n=1)
-    extra = f"; did you mean the preset {hint[0]!r}?" if hint else ""
-    raise ValueError(f"no configuration file {str(name)!r} (and no preset of that name; presets: "
-                     f"{', '.join(preset_names())}){extra}")
+    return resolve_named(name)
 
 
 def section_keys(section: str, task_name: str = "delayed_xor") -> tuple:
@@ -56,7 +68,8 @@ def _suggest(word: str, options) -> str:
 
 def check_keys(d: dict, source: str = "config") -> None:
     """Every section and key must exist; the message suggests the closest valid one."""
-    from .tasks import TASKS
+    from .training import task_names
+    TASKS = task_names()   # the generators of refimpl.tasks and the file-backed shd
     for sec, body in d.items():
         if sec not in SECTIONS:
             raise ValueError(f"{source}: unknown section [{sec}]{_suggest(sec, SECTIONS)} "

@@ -11,12 +11,21 @@ executed by a :class:`Trainer`:
   epoch); ``data = "fixed"`` draws one training set of ``train_size``
   sequences and reshuffles it every epoch. ``randman`` is always fixed (one
   set of manifolds; ``samples_per_class`` training and
-  ``test_samples_per_class`` test samples per class). The test set is drawn
-  once, separately from training data, and scores every epoch.
+  ``test_samples_per_class`` test samples per class), and so is ``shd``
+  (Spiking Heidelberg Digits read from files, :mod:`refimpl.datasets`). The
+  test set is drawn once, separately from training data, and scores every
+  epoch.
 * **Epoch boundary** ``e`` (epochs completed): pre-flossing and the flossing
   schedule (:mod:`refimpl.schedules`), then one training epoch, then the
   evaluation on the test set (loss, accuracy, ``‖∂L/∂x₀‖``, firing rates)
   that becomes log row ``e + 1``. Row 0 evaluates the initial network.
+  With every logged spectrum the gradient dimensionality is logged too
+  (:mod:`refimpl.dimensionality`).
+* **Initialization.** ``network.init = "default"`` draws
+  :func:`refimpl.network.init_params`; ``"fluctuation"`` draws
+  :func:`refimpl.init.fluctuation_init` (targets ``init_mu_U``,
+  ``init_sigma_U``; input statistics ``init_nu_in`` or measured from the
+  training inputs).
 * **Resume.** Counters, parameters, both Adam states and the history of all
   logs are checkpointed atomically; since all randomness is derived from
   counters, a resumed run continues bit for bit like an uninterrupted one
@@ -36,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, flossing, lyapunov, readout, schedules
+from . import dimensionality as dimensionality_mod
 from .adjoint import value_and_grad
 from .config import FLOSS_PARAMS, FlossConfig, LossConfig, LyapunovConfig, network_config
 from .io import atomic_h5, read_dict, to_json, write_dict
@@ -47,6 +57,11 @@ from .tasks import CLASS_LOSSES, make_task
 CHECKPOINT_FORMAT = "refimpl-training-checkpoint"
 CHECKPOINT_VERSION = 1
 BIT_TASKS = ("delayed_xor", "delayed_copy")
+#: tasks with one fixed data set (no fresh batches): generated once, or read from files
+FIXED_TASKS = ("randman", "shd")
+INITS = ("default", "fluctuation")
+#: test sets of file-backed tasks are evaluated in chunks of this many samples (memory)
+EVAL_CHUNK = 256
 TRAINABLE = ("W_in", "W_rec", "b", "V0", "I0", "x0", "W_out", "b_out")
 
 # seed streams (first entry of the SeedSequence spawn_key)
@@ -156,6 +171,12 @@ class NetworkSection:
     g_rec: float = 1.0
     w_out: float = 1.0
     bias: float = 0.0
+    init: str = "default"         # default | fluctuation (refimpl.init)
+    init_mu_U: float = 0.0        # fluctuation: target mean of the free membrane (units of theta)
+    init_sigma_U: float = 1.0     # fluctuation: target SD of the free membrane (units of theta)
+    init_nu_in: float = 0.0       # fluctuation: input rate, Hz (0: mean and variance measured from the data)
+    init_nu_rec: float = 0.0      # fluctuation: the layers' target rate, Hz (0: none; binary: mean field)
+    init_rec_share: float = 0.0   # fluctuation: fraction of sigma_U^2 from the recurrent input, [0, 1)
 
     def __post_init__(self):
         layers = self.layers
@@ -171,8 +192,29 @@ class NetworkSection:
             _float(f"network.{key}", getattr(self, key), lo=0.0)
         _float("network.bias", self.bias)
         _bool("network.smooth", self.smooth)
+        _choice("network.init", self.init, INITS)
+        _float("network.init_mu_U", self.init_mu_U)
+        _float("network.init_sigma_U", self.init_sigma_U, lo=0.0, lo_open=True)
+        _float("network.init_nu_in", self.init_nu_in, lo=0.0)
+        _float("network.init_nu_rec", self.init_nu_rec, lo=0.0)
+        _float("network.init_rec_share", self.init_rec_share, lo=0.0, hi=1.0, hi_open=True)
         self.build(1, 1)  # validates every other key
+        if self.init == "fluctuation":
+            if self.bias != 0:
+                raise ValueError("network.bias must be 0 with network.init = 'fluctuation' (a bias would shift "
+                                 "the membrane mean away from init_mu_U)")
+            if self.cell == "rate" and self.init_nu_rec:
+                raise ValueError("network.init_nu_rec must be 0 for cell = 'rate' (its recurrent input tanh(x) "
+                                 "has the statistics that init_mu_U and init_sigma_U imply)")
+            if self.cell == "clif" and not self.init_nu_rec and (self.init_rec_share > 0 or len(self.layers) > 1):
+                why = "init_rec_share > 0" if self.init_rec_share > 0 else "there is more than one layer"
+                raise ValueError(f"network.init_nu_rec must be > 0 (Hz, the layers' target rate) when {why}")
         _coerce_floats(self)
+
+    def init_kwargs(self) -> dict:
+        """Keyword arguments of :func:`refimpl.init.fluctuation_init` (without the input statistics)."""
+        return dict(mu_U=self.init_mu_U, sigma_U=self.init_sigma_U, nu_rec=self.init_nu_rec or None,
+                    rec_share=self.init_rec_share, seed=self.seed, w_out=self.w_out)
 
     def build(self, n_in: int, n_out: int):
         kw = dict(cell=self.cell, layers=self.layers, n_in=n_in, n_out=n_out, dt=self.dt,
@@ -200,10 +242,19 @@ class NetworkSection:
             raise ValueError(f"network: {exc}") from None
 
 
+def task_names() -> list:
+    """Every ``task.name``: the generators of :mod:`refimpl.tasks` and the file-backed ``shd``."""
+    from .tasks import TASKS
+    return [*TASKS, "shd"]
+
+
 def _task_keys(name: str) -> tuple:
     """Valid ``[task]`` keys (besides ``name``) of the task ``name``."""
     import inspect
     from .tasks import TASKS
+    if name == "shd":
+        from .datasets import SHD_DEFAULTS
+        return (*SHD_DEFAULTS, "seed")
     params = list(inspect.signature(TASKS[name]).parameters)
     drop = {"batch", "dt"}
     keys = [p for p in params if p not in drop]
@@ -237,8 +288,7 @@ class TaskSection:
         return self.opts.get("seed", 0)
 
     def __post_init__(self):
-        from .tasks import TASKS
-        _choice("task.name", self.name, list(TASKS))
+        _choice("task.name", self.name, task_names())
         object.__setattr__(self, "options", tuple(sorted(
             (k, tuple(v) if isinstance(v, list) else v) for k, v in dict(self.options).items())))
         valid = _task_keys(self.name)
@@ -255,10 +305,20 @@ class TaskSection:
             o = self.opts
             _int("task.samples_per_class", o.get("samples_per_class", 0), 1)
             _int("task.test_samples_per_class", o.get("test_samples_per_class", 0), 1)
+        if self.name == "shd":
+            from .datasets import check_shd_options
+            check_shd_options(self.opts)
 
     @property
     def is_bit_task(self) -> bool:
         return self.name in BIT_TASKS
+
+    def probe(self, dt: float):
+        """A one-element batch that fixes ``n_in``, ``n_out`` and the loss (``shd``: no file is opened)."""
+        if self.name == "shd":
+            from .datasets import shd_probe
+            return shd_probe(self.opts)
+        return self.generate(1, 0, dt)
 
     def generate(self, batch: int, seed: int, dt: float, T: int | None = None):
         """One :class:`TaskBatch` (bit tasks) of ``batch`` sequences, or the randman set."""
@@ -372,6 +432,10 @@ class LyapunovSection:
     transient: int = 0
     seed: int = 0
     every: int = 5    # log the spectrum at epochs e with e % every == 0 (0: never)
+    dimensionality: bool = True           # with each logged spectrum, log the gradient dimensionality
+    dimensionality_batch: int = 8         # test samples whose per-step gradient terms are the samples
+    dimensionality_params: tuple = ("W_rec",)
+    dimensionality_threshold: float = -0.05   # n_slow counts exponents above this (1/step)
 
     def __post_init__(self):
         _int("lyapunov.k", self.k, 1)
@@ -380,6 +444,13 @@ class LyapunovSection:
         _int("lyapunov.transient", self.transient, 0)
         _int("lyapunov.seed", self.seed, 0)
         _int("lyapunov.every", self.every, 0)
+        _bool("lyapunov.dimensionality", self.dimensionality)
+        _int("lyapunov.dimensionality_batch", self.dimensionality_batch, 1)
+        object.__setattr__(self, "dimensionality_params", tuple(self.dimensionality_params)
+                           if isinstance(self.dimensionality_params, (list, tuple)) else self.dimensionality_params)
+        _names("lyapunov.dimensionality_params", self.dimensionality_params, dimensionality_mod.SAMPLE_PARAMS)
+        _float("lyapunov.dimensionality_threshold", self.dimensionality_threshold)
+        _coerce_floats(self)
 
     def config(self, k: int | None = None) -> LyapunovConfig:
         return LyapunovConfig(k=self.k if k is None else k, ons=self.ons, warmup=self.warmup,
@@ -426,19 +497,22 @@ class RunConfig:
             if not isinstance(getattr(self, name), cls):
                 raise ValueError(f"RunConfig.{name} must be a {cls.__name__}")
         tr, task = self.training, self.task
-        if task.name == "randman":
+        if task.name in FIXED_TASKS:
             if tr.data == "fresh":
-                raise ValueError("training.data = 'fresh' is impossible for randman (one fixed set of "
-                                 "manifolds); use 'fixed' or 'auto'")
+                raise ValueError(f"training.data = 'fresh' is impossible for {task.name} (one fixed data set); "
+                                 "use 'fixed' or 'auto'")
         elif self.data_mode == "fixed" and tr.train_size < tr.batch_size:
             raise ValueError(f"training.train_size must be >= training.batch_size = {tr.batch_size} "
                              f"with training.data = 'fixed', got {tr.train_size}")
-        if task.name == "randman" and self.flossing.T:
-            raise ValueError("flossing.T must be 0 for randman (its inputs have a fixed length)")
+        if task.name in FIXED_TASKS and self.flossing.T:
+            raise ValueError(f"flossing.T must be 0 for {task.name} (its inputs have a fixed length)")
         # probe the task with a one-element batch: validates every task key and gives n_in/n_out
-        probe = task.generate(1, 0, float(self.network.dt))
+        probe = task.probe(float(self.network.dt))
         object.__setattr__(self, "_probe", probe)
         net = self.network_config()
+        if self.network.init == "fluctuation" and self.network.init_nu_in > 0:
+            # with a given input rate everything is known now (else: at the start, from the data)
+            fluctuation_params(self, net, nu_in=self.network.init_nu_in, dry_run=True)
         M = net.state_size
         T_spec = self.spectrum_T
         try:
@@ -459,7 +533,7 @@ class RunConfig:
     # -- derived ------------------------------------------------------------
     @property
     def data_mode(self) -> str:
-        if self.task.name == "randman":
+        if self.task.name in FIXED_TASKS:
             return "fixed"
         return "fresh" if self.training.data == "auto" else self.training.data
 
@@ -523,18 +597,62 @@ class RunConfig:
         return dataclasses.replace(self, **{section: new})
 
 
+def _field_default(sec: str, key: str):
+    """The default of ``[sec] key`` (a dataclass field), or ``"<unset>"``."""
+    cls = SECTIONS.get(sec)
+    if cls is None or sec == "task":
+        return "<unset>"
+    for f in fields(cls):
+        if f.name == key:
+            if f.default is not dataclasses.MISSING and f.default is not None:
+                return list(f.default) if isinstance(f.default, tuple) else f.default
+            return "<unset>"
+    return "<unset>"
+
+
 def config_diff(a: dict, b: dict, ignore=RESUME_FREE) -> list:
-    """``[(section.key, value_a, value_b)]`` for every key that differs."""
+    """``[(section.key, value_a, value_b)]`` for every key that differs.
+
+    A key missing on one side counts as its default, so that checkpoints
+    written before a key existed (e.g. ``network.init``) still resume when
+    the run uses that key's default.
+    """
     out = []
     for sec in sorted(set(a) | set(b)):
         sa, sb = a.get(sec, {}), b.get(sec, {})
         for key in sorted(set(sa) | set(sb)):
             if (sec, key) in ignore:
                 continue
-            va, vb = sa.get(key, "<unset>"), sb.get(key, "<unset>")
+            va, vb = sa.get(key, _field_default(sec, key)), sb.get(key, _field_default(sec, key))
             if json.dumps(va) != json.dumps(vb):
                 out.append((f"{sec}.{key}", va, vb))
     return out
+
+
+_INIT_ARGS = ("mu_U", "sigma_U", "nu_in", "nu_rec", "rec_share")
+
+
+def fluctuation_params(run: "RunConfig", net, *, nu_in=None, input_moments=None, dry_run: bool = False):
+    """The fluctuation-driven initial parameters of ``run`` (:func:`refimpl.init.fluctuation_init`).
+
+    ``nu_in`` (Hz) or ``input_moments`` (mean, variance of the inputs per
+    step) describe the input; ``dry_run`` only checks that the targets can be
+    met. Errors name the ``network.init_*`` keys.
+    """
+    import re
+    from . import init as init_mod
+    kw = run.network.init_kwargs()
+    try:
+        if dry_run:
+            kw.pop("seed"), kw.pop("w_out")
+            init_mod.plan(net, nu_in=nu_in, input_moments=input_moments, **kw)
+            return None
+        return init_mod.fluctuation_init(net, nu_in=nu_in, input_moments=input_moments, **kw)
+    except ValueError as exc:
+        msg = str(exc)
+        for a in _INIT_ARGS:
+            msg = re.sub(rf"\b{a}\b", f"network.init_{a}", msg)
+        raise ValueError(f"network.init = 'fluctuation': {msg}") from None
 
 
 # ---------------------------------------------------------------------------
@@ -550,7 +668,12 @@ class TaskData:
         self.dt = float(run.network.dt)
         self.B = run.training.batch_size
         self.seed = self.task.seed
-        if self.task.name == "randman":
+        if self.task.name == "shd":
+            from .datasets import shd_sets
+            # kept as uint8/uint16 (a full SHD set is ~0.5 GB as float64); batches are converted
+            (self.train_inputs, self.train_targets), (self.test_inputs, self.test_targets) = shd_sets(
+                self.task.opts, self.dt, self.seed)
+        elif self.task.name == "randman":
             o = self.task.opts
             n_tr, n_te = o["samples_per_class"], o["test_samples_per_class"]
             full = self.task.generate(n_tr + n_te, self.seed, self.dt)
@@ -593,21 +716,48 @@ class TaskData:
             self.train_inputs.shape[1])
         idx = np.sort(perm[step * self.B:(step + 1) * self.B])
         targets = self.train_targets[idx] if self.train_targets.ndim == 1 else self.train_targets[:, idx]
-        return np.ascontiguousarray(self.train_inputs[:, idx]), targets
+        return _f64(self.train_inputs[:, idx]), targets
 
     def floss_input(self, i: int) -> np.ndarray:
         """Input ``(T, 1, n_in)`` of flossing step ``i`` (batch element 0 of a fresh flossing batch)."""
-        if self.task.name == "randman":
+        if self.task.name in FIXED_TASKS:
             j = int(np.random.default_rng(self.derive(STREAM_FLOSS, i)).integers(self.train_inputs.shape[1]))
-            return np.ascontiguousarray(self.train_inputs[:, j:j + 1])
+            return _f64(self.train_inputs[:, j:j + 1])
         T = self.run.spectrum_T
         return self.task.generate(1, self.derive(STREAM_FLOSS, i), self.dt, T=T).inputs
 
     def spectrum_input(self) -> np.ndarray:
         """The fixed input ``(T, 1, n_in)`` on which spectra and λ₁ checks are measured."""
-        if self.task.name == "randman":
-            return np.ascontiguousarray(self.test_inputs[:, :1])
+        if self.task.name in FIXED_TASKS:
+            return _f64(self.test_inputs[:, :1])
         return self.task.generate(1, self.derive(STREAM_SPECTRUM), self.dt, T=self.run.spectrum_T).inputs
+
+    def test_chunks(self, size: int | None = None):
+        """``(inputs, targets)`` of the test set in chunks of ``size`` samples (None: one chunk), float64."""
+        n = self.test_inputs.shape[1]
+        size = n if size is None else size
+        for lo in range(0, n, size):
+            hi = min(lo + size, n)
+            tg = self.test_targets[lo:hi] if self.test_targets.ndim == 1 else self.test_targets[:, lo:hi]
+            yield _f64(self.test_inputs[:, lo:hi]), tg
+
+    def input_moments(self):
+        """Mean and variance per step and channel of the training inputs (the fixed training set, or
+        the first fresh training batch): the input statistics of a fluctuation-driven initialization."""
+        u = self.train_inputs if self.run.data_mode == "fixed" else self.train_batch(0, 0)[0]
+        s1 = s2 = 0.0
+        for lo in range(0, u.shape[1], 256):   # chunks: no float64 copy of a whole uint8 data set
+            x = np.asarray(u[:, lo:lo + 256], dtype=np.float64)
+            s1 += float(x.sum())
+            s2 += float(np.sum(x * x))
+        n = u.size
+        mean = s1 / n
+        return mean, max(s2 / n - mean * mean, 0.0)
+
+
+def _f64(x) -> np.ndarray:
+    """A C-contiguous float64 array (no copy if it already is one)."""
+    return np.ascontiguousarray(x, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------
@@ -720,6 +870,8 @@ def error_norm_vs_lag(cfg, params: dict, inputs, targets, loss: LossConfig, t_er
 
 EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "grad_norm", "test_loss", "test_acc", "grad_x0",
                 "floss_steps", "epoch_time", "wall_time")
+#: the gradient-dimensionality log, one row per logged spectrum of stage 0 (refimpl.dimensionality)
+DIM_FIELDS = ("epoch", "grad_pr", "grad_pr_time", "grad_pr_batch", "ky_dim", "n_slow")
 
 
 class History:
@@ -731,6 +883,7 @@ class History:
         self.spectrum = {"epoch": [], "stage": [], "exponents": [], "error": []}
         self.floss = {"epoch": [], "loss": [], "exponents": [], "grad_norm": [], "skipped": []}
         self.checks = {"epoch": [], "lambda1": [], "grad_x0": []}
+        self.dimensionality = {k: [] for k in DIM_FIELDS}
 
     @property
     def n_rows(self) -> int:
@@ -760,6 +913,10 @@ class History:
         c.create_dataset("epoch", data=np.asarray(self.checks["epoch"], np.int64))
         c.create_dataset("lambda1", data=np.asarray(self.checks["lambda1"], float))
         c.create_dataset("grad_x0", data=np.asarray(self.checks["grad_x0"], float))
+        d = group.create_group("dimensionality")
+        for key in DIM_FIELDS:
+            d.create_dataset(key, data=np.asarray(self.dimensionality[key],
+                                                  np.int64 if key in ("epoch", "n_slow") else float))
 
     @classmethod
     def read(cls, group) -> "History":
@@ -773,6 +930,9 @@ class History:
             h.floss[key] = [x.item() if np.ndim(x) == 0 else x for x in group["flossing"][key][()]]
         for key in h.checks:
             h.checks[key] = [x.item() for x in group["checks"][key][()]]
+        if "dimensionality" in group:     # logs written before it existed have no such group
+            for key in DIM_FIELDS:
+                h.dimensionality[key] = [x.item() for x in group["dimensionality"][key][()]]
         return h
 
     def copy(self) -> "History":
@@ -782,6 +942,7 @@ class History:
         h.spectrum = {k: list(v) for k, v in self.spectrum.items()}
         h.floss = {k: list(v) for k, v in self.floss.items()}
         h.checks = {k: list(v) for k, v in self.checks.items()}
+        h.dimensionality = {k: list(v) for k, v in self.dimensionality.items()}
         return h
 
 
@@ -833,8 +994,14 @@ class Trainer:
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.progress = progress
         net = run.network
-        self.params = init_params(self.cfg, net.seed, w_in=net.w_in, g_rec=net.g_rec, w_out=net.w_out,
-                                  bias=net.bias)
+        if net.init == "fluctuation":
+            if net.init_nu_in > 0:
+                self.params = fluctuation_params(run, self.cfg, nu_in=net.init_nu_in)
+            else:
+                self.params = fluctuation_params(run, self.cfg, input_moments=self.data.input_moments())
+        else:
+            self.params = init_params(self.cfg, net.seed, w_in=net.w_in, g_rec=net.g_rec, w_out=net.w_out,
+                                      bias=net.bias)
         self.adam = AdamState()
         self.floss_adam = AdamState()
         self.epoch = 0
@@ -845,6 +1012,7 @@ class Trainer:
         self._t_start = time.perf_counter()
         self._spec_input = None
         self.trained_keys = [k for k in self.params if k.split("/")[1] in run.training.params]
+        self.task_name = run.task.name
 
     # -- state ----------------------------------------------------------------
     @property
@@ -877,19 +1045,67 @@ class Trainer:
             warnings.simplefilter("ignore", lyapunov.DegenerateSpectrumWarning)
             return lyapunov.spectrum(self.cfg, self.params, self.spectrum_input(), self.run.lyapunov.config(k))
 
-    def _log_spectrum(self, epoch: int, stage: int) -> None:
+    def _log_spectrum(self, epoch: int, stage: int):
         res = self.spectrum()
         h = self.history.spectrum
         h["epoch"].append(epoch), h["stage"].append(stage)
         h["exponents"].append(res.exponents), h["error"].append(res.error)
+        return res
+
+    def gradient_dimensionality(self, exponents=None) -> dict:
+        """Participation ratios of the per-step gradient terms (:mod:`refimpl.dimensionality`) of the
+        test loss on the first ``lyapunov.dimensionality_batch`` test samples, and, from the
+        ``exponents`` of a spectrum, the Kaplan–Yorke dimension and the number of exponents above
+        ``lyapunov.dimensionality_threshold``."""
+        from .losses import loss_and_grad
+        ly = self.run.lyapunov
+        u, targets = next(self.data.test_chunks(ly.dimensionality_batch))
+        traj = simulate(self.cfg, self.params, u)
+        _, ybar = loss_and_grad(self.loss_cfg, traj.y, targets)
+        gs = dimensionality_mod.gradient_samples(self.cfg, self.params, traj, ybar,
+                                                 names=ly.dimensionality_params)
+        pr = gs.participation_ratios()
+        out = {"grad_pr": pr["all"], "grad_pr_time": pr["time"], "grad_pr_batch": pr["batch"]}
+        if exponents is not None:
+            out["ky_dim"] = lyapunov.kaplan_yorke(exponents)
+            out["n_slow"] = int(np.sum(np.asarray(exponents) > ly.dimensionality_threshold))
+        return out
+
+    def _log_dimensionality(self, epoch: int, exponents) -> None:
+        d = self.gradient_dimensionality(exponents)
+        h = self.history.dimensionality
+        h["epoch"].append(epoch)
+        for key in DIM_FIELDS[1:]:
+            h[key].append(d[key])
 
     def evaluate(self):
-        """Test loss, accuracy, ``‖∂L/∂x₀‖`` and per-layer rates of the current parameters."""
-        loss, grads, traj = value_and_grad(self.cfg, self.params, self.data.test_inputs,
-                                           self.data.test_targets, self.loss_cfg)
-        return {"test_loss": loss, "test_acc": accuracy(self.loss_cfg, traj.y, self.data.test_targets),
-                "grad_x0": initial_state_grad_norm(self.cfg, grads),
-                "rates": firing_rates(self.cfg, traj)}
+        """Test loss, accuracy, ``‖∂L/∂x₀‖`` and per-layer rates of the current parameters.
+
+        File-backed tasks (``shd``) are evaluated in chunks of ``EVAL_CHUNK``
+        samples (memory); the chunk results are combined with weights
+        ``B_chunk/B`` (every quantity is a mean over the batch).
+        """
+        if self.task_name != "shd":
+            loss, grads, traj = value_and_grad(self.cfg, self.params, self.data.test_inputs,
+                                               self.data.test_targets, self.loss_cfg)
+            return {"test_loss": loss, "test_acc": accuracy(self.loss_cfg, traj.y, self.data.test_targets),
+                    "grad_x0": initial_state_grad_norm(self.cfg, grads),
+                    "rates": firing_rates(self.cfg, traj)}
+        n = self.data.test_inputs.shape[1]
+        loss = acc = 0.0
+        rates = 0.0
+        gx0 = None
+        names = [f"layer{l + 1}/{nm}" for l in range(self.cfg.n_layers) for nm in initial_state_names(self.cfg)]
+        for u, tg in self.data.test_chunks(EVAL_CHUNK):
+            w = u.shape[1] / n
+            l_c, g_c, traj = value_and_grad(self.cfg, self.params, u, tg, self.loss_cfg)
+            loss += w * l_c
+            acc += w * accuracy(self.loss_cfg, traj.y, tg)
+            rates = rates + w * firing_rates(self.cfg, traj)
+            part = {k: w * g_c[k] for k in names}
+            gx0 = part if gx0 is None else {k: gx0[k] + part[k] for k in names}
+        return {"test_loss": float(loss), "test_acc": float(acc), "grad_x0": initial_state_grad_norm(self.cfg, gx0),
+                "rates": rates}
 
     def _add_row(self, epoch: int, stats: dict, t_epoch: float, floss_steps: int) -> None:
         ev = self.evaluate()
@@ -905,7 +1121,9 @@ class Trainer:
         self.history.rates.append(ev["rates"])
         ly = self.run.lyapunov
         if ly.every and epoch % ly.every == 0:
-            self._log_spectrum(epoch, 0)
+            res = self._log_spectrum(epoch, 0)
+            if ly.dimensionality:
+                self._log_dimensionality(epoch, res.exponents)
         r["epoch_time"].append(time.perf_counter() - t_epoch)
         r["wall_time"].append(self.wall)
 

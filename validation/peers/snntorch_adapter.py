@@ -41,17 +41,19 @@ Jacobian, spectrum and flossing groups are left out (GOLDEN.md allows it).
 """
 from __future__ import annotations
 
-import argparse
-import json
+import functools
 import math
 import sys
 
-import h5py
-import numpy as np
 import torch
 
+try:
+    from . import common
+except ImportError:          # run as a script
+    import common
+
 DT = torch.float64
-FORMAT, FORMAT_VERSION = "refimpl-golden", 1
+MODES = ("snntorch", "float64")
 
 
 class _Spike64(torch.autograd.Function):
@@ -92,7 +94,7 @@ def spike_function(name: str, gamma: float, mode: str):
 
 def incompatibility(c: dict) -> str | None:
     """Why snnTorch's Synaptic cannot run this case, or None."""
-    checks = [
+    return common.skip_reasons([
         (c["cell"] == "clif", f"cell {c['cell']!r} (Synaptic is a spiking LIF)"),
         (c["syn_input"] == "new", "syn_input 'old' (Synaptic integrates the updated current)"),
         (c["input_gain"] == "unit", "input_gain 'one_minus_beta' (Synaptic adds the current with gain 1)"),
@@ -100,36 +102,15 @@ def incompatibility(c: dict) -> str | None:
         (not c["smooth"], "smooth mode (snnTorch's forward is always H)"),
         (c["surrogate"]["name"] in ("arctan", "fast_sigmoid", "sigmoid"),
          f"surrogate {c['surrogate']['name']!r} (snnTorch has no surrogate with this σ')"),
-    ]
-    bad = [why for ok, why in checks if not ok]
-    return "; ".join(bad) if bad else None
+    ])
 
 
-def _loss(name: str, t0: int, y: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The losses of docs/conventions.md."""
-    T = y.shape[0]
-    if name == "mse_per_step":
-        return ((y[t0:] - targets[t0:]) ** 2).mean()
-    if name == "bce_per_step":
-        ys = y[t0:]
-        return (torch.logaddexp(ys, torch.zeros_like(ys)) - targets[t0:] * ys).mean()
-    labels = targets.long()
-    if name == "ce_last":
-        z = y[T - 1]
-    elif name == "ce_mean":
-        z = y[t0:].mean(0)
-    else:  # ce_max: the first maximizing step gets the gradient (torch.max returns it)
-        idx = torch.argmax(y[t0:].detach(), dim=0)
-        z = torch.gather(y[t0:], 0, idx[None])[0]
-    return (torch.logsumexp(z, 1) - z.gather(1, labels[:, None])[:, 0]).mean()
-
-
-def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray, mode: str) -> dict:
+def run_case(c: dict, params: dict, inputs, targets, mode: str = "snntorch") -> dict:
     """Forward pass through snnTorch neurons, loss and autograd gradients: golden path -> array."""
     import snntorch as snn
-    p = {k: torch.tensor(v, dtype=DT, requires_grad=True) for k, v in params.items()}
+    p = common.torch_params(params)
     u = torch.tensor(inputs, dtype=DT)
-    T, B, _ = u.shape
+    B = u.shape[1]
     dt, theta = float(c["dt"]), float(c["theta"])
     sg = spike_function(c["surrogate"]["name"], float(c["surrogate"]["slope"]), mode)
     layers = []
@@ -138,101 +119,42 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray, mod
         beta = torch.exp(-dt / torch.as_tensor(c["tau_mem"], dtype=DT)) * torch.ones(N, dtype=DT)
         layers.append(snn.Synaptic(alpha=alpha, beta=beta, threshold=torch.tensor(theta, dtype=DT),
                                    spike_grad=sg, reset_mechanism=c["reset"], reset_delay=True))
-    tau_out = float(c["readout"]["tau_out"])
-    kappa = 0.0 if tau_out == 0 else math.exp(-dt / tau_out)
-    readout = None
+    kappa = common.readout_decay(c)
     if kappa > 0:
-        readout = snn.Leaky(beta=torch.tensor(kappa, dtype=DT), threshold=torch.tensor(1.0, dtype=DT),
-                            spike_grad=sg, reset_mechanism="none")
+        leaky = snn.Leaky(beta=torch.tensor(kappa, dtype=DT), threshold=torch.tensor(1.0, dtype=DT),
+                          spike_grad=sg, reset_mechanism="none")
+
+        def readout(lin, U):
+            return leaky((1.0 - kappa) * lin, U)[1]
+    else:
+        def readout(lin, U):
+            return lin
     # states: V, I as returned by the neurons; S_t = H(V_t - θ) from the neuron's own fire()
     V = [p[f"layer{l + 1}/V0"].expand(B, -1) for l in range(len(layers))]
     I = [p[f"layer{l + 1}/I0"].expand(B, -1) for l in range(len(layers))]
-    S = [layers[l].fire(V[l]).to(DT) for l in range(len(layers))]
-    rec = {l: ([V[l]], [I[l]], [S[l]]) for l in range(len(layers))}
-    ys, U = [], torch.zeros(B, c["n_out"], dtype=DT)
-    for t in range(T):
-        S_prev = list(S)
-        for l, neuron in enumerate(layers):
-            q = f"layer{l + 1}/"
-            z_in = u[t] if l == 0 else S_prev[l - 1]
-            drive = z_in @ p[q + "W_in"].T + S_prev[l] @ p[q + "W_rec"].T + p[q + "b"]
-            spk, syn, mem = neuron(drive, I[l], V[l])
-            V[l], I[l], S[l] = mem, syn, spk.to(DT)
-            rec[l][0].append(mem), rec[l][1].append(syn), rec[l][2].append(S[l])
-        src = S[-1] if c["readout"]["source"] == "spikes" else V[-1]
-        lin = src @ p["readout/W_out"].T + p["readout/b_out"]
-        if readout is None:
-            y = lin
-        else:
-            _, U = readout((1.0 - kappa) * lin, U)
-            y = U
-        ys.append(y)
-    y = torch.stack(ys)
-    tg = torch.tensor(targets)
-    if not c["loss"]["name"].startswith("ce_"):
-        tg = tg.to(DT)
-    loss = _loss(c["loss"]["name"], int(c["loss"]["t0"]), y, tg)
-    keys = list(p)
-    grads = torch.autograd.grad(loss, [p[k] for k in keys], allow_unused=True)
-    out = {}
-    for l in range(len(layers)):
-        for name, seq in zip("VIS", rec[l]):
-            out[f"forward/layer{l + 1}/{name}"] = torch.stack(seq).detach().numpy()
-    out["forward/readout/y"] = y.detach().numpy()
-    out["loss"] = np.asarray(loss.item())
-    for k, g in zip(keys, grads):
-        out[f"grad/{k}"] = np.zeros(params[k].shape) if g is None else g.detach().numpy()
-    return out
+    S0 = [layers[l].fire(V[l]).to(DT) for l in range(len(layers))]
+
+    def step(l, z, s):
+        # Synaptic's state (syn, mem) is our (I, V): the neuron's own return values are the records
+        spk, I[l], V[l] = layers[l](common.layer_drive(p, l, z, s), I[l], V[l])
+        return V[l], I[l], spk.to(DT)
+
+    y, rec = common.torch_network(c, p, u, list(zip(V, I, S0)), step, readout)
+    return common.torch_outputs(c, p, params, targets, y, rec)
 
 
 def process(golden: str, candidate: str, cases=None, mode: str = "snntorch", verbose=True) -> list:
     """Write a candidate with every runnable case; returns ``[(case, reason)]`` of the skipped ones."""
     import snntorch
-    skipped = []
-    with h5py.File(golden, "r") as src, h5py.File(candidate, "w") as dst:
-        if src.attrs.get("format") not in (FORMAT, FORMAT.encode()):
-            raise ValueError(f"{golden} is not a golden file")
-        dst.attrs["format"] = FORMAT
-        dst.attrs["format_version"] = np.int64(FORMAT_VERSION)
-        dst.attrs["generator"] = (f"validation/peers/snntorch_adapter.py (snntorch {snntorch.__version__}, "
-                                  f"torch {torch.__version__}, surrogate={mode})")
-        for name in src:
-            if cases and name not in cases:
-                continue
-            g = src[name]
-            c = json.loads(g.attrs["config"])
-            why = incompatibility(c)
-            if why:
-                skipped.append((name, why))
-                continue
-            params = {}
-            g["params"].visititems(lambda k, o: params.__setitem__(k, o[()]) if isinstance(o, h5py.Dataset) else None)
-            res = run_case(c, params, g["inputs"][()], g["targets"][()], mode)
-            out = dst.create_group(name)
-            out.attrs["config"] = g.attrs["config"]
-            for k, v in params.items():             # the inputs it ran on, for the validator
-                out.create_dataset(f"params/{k}", data=v)
-            for k in ("inputs", "targets"):
-                out.create_dataset(k, data=g[k][()])
-            for k, v in res.items():
-                out.create_dataset(k, data=np.asarray(v, dtype=np.float64))
-            if verbose:
-                print(f"[{name}] loss={float(res['loss']):.12g}")
-    if verbose:
-        for name, why in skipped:
-            print(f"[{name}] skipped: {why}")
-    return skipped
+    return common.process(golden, candidate, cases, incompatibility, functools.partial(run_case, mode=mode),
+                          f"validation/peers/snntorch_adapter.py (snntorch {snntorch.__version__}, "
+                          f"torch {torch.__version__}, surrogate={mode})", verbose)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("golden")
-    ap.add_argument("candidate")
-    ap.add_argument("--case", action="append", default=None)
-    ap.add_argument("--surrogate", choices=("snntorch", "float64"), default="snntorch")
-    a = ap.parse_args(argv)
-    process(a.golden, a.candidate, a.case, a.surrogate)
-    return 0
+    """The command line of the module docstring."""
+    return common.main(argv, __doc__, process,
+                       {"--surrogate": dict(choices=MODES, default="snntorch", dest="mode")})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,124 @@
+"""Plumbing shared by the figure scripts: arguments, output files, tables.
+
+Every script in ``figures/`` regenerates one figure of docs/results.md with
+one command, ``python figures/<script>.py``, and writes next to it
+
+* ``<name>.png``  the figure,
+* ``<name>.md``   the table of the numbers plotted, with the command, the
+  seeds and the compute budget,
+* ``<name>.json`` the same numbers, machine-readable.
+
+``--quick`` shrinks every budget so that a script can be smoke-tested in
+seconds; its output goes to a separate directory and is never the figure
+that docs/results.md quotes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from refimpl.io import atomic_text
+
+HERE = Path(__file__).resolve().parent
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
+    p.add_argument("--out", default=None, help="output directory (default: figures/, or figures/quick/ with --quick)")
+    p.add_argument("--quick", action="store_true", help="tiny budget, for a smoke test")
+    p.add_argument("--workers", type=int, default=2, help="processes for the sweeps")
+    return p
+
+
+def out_dir(args) -> Path:
+    d = Path(args.out) if args.out else (HERE / "quick" if args.quick else HERE)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def md_table(header, rows, fmt="{:.3f}") -> str:
+    def cell(v):
+        if isinstance(v, (float, np.floating)):
+            return fmt.format(v)
+        return str(v)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def provenance(argv=None, t0=None) -> str:
+    cmd = "python " + " ".join([Path(sys.argv[0]).as_posix().split("/main/")[-1]] + list(argv or sys.argv[1:]))
+    wall = "" if t0 is None else f"; this invocation took {time.time() - t0:.0f} s, reusing any finished sweep jobs"
+    return (f"Command: `{cmd}` (Python {platform.python_version()}, {platform.machine()}{wall}).\n")
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_outputs(d: Path, name: str, fig, table_md: str, data: dict) -> None:
+    """The figure, the table and the raw numbers; each written atomically."""
+    png = d / f"{name}.png"
+    tmp = d / f".{name}.tmp.png"
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(png)
+    atomic_text(d / f"{name}.md", table_md)
+    atomic_text(d / f"{name}.json", json.dumps(_plain(data), indent=1) + "\n")
+    print(f"wrote {png}, {d / (name + '.md')}, {d / (name + '.json')}")
+
+
+def pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def run_sweep(sweep_file: str, args, quick=None):
+    """Run (or continue) the sweep ``figures/sweeps/<sweep_file>`` and aggregate it.
+
+    Results go to ``<out>/runs/<stem>/`` (jobs already finished are skipped,
+    so an interrupted figure continues). ``quick(spec)`` shrinks the spec for
+    ``--quick``. Returns ``(spec, jobs, runs_dir, aggregate)``; stops with a
+    message when jobs are missing or failed.
+    """
+    from refimpl import sweep
+    spec = sweep.load_spec(HERE / "sweeps" / sweep_file)
+    if args.quick and quick is not None:
+        quick(spec)
+    runs = out_dir(args) / "runs" / Path(sweep_file).stem
+    jobs = sweep.expand(spec)
+    print(f"{sweep_file}: {len(jobs)} jobs in {runs} ({args.workers} workers)", flush=True)
+    sweep.run_jobs(sweep.job_function(spec), jobs, runs, workers=args.workers)
+    agg = sweep.aggregate(runs, spec)
+    if agg["missing"] or agg["failed"]:
+        raise SystemExit(f"{sweep_file}: {len(agg['missing'])} jobs missing, {len(agg['failed'])} failed "
+                         f"(see {runs}/jobs/*.failed.txt); run the command again to continue")
+    return spec, jobs, runs, agg
+
+
+def results_by(jobs, runs, key):
+    """``{key(job): [result dict, …]}`` of a finished sweep, in job order."""
+    from refimpl import sweep
+    out = {}
+    for j in jobs:
+        _, data = sweep.load_result(sweep.result_path(runs, j))
+        out.setdefault(key(j), []).append(data)
+    return out
