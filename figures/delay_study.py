@@ -46,49 +46,59 @@ def quick_spec(s: dict) -> None:
     s["axes"]["delta"] = s["axes"]["delta"][:2]
     s["set"].update({"training.epochs": 2, "training.steps_per_epoch": 3, "training.test_size": 32,
                      "network.layers": [12], "lyapunov.k": 4, "flossing.k": 4})
-    s["conditions"]["floss"]["flossing.pre_steps"] = 3
-    s["conditions"]["floss"]["flossing.k"] = 4
+    for c in s["conditions"].values():
+        if c.get("flossing.pre_steps"):
+            c.update({"flossing.pre_steps": 3, "flossing.k": 4})
 
 
 KEEP = ("test_acc", "best_test_acc", "grad_x0_initial", "grad_x0_preflossed", "lambda1_initial",
         "lambda1_preflossed", "lambda1_after", "wall_time")
 
 
-def run_study(sweep_file: str, name: str, title: str, argv=None, doc: str = "") -> dict:
+def run_study(sweep_files, name: str, title: str, argv=None, doc: str = "") -> dict:
+    """Run the sweeps (one file, or several whose condition names differ) and draw one figure."""
     args = common.parser(doc).parse_args(argv)
     t0 = time.time()
-    spec, jobs, runs, _ = common.run_sweep(sweep_file, args, quick_spec)
-    by = common.results_by(jobs, runs, lambda j: (j.condition, _delta(j.axes["delta"])))
-    results = {}
-    for (cond, delta), ds in by.items():
-        results.setdefault(cond, {})[delta] = [{k: d[k] for k in KEEP} for d in ds]
-    return figure(results, common.out_dir(args), name, title, spec, args, t0, len(jobs), argv)
+    results, specs, n_jobs = {}, [], 0
+    for sweep_file in ([sweep_files] if isinstance(sweep_files, str) else sweep_files):
+        spec, jobs, runs, _ = common.run_sweep(sweep_file, args, quick_spec)
+        by = common.results_by(jobs, runs, lambda j: (j.condition, _delta(j.axes["delta"])))
+        for (cond, delta), ds in by.items():
+            results.setdefault(cond, {})[delta] = [{k: d[k] for k in KEEP} for d in ds]
+        specs.append(spec)
+        n_jobs += len(jobs)
+    return figure(results, common.out_dir(args), name, title, specs, args, t0, n_jobs, argv)
 
 
 def _delta(v):
     return v["task.delta"] if isinstance(v, dict) else v
 
 
-def figure(results, out, name, title, spec, args, t0, n_jobs, argv):
+LABELS = {"none": "no flossing", "floss": "pre-flossing",
+          "none_ignored": "no flossing, reset_grad ignored", "floss_ignored": "pre-flossing, reset_grad ignored"}
+
+
+def figure(results, out, name, title, specs, args, t0, n_jobs, argv):
+    spec = specs[0]
     plt = common.pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     rows, data = [], {}
     cpu = 0.0
-    for cond, marker in (("none", "o"), ("floss", "s")):
-        byd = results.get(cond, {})
+    for ci, cond in enumerate(results):
+        marker, color = "os^v"[ci % 4], f"C{ci}"
+        byd = results[cond]
         ds = sorted(byd, key=_delta)
         dv = np.array([_delta(d) for d in ds])
         acc = [np.array([r["test_acc"] for r in byd[d]]) for d in ds]
         g0 = [np.array([r["grad_x0_preflossed"] for r in byd[d]]) for d in ds]
-        label = "pre-flossing" if cond == "floss" else "no flossing"
+        label = LABELS.get(cond, cond)
         m = np.array([a.mean() for a in acc])
         sem = np.array([a.std(ddof=1) / np.sqrt(a.size) if a.size > 1 else 0.0 for a in acc])
-        ax[0].errorbar(dv, m, yerr=sem, marker=marker, capsize=3, label=label)
+        ax[0].errorbar(dv, m, yerr=sem, marker=marker, color=color, capsize=3, label=label)
         for d, a in zip(dv, acc):
-            ax[0].scatter(np.full(a.size, d), a, s=8, alpha=0.4, color="C0" if cond == "none" else "C1")
+            ax[0].scatter(np.full(a.size, d), a, s=8, alpha=0.4, color=color)
         gm = np.array([np.exp(np.mean(np.log(g))) for g in g0])
-        ax[1].semilogy(dv, gm, marker=marker,
-                       label="after pre-flossing" if cond == "floss" else "initial network (no flossing)")
+        ax[1].semilogy(dv, gm, marker=marker, color=color, label=label)
         for d, rs in zip(dv, (byd[d] for d in ds)):
             a = np.array([r["test_acc"] for r in rs])
             cpu += sum(r["wall_time"] for r in rs)
@@ -111,7 +121,8 @@ def figure(results, out, name, title, spec, args, t0, n_jobs, argv):
               f"{cpu / 60:.0f} CPU-minutes of training in total")
     seeds = spec["axes"]["seed"]
     table = (f"# {title}\n\n" + common.provenance(argv, t0)
-             + f"\nSweep file: `figures/sweeps/{Path(spec['_source']).name}`; seeds (network.seed = task.seed): "
+             + "\nSweep files: " + ", ".join(f"`figures/sweeps/{Path(sp['_source']).name}`" for sp in specs)
+             + f"; seeds (network.seed = task.seed): "
                f"{list(seeds['network.seed'])}; {budget}. "
                f"'solved' = final test accuracy ≥ {SOLVED}. Chance is 0.5. "
                "'At start' = after the pre-flossing boundary (the initial network without flossing); "

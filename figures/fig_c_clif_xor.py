@@ -14,5 +14,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import delay_study  # noqa: E402
 
 if __name__ == "__main__":
-    delay_study.run_study("c_clif_xor.toml", "fig_c_clif_xor",
+    delay_study.run_study(("c_clif_xor.toml", "c_clif_xor_ignored.toml"), "fig_c_clif_xor",
                           "(c) recurrent cLIF, N = 64, spiking delayed XOR", doc=__doc__)

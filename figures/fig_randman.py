@@ -3,9 +3,9 @@ fluctuation-driven initialization, 5 seeds (grid: figures/sweeps/randman.toml).
 
 Network and task: the ``randman`` preset (recurrent cLIF, N = 64, engelken dialect,
 5 classes of 1-d random manifolds over 20 input units, 50 steps, max-over-time
-cross-entropy; 64 training and 32 test samples per class), 20 epochs. Flossing is the
-preset's adaptive schedule (λ₁ kept in [−0.2, 0.05], sessions of 5 steps, k = 8, at
-most 3 sessions); fluctuation-driven initialization targets a free membrane of mean
+cross-entropy; 64 training and 32 test samples per class), 20 epochs. Conditions: no
+flossing; the preset's adaptive schedule (λ₁ kept in [−0.2, 0.05], sessions of 5 steps,
+k = 8, at most 3 sessions); 60 pre-flossing steps (k = 8, target 0). Fluctuation-driven initialization targets a free membrane of mean
 0 and SD 1 θ, 30 % of its variance from recurrence at 10 Hz.
 
     python figures/fig_randman.py [--workers 2] [--quick]
@@ -38,7 +38,7 @@ def main(argv=None):
     for i, ((cond, init), ds) in enumerate(sorted(R.items(), key=lambda kv: (kv[0][1], kv[0][0]))):
         acc = np.array([d["test_acc"] for d in ds])
         curves = np.array([d["history/epochs/test_acc"] for d in ds])
-        label = f"{init} init, {'adaptive flossing' if cond == 'floss' else 'no flossing'}"
+        label = f"{init} init, {cond}"
         ax[0].scatter(np.full(acc.size, i), acc, s=14)
         ax[0].errorbar(i, acc.mean(), yerr=acc.std(ddof=1) / np.sqrt(acc.size) if acc.size > 1 else 0,
                        fmt="k_", capsize=4)

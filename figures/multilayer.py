@@ -133,8 +133,16 @@ def main(argv=None):
                              label=("pre-flossing" if cond == "floss" else "no flossing") if c == 0 else None)
     ax[1, 0].set(xlabel="layers", ylabel="final test accuracy", title="accuracy", xticks=depths)
     ax[1, 0].legend(fontsize=7)
-    for c in range(1, ax.shape[1]):
+    for cond, mk in (("none", "o"), ("floss", "s")):
+        prs = [np.nanmean([np.nanmean(d["history/dimensionality/grad_pr"]) for d in R[(cond, depth)]])
+               for depth in depths]
+        ax[1, 1].plot(depths, prs, marker=mk, label="pre-flossing" if cond == "floss" else "no flossing")
+    ax[1, 1].set(xlabel="layers", ylabel="gradient participation ratio", title="gradient dimensionality (W_rec)",
+                 xticks=depths)
+    ax[1, 1].legend(fontsize=7)
+    for c in range(2, ax.shape[1]):
         ax[1, c].axis("off")
+    fig.tight_layout()
     table = ("# Multi-layer recurrent cLIF networks with and without flossing (issue 8.2)\n\n"
              + common.provenance(argv, t0)
              + "\nSweep file `figures/sweeps/multilayer.toml`: spiking delayed XOR δ = 2 (T = 44), 32 neurons per layer, "
