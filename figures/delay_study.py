@@ -34,7 +34,7 @@ def delay_job(job, job_dir) -> dict:
     out = train_job(job, job_dir)
     tr = Trainer(job.run_config())
     out["lambda1_initial"] = float(tr.spectrum(1).exponents[0])
-    tr._boundary(0)
+    tr.boundary(0)
     out["grad_x0_preflossed"] = float(tr.evaluate()["grad_x0"])
     out["lambda1_preflossed"] = float(tr.spectrum(1).exponents[0])
     return out

@@ -63,7 +63,7 @@ def multilayer_job(job, job_dir) -> dict:
     run = job.run_config()
     tr = Trainer(run)
     _measure(tr, "initial", out)
-    tr._boundary(0)
+    tr.boundary(0)
     _measure(tr, "preflossed", out)
     final = Trainer.resume(Path(job_dir) / "checkpoint.h5", run)
     _measure(final, "final", out)

@@ -410,10 +410,10 @@ def compute_case(case: Case) -> dict:
         for key in keys:
             if key in fres.grads:
                 out[f"flossing/grad/{key}"] = fres.grads[key]
-    return {k: _as_stored(k, v) for k, v in out.items()}
+    return {k: as_stored(k, v) for k, v in out.items()}
 
 
-def _as_stored(path: str, value) -> np.ndarray:
+def as_stored(path: str, value) -> np.ndarray:
     """float64, except the integer datasets: ``jacobian/steps`` and class-label ``targets``."""
     value = np.asarray(value)
     integer = path == "jacobian/steps" or (path == "targets" and np.issubdtype(value.dtype, np.integer))

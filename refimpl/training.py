@@ -1152,7 +1152,7 @@ class Trainer:
             self._emit(kind="floss", epoch=epoch, step=i, n_steps=n, loss=res.loss,
                        lambda1=float(res.exponents[0]))
 
-    def _boundary(self, e: int) -> int:
+    def boundary(self, e: int) -> int:
         """Pre-flossing and the schedule's session at boundary ``e``; returns the steps run."""
         fl = self.run.flossing
         done = 0
@@ -1264,7 +1264,7 @@ class Trainer:
             while self.epoch < E:
                 e = self.epoch
                 t = time.perf_counter()
-                nf = self._boundary(e)
+                nf = self.boundary(e)
                 self._emit(kind="boundary", epoch=e, floss_steps=nf)
                 stats = self.train_epoch(e)
                 self.epoch = e + 1

@@ -204,7 +204,7 @@ def export(path: str, names=None) -> list:
     """Write the reference file of ``names`` (default: every case); returns the names."""
     import h5py
     from refimpl import __version__
-    from refimpl.golden import FORMAT, FORMAT_VERSION, _as_stored   # the golden files' format and dtypes
+    from refimpl.golden import FORMAT, FORMAT_VERSION, as_stored   # the golden files' format and dtypes
     cases = CASES if not names else [get_case(n) for n in names]
     with h5py.File(path, "w") as f:
         f.attrs["format"] = FORMAT
@@ -216,7 +216,7 @@ def export(path: str, names=None) -> list:
             g.attrs["config"] = json.dumps(res["config"])
             g.attrs["description"] = case.covers
             for key, value in res["data"].items():
-                g.create_dataset(key, data=_as_stored(key, value), track_times=False)
+                g.create_dataset(key, data=as_stored(key, value), track_times=False)
     return [c.name for c in cases]
 
 
