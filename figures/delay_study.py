@@ -67,7 +67,7 @@ def run_study(sweep_files, name: str, title: str, argv=None, doc: str = "") -> d
             results.setdefault(cond, {})[delta] = [{k: d[k] for k in KEEP} for d in ds]
         specs.append(spec)
         n_jobs += len(jobs)
-    return figure(results, common.out_dir(args), name, title, specs, args, t0, n_jobs, argv)
+    return figure(results, common.out_dir(args), name, title, specs, t0, n_jobs, argv)
 
 
 def _delta(v):
@@ -78,7 +78,7 @@ LABELS = {"none": "no flossing", "floss": "pre-flossing",
           "none_ignored": "no flossing, reset_grad ignored", "floss_ignored": "pre-flossing, reset_grad ignored"}
 
 
-def figure(results, out, name, title, specs, args, t0, n_jobs, argv):
+def figure(results, out, name, title, specs, t0, n_jobs, argv):
     spec = specs[0]
     plt = common.pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))

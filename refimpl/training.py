@@ -438,11 +438,7 @@ class LyapunovSection:
     dimensionality_threshold: float = -0.05   # n_slow counts exponents above this (1/step)
 
     def __post_init__(self):
-        _int("lyapunov.k", self.k, 1)
-        _int("lyapunov.ons", self.ons, 1)
-        _int("lyapunov.warmup", self.warmup, 0)
-        _int("lyapunov.transient", self.transient, 0)
-        _int("lyapunov.seed", self.seed, 0)
+        self.config()          # LyapunovConfig checks the settings the two share (same keys, same messages)
         _int("lyapunov.every", self.every, 0)
         _bool("lyapunov.dimensionality", self.dimensionality)
         _int("lyapunov.dimensionality_batch", self.dimensionality_batch, 1)

@@ -124,8 +124,8 @@ def test_kernel_is_the_simulated_response_to_one_input_spike(syn, gain):
 
 
 def test_kernel_of_map_cells_is_a_delta_and_per_neuron_taus_give_rows():
-    for cell in ("binary", "rate"):
-        cfg = network_config(cell=cell, layers=(4,), n_in=2)
+    for kind in ("binary", "rate"):
+        cfg = network_config(cell=kind, layers=(4,), n_in=2)
         np.testing.assert_array_equal(init.kernel(cfg)[:2], [0.0, 1.0])
         assert init.kernel(cfg)[2:].sum() == 0 and init.kernel_sums(cfg) == (1.0, 1.0)
     cfg = network_config("engelken", layers=(3,), tau_mem=[5.0, 10.0, 20.0])
