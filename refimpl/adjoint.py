@@ -101,9 +101,12 @@ def backward(cfg: NetworkConfig, params: dict, traj, ybar: np.ndarray) -> dict:
         p = f"layer{l + 1}/"
         grads[p + "W_in"], grads[p + "W_rec"], grads[p + "b"] = gW_in, gW_rec, gb
         names = initial_state_names(cfg)
-        grads[p + names[0]] = Vb0.sum(axis=0)
+        # a shared initial state (N,) collects the adjoint of every trajectory; one per
+        # trajectory (B, N) gets its own row
+        per_slot = np.ndim(params[p + names[0]]) == 2
+        grads[p + names[0]] = Vb0.copy() if per_slot else Vb0.sum(axis=0)
         if len(names) == 2:
-            grads[p + names[1]] = Ib0.sum(axis=0)
+            grads[p + names[1]] = Ib0.copy() if per_slot else Ib0.sum(axis=0)
         if l > 0:
             ext_S = np.zeros(traj.S[l - 1].shape)
             ext_S[:-1] = zbar

@@ -59,6 +59,18 @@ ACT_SPIKE, ACT_TANH = 0, 1
 # activation and its derivatives
 # ---------------------------------------------------------------------------
 
+@njit(cache=True, inline="always")
+def tanh_derivatives(x):
+    """``tanh x``, ``tanh' x = sech² x`` and ``tanh'' x = -2 tanh x sech² x``, from one tanh and one cosh.
+
+    sech², not 1 - tanh²: the latter cancels in saturation.
+    """
+    t = math.tanh(x)
+    ch = math.cosh(x)
+    d1 = 1.0 / (ch * ch)
+    return t, d1, -2.0 * t / (ch * ch)
+
+
 @njit(cache=True)
 def activation(v, theta, act, sur, gamma, smooth):
     """φ(v - θ): the spike H, its smooth-mode primitive Φ, or tanh."""
@@ -75,9 +87,7 @@ def activation_d1(v, theta, act, sur, gamma):
     """φ'(v - θ) under the surrogate rule (MODEL §2)."""
     x = v - theta
     if act == ACT_TANH:
-        # sech², not 1 - tanh²: the latter cancels in saturation
-        ch = math.cosh(x)
-        return 1.0 / (ch * ch)
+        return tanh_derivatives(x)[1]
     return sigma_prime(x, sur, gamma)
 
 
@@ -86,8 +96,7 @@ def activation_d2(v, theta, act, sur, gamma):
     """φ''(v - θ): σ'' for spikes."""
     x = v - theta
     if act == ACT_TANH:
-        ch = math.cosh(x)
-        return -2.0 * math.tanh(x) / (ch * ch)
+        return tanh_derivatives(x)[2]
     return sigma_second(x, sur, gamma)
 
 
@@ -117,23 +126,33 @@ def forward_step(V, I, S, z, W_in, W_rec, b, alpha, beta, g, theta, syn_old, res
             S_out[bb, i] = activation(v, theta, act, sur, gamma, smooth)
 
 
+def initial_states(X0, B: int) -> np.ndarray:
+    """An initial state ``(N,)`` shared by all ``B`` trajectories, or one per trajectory ``(B, N)``,
+    as the C-contiguous ``(B, N)`` array the layer kernels read."""
+    X0 = np.asarray(X0, dtype=np.float64)
+    if X0.ndim == 2 and X0.shape[0] != B:
+        raise ValueError(f"a per-trajectory initial state must have {B} rows (the batch), got {X0.shape[0]}")
+    return np.ascontiguousarray(np.broadcast_to(X0, (B, X0.shape[-1])))
+
+
 @njit(cache=True)
 def forward(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset,
             act, sur, gamma, smooth):
-    """Simulate the layer for ``T = len(z)`` steps from ``(V0, I0)``.
+    """Simulate the layer for ``T = len(z)`` steps from ``(V0, I0)``, each ``(B, N)``: one
+    initial state per trajectory (:func:`initial_states` broadcasts a shared one).
 
     Returns ``V, I, S`` of shape ``(T+1, B, N)``, steps ``0 … T``.
     """
     T, B, _ = z.shape
-    N = V0.shape[0]
+    N = V0.shape[1]
     V = np.empty((T + 1, B, N))
     I = np.empty((T + 1, B, N))
     S = np.empty((T + 1, B, N))
     for bb in range(B):
         for i in range(N):
-            V[0, bb, i] = V0[i]
-            I[0, bb, i] = I0[i]
-            S[0, bb, i] = activation(V0[i], theta, act, sur, gamma, smooth)
+            V[0, bb, i] = V0[bb, i]
+            I[0, bb, i] = I0[bb, i]
+            S[0, bb, i] = activation(V0[bb, i], theta, act, sur, gamma, smooth)
     for t in range(T):
         forward_step(V[t], I[t], S[t], z[t], W_in, W_rec, b, alpha, beta, g, theta,
                      syn_old, reset, act, sur, gamma, smooth, V[t + 1], I[t + 1], S[t + 1])
@@ -827,9 +846,13 @@ def _activations(V, theta, act, sur, gamma, smooth, S, s, s2):
     for bb in range(B):
         for i in range(N):
             v = V[bb, i]
-            S[bb, i] = activation(v, theta, act, sur, gamma, smooth)
-            s[bb, i] = activation_d1(v, theta, act, sur, gamma)
-            s2[bb, i] = activation_d2(v, theta, act, sur, gamma)
+            if act == ACT_TANH:
+                # the same values as activation, activation_d1, activation_d2, from one tanh and one cosh
+                S[bb, i], s[bb, i], s2[bb, i] = tanh_derivatives(v - theta)
+            else:
+                S[bb, i] = activation(v, theta, act, sur, gamma, smooth)
+                s[bb, i] = activation_d1(v, theta, act, sur, gamma)
+                s2[bb, i] = activation_d2(v, theta, act, sur, gamma)
 
 
 @njit(cache=True)
@@ -841,7 +864,7 @@ def forward_linearized(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old
     skip the zeros of sparse inputs and spikes (:func:`matmul_wt`).
     """
     T, B, n_in = z.shape
-    N = V0.shape[0]
+    N = V0.shape[1]
     V = np.empty((T + 1, B, N))
     I = np.empty((T + 1, B, N))
     S = np.empty((T + 1, B, N))
@@ -855,8 +878,8 @@ def forward_linearized(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old
     I_new = np.empty((B, N))
     for bb in range(B):
         for i in range(N):
-            V[0, bb, i] = V0[i]
-            I[0, bb, i] = I0[i]
+            V[0, bb, i] = V0[bb, i]
+            I[0, bb, i] = I0[bb, i]
     for t in range(T + 1):
         _activations(V[t], theta, act, sur, gamma, smooth, S[t], s[t], s2[t])
         if t == T:

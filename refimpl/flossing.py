@@ -50,7 +50,7 @@ class FlossResult:
     n_steps: int
 
 
-def _flossed_keys(cfg: NetworkConfig, fcfg: FlossConfig) -> list:
+def flossed_keys(cfg: NetworkConfig, fcfg: FlossConfig) -> list:
     allowed = set(initial_state_names(cfg)) | {"W_in", "W_rec", "b"}
     bad = [p for p in fcfg.params if p not in allowed]
     if bad:
@@ -90,7 +90,7 @@ def value_and_grad(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfi
     """Flossing loss and its exact reverse-mode gradient for the flossed parameters."""
     if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
         raise ValueError(f"checkpoint_every must be None or an integer >= 1, got {checkpoint_every!r}")
-    keys = _flossed_keys(cfg, fcfg)
+    keys = flossed_keys(cfg, fcfg)
     params, traj, Q0 = _prepare(cfg, params, inputs, lcfg, Q0)
     if fused_ok(cfg) and qr_backward is _QR_BACKWARD:
         return _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, checkpoint_every or 1, keys)

@@ -99,13 +99,20 @@ def param_shapes(cfg: NetworkConfig) -> dict:
 
 
 def init_params(cfg: NetworkConfig, seed: int = 0, *, w_in: float = 1.0, g_rec: float = 1.0,
-                w_out: float = 1.0, bias: float = 0.0) -> dict:
+                w_out: float = 1.0, bias: float = 0.0, bias_spread: float = 0.0,
+                keep_diagonal: bool = False, bias_out: float = 0.0) -> dict:
     """Gaussian initialization: ``W_in ~ N(0, w_in²/n_in)``, ``W_rec ~ N(0, g_rec²/N)``.
 
-    ``W_rec`` has zero diagonal (no autapses); biases are ``bias``, the
-    initial state is zero (MODEL §1.2), ``W_out ~ N(0, w_out²/N_L)``.
+    ``W_rec`` has zero diagonal (no autapses) unless ``keep_diagonal``; biases
+    are ``bias + bias_spread · U[0, 1)`` (the uniform part from its own random
+    stream, so ``bias_spread = 0`` draws exactly the weights it always drew),
+    the readout bias is ``bias_out``, the initial state is zero (MODEL §1.2),
+    ``W_out ~ N(0, w_out²/N_L)``. The gradient-flossing reference code draws
+    ``b = 0.1 · U[0, 1)``, keeps the diagonal and starts the readout bias at
+    0.001 (docs/training.md, "The published protocol").
     """
     rng = np.random.default_rng(seed)
+    spread_rng = np.random.default_rng([seed, 1])
     params = {}
     for name, shape in param_shapes(cfg).items():
         kind = name.split("/")[1]
@@ -113,15 +120,52 @@ def init_params(cfg: NetworkConfig, seed: int = 0, *, w_in: float = 1.0, g_rec: 
             params[name] = rng.standard_normal(shape) * w_in / np.sqrt(shape[1])
         elif kind == "W_rec":
             W = rng.standard_normal(shape) * g_rec / np.sqrt(shape[0])
-            np.fill_diagonal(W, 0.0)
+            if not keep_diagonal:
+                np.fill_diagonal(W, 0.0)
             params[name] = W
         elif kind == "W_out":
             params[name] = rng.standard_normal(shape) * w_out / np.sqrt(shape[1])
         elif kind == "b":
             params[name] = np.full(shape, float(bias))
+            if bias_spread:
+                params[name] = params[name] + bias_spread * spread_rng.random(shape)
+        elif kind == "b_out":
+            params[name] = np.full(shape, float(bias_out))
         else:
             params[name] = np.zeros(shape)
     return params
+
+
+def relaxed_initial_state(cfg: NetworkConfig, params: dict, *, slots: int = 1, steps: int = 100,
+                          scale: float = 1.0, seed: int = 0) -> dict:
+    """Initial states reached by running the network freely (no input) from a random state.
+
+    Every layer starts from ``V ~ N(0, scale²)`` (clif: ``I = 0``) in each of
+    ``slots`` independent copies, and the autonomous map ``x_{t+1} = F(x_t, 0)``
+    runs for ``steps`` steps (MODEL §1.2): the result lies on the network's
+    own attractor rather than at the origin. This is ``relaxIC`` of the
+    gradient-flossing reference code (``x = randn(N, B)``; 100 steps of
+    ``x = J tanh(x) + b``). Returns ``{"layer1/x0": (slots, N), …}``
+    (clif: ``V0`` and ``I0``).
+    """
+    rng = np.random.default_rng([seed, 2])
+    p = dict(params)
+    names = initial_state_names(cfg)
+    for l, N in enumerate(cfg.layers):
+        pre = f"layer{l + 1}/"
+        p[pre + names[0]] = scale * rng.standard_normal((slots, N))
+        if len(names) == 2:
+            p[pre + names[1]] = np.zeros((slots, N))
+    if steps == 0:
+        return {k: p[k] for k in p if k.split("/")[1] in names}
+    traj = simulate(cfg, p, np.zeros((steps, slots, cfg.n_in)))
+    out = {}
+    for l in range(cfg.n_layers):
+        pre = f"layer{l + 1}/"
+        out[pre + names[0]] = np.ascontiguousarray(traj.V[l][-1])
+        if len(names) == 2:
+            out[pre + names[1]] = np.ascontiguousarray(traj.I[l][-1])
+    return out
 
 
 def check_params(cfg: NetworkConfig, params: dict, name: str = "params") -> dict:
@@ -134,9 +178,12 @@ def check_params(cfg: NetworkConfig, params: dict, name: str = "params") -> dict
     if missing or extra:
         raise ValueError(f"{name} keys do not fit the network: missing {missing}, unexpected {extra}")
     out = {}
+    state_keys = {f"layer{l + 1}/{nm}" for l in range(cfg.n_layers) for nm in initial_state_names(cfg)}
     for key, shape in shapes.items():
         arr = np.asarray(params[key])
-        if arr.shape != shape:
+        if key in state_keys and arr.ndim == 2 and arr.shape[1:] == shape:
+            pass  # one initial state per trajectory (B, N); the batch is checked against the inputs
+        elif arr.shape != shape:
             raise ValueError(f"{name}[{key!r}] must have shape {shape}, got {arr.shape}")
         if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
             raise ValueError(f"{name}[{key!r}] must be finite numbers")
@@ -160,7 +207,8 @@ def layer_params(cfg: NetworkConfig, params: dict, l: int):
     if cfg.cell == "clif":
         V0, I0 = params[p + "V0"], params[p + "I0"]
     else:
-        V0, I0 = params[p + "x0"], np.zeros(cfg.layers[l])
+        V0 = params[p + "x0"]
+        I0 = np.zeros(V0.shape)
     return params[p + "W_in"], params[p + "W_rec"], params[p + "b"], V0, I0
 
 
@@ -213,6 +261,8 @@ def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True) -> Traj
         Zs.append(z)
         W_in, W_rec, b, V0, I0 = layer_params(cfg, params, l)
         # cell.forward followed by cell.linearize, in one pass
+        B = z.shape[1]
+        V0, I0 = cell.initial_states(V0, B), cell.initial_states(I0, B)
         V, I, S, *lin = cell.forward_linearized(z, V0, I0, W_in, W_rec, b, L.alpha, L.beta, L.g, L.theta,
                                                 L.syn_old, L.reset, L.reset_grad, L.act, L.sur, L.gamma,
                                                 L.smooth)
@@ -411,7 +461,7 @@ def step(cfg: NetworkConfig, params: dict, x: np.ndarray, u_t: np.ndarray) -> np
     out = []
     for l, L in enumerate(Ls):
         W_in, W_rec, b, _, _ = layer_params(cfg, params, l)
-        V, I, S = cell.forward(z, blocks[l][0][0], blocks[l][1][0], W_in, W_rec, b, *L.args())
+        V, I, S = cell.forward(z, blocks[l][0][:1], blocks[l][1][:1], W_in, W_rec, b, *L.args())
         out.append((V[1], I[1]))
         z = np.ascontiguousarray(S[:1])  # S^l at the start of the step feeds layer l+1
     return pack(cfg, out)[0]

@@ -16,7 +16,8 @@ class AdamConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
-    clip_norm: float | None = None  # clip the global gradient norm before the update
+    clip_norm: float | None = None  # clip the gradient norm before the update
+    per_array: bool = False         # clip each array by its own norm (Flux's ClipNorm), not the global norm
 
     def __post_init__(self):
         if not (self.lr > 0 and np.isfinite(self.lr)):
@@ -52,9 +53,27 @@ def clip(grads: dict, max_norm: float | None):
     return {k: g * (max_norm / norm) for k, g in grads.items()}, norm
 
 
+def clip_per_array(grads: dict, max_norm: float | None) -> dict:
+    """Scale each array of ``grads`` whose own norm exceeds ``max_norm`` down to ``max_norm``.
+
+    This is what ``Flux.Optimiser(ClipNorm(c), ADAM(…))`` does in the
+    gradient-flossing reference code: Flux applies its optimisers array by array.
+    """
+    if max_norm is None:
+        return grads
+    out = {}
+    for k, g in grads.items():
+        n = float(np.sqrt(np.sum(g * g)))
+        out[k] = g * (max_norm / n) if n > max_norm else g
+    return out
+
+
 def adam_step(params: dict, grads: dict, state: AdamState, cfg: AdamConfig) -> dict:
     """One Adam update of the parameters named in ``grads``; others are returned unchanged."""
-    grads, _ = clip(grads, cfg.clip_norm)
+    if cfg.per_array:
+        grads = clip_per_array(grads, cfg.clip_norm)
+    else:
+        grads, _ = clip(grads, cfg.clip_norm)
     state.t += 1
     b1, b2 = cfg.beta1, cfg.beta2
     out = dict(params)

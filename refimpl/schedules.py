@@ -24,7 +24,10 @@ counted as a session). The exact rules, also in docs/training.md:
     (optional pre-flossing, then) a session of ``steps = E_i`` steps at every
     boundary ``e ≥ 1`` with ``e % every == 0`` (``every = E_f``), as long as
     fewer than ``max_sessions = N_i`` sessions have run: i.e. after epochs
-    ``E_f, 2E_f, …, N_i·E_f``.
+    ``E_f, 2E_f, …, N_i·E_f``. ``phase`` shifts the sessions to the boundaries
+    with ``(e + phase) % every == 0``: the reference code's
+    ``mod(ei, Ef) == 0`` on its 1-based epoch ``ei = e + 1`` is ``phase = 1``
+    (sessions after epochs ``E_f - 1, 2E_f - 1, …``).
 ``adaptive``
     (optional pre-flossing, then) at every boundary with
     ``e % check_every == 0`` (including ``e = 0``) and fewer than
@@ -66,6 +69,7 @@ class ScheduleConfig:
     lo: float = -math.inf       # adaptive band [lo, hi] for λ₁ (1/step)
     hi: float = math.inf
     grad_threshold: float = 0.0  # adaptive: floss when ‖∂L/∂x₀‖ < this (0 = off)
+    phase: int = 0              # periodic: sessions where (e + phase) % every == 0
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -74,7 +78,7 @@ class ScheduleConfig:
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ValueError(f"flossing.schedule must be one of {list(SCHEDULES)}, "
                              f"got {self.schedule!r}{extra}")
-        for name in ("pre_steps", "every", "steps", "max_sessions", "check_every"):
+        for name in ("pre_steps", "every", "steps", "max_sessions", "check_every", "phase"):
             v = getattr(self, name)
             if not _is_int(v) or v < 0:
                 raise ValueError(f"flossing.{name} must be an integer >= 0, got {v!r}")
@@ -155,7 +159,7 @@ def decide(cfg: ScheduleConfig, state: ScheduleState, epoch: int, lambda1: float
     """
     steps, reason = 0, None
     if cfg.schedule == "periodic":
-        if epoch >= 1 and epoch % cfg.every == 0 and state.sessions < cfg.max_sessions:
+        if epoch >= 1 and (epoch + cfg.phase) % cfg.every == 0 and state.sessions < cfg.max_sessions:
             steps, reason = cfg.steps, "periodic"
     elif needs_measurement(cfg, state, epoch):
         if lambda1 is None or grad_x0 is None:

@@ -35,8 +35,8 @@ def layer_tangent(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S,
     empty = np.zeros((0, 0))
     for bb in range(B):
         for i in range(N):
-            dV[0, bb, i] = dV0[i]
-            dI[0, bb, i] = dI0[i]
+            dV[0, bb, i] = dV0[bb, i]
+            dI[0, bb, i] = dI0[bb, i]
     for t in range(T):
         P = cell.param_tangent(z[t], S[t], dW_in, dW_rec, db)
         dzt = dz[t] if dz.shape[0] > 0 else empty
@@ -54,8 +54,10 @@ def state_tangent(cfg: NetworkConfig, params: dict, traj, dparams: dict):
         s, _, _, rho, c = traj.lin[l]
         W_in, W_rec, _, _, _ = layer_params(cfg, params, l)
         dW_in, dW_rec, db, dV0, dI0 = layer_params(cfg, dparams, l)
+        B = traj.S[l].shape[1]
         dV, dI = layer_tangent(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec,
-                               traj.layer_input(l), traj.S[l], dV0, dI0, dW_in, dW_rec, db, dz)
+                               traj.layer_input(l), traj.S[l], cell.initial_states(dV0, B),
+                               cell.initial_states(dI0, B), dW_in, dW_rec, db, dz)
         out.append((dV, dI))
         dz = np.ascontiguousarray(s[:-1] * dV[:-1])  # tangent of S^l_t, the input of layer l+1
     return out

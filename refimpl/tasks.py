@@ -53,7 +53,7 @@ __all__ = [
 
 PER_STEP_LOSSES = ("bce_per_step", "mse_per_step")
 CLASS_LOSSES = ("ce_max", "ce_mean", "ce_last")
-ENCODINGS = ("analog", "pulse", "poisson")
+ENCODINGS = ("analog", "bits", "pulse", "poisson")
 
 
 # ---------------------------------------------------------------------------
@@ -237,9 +237,12 @@ def encode_bits(bits: np.ndarray, *, encoding: str = "pulse", channels: int = 1,
     ----------
     bits : array_like, shape (T, B), values in {0, 1}
         One bit per time step and batch element.
-    encoding : {"analog", "pulse", "poisson"}
+    encoding : {"analog", "bits", "pulse", "poisson"}
         ``"analog"``: ``n_in = 1``, ``u_t = 2 * bit_t - 1`` (i.e. -1.0 / +1.0),
         for binary and rate networks, which have no notion of spikes.
+        ``"bits"``: ``n_in = 1``, ``u_t = bit_t`` (0.0 / 1.0): the input of the
+        gradient-flossing reference code (``s = bitrand(…)``, docs/training.md,
+        "The published protocol").
         ``"pulse"``: a deterministic one-hot population code with
         ``n_in = 2 * channels``.  Bit 1 makes channels ``[0, channels)`` spike
         (1.0) on that step, bit 0 makes channels ``[channels, 2*channels)``
@@ -250,7 +253,7 @@ def encode_bits(bits: np.ndarray, *, encoding: str = "pulse", channels: int = 1,
         population with probability ``background_hz * dt / 1000``
         (Bernoulli approximation of a Poisson process).
     channels : int >= 1
-        Channels per population (ignored by ``"analog"``).
+        Channels per population (ignored by ``"analog"`` and ``"bits"``).
     rate_hz, background_hz : float >= 0
         Firing rates in Hz (used only by ``"poisson"``); each must give a
         per-step probability ``<= 1``.
@@ -280,6 +283,8 @@ def encode_bits(bits: np.ndarray, *, encoding: str = "pulse", channels: int = 1,
 
     if encoding == "analog":
         return (2.0 * on - 1.0)[:, :, None].astype(np.float64)
+    if encoding == "bits":
+        return on[:, :, None].astype(np.float64)
 
     # Per-step spike probability of every channel: population 0 codes bit 1,
     # population 1 codes bit 0 (one-hot, so the code is balanced in spike count).
@@ -307,7 +312,7 @@ def encode_bits(bits: np.ndarray, *, encoding: str = "pulse", channels: int = 1,
 def delayed_xor(*, T: int, batch: int, delta: int, h: int = 1, seed: int,
                 encoding: str = "pulse", channels: int = 1, rate_hz: float = 100.0,
                 background_hz: float = 0.0, dt: float = 1.0,
-                loss: str = "bce_per_step") -> TaskBatch:
+                loss: str = "bce_per_step", t0_shift: int = 0) -> TaskBatch:
     """Delayed XOR / delayed parity of a random bit stream.
 
     A bit ``x_t ∈ {0, 1}`` is drawn i.i.d. with probability 1/2 on every step
@@ -327,6 +332,15 @@ def delayed_xor(*, T: int, batch: int, delta: int, h: int = 1, seed: int,
     bits the network has already seen; targets for ``t < d`` are 0.0 and
     unscored.  Targets are float64 of shape ``(T, batch, 1)``.
 
+    ``t0_shift <= 0`` moves the first scored step to ``t0 = d + t0_shift``.
+    Then the stream has a hidden past: ``d`` more bits are drawn before step
+    0 that the network never sees, and targets at ``t0 ≤ t < d`` combine
+    visible and hidden bits (unpredictable, at chance on average). This is
+    how the gradient-flossing reference code generates the task: it draws
+    ``T + delay`` bits, shows the last ``T`` and scores from its (1-based)
+    step ``2·delay``, i.e. ``t0 = 2δ - 1``, ``t0_shift = -1`` here
+    (docs/training.md, "The published protocol").
+
     Parameters
     ----------
     T : int, number of steps; must exceed ``d = 2**h * delta``.
@@ -338,6 +352,7 @@ def delayed_xor(*, T: int, batch: int, delta: int, h: int = 1, seed: int,
         whatever the encoding; Poisson spikes are drawn after them.
     encoding, channels, rate_hz, background_hz, dt : see :func:`encode_bits`.
     loss : {"bce_per_step", "mse_per_step"}; targets are 0/1 either way.
+    t0_shift : int <= 0, first scored step ``t0 = d + t0_shift >= 0`` (default 0: ``t0 = d``).
     """
     where = "delayed_xor"
     T = _check_int(where, "T", T, minimum=1)
@@ -355,16 +370,31 @@ def delayed_xor(*, T: int, batch: int, delta: int, h: int = 1, seed: int,
             f"{where}: parameter 'T' must be an int > d = 2**h * delta = {d} "
             f"(at least one scored step), got T={T}")
 
+    if not _is_int(t0_shift) or not -d <= t0_shift <= 0:
+        raise ValueError(f"{where}: parameter 't0_shift' must be an int in [-d, 0] = [{-d}, 0] "
+                         f"(first scored step d + t0_shift), got {t0_shift!r}")
+    t0 = d + int(t0_shift)
+
     rng = np.random.default_rng(seed)
-    bits = rng.integers(0, 2, size=(T, batch), dtype=np.int64)
-    parity = np.zeros((T - d, batch), dtype=np.int64)
-    for lag in lags:
-        parity ^= bits[d - lag:T - lag]
-    targets = np.zeros((T, batch, 1), dtype=np.float64)
-    targets[d:, :, 0] = parity
+    if t0 == d:
+        bits = rng.integers(0, 2, size=(T, batch), dtype=np.int64)
+        parity = np.zeros((T - d, batch), dtype=np.int64)
+        for lag in lags:
+            parity ^= bits[d - lag:T - lag]
+        targets = np.zeros((T, batch, 1), dtype=np.float64)
+        targets[d:, :, 0] = parity
+    else:
+        # a hidden past of d bits: stream[d + t] is the bit shown at step t
+        stream = rng.integers(0, 2, size=(T + d, batch), dtype=np.int64)
+        bits = stream[d:]
+        parity = np.zeros((T - t0, batch), dtype=np.int64)
+        for lag in lags:
+            parity ^= stream[d + t0 - lag:d + T - lag]
+        targets = np.zeros((T, batch, 1), dtype=np.float64)
+        targets[t0:, :, 0] = parity
     inputs = encode_bits(bits, encoding=encoding, channels=channels, rate_hz=rate_hz,
                          background_hz=background_hz, dt=dt, rng=rng)
-    return TaskBatch(inputs=inputs, targets=targets, loss=loss, t0=d, bits=bits)
+    return TaskBatch(inputs=inputs, targets=targets, loss=loss, t0=t0, bits=bits)
 
 
 def delayed_copy(*, T: int, batch: int, delay: int, seed: int,

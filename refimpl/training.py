@@ -49,7 +49,8 @@ from . import dimensionality as dimensionality_mod
 from .adjoint import value_and_grad
 from .config import FLOSS_PARAMS, FlossConfig, LossConfig, LyapunovConfig, network_config
 from .io import atomic_h5, read_dict, to_json, write_dict
-from .network import apply_DT, initial_state_names, init_params, layers_of, pack, simulate
+from .network import (apply_DT, initial_state_names, init_params, layers_of, pack, relaxed_initial_state,
+                      simulate)
 from .optim import AdamConfig, AdamState, adam_step, global_norm
 from .schedules import ScheduleConfig, ScheduleState
 from .tasks import CLASS_LOSSES, make_task
@@ -60,6 +61,8 @@ BIT_TASKS = ("delayed_xor", "delayed_copy")
 #: tasks with one fixed data set (no fresh batches): generated once, or read from files
 FIXED_TASKS = ("randman", "shd")
 INITS = ("default", "fluctuation")
+X0_INITS = ("zero", "relaxed")
+CLIPS = ("global", "per_array")
 #: test sets of file-backed tasks are evaluated in chunks of this many samples (memory)
 EVAL_CHUNK = 256
 TRAINABLE = ("W_in", "W_rec", "b", "V0", "I0", "x0", "W_out", "b_out")
@@ -177,6 +180,13 @@ class NetworkSection:
     init_nu_in: float = 0.0       # fluctuation: input rate, Hz (0: mean and variance measured from the data)
     init_nu_rec: float = 0.0      # fluctuation: the layers' target rate, Hz (0: none; binary: mean field)
     init_rec_share: float = 0.0   # fluctuation: fraction of sigma_U^2 from the recurrent input, [0, 1)
+    bias_spread: float = 0.0      # b = bias + bias_spread * U[0, 1) (the reference code: 0.1)
+    keep_diagonal: bool = False   # keep the W_rec diagonal (autapses; the reference code keeps it)
+    bias_out: float = 0.0         # initial readout bias b_out (the reference code: 0.001)
+    x0_init: str = "zero"         # zero | relaxed (free-running from a random state)
+    x0_relax_steps: int = 100     # relaxed: steps of free running
+    x0_scale: float = 1.0         # relaxed: SD of the random starting state
+    x0_per_slot: bool = False     # one initial state per batch slot (training.batch_size of them)
 
     def __post_init__(self):
         layers = self.layers
@@ -198,6 +208,15 @@ class NetworkSection:
         _float("network.init_nu_in", self.init_nu_in, lo=0.0)
         _float("network.init_nu_rec", self.init_nu_rec, lo=0.0)
         _float("network.init_rec_share", self.init_rec_share, lo=0.0, hi=1.0, hi_open=True)
+        _float("network.bias_spread", self.bias_spread, lo=0.0)
+        _bool("network.keep_diagonal", self.keep_diagonal)
+        _float("network.bias_out", self.bias_out)
+        _choice("network.x0_init", self.x0_init, X0_INITS)
+        _int("network.x0_relax_steps", self.x0_relax_steps, 0)
+        _float("network.x0_scale", self.x0_scale, lo=0.0)
+        _bool("network.x0_per_slot", self.x0_per_slot)
+        if self.init == "fluctuation" and (self.bias_spread or self.keep_diagonal):
+            raise ValueError("network.bias_spread and network.keep_diagonal apply to network.init = 'default'")
         self.build(1, 1)  # validates every other key
         if self.init == "fluctuation":
             if self.bias != 0:
@@ -358,7 +377,9 @@ class TrainingSection:
     beta2: float = 0.999
     eps: float = 1e-8
     clip_norm: float = 1.0        # 0 = no clipping
+    clip: str = "global"          # global: the norm of all gradients; per_array: each array's own norm
     params: tuple = ("W_in", "W_rec", "b", "W_out", "b_out")
+    eval_every: int = 1           # evaluate on the test set (a log row) every n epochs, and at the end
 
     def __post_init__(self):
         object.__setattr__(self, "params", tuple(self.params) if isinstance(self.params, (list, tuple))
@@ -374,11 +395,14 @@ class TrainingSection:
         _float("training.beta2", self.beta2, lo=0.0, hi=1.0, hi_open=True)
         _float("training.eps", self.eps, lo=0.0, lo_open=True)
         _float("training.clip_norm", self.clip_norm, lo=0.0)
+        _choice("training.clip", self.clip, CLIPS)
         _names("training.params", self.params, TRAINABLE)
+        _int("training.eval_every", self.eval_every, 1)
         _coerce_floats(self)
 
     def adam(self) -> AdamConfig:
-        return AdamConfig(self.lr, self.beta1, self.beta2, self.eps, self.clip_norm or None)
+        return AdamConfig(self.lr, self.beta1, self.beta2, self.eps, self.clip_norm or None,
+                          per_array=self.clip == "per_array")
 
 
 @dataclass(frozen=True)
@@ -399,6 +423,8 @@ class FlossingSection(ScheduleConfig):
     eps: float = 1e-8
     clip_norm: float = 0.0
     T: int = 0
+    warmup: int = -1      # QR settings of the flossing spectrum; -1: lyapunov.warmup
+    transient: int = -1   # -1: lyapunov.transient
 
     def __post_init__(self):
         super().__post_init__()
@@ -413,6 +439,8 @@ class FlossingSection(ScheduleConfig):
         _float("flossing.eps", self.eps, lo=0.0, lo_open=True)
         _float("flossing.clip_norm", self.clip_norm, lo=0.0)
         _int("flossing.T", self.T, 0)
+        _int("flossing.warmup", self.warmup, -1)
+        _int("flossing.transient", self.transient, -1)
         _coerce_floats(self)
 
     def adam(self) -> AdamConfig:
@@ -432,6 +460,7 @@ class LyapunovSection:
     transient: int = 0
     seed: int = 0
     every: int = 5    # log the spectrum at epochs e with e % every == 0 (0: never)
+    T: int = 0        # length of the spectrum input (0: as the flossing inputs, flossing.T or the task's T)
     dimensionality: bool = True           # with each logged spectrum, log the gradient dimensionality
     dimensionality_batch: int = 8         # test samples whose per-step gradient terms are the samples
     dimensionality_params: tuple = ("W_rec",)
@@ -440,6 +469,7 @@ class LyapunovSection:
     def __post_init__(self):
         self.config()          # LyapunovConfig checks the settings the two share (same keys, same messages)
         _int("lyapunov.every", self.every, 0)
+        _int("lyapunov.T", self.T, 0)
         _bool("lyapunov.dimensionality", self.dimensionality)
         _int("lyapunov.dimensionality_batch", self.dimensionality_batch, 1)
         object.__setattr__(self, "dimensionality_params", tuple(self.dimensionality_params)
@@ -448,9 +478,15 @@ class LyapunovSection:
         _float("lyapunov.dimensionality_threshold", self.dimensionality_threshold)
         _coerce_floats(self)
 
-    def config(self, k: int | None = None) -> LyapunovConfig:
-        return LyapunovConfig(k=self.k if k is None else k, ons=self.ons, warmup=self.warmup,
-                              transient=self.transient, batch_index=0, seed=self.seed)
+    def config(self, k: int | None = None, flossing: "FlossingSection | None" = None) -> LyapunovConfig:
+        """The QR settings of logged spectra, or (``flossing`` given) of the flossing spectrum, whose
+        ``warmup`` and ``transient`` are ``flossing``'s unless those are -1."""
+        warmup, transient = self.warmup, self.transient
+        if flossing is not None:
+            warmup = warmup if flossing.warmup < 0 else flossing.warmup
+            transient = transient if flossing.transient < 0 else flossing.transient
+        return LyapunovConfig(k=self.k if k is None else k, ons=self.ons, warmup=warmup,
+                              transient=transient, batch_index=0, seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -502,6 +538,13 @@ class RunConfig:
                              f"with training.data = 'fixed', got {tr.train_size}")
         if task.name in FIXED_TASKS and self.flossing.T:
             raise ValueError(f"flossing.T must be 0 for {task.name} (its inputs have a fixed length)")
+        if task.name in FIXED_TASKS and self.lyapunov.T:
+            raise ValueError(f"lyapunov.T must be 0 for {task.name} (its inputs have a fixed length)")
+        if self.network.x0_per_slot and set(self.flossing.params) & {"x0", "V0", "I0"}:
+            raise ValueError("flossing.params cannot include the initial state with network.x0_per_slot "
+                             "(flossing sees slot 0 only)")
+        if self.network.x0_per_slot and self.network.x0_init != "relaxed":
+            raise ValueError("network.x0_per_slot needs network.x0_init = 'relaxed' (zero states are all equal)")
         # probe the task with a one-element batch: validates every task key and gives n_in/n_out
         probe = task.probe(float(self.network.dt))
         object.__setattr__(self, "_probe", probe)
@@ -516,10 +559,15 @@ class RunConfig:
         except ValueError as exc:
             raise ValueError(f"[lyapunov] does not fit the network/input (T = {T_spec}): {exc}") from None
         if self.flossing.floss_ever:
+            try:
+                lyapunov.check_lyapunov(net, self.lyapunov.config(flossing=self.flossing), self.floss_T, 1)
+            except ValueError as exc:
+                raise ValueError(f"[flossing] warmup/transient do not fit the flossing input "
+                                 f"(T = {self.floss_T}): {exc}") from None
             if self.flossing.k > M:
                 raise ValueError(f"flossing.k must be <= M = {M} (the state size), got {self.flossing.k}")
             try:
-                flossing._flossed_keys(net, self.flossing.floss_config())
+                flossing.flossed_keys(net, self.flossing.floss_config())
             except ValueError as exc:
                 raise ValueError(str(exc)) from None
         for p in tr.params:
@@ -542,9 +590,18 @@ class RunConfig:
         return self._probe.n_out
 
     @property
-    def spectrum_T(self) -> int:
-        """Length of flossing and spectrum inputs."""
+    def task_T(self) -> int:
+        return self._probe.T
+
+    @property
+    def floss_T(self) -> int:
+        """Length of flossing inputs (``flossing.T`` or the task's ``T``)."""
         return self.flossing.T or self._probe.T
+
+    @property
+    def spectrum_T(self) -> int:
+        """Length of the spectrum input (``lyapunov.T``, else as the flossing inputs)."""
+        return self.lyapunov.T or self.floss_T
 
     def network_config(self):
         return self.network.build(self.n_in, self.n_out)
@@ -719,14 +776,24 @@ class TaskData:
         if self.task.name in FIXED_TASKS:
             j = int(np.random.default_rng(self.derive(STREAM_FLOSS, i)).integers(self.train_inputs.shape[1]))
             return _f64(self.train_inputs[:, j:j + 1])
-        T = self.run.spectrum_T
-        return self.task.generate(1, self.derive(STREAM_FLOSS, i), self.dt, T=T).inputs
+        return self._inputs(self.derive(STREAM_FLOSS, i), self.run.floss_T)
 
     def spectrum_input(self) -> np.ndarray:
         """The fixed input ``(T, 1, n_in)`` on which spectra and λ₁ checks are measured."""
         if self.task.name in FIXED_TASKS:
             return _f64(self.test_inputs[:, :1])
-        return self.task.generate(1, self.derive(STREAM_SPECTRUM), self.dt, T=self.run.spectrum_T).inputs
+        return self._inputs(self.derive(STREAM_SPECTRUM), self.run.spectrum_T)
+
+    def _inputs(self, seed: int, T: int) -> np.ndarray:
+        """The first ``T`` steps of one sequence of the task. A task whose targets need more than
+        ``T`` steps (a delayed XOR with ``d >= T``) draws a sequence of its own length and cuts it,
+        as the reference code cuts its 300-step flossing sequences to 55 steps; otherwise the
+        sequence is drawn at length ``T`` (the inputs of every earlier configuration)."""
+        try:
+            return self.task.generate(1, seed, self.dt, T=T).inputs
+        except ValueError:
+            full = self.task.generate(1, seed, self.dt, T=max(T, self.run.task_T))
+            return np.ascontiguousarray(full.inputs[:T])
 
     def test_chunks(self, size: int | None = None):
         """``(inputs, targets)`` of the test set in chunks of ``size`` samples (None: one chunk), float64."""
@@ -997,7 +1064,13 @@ class Trainer:
                 self.params = fluctuation_params(run, self.cfg, input_moments=self.data.input_moments())
         else:
             self.params = init_params(self.cfg, net.seed, w_in=net.w_in, g_rec=net.g_rec, w_out=net.w_out,
-                                      bias=net.bias)
+                                      bias=net.bias, bias_spread=net.bias_spread,
+                                      keep_diagonal=net.keep_diagonal, bias_out=net.bias_out)
+        if net.x0_init == "relaxed":
+            slots = run.training.batch_size if net.x0_per_slot else 1
+            x0 = relaxed_initial_state(self.cfg, self.params, slots=slots, steps=net.x0_relax_steps,
+                                       scale=net.x0_scale, seed=net.seed)
+            self.params.update(x0 if net.x0_per_slot else {k: v[0] for k, v in x0.items()})
         self.adam = AdamState()
         self.floss_adam = AdamState()
         self.epoch = 0
@@ -1030,6 +1103,44 @@ class Trainer:
         if self.progress is not None:
             self.progress(event)
 
+    # -- initial states per batch slot ------------------------------------------
+    def _state_keys(self) -> list:
+        return [f"layer{l + 1}/{n}" for l in range(self.cfg.n_layers) for n in initial_state_names(self.cfg)]
+
+    def params_for(self, B: int) -> dict:
+        """The parameters for a batch of ``B`` trajectories: with one initial state per batch slot
+        (``network.x0_per_slot``), trajectory ``i`` starts from slot ``i % slots``."""
+        if not self.run.network.x0_per_slot:
+            return self.params
+        p = dict(self.params)
+        for k in self._state_keys():
+            X = self.params[k]
+            p[k] = np.ascontiguousarray(X[np.arange(B) % X.shape[0]])
+        return p
+
+    def single_params(self) -> dict:
+        """The parameters of one trajectory (spectra, flossing): per-slot initial states give slot 0,
+        as the reference code's ``xInit[:, 1]``."""
+        if not self.run.network.x0_per_slot:
+            return self.params
+        p = dict(self.params)
+        for k in self._state_keys():
+            p[k] = np.ascontiguousarray(self.params[k][0])
+        return p
+
+    def _fold_state_grads(self, grads: dict) -> dict:
+        """Sum the gradients of tiled per-trajectory initial states back onto their slots."""
+        if not self.run.network.x0_per_slot:
+            return grads
+        g = dict(grads)
+        for k in self._state_keys():
+            slots = self.params[k].shape[0]
+            G = grads[k]
+            out = np.zeros((slots, G.shape[1]))
+            np.add.at(out, np.arange(G.shape[0]) % slots, G)
+            g[k] = out
+        return g
+
     # -- measurements -----------------------------------------------------------
     def spectrum_input(self) -> np.ndarray:
         if self._spec_input is None:
@@ -1039,7 +1150,8 @@ class Trainer:
     def spectrum(self, k: int | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", lyapunov.DegenerateSpectrumWarning)
-            return lyapunov.spectrum(self.cfg, self.params, self.spectrum_input(), self.run.lyapunov.config(k))
+            return lyapunov.spectrum(self.cfg, self.single_params(), self.spectrum_input(),
+                                     self.run.lyapunov.config(k))
 
     def _log_spectrum(self, epoch: int, stage: int):
         res = self.spectrum()
@@ -1056,9 +1168,10 @@ class Trainer:
         from .losses import loss_and_grad
         ly = self.run.lyapunov
         u, targets = next(self.data.test_chunks(ly.dimensionality_batch))
-        traj = simulate(self.cfg, self.params, u)
+        params = self.params_for(u.shape[1])
+        traj = simulate(self.cfg, params, u)
         _, ybar = loss_and_grad(self.loss_cfg, traj.y, targets)
-        gs = dimensionality_mod.gradient_samples(self.cfg, self.params, traj, ybar,
+        gs = dimensionality_mod.gradient_samples(self.cfg, params, traj, ybar,
                                                  names=ly.dimensionality_params)
         pr = gs.participation_ratios()
         out = {"grad_pr": pr["all"], "grad_pr_time": pr["time"], "grad_pr_batch": pr["batch"]}
@@ -1082,10 +1195,10 @@ class Trainer:
         ``B_chunk/B`` (every quantity is a mean over the batch).
         """
         if self.task_name != "shd":
-            loss, grads, traj = value_and_grad(self.cfg, self.params, self.data.test_inputs,
-                                               self.data.test_targets, self.loss_cfg)
+            loss, grads, traj = value_and_grad(self.cfg, self.params_for(self.data.test_inputs.shape[1]),
+                                               self.data.test_inputs, self.data.test_targets, self.loss_cfg)
             return {"test_loss": loss, "test_acc": accuracy(self.loss_cfg, traj.y, self.data.test_targets),
-                    "grad_x0": initial_state_grad_norm(self.cfg, grads),
+                    "grad_x0": initial_state_grad_norm(self.cfg, self._fold_state_grads(grads)),
                     "rates": firing_rates(self.cfg, traj)}
         n = self.data.test_inputs.shape[1]
         loss = acc = 0.0
@@ -1094,7 +1207,7 @@ class Trainer:
         names = [f"layer{l + 1}/{nm}" for l in range(self.cfg.n_layers) for nm in initial_state_names(self.cfg)]
         for u, tg in self.data.test_chunks(EVAL_CHUNK):
             w = u.shape[1] / n
-            l_c, g_c, traj = value_and_grad(self.cfg, self.params, u, tg, self.loss_cfg)
+            l_c, g_c, traj = value_and_grad(self.cfg, self.params_for(u.shape[1]), u, tg, self.loss_cfg)
             loss += w * l_c
             acc += w * accuracy(self.loss_cfg, traj.y, tg)
             rates = rates + w * firing_rates(self.cfg, traj)
@@ -1127,21 +1240,23 @@ class Trainer:
     def floss(self, n: int, epoch: int) -> None:
         """``n`` flossing steps (Adam on the flossing loss, own optimizer state)."""
         fl = self.run.flossing
-        lcfg, fcfg, opt = self.run.lyapunov.config(fl.k), fl.floss_config(), fl.adam()
+        lcfg, fcfg, opt = self.run.lyapunov.config(fl.k, flossing=fl), fl.floss_config(), fl.adam()
         h = self.history.floss
+        flossed = set(flossing.flossed_keys(self.cfg, fcfg))
         for i in range(n):
             u = self.data.floss_input(self.floss_counter)
             self.floss_counter += 1
             try:
-                res = flossing.value_and_grad(self.cfg, self.params, u, lcfg, fcfg)
+                res = flossing.value_and_grad(self.cfg, self.single_params(), u, lcfg, fcfg)
             except flossing.FlossingError as exc:
                 warnings.warn(f"flossing step skipped: {exc}")
                 h["epoch"].append(epoch), h["loss"].append(math.nan)
                 h["exponents"].append(np.full(fl.k, math.nan)), h["grad_norm"].append(math.nan)
                 h["skipped"].append(True)
                 continue
-            norm = global_norm(res.grads)
-            self.params = adam_step(self.params, res.grads, self.floss_adam, opt)
+            grads = {k: g for k, g in res.grads.items() if k in flossed}
+            norm = global_norm(grads)
+            self.params = adam_step(self.params, grads, self.floss_adam, opt)
             h["epoch"].append(epoch), h["loss"].append(res.loss), h["exponents"].append(res.exponents)
             h["grad_norm"].append(norm), h["skipped"].append(False)
             self._poll()
@@ -1257,19 +1372,26 @@ class Trainer:
                 self._emit(kind="epoch", epoch=0, epochs=E, row=self.row(-1))
                 snap = self._snapshot()
             ck = self.run.output.checkpoint_every
+            every = self.run.training.eval_every
+            pending, nf_row, t_row = [], 0, time.perf_counter()   # epochs since the last row
             while self.epoch < E:
                 e = self.epoch
-                t = time.perf_counter()
                 nf = self.boundary(e)
+                nf_row += nf
                 self._emit(kind="boundary", epoch=e, floss_steps=nf)
-                stats = self.train_epoch(e)
+                pending.append(self.train_epoch(e))
                 self.epoch = e + 1
-                self._add_row(e + 1, stats, t, nf)
+                if self.epoch % every and self.epoch < E:
+                    continue
+                # a row: evaluation, log, checkpoint and the state a Ctrl-C returns to
+                stats = {k: float(np.mean([p[k] for p in pending])) for k in pending[0]}
+                self._add_row(self.epoch, stats, t_row, nf_row)
                 self._write_log()
                 if ck and self.epoch % ck == 0 and self.epoch < E and self.out_dir is not None:
                     self.save_checkpoint()
                 self._emit(kind="epoch", epoch=self.epoch, epochs=E, row=self.row(-1))
                 snap = self._snapshot()
+                pending, nf_row, t_row = [], 0, time.perf_counter()
         except (KeyboardInterrupt, SystemError) as exc:
             # Ctrl-C inside a compiled kernel surfaces as a SystemError whose context is it
             if isinstance(exc, SystemError) and not isinstance(exc.__context__, KeyboardInterrupt):

@@ -59,7 +59,7 @@ def filtered_trains(cfg, u):
     one = free(with_changes(cfg, layers=(1,), n_in=1, n_out=1))
     (L,) = network.layers_of(one)
     # the layer kernel that network.simulate runs (cell.forward), without the linearization
-    V, _, S = cell.forward(np.ascontiguousarray(u.reshape(Tn, Bn * C, 1)), np.zeros(1), np.zeros(1),
+    V, _, S = cell.forward(np.ascontiguousarray(u.reshape(Tn, Bn * C, 1)), np.zeros((Bn * C, 1)), np.zeros((Bn * C, 1)),
                            np.ones((1, 1)), np.zeros((1, 1)), np.zeros(1), *L.args())
     assert S.sum() == 0 or cfg.cell != "clif"               # really free: no spike, so no reset
     return V[:, :, 0].reshape(Tn + 1, Bn, C)

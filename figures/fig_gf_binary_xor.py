@@ -1,0 +1,23 @@
+"""The binary RNN at the published protocol, with the unpublished surrogate as an axis: final test
+accuracy against the delay d with and without flossing (5 networks a point), ‖∂L/∂h₀‖ against epoch,
+λ₁ over the flossing steps.
+
+The grid is ``figures/sweeps/gf_binary_xor.toml``; the body is ``figures/gf_protocol.py``. Finished runs
+are kept in ``figures/runs/gf_binary_xor/jobs/`` (committed) and reused when the script is rerun.
+
+    python figures/fig_gf_binary_xor.py [--workers 2] [--quick]
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gf_protocol  # noqa: E402
+
+
+def _key(job):
+    return (job.condition, job.axes["surrogate"], gf_protocol._delta(job.axes["delta"]))
+
+
+if __name__ == "__main__":
+    gf_protocol.run_study("gf_binary_xor.toml", "fig_gf_binary_xor",
+                          "binary RNN, N = 80, published protocol", doc=__doc__, group=_key)
