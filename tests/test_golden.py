@@ -209,8 +209,8 @@ def test_shipped_file_has_every_quantity():
 def test_fresh_export_equals_shipped_file(tmp_path):
     """The shipped file is what the code computes today, so it can never silently drift.
 
-    Copies (params, inputs, targets, jacobian/steps, Q0), the config and every attribute must
-    be identical bit for bit; every computed quantity must agree within 1/100 of the tolerance
+    Copies (params, inputs, targets, jacobian/steps), the config and every attribute must
+    be identical bit for bit (Q0, a LAPACK QR, to 1e-15); every computed quantity must agree within 1/100 of the tolerance
     that `refimpl validate` demands of other implementations (a reordering of floating-point
     sums, e.g. another BLAS, moves the last bits and is not drift). If a change is intended,
     re-export: `refimpl golden export refimpl/data/golden.h5`.
@@ -234,6 +234,10 @@ def test_fresh_export_equals_shipped_file(tmp_path):
             for k in da:
                 assert da[k].dtype == db[k].dtype and da[k].shape == db[k].shape, (name, k)
                 rtol, atol = golden.TOLERANCES[golden.kind_of(k)]
+                if k == "lyapunov/Q0":
+                    # LAPACK's QR: the BLAS kernel a machine picks moves its last bits (up to 4.4e-16
+                    # measured); the full validate tolerance, not 1/100 of it
+                    atol *= 100.0
                 ok = np.all(np.abs(da[k] - db[k]) <= 0.01 * (atol + rtol * np.abs(da[k])))
                 if not ok:
                     scale = max(np.max(np.abs(da[k])), 1e-300)
