@@ -73,14 +73,14 @@ def _plain(obj):
     return obj
 
 
-def write_outputs(d: Path, name: str, fig, table_md: str, data: dict) -> None:
+def write_outputs(d: Path, name: str, fig, table_md: str, data: dict, indent: int | None = 1) -> None:
     """The figure, the table and the raw numbers; each written atomically."""
     png = d / f"{name}.png"
     tmp = d / f".{name}.tmp.png"
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     tmp.replace(png)
     atomic_text(d / f"{name}.md", table_md)
-    atomic_text(d / f"{name}.json", json.dumps(_plain(data), indent=1) + "\n")
+    atomic_text(d / f"{name}.json", json.dumps(_plain(data), indent=indent) + "\n")
     print(f"wrote {png}, {d / (name + '.md')}, {d / (name + '.json')}")
 
 
