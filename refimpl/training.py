@@ -1211,6 +1211,7 @@ class Trainer:
             loss += w * l_c
             acc += w * accuracy(self.loss_cfg, traj.y, tg)
             rates = rates + w * firing_rates(self.cfg, traj)
+            g_c = self._fold_state_grads(g_c)   # per-slot states: back onto the slots, chunk by chunk
             part = {k: w * g_c[k] for k in names}
             gx0 = part if gx0 is None else {k: gx0[k] + part[k] for k in names}
         return {"test_loss": float(loss), "test_acc": float(acc), "grad_x0": initial_state_grad_norm(self.cfg, gx0),
