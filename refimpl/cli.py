@@ -36,7 +36,10 @@ def add_network_flags(p: argparse.ArgumentParser, *, layers="64", n_in=100) -> N
     g.add_argument("--slope", type=float, default=10.0, help="surrogate slope γ")
     g.add_argument("--reset-grad", default="detached", help="detached, attached or ignored (MODEL §3)")
     g.add_argument("--smooth", action="store_true", help="smooth mode (MODEL §2)")
-    g.add_argument("--layers", default=layers, help="comma-separated layer sizes, e.g. 64 or 32,16")
+    g.add_argument("--layers", default=None,
+                   help=f"comma-separated layer sizes, e.g. 64 or 32,16 (default {layers}; binary and rate "
+                        f"cells have one layer, default {layers.split(',')[0]})")
+    p.set_defaults(layers_default=layers)
     g.add_argument("--n-in", type=int, default=n_in)
     g.add_argument("--n-out", type=int, default=1)
     g.add_argument("--tau-mem", type=float, default=10.0)
@@ -50,8 +53,11 @@ def add_network_flags(p: argparse.ArgumentParser, *, layers="64", n_in=100) -> N
 
 def network_from_args(args):
     from .config import network_config
+    given = args.layers
+    if given is None:   # the default must fit the cell: map cells (binary, rate) have one layer
+        given = args.layers_default if args.cell == "clif" else args.layers_default.split(",")[0]
     try:
-        layers = tuple(int(x) for x in str(args.layers).split(","))
+        layers = tuple(int(x) for x in str(given).split(","))
     except ValueError:
         raise UsageError(f"--layers must be comma-separated integers, got {args.layers!r}")
     kw = dict(cell=args.cell, layers=layers, n_in=args.n_in, n_out=args.n_out, dt=args.dt,

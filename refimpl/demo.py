@@ -56,10 +56,21 @@ def add_parser(sub) -> list:
     p.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
     p.add_argument("--quick", action="store_true", help="toy sizes, for tests (seconds)")
     p.add_argument("--seed", type=int, default=None, help="network and task seed (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite an earlier demo in --out")
     return ["demo"]
 
 
+#: what a finished (or interrupted) demo leaves in its directory
+DEMO_OUTPUTS = ("summary.json", "report.png", "no_flossing", "flossing")
+
+
 def run(args) -> int:
+    out = Path(args.out)
+    found = [name for name in DEMO_OUTPUTS if (out / name).exists()]
+    if found and not args.force:
+        # like `refimpl train`: never overwrite earlier results (checkpoints included) silently
+        raise ValueError(f"--out {args.out} already holds a demo ({', '.join(found)}); choose another --out "
+                         "or pass --force to overwrite it")
     demo(args.out, quick=args.quick, seed=args.seed)
     return 0
 
