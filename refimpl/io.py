@@ -11,12 +11,27 @@ import h5py
 import numpy as np
 
 
+def _umask_mode() -> int:
+    """``0o666 & ~umask``: the mode an ordinary ``open(…, "w")`` gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _temp_next_to(path: Path):
+    """A temporary file beside ``path`` with the mode the user's umask gives new files (``mkstemp``
+    alone makes it 0600, which the rename would carry over to the result)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, _umask_mode())
+    return fd, tmp
+
+
 @contextmanager
 def atomic_h5(path):
     """Open a temporary HDF5 file next to ``path``; on success it replaces ``path`` atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_next_to(path)
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
@@ -31,8 +46,7 @@ def atomic_h5(path):
 def atomic_text(path, text: str) -> None:
     """Write a text file atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_next_to(path)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)

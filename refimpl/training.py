@@ -1581,7 +1581,12 @@ def run(args) -> int:
         if args.epochs < 0:
             raise ValueError(f"--epochs must be >= 0, got {args.epochs}")
         runcfg = runcfg.replace("training", epochs=args.epochs)
-    out = Path(args.out if args.out is not None else runcfg.output.dir)
+    if args.out is not None:
+        out = Path(args.out)
+    elif args.resume is not None:
+        out = Path(args.resume).parent   # a resumed run continues in its own directory
+    else:
+        out = Path(runcfg.output.dir)
     progress = None if args.quiet or not runcfg.output.progress else ProgressBar()
     if args.resume is not None:
         tr = Trainer.resume(args.resume, runcfg, out, progress=progress)   # checks before writing anything

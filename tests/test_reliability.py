@@ -36,3 +36,35 @@ def test_pytest_prints_its_summary_line():
                         "tests/test_optim.py"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0
     assert any(" passed" in line for line in r.stdout.splitlines()[-2:]), r.stdout[-500:]
+
+
+def test_resume_continues_in_the_checkpoints_directory(tmp_path, monkeypatch):
+    """Point 5: `train runs/xor/config.toml --resume runs/xor/checkpoint.h5` continued into the preset's
+    output.dir, not into runs/xor."""
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "delayed_xor", "--out", "runs/xor", "--epochs", "1", "--quiet",
+            "--set", "training.steps_per_epoch=1", "--set", "training.test_size=8", "--set", "lyapunov.every=0",
+            "--set", "network.layers=[20]"]
+    assert cli.main(args) == 0
+    assert cli.main(["train", "runs/xor/config.toml", "--resume", "runs/xor/checkpoint.h5", "--epochs", "2",
+                     "--quiet"]) == 0
+    from refimpl.training import read_log
+    assert read_log(tmp_path / "runs/xor/log.h5")["epochs/epoch"].tolist() == [0, 1, 2]
+    assert not (tmp_path / "runs" / "delayed_xor").exists()
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Point 12: logs, checkpoints, configs and tables were 0600 whatever the umask (mkstemp)."""
+    import os
+    from refimpl.io import atomic_h5, atomic_text
+    old = os.umask(0o022)
+    try:
+        atomic_text(tmp_path / "a.toml", "x = 1\n")
+        with atomic_h5(tmp_path / "b.h5") as f:
+            f["x"] = 1
+        os.umask(0o077)
+        atomic_text(tmp_path / "c.toml", "x = 1\n")
+    finally:
+        os.umask(old)
+    assert [oct((tmp_path / n).stat().st_mode & 0o777) for n in ("a.toml", "b.h5", "c.toml")] == [
+        "0o644", "0o644", "0o600"]
