@@ -185,7 +185,7 @@ def demo(out_dir="demo_out", *, quick: bool = False, seed: int | None = None, ec
         "timings_s": {"initial_measurements_incl_compilation": t_measure, "training_no_flossing": t_plain,
                       "preflossing": t_pre, "training_flossing_incl_preflossing": t_floss_run},
         "quick": quick,
-        "config": floss_cfg.to_dict(),
+        "config": floss_cfg.replace("output", dir=str(out)).to_dict(),   # where this demo wrote
     }
     d_acc = summary["accuracy"]["flossing"] - summary["accuracy"]["no_flossing"]
     summary["verdict"] = (

@@ -1012,8 +1012,18 @@ class History:
 def read_log(path) -> dict:
     """A ``log.h5`` (or the ``log`` group of a checkpoint) as a flat dict of arrays."""
     import h5py
-    with h5py.File(path, "r") as f:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"read_log: {path} is not a file (a log.h5 or checkpoint.h5 of refimpl train)")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise ValueError(f"read_log: {path} is not an HDF5 file (a log.h5 or checkpoint.h5 of refimpl train)") \
+            from None
+    with f:
         g = f["log"] if "log" in f and "epochs" not in f else f
+        if "epochs" not in g:
+            raise ValueError(f"read_log: {path} holds no training log (no 'epochs' group)")
         return read_dict(g)
 
 

@@ -28,6 +28,9 @@ def test_demo_refuses_to_overwrite(tmp_path, capsys):
     assert "already holds a demo" in err and "--force" in err and len(err.strip().splitlines()) == 1
     assert (out / "summary.json").read_text() == "{}"
     assert cli.main(["demo", "--quick", "--out", str(out), "--force"]) == 0
+    import json
+    # point 15: summary.json recorded output.dir = "out" whatever --out was
+    assert json.loads((out / "summary.json").read_text())["config"]["output"]["dir"] == str(out)
 
 
 def test_pytest_prints_its_summary_line():
@@ -68,3 +71,19 @@ def test_written_files_follow_the_umask(tmp_path):
         os.umask(old)
     assert [oct((tmp_path / n).stat().st_mode & 0o777) for n in ("a.toml", "b.h5", "c.toml")] == [
         "0o644", "0o644", "0o600"]
+
+
+def test_read_log_names_a_file_that_is_not_a_log(tmp_path):
+    """Point 15: read_log on a non-HDF5 file raised a raw OSError."""
+    import h5py
+    import pytest
+    from refimpl.training import read_log
+    (tmp_path / "notes.txt").write_text("not hdf5")
+    with pytest.raises(ValueError, match="not an HDF5 file"):
+        read_log(tmp_path / "notes.txt")
+    with pytest.raises(ValueError, match="not a file"):
+        read_log(tmp_path)
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = 1
+    with pytest.raises(ValueError, match="no training log"):
+        read_log(tmp_path / "other.h5")
