@@ -512,15 +512,19 @@ def _ints(text):
     return [int(x) for x in str(text).split(",") if x.strip()]
 
 
+FULL_SIZES = {"sizes": "64,256", "ks": "16,64", "T": 1000, "T_bptt": 500, "batch": 32}
+QUICK_SIZES = {"sizes": "16", "ks": "4", "T": 40, "T_bptt": 40, "batch": 4}
+
+
 def add_parser(sub) -> list:
     p = sub.add_parser("bench", help="time refimpl against PyTorch autograd on the same computation")
     p.add_argument("--quick", action="store_true", help="small sizes (CI, tests): N=16, k=4, T=40")
     p.add_argument("--what", default="bptt,spectrum,flossing", help="which computations")
-    p.add_argument("--sizes", default="64,256", help="layer sizes N")
-    p.add_argument("--ks", default="16,64", help="numbers of exponents k (spectrum, flossing)")
-    p.add_argument("--T", type=int, default=1000, help="steps of the spectrum and flossing runs")
-    p.add_argument("--T-bptt", type=int, default=500, help="steps of the BPTT runs")
-    p.add_argument("--batch", type=int, default=32, help="BPTT batch size")
+    p.add_argument("--sizes", default=None, help="layer sizes N (default 64,256; --quick: 16)")
+    p.add_argument("--ks", default=None, help="numbers of exponents k (spectrum, flossing; default 16,64; --quick: 4)")
+    p.add_argument("--T", type=int, default=None, help="steps of the spectrum and flossing runs (default 1000; --quick: 40)")
+    p.add_argument("--T-bptt", type=int, default=None, help="steps of the BPTT runs (default 500; --quick: 40)")
+    p.add_argument("--batch", type=int, default=None, help="BPTT batch size (default 32; --quick: 4)")
     p.add_argument("--checkpoint", type=int, default=0,
                    help="flossing checkpoint interval of the extra row (0: round(√T), -1: no such row)")
     p.add_argument("--repeats", type=int, default=3, help="timed repetitions per side (median)")
@@ -544,8 +548,12 @@ def add_parser(sub) -> list:
 
 def run(args) -> int:
     from .cli import UsageError
+    # --quick changes the defaults, never a value given on the command line
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    for key, value in sizes.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.quick:
-        args.sizes, args.ks, args.T, args.T_bptt, args.batch = "16", "4", 40, 40, 4
         args.repeats = min(args.repeats, 2)
         args.min_seconds = 0.0
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 import time
 
@@ -235,6 +236,15 @@ def _run_floss(args) -> int:
     from .flossing import value_and_grad
     from .io import atomic_h5, to_json
     from .optim import AdamConfig, AdamState, adam_step
+    # a count or tolerance that makes the command do nothing, or never stop, is an error (before any work)
+    if args.steps < 0:
+        raise UsageError(f"--steps must be >= 0 (Adam steps), got {args.steps}")
+    if args.every < 1:
+        raise UsageError(f"--every must be >= 1 (print every n steps), got {args.every}")
+    if args.tol is not None and not args.tol > 0:
+        raise UsageError(f"--tol must be > 0 (max|λ_i - target|), got {args.tol}")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        raise UsageError(f"--lr must be a finite number > 0, got {args.lr}")
     cfg, params, inputs, lcfg = problem_from_args(args)
     fcfg = FlossConfig(target=args.target, params=tuple(args.params.split(",")))
     opt, state = AdamConfig(lr=args.lr), AdamState()

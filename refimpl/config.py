@@ -47,6 +47,15 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be {bound}, got {value!r}")
 
 
+def _numbers(name: str, value: Any) -> None:
+    """A real number, or (``tau_mem``, ``tau_syn``) a sequence of them: not a string or a bool, which
+    NumPy would turn into numbers without a word."""
+    items = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    for v in np.ravel(np.asarray(items, dtype=object)):
+        if isinstance(v, (bool, np.bool_, str, bytes)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+
+
 def _int(name: str, value: Any, lo: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
         raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
@@ -117,6 +126,7 @@ class NetworkConfig:
         _positive("dt", self.dt)
         for name in ("tau_mem", "tau_syn"):
             value = getattr(self, name)
+            _numbers(name, value)
             _positive(name, value)
             if np.ndim(value) > 1:
                 raise ValueError(f"{name} must be a number or a 1-d sequence, got shape {np.shape(value)}")
@@ -125,8 +135,13 @@ class NetworkConfig:
                 if any(n != len(value) for n in self.layers):
                     raise ValueError(f"{name} has {len(value)} values but layers are {self.layers}: "
                                      "a per-neuron sequence must match every layer size")
+        _numbers("dt", self.dt)
+        _numbers("theta", self.theta)
         if not math.isfinite(self.theta):
             raise ValueError(f"theta must be finite, got {self.theta!r}")
+        if self.cell == "clif" and not self.theta > 0:
+            # a threshold at or below rest makes every neuron fire on every step
+            raise ValueError(f"theta must be > 0 for cell = 'clif' (the firing threshold), got {self.theta!r}")
         _choice("syn_input", self.syn_input, SYN_INPUTS)
         _choice("input_gain", self.input_gain, INPUT_GAINS)
         _choice("reset", self.reset, RESETS)

@@ -87,3 +87,18 @@ def test_read_log_names_a_file_that_is_not_a_log(tmp_path):
         f["x"] = 1
     with pytest.raises(ValueError, match="no training log"):
         read_log(tmp_path / "other.h5")
+
+
+def test_silent_no_ops_are_errors(capsys):
+    """Point 9: `floss --steps -3` and `--tol -1` ran (doing nothing, or never stopping) and exited 0;
+    `bench --quick --sizes abc` ignored --sizes; tau_mem = "10" was stored as a string; theta = -1 passed."""
+    import pytest
+    from refimpl.config import network_config
+    for argv, word in ((["floss", "--steps", "-3"], "--steps"), (["floss", "--tol", "-1"], "--tol"),
+                       (["floss", "--every", "0"], "--every"), (["bench", "--quick", "--sizes", "abc"], "--sizes")):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert word in err and len(err.strip().splitlines()) == 1, err
+    for kw, word in ((dict(tau_mem="10"), "tau_mem"), (dict(theta=-1.0), "theta"), (dict(dt=True), "dt")):
+        with pytest.raises(ValueError, match=word):
+            network_config(cell="clif", layers=(4,), n_in=2, n_out=1, **kw)
