@@ -52,6 +52,43 @@ def atomic_text(path, text: str) -> None:
     os.replace(tmp, path)
 
 
+class DirectoryInUse(ValueError):
+    """Another live process holds a run directory (exit code 2 on the command line)."""
+
+
+@contextmanager
+def directory_lock(directory):
+    """Own ``directory`` (a run's output folder) while the block runs.
+
+    An exclusive, non-blocking ``flock`` on ``directory/.lock``: the operating system releases it
+    when the holder exits or dies, so a killed run never leaves a stale lock behind. The holder's PID
+    is written into the file so that a second process can name it. Raises :class:`DirectoryInUse`
+    before anything is written if another process holds the directory.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:      # not a POSIX system: no locking
+        yield
+        return
+    path = directory / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, _umask_mode())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise DirectoryInUse(f"{directory} is in use by another run (process {holder}); wait for it to "
+                             "finish or choose another --out") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)   # closing the descriptor releases the lock
+
+
 def write_dict(group, d: dict) -> None:
     """Store a dict of arrays keyed by ``a/b`` paths under an HDF5 group."""
     for key, value in d.items():

@@ -1355,13 +1355,18 @@ class Trainer:
         is checkpointed (if there is an ``out_dir``) and ``KeyboardInterrupt``
         re-raised.
         """
+        import contextlib
         import signal
-        old = self._install_sigint()
-        try:
-            return self._fit(epochs)
-        finally:
-            if old is not None:
-                signal.signal(signal.SIGINT, old)
+        from .io import directory_lock
+        # one process at a time owns the output directory (taken before anything is written)
+        lock = contextlib.nullcontext() if self.out_dir is None else directory_lock(self.out_dir)
+        with lock:
+            old = self._install_sigint()
+            try:
+                return self._fit(epochs)
+            finally:
+                if old is not None:
+                    signal.signal(signal.SIGINT, old)
 
     def _fit(self, epochs: int | None = None) -> "Trainer":
         E = self.run.training.epochs if epochs is None else epochs

@@ -102,3 +102,28 @@ def test_silent_no_ops_are_errors(capsys):
     for kw, word in ((dict(tau_mem="10"), "tau_mem"), (dict(theta=-1.0), "theta"), (dict(dt=True), "dt")):
         with pytest.raises(ValueError, match=word):
             network_config(cell="clif", layers=(4,), n_in=2, n_out=1, **kw)
+
+
+def test_a_run_directory_has_one_owner(tmp_path, capsys):
+    """Point 3: two `refimpl train` runs into one --out both ran, leaving config.toml of one and
+    checkpoint.h5 of the other. The second now stops with exit 2 naming the holder's PID, before
+    writing anything; the lock dies with its process."""
+    import time as _time
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from refimpl.io import directory_lock\n"
+        f"with directory_lock({str(tmp_path / 'run')!r}):\n"
+        "    print('locked', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        argv = ["train", "delayed_xor", "--out", str(tmp_path / "run"), "--epochs", "1", "--quiet",
+                "--set", "network.layers=[20]", "--set", "training.steps_per_epoch=1",
+                "--set", "training.test_size=8", "--set", "lyapunov.every=0"]
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"process {holder.pid}" in err and len(err.strip().splitlines()) == 1, err
+        assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock"]   # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    _time.sleep(0.1)
+    assert cli.main(argv) == 0          # the dead holder's lock is gone
