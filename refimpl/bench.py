@@ -548,6 +548,9 @@ def add_parser(sub) -> list:
 
 def run(args) -> int:
     from .cli import UsageError
+    from .io import check_writable
+    if args.out:
+        check_writable(args.out, "--out")   # before minutes of timing
     # --quick changes the defaults, never a value given on the command line
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     for key, value in sizes.items():

@@ -166,9 +166,12 @@ def spectrum_table(lam, err, dt) -> str:
 
 
 def _run_lyapunov(args) -> int:
-    from .io import atomic_h5, to_json
+    from .io import atomic_h5, check_writable, to_json
     from .lyapunov import spectrum
     from .network import simulate
+    for flag, path in (("--out", args.out), ("--plot", args.plot)):
+        if path:
+            check_writable(path, flag)   # before the computation, which would otherwise be lost
     cfg, params, inputs, lcfg = problem_from_args(args)
     t = time.time()
     res = spectrum(cfg, params, inputs, lcfg)
@@ -234,8 +237,10 @@ def _add_floss(sub):
 def _run_floss(args) -> int:
     from .config import FlossConfig
     from .flossing import value_and_grad
-    from .io import atomic_h5, to_json
+    from .io import atomic_h5, check_writable, to_json
     from .optim import AdamConfig, AdamState, adam_step
+    if args.out:
+        check_writable(args.out, "--out")
     # a count or tolerance that makes the command do nothing, or never stop, is an error (before any work)
     if args.steps < 0:
         raise UsageError(f"--steps must be >= 0 (Adam steps), got {args.steps}")

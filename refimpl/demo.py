@@ -65,7 +65,8 @@ DEMO_OUTPUTS = ("summary.json", "report.png", "no_flossing", "flossing")
 
 
 def run(args) -> int:
-    out = Path(args.out)
+    from .io import check_writable
+    out = check_writable(args.out, "--out", directory=True)
     found = [name for name in DEMO_OUTPUTS if (out / name).exists()]
     if found and not args.force:
         # like `refimpl train`: never overwrite earlier results (checkpoints included) silently

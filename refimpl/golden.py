@@ -959,6 +959,8 @@ def run(args) -> int:
         for c in CASES:
             print(f"{c.name:<32} T={c.T:<3} B={c.B}  {c.covers}")
         return 0
+    from .io import check_writable
+    check_writable(args.path, "path")
     names = export(args.path, args.case)
     size = Path(args.path).stat().st_size
     print(f"wrote {len(names)} case(s) to {args.path} ({size / 1024:.0f} KiB)")

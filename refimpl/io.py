@@ -52,6 +52,32 @@ def atomic_text(path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def check_writable(path, flag: str, *, directory: bool = False) -> Path:
+    """Check, before any work starts, that ``path`` (given as ``flag``) can be written.
+
+    A file path must not be a directory and its parent must be (or become) a directory we may
+    write in; a directory path must not be a file. Nothing is created. Raises ``ValueError`` naming
+    the flag, so that a long computation never finishes only to fail on its output path.
+    """
+    path = Path(path)
+    if directory:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{flag} {path}: exists and is not a directory")
+    elif path.is_dir():
+        raise ValueError(f"{flag} {path}: is a directory, not a file name")
+    if str(path.resolve()).startswith(("/proc/", "/sys/")):
+        raise ValueError(f"{flag} {path}: cannot write under /proc or /sys")
+    probe = path if directory else path.parent
+    probe = probe if str(probe) else Path(".")
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{flag} {path}: {probe} is a file, so nothing can be created below it")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: no permission to write in {probe}")
+    return path
+
+
 class DirectoryInUse(ValueError):
     """Another live process holds a run directory (exit code 2 on the command line)."""
 

@@ -1602,6 +1602,8 @@ def run(args) -> int:
         out = Path(args.resume).parent   # a resumed run continues in its own directory
     else:
         out = Path(runcfg.output.dir)
+    from .io import check_writable
+    check_writable(out, "--out" if args.out is not None else "output.dir", directory=True)
     progress = None if args.quiet or not runcfg.output.progress else ProgressBar()
     if args.resume is not None:
         tr = Trainer.resume(args.resume, runcfg, out, progress=progress)   # checks before writing anything

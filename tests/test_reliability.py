@@ -127,3 +127,25 @@ def test_a_run_directory_has_one_owner(tmp_path, capsys):
         holder.wait()
     _time.sleep(0.1)
     assert cli.main(argv) == 0          # the dead holder's lock is gone
+
+
+def test_bad_output_paths_stop_before_any_work(tmp_path, capsys):
+    """Point 2: --out/--plot under /proc, below a file, or naming a directory gave a traceback after
+    the computation (lyapunov, floss, bench) or at the end (train, demo, golden export)."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    bad = {"under /proc": "/proc/refimpl/out.h5", "below a file": str(afile / "out.h5"),
+           "a directory": str(tmp_path)}
+    small = ["--layers", "8", "--n-in", "4", "--T", "30", "--k", "2"]
+    for why, path in bad.items():
+        for argv in (["lyapunov", *small, "--out", path], ["lyapunov", *small, "--plot", path],
+                     ["floss", *small, "--steps", "1", "--out", path], ["bench", "--quick", "--out", path],
+                     ["golden", "export", path, "--case", "rate_state"]):
+            assert cli.main(argv) == 2, (why, argv)
+            err = capsys.readouterr().err
+            assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (why, argv, err)
+    for argv, msg in ((["train", "delayed_xor", "--out", str(afile / "run"), "--epochs", "1", "--quiet"],
+                       "is a file"), (["demo", "--quick", "--out", str(afile)], "is not a directory")):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert msg in err and "--out" in err and len(err.strip().splitlines()) == 1, err
