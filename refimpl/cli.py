@@ -237,6 +237,7 @@ def _add_floss(sub):
 def _run_floss(args) -> int:
     from .config import FlossConfig
     from .flossing import value_and_grad
+    from .interrupt import DeferredInterrupt
     from .io import atomic_h5, check_writable, to_json
     from .optim import AdamConfig, AdamState, adam_step
     if args.out:
@@ -256,33 +257,53 @@ def _run_floss(args) -> int:
     history, losses = [], []
     t0 = time.time()
     reached = None
-    for step in range(args.steps + 1):
-        res = value_and_grad(cfg, params, inputs, lcfg, fcfg, checkpoint_every=args.checkpoint_every)
-        history.append(res.exponents.copy())
-        losses.append(res.loss)
-        dev = np.max(np.abs(res.exponents - args.target))
-        if step % args.every == 0 or step == args.steps:
-            lam = res.exponents
-            shown = ", ".join(f"{x:.4f}" for x in lam[:4]) + (" …" if len(lam) > 4 else "")
-            el = time.time() - t0
-            eta = el / (step + 1) * (args.steps - step)
-            print(f"step {step:4d}  L_floss {res.loss:.3e}  max|λ-λ*| {dev:.4f}  λ: [{shown}]  "
-                  f"{el:6.1f} s, ETA {eta:5.0f} s", flush=True)
-        if args.tol is not None and dev < args.tol:
-            reached = step
-            print(f"max|λ_i - target| < {args.tol} after {step} Adam steps")
-            break
-        if step < args.steps:
-            params = adam_step(params, res.grads, state, opt)
-    if args.out:
+
+    def save(interrupted: bool) -> None:
+        if not args.out:
+            return
         with atomic_h5(args.out) as f:
             f.attrs["config"] = to_json(cfg.to_dict())
             f["exponents"] = np.array(history)
             f["loss"] = np.array(losses)
             f.attrs["steps_to_tol"] = -1 if reached is None else reached
+            f.attrs["interrupted"] = interrupted      # True: the steps so far, cut short by Ctrl-C
             g = f.create_group("params")
             for key, v in params.items():
                 g[key] = v
+
+    try:
+        with DeferredInterrupt(message=None) as sigint:
+            for step in range(args.steps + 1):
+                res = value_and_grad(cfg, params, inputs, lcfg, fcfg, checkpoint_every=args.checkpoint_every)
+                history.append(res.exponents.copy())
+                losses.append(res.loss)
+                dev = np.max(np.abs(res.exponents - args.target))
+                if step % args.every == 0 or step == args.steps:
+                    lam = res.exponents
+                    shown = ", ".join(f"{x:.4f}" for x in lam[:4]) + (" …" if len(lam) > 4 else "")
+                    el = time.time() - t0
+                    eta = el / (step + 1) * (args.steps - step)
+                    print(f"step {step:4d}  L_floss {res.loss:.3e}  max|λ-λ*| {dev:.4f}  λ: [{shown}]  "
+                          f"{el:6.1f} s, ETA {eta:5.0f} s", flush=True)
+                if args.tol is not None and dev < args.tol:
+                    reached = step
+                    print(f"max|λ_i - target| < {args.tol} after {step} Adam steps")
+                    break
+                if step < args.steps:
+                    params = adam_step(params, res.grads, state, opt)
+                sigint.poll()
+    except (KeyboardInterrupt, SystemError) as exc:
+        # a second Ctrl-C inside a compiled kernel surfaces as a SystemError whose context is it
+        if isinstance(exc, SystemError) and not isinstance(exc.__context__, KeyboardInterrupt):
+            raise
+        # exponents[i] and loss[i] are those of the parameters after i Adam steps; the saved
+        # parameters are the last ones reached (adam_step returns a new dict: never half updated)
+        save(True)
+        where = f"; wrote the {len(history)} steps so far to {args.out}" if args.out else ""
+        print(f"refimpl floss: interrupted after {len(history)} flossing steps{where}", file=sys.stderr)
+        return 130
+    save(False)
+    if args.out:
         print(f"wrote {args.out}")
     return 0
 

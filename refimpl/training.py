@@ -1321,32 +1321,10 @@ class Trainer:
 
     # -- Ctrl-C ---------------------------------------------------------------------
     def _poll(self) -> None:
-        """Raise ``KeyboardInterrupt`` at a safe point if Ctrl-C was pressed."""
-        if getattr(self, "_interrupted", False):
-            self._interrupted = False
-            raise KeyboardInterrupt
-
-    def _install_sigint(self):
-        """While fitting, the first Ctrl-C only sets a flag that the loop polls after each
-        training or flossing step (a signal inside a compiled kernel would surface as a
-        SystemError); a second Ctrl-C interrupts at once."""
-        import signal
-        import threading
-        self._interrupted = False
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            return None
-
-        def handler(signum, frame):
-            if self._interrupted:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                raise KeyboardInterrupt
-            self._interrupted = True
-            print("\nCtrl-C: stopping after the current step (press again to stop at once)",
-                  file=sys.stderr, flush=True)
-
-        return signal.signal(signal.SIGINT, handler)
+        """Raise ``KeyboardInterrupt`` at a safe point if Ctrl-C was pressed (:mod:`refimpl.interrupt`)."""
+        sigint = getattr(self, "_sigint", None)
+        if sigint is not None:
+            sigint.poll()
 
     def fit(self, epochs: int | None = None) -> "Trainer":
         """Train until ``epochs`` (default ``training.epochs``) epochs are complete.
@@ -1356,17 +1334,12 @@ class Trainer:
         re-raised.
         """
         import contextlib
-        import signal
+        from .interrupt import DeferredInterrupt
         from .io import directory_lock
         # one process at a time owns the output directory (taken before anything is written)
         lock = contextlib.nullcontext() if self.out_dir is None else directory_lock(self.out_dir)
-        with lock:
-            old = self._install_sigint()
-            try:
-                return self._fit(epochs)
-            finally:
-                if old is not None:
-                    signal.signal(signal.SIGINT, old)
+        with lock, DeferredInterrupt() as self._sigint:
+            return self._fit(epochs)
 
     def _fit(self, epochs: int | None = None) -> "Trainer":
         E = self.run.training.epochs if epochs is None else epochs
