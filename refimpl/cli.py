@@ -257,6 +257,7 @@ def _run_floss(args) -> int:
     history, losses = [], []
     t0 = time.time()
     reached = None
+    best = None   # (flossing loss, step, parameters): the best iterate is kept, not only the last
 
     def save(interrupted: bool) -> None:
         if not args.out:
@@ -267,9 +268,23 @@ def _run_floss(args) -> int:
             f["loss"] = np.array(losses)
             f.attrs["steps_to_tol"] = -1 if reached is None else reached
             f.attrs["interrupted"] = interrupted      # True: the steps so far, cut short by Ctrl-C
-            g = f.create_group("params")
-            for key, v in params.items():
-                g[key] = v
+            f.attrs["best_step"] = -1 if best is None else best[1]
+            for name, ps in (("params", params), ("best_params", None if best is None else best[2])):
+                if ps is None:
+                    continue
+                g = f.create_group(name)
+                for key, v in ps.items():
+                    g[key] = v
+
+    def report() -> None:
+        if best is None:
+            return
+        if args.tol is not None:
+            met = "met" if reached is not None else "NOT met"
+            print(f"target max|λ_i - target| < {args.tol}: {met}")
+        drift = " (the flossing loss rose: see --lr)" if losses[-1] > losses[0] else ""
+        print(f"flossing loss {losses[0]:.3e} -> {losses[-1]:.3e}{drift}; best {best[0]:.3e} at step {best[1]}"
+              + ("; best parameters kept in best_params" if args.out else ""))
 
     try:
         with DeferredInterrupt(message=None) as sigint:
@@ -277,14 +292,17 @@ def _run_floss(args) -> int:
                 res = value_and_grad(cfg, params, inputs, lcfg, fcfg, checkpoint_every=args.checkpoint_every)
                 history.append(res.exponents.copy())
                 losses.append(res.loss)
+                if best is None or res.loss < best[0]:
+                    best = (res.loss, step, params)
                 dev = np.max(np.abs(res.exponents - args.target))
                 if step % args.every == 0 or step == args.steps:
                     lam = res.exponents
                     shown = ", ".join(f"{x:.4f}" for x in lam[:4]) + (" …" if len(lam) > 4 else "")
                     el = time.time() - t0
-                    eta = el / (step + 1) * (args.steps - step)
+                    # the first steps include compilation: no ETA until 5 steps have run
+                    eta = f"ETA {el / (step + 1) * (args.steps - step):5.0f} s" if step >= 5 else "ETA     -"
                     print(f"step {step:4d}  L_floss {res.loss:.3e}  max|λ-λ*| {dev:.4f}  λ: [{shown}]  "
-                          f"{el:6.1f} s, ETA {eta:5.0f} s", flush=True)
+                          f"{el:6.1f} s, {eta}", flush=True)
                 if args.tol is not None and dev < args.tol:
                     reached = step
                     print(f"max|λ_i - target| < {args.tol} after {step} Adam steps")
@@ -303,6 +321,7 @@ def _run_floss(args) -> int:
         print(f"refimpl floss: interrupted after {len(history)} flossing steps{where}", file=sys.stderr)
         return 130
     save(False)
+    report()
     if args.out:
         print(f"wrote {args.out}")
     return 0

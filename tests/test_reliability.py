@@ -180,3 +180,21 @@ def test_ctrl_c_during_floss_exits_130_and_keeps_the_steps(tmp_path):
             assert f.attrs["interrupted"] and f["exponents"].shape[0] == f["loss"].shape[0] >= 1
             assert "layer1/W_rec" in f["params"]
         assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_floss_reports_the_target_and_keeps_the_best_iterate(tmp_path, capsys):
+    """Point 7: the README's floss example raised the flossing loss, never met --tol and exited 0 saying
+    nothing; now the end says whether the target was met and the best iterate's parameters are kept."""
+    import h5py
+    import numpy as np
+    out = tmp_path / "f.h5"
+    assert cli.main(["floss", "--layers", "64", "--k", "16", "--steps", "30", "--lr", "0.002", "--tol", "0.01",
+                     "--every", "10", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "target max|λ_i - target| < 0.01: NOT met" in text and "best" in text
+    first = next(ln for ln in text.splitlines() if ln.startswith("step    0"))
+    assert first.endswith("ETA     -")           # no ETA from the first (compiling) step
+    with h5py.File(out, "r") as f:
+        loss, b = f["loss"][()], int(f.attrs["best_step"])
+        assert loss[b] == loss.min() and "best_params" in f
+        assert not np.array_equal(f["best_params/layer1/W_rec"][()], f["params/layer1/W_rec"][()])
