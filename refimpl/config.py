@@ -38,15 +38,6 @@ def _choice(name: str, value: Any, allowed: Sequence[str]) -> None:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}{extra}")
 
 
-def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
-    arr = np.asarray(value, dtype=float)
-    if arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if np.any(arr < 0) or (not allow_zero and np.any(arr == 0)):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-
-
 def _numbers(name: str, value: Any) -> None:
     """A real number, or (``tau_mem``, ``tau_syn``) a sequence of them: not a string or a bool, which
     NumPy would turn into numbers without a word."""
@@ -54,6 +45,16 @@ def _numbers(name: str, value: Any) -> None:
     for v in np.ravel(np.asarray(items, dtype=object)):
         if isinstance(v, (bool, np.bool_, str, bytes)) or not isinstance(v, (int, float, np.integer, np.floating)):
             raise ValueError(f"{name} must be a number, got {value!r}")
+
+
+def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
+    _numbers(name, value)
+    arr = np.asarray(value, dtype=float)
+    if arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if np.any(arr < 0) or (not allow_zero and np.any(arr == 0)):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
 
 
 def _int(name: str, value: Any, lo: int) -> None:
@@ -126,7 +127,6 @@ class NetworkConfig:
         _positive("dt", self.dt)
         for name in ("tau_mem", "tau_syn"):
             value = getattr(self, name)
-            _numbers(name, value)
             _positive(name, value)
             if np.ndim(value) > 1:
                 raise ValueError(f"{name} must be a number or a 1-d sequence, got shape {np.shape(value)}")
@@ -135,7 +135,6 @@ class NetworkConfig:
                 if any(n != len(value) for n in self.layers):
                     raise ValueError(f"{name} has {len(value)} values but layers are {self.layers}: "
                                      "a per-neuron sequence must match every layer size")
-        _numbers("dt", self.dt)
         _numbers("theta", self.theta)
         if not math.isfinite(self.theta):
             raise ValueError(f"theta must be finite, got {self.theta!r}")

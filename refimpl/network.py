@@ -83,6 +83,11 @@ def initial_state_names(cfg: NetworkConfig) -> tuple:
     return ("V0", "I0") if cfg.cell == "clif" else ("x0",)
 
 
+def initial_state_keys(cfg: NetworkConfig) -> list:
+    """``layer<l>/V0``, ``layer<l>/I0`` (or ``layer<l>/x0``) of every layer: the initial-state parameters."""
+    return [f"layer{l + 1}/{nm}" for l in range(cfg.n_layers) for nm in initial_state_names(cfg)]
+
+
 def param_shapes(cfg: NetworkConfig) -> dict:
     """Name → shape of every parameter (GOLDEN.md ``params/…``)."""
     shapes = {}
@@ -178,7 +183,7 @@ def check_params(cfg: NetworkConfig, params: dict, name: str = "params") -> dict
     if missing or extra:
         raise ValueError(f"{name} keys do not fit the network: missing {missing}, unexpected {extra}")
     out = {}
-    state_keys = {f"layer{l + 1}/{nm}" for l in range(cfg.n_layers) for nm in initial_state_names(cfg)}
+    state_keys = set(initial_state_keys(cfg))
     for key, shape in shapes.items():
         arr = np.asarray(params[key])
         if key in state_keys and arr.ndim == 2 and arr.shape[1:] == shape:

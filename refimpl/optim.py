@@ -63,7 +63,7 @@ def clip_per_array(grads: dict, max_norm: float | None) -> dict:
         return grads
     out = {}
     for k, g in grads.items():
-        n = float(np.sqrt(np.sum(g * g)))
+        n = global_norm({k: g})
         out[k] = g * (max_norm / n) if n > max_norm else g
     return out
 

@@ -49,8 +49,8 @@ from . import dimensionality as dimensionality_mod
 from .adjoint import value_and_grad
 from .config import FLOSS_PARAMS, FlossConfig, LossConfig, LyapunovConfig, network_config
 from .io import atomic_h5, read_dict, to_json, write_dict
-from .network import (apply_DT, initial_state_names, init_params, layers_of, pack, relaxed_initial_state,
-                      simulate)
+from .network import (apply_DT, initial_state_keys, init_params, layers_of, pack,
+                      relaxed_initial_state, simulate)
 from .optim import AdamConfig, AdamState, adam_step, global_norm
 from .schedules import ScheduleConfig, ScheduleState
 from .tasks import CLASS_LOSSES, make_task
@@ -850,9 +850,7 @@ def firing_rates(cfg, traj) -> np.ndarray:
 
 def initial_state_grad_norm(cfg, grads: dict) -> float:
     """``‖∂L/∂x₀‖`` over all layers (the gradient of the shared initial state)."""
-    names = initial_state_names(cfg)
-    return float(np.sqrt(sum(np.sum(grads[f"layer{l + 1}/{n}"] ** 2)
-                             for l in range(cfg.n_layers) for n in names)))
+    return float(np.sqrt(sum(np.sum(grads[k] ** 2) for k in initial_state_keys(cfg))))
 
 
 def state_adjoints(cfg, params: dict, traj, ybar: np.ndarray, b: int = 0) -> np.ndarray:
@@ -1114,16 +1112,13 @@ class Trainer:
             self.progress(event)
 
     # -- initial states per batch slot ------------------------------------------
-    def _state_keys(self) -> list:
-        return [f"layer{l + 1}/{n}" for l in range(self.cfg.n_layers) for n in initial_state_names(self.cfg)]
-
     def params_for(self, B: int) -> dict:
         """The parameters for a batch of ``B`` trajectories: with one initial state per batch slot
         (``network.x0_per_slot``), trajectory ``i`` starts from slot ``i % slots``."""
         if not self.run.network.x0_per_slot:
             return self.params
         p = dict(self.params)
-        for k in self._state_keys():
+        for k in initial_state_keys(self.cfg):
             X = self.params[k]
             p[k] = np.ascontiguousarray(X[np.arange(B) % X.shape[0]])
         return p
@@ -1134,7 +1129,7 @@ class Trainer:
         if not self.run.network.x0_per_slot:
             return self.params
         p = dict(self.params)
-        for k in self._state_keys():
+        for k in initial_state_keys(self.cfg):
             p[k] = np.ascontiguousarray(self.params[k][0])
         return p
 
@@ -1143,7 +1138,7 @@ class Trainer:
         if not self.run.network.x0_per_slot:
             return grads
         g = dict(grads)
-        for k in self._state_keys():
+        for k in initial_state_keys(self.cfg):
             slots = self.params[k].shape[0]
             G = grads[k]
             out = np.zeros((slots, G.shape[1]))
@@ -1214,7 +1209,7 @@ class Trainer:
         loss = acc = 0.0
         rates = 0.0
         gx0 = None
-        names = [f"layer{l + 1}/{nm}" for l in range(self.cfg.n_layers) for nm in initial_state_names(self.cfg)]
+        names = initial_state_keys(self.cfg)
         for u, tg in self.data.test_chunks(EVAL_CHUNK):
             w = u.shape[1] / n
             l_c, g_c, traj = value_and_grad(self.cfg, self.params_for(u.shape[1]), u, tg, self.loss_cfg)
