@@ -60,12 +60,14 @@ def run_study(sweep_file: str, name: str, title: str, argv=None, doc: str = "", 
 
 def quick_spec(s: dict) -> None:
     s["axes"]["seed"] = {k: v[:1] for k, v in s["axes"]["seed"].items()}
-    s["axes"]["delta"] = s["axes"]["delta"][:2]
+    s["axes"]["delta"] = [{"task.delta": 3}, {"task.delta": 5}]   # fits the quick T
     s["set"].update({"training.epochs": 3, "training.test_size": 16, "training.eval_every": 2,
                      "network.layers": [12], "lyapunov.k": 4, "lyapunov.every": 2, "task.T": 60})
     for c in s["conditions"].values():
-        if c.get("flossing.schedule", "none") != "none":
-            c.update({"flossing.pre_steps": 2, "flossing.steps": 2, "flossing.every": 2, "flossing.k": 4})
+        if c.get("flossing.schedule") != "none":   # absent: the preset's schedule
+            c.update({"flossing.pre_steps": 2, "flossing.steps": 2, "flossing.k": min(4, c.get("flossing.k", 4))})
+            if c.get("flossing.every", 1):
+                c["flossing.every"] = 2
 
 
 def figure(by, out, name, title, spec, t0, n_jobs, argv):

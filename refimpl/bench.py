@@ -472,8 +472,7 @@ def cases_of(args) -> list:
     kinds = [k.strip() for k in args.what.split(",")]
     for kind in kinds:
         if kind not in KINDS:
-            from .cli import UsageError
-            raise UsageError(f"--what entries must be among {list(KINDS)}, got {kind!r}")
+            raise ValueError(f"--what entries must be among {list(KINDS)}, got {kind!r}")
     for kind in kinds:
         for N in args.sizes:
             if kind == "bptt":
@@ -516,38 +515,21 @@ FULL_SIZES = {"sizes": "64,256", "ks": "16,64", "T": 1000, "T_bptt": 500, "batch
 QUICK_SIZES = {"sizes": "16", "ks": "4", "T": 40, "T_bptt": 40, "batch": 4}
 
 
-def add_parser(sub) -> list:
-    p = sub.add_parser("bench", help="time refimpl against PyTorch autograd on the same computation")
-    p.add_argument("--quick", action="store_true", help="small sizes (CI, tests): N=16, k=4, T=40")
-    p.add_argument("--what", default="bptt,spectrum,flossing", help="which computations")
-    p.add_argument("--sizes", default=None, help="layer sizes N (default 64,256; --quick: 16)")
-    p.add_argument("--ks", default=None, help="numbers of exponents k (spectrum, flossing; default 16,64; --quick: 4)")
-    p.add_argument("--T", type=int, default=None, help="steps of the spectrum and flossing runs (default 1000; --quick: 40)")
-    p.add_argument("--T-bptt", type=int, default=None, help="steps of the BPTT runs (default 500; --quick: 40)")
-    p.add_argument("--batch", type=int, default=None, help="BPTT batch size (default 32; --quick: 4)")
-    p.add_argument("--checkpoint", type=int, default=0,
-                   help="flossing checkpoint interval of the extra row (0: round(√T), -1: no such row)")
-    p.add_argument("--repeats", type=int, default=3, help="timed repetitions per side (median)")
-    p.add_argument("--max-seconds", type=float, default=120.0,
-                   help="stop repeating a side once its runs took this long (at least one run)")
-    p.add_argument("--min-seconds", type=float, default=2.0,
-                   help="repeat short runs (up to 25) until they took this long, for a robust median")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                   help="threads of every BLAS and of PyTorch (the same on both sides)")
-    p.add_argument("--torch-jacobian", default="auto", choices=("auto", "jacrev", "rows"),
-                   help="peer's dense Jacobian: torch.func.jacrev, the M-row trick, or the faster (auto)")
-    p.add_argument("--torch-mem-budget", type=float, default=None,
-                   help="GB the PyTorch flossing graph may use (default: half of MemAvailable); "
-                        "beyond it the peer runs fewer steps and its time is scaled linearly")
-    p.add_argument("--no-torch", action="store_true", help="time refimpl alone")
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    p.add_argument("--no-startup", action="store_true", help="skip the second-process start-up timing")
-    p.add_argument("--out", default=None, help="write every number to this JSON file")
-    return ["bench"]
+def write_json(path, info: dict, startup: dict, rows: list, peak: float) -> None:
+    """Every number of a bench run (``--out``), written atomically."""
+    from .io import atomic_text
+    data = {"info": info, "startup_seconds": startup, "rows": [
+        {**asdict(r.case), "label": r.case.label, "refimpl_s": r.refimpl_s, "torch_s": r.torch_s,
+         "ratio": r.ratio, "refimpl_runs": r.refimpl_runs, "torch_runs": r.torch_runs,
+         "torch_T": r.torch_T, "torch_method": r.torch_method, "rel_diff": r.rel_diff, "flops": r.flops,
+         "refimpl_gflops": r.flops / r.refimpl_s / 1e9, "fraction_of_dgemm": r.flops / r.refimpl_s / 1e9 / peak,
+         "refimpl_peak_bytes": r.refimpl_peak_bytes, "torch_peak_bytes": r.torch_peak_bytes,
+         "required_bytes": r.required_bytes} for r in rows]}
+    atomic_text(path, json.dumps(data, indent=1, default=float))
 
 
-def run(args) -> int:
-    from .cli import UsageError
+def run_cli(args) -> int:
+    """``refimpl bench`` (the parser is :mod:`refimpl.cli.bench`)."""
     from .io import check_writable
     if args.out:
         check_writable(args.out, "--out")   # before minutes of timing
@@ -562,16 +544,16 @@ def run(args) -> int:
     try:
         args.sizes, args.ks = _ints(args.sizes), _ints(args.ks)
     except ValueError:
-        raise UsageError("--sizes and --ks must be comma-separated integers")
+        raise ValueError("--sizes and --ks must be comma-separated integers")
     if not args.sizes or min(args.sizes) < 1 or (args.ks and min(args.ks) < 1):
-        raise UsageError("--sizes and --ks must be positive")
+        raise ValueError("--sizes and --ks must be positive")
     if args.repeats < 1 or args.T < 2 or args.T_bptt < 2 or args.batch < 1 or args.threads < 1:
-        raise UsageError("--repeats, --batch, --threads must be >= 1 and --T, --T-bptt >= 2")
+        raise ValueError("--repeats, --batch, --threads must be >= 1 and --T, --T-bptt >= 2")
     if not args.no_torch:
         try:
             bt = _torch()
         except RuntimeError as exc:
-            raise UsageError(str(exc))
+            raise ValueError(str(exc))
     args.torch_mem_budget = (0.5 * _mem_available() if args.torch_mem_budget is None
                              else args.torch_mem_budget * 1e9)
     log = (lambda msg: print(msg, flush=True))
@@ -591,9 +573,22 @@ def run(args) -> int:
     rows = []
     _PEER_CACHE.clear()
     t0 = time.perf_counter()
-    for i, case in enumerate(cases):
-        log(f"[{i + 1}/{len(cases)}] {case.label}  ({time.perf_counter() - t0:.0f} s elapsed)")
-        rows.append(bench_case(case, args, log))
+    try:
+        for i, case in enumerate(cases):
+            log(f"[{i + 1}/{len(cases)}] {case.label}  ({time.perf_counter() - t0:.0f} s elapsed)")
+            rows.append(bench_case(case, args, log))
+    except (KeyboardInterrupt, SystemError) as exc:
+        if not isinstance(exc, KeyboardInterrupt) and not isinstance(exc.__context__, KeyboardInterrupt):
+            raise
+        # the cases timed so far are kept (a row is appended only when its case is complete)
+        info["interrupted"] = True
+        info["load_after"] = os.getloadavg()
+        if args.out:
+            write_json(args.out, info, {}, rows, peak)
+        kept = (f"; the {len(rows)} finished case(s) of {len(cases)} are in {args.out}" if args.out
+                else f"; {len(rows)} of {len(cases)} cases had finished (no --out)")
+        print(f"refimpl bench: interrupted (Ctrl-C){kept}", file=sys.stderr)
+        return 130
     startup = {}
     if not args.no_startup:
         startup["lyapunov"] = startup_seconds(["lyapunov", "--T", "200", "--k", "8"])
@@ -610,15 +605,7 @@ def run(args) -> int:
         f"FLOP count (docs/performance.md); 'of peak' = refimpl GFLOP/s / dgemm rate; MB = max-RSS growth "
         f"of one evaluation in a fresh process; need = what the method must store")
     if args.out:
-        data = {"info": info, "startup_seconds": startup, "rows": [
-            {**asdict(r.case), "label": r.case.label, "refimpl_s": r.refimpl_s, "torch_s": r.torch_s,
-             "ratio": r.ratio, "refimpl_runs": r.refimpl_runs, "torch_runs": r.torch_runs,
-             "torch_T": r.torch_T, "torch_method": r.torch_method, "rel_diff": r.rel_diff, "flops": r.flops,
-             "refimpl_gflops": r.flops / r.refimpl_s / 1e9, "fraction_of_dgemm": r.flops / r.refimpl_s / 1e9 / peak,
-             "refimpl_peak_bytes": r.refimpl_peak_bytes, "torch_peak_bytes": r.torch_peak_bytes,
-             "required_bytes": r.required_bytes} for r in rows]}
-        with open(args.out, "w") as f:
-            json.dump(data, f, indent=1, default=float)
+        write_json(args.out, info, startup, rows, peak)
         log(f"wrote {args.out}")
     if not args.no_torch and any(not (r.rel_diff <= 1e-6) for r in rows):
         print("refimpl bench: refimpl and PyTorch disagree (max relative difference > 1e-6)", file=sys.stderr)

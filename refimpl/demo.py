@@ -50,30 +50,8 @@ QUICK = {
 ERROR_BATCH = 16   # trajectories averaged in the error-norm panel
 
 
-def add_parser(sub) -> list:
-    p = sub.add_parser("demo", help="train with and without surrogate gradient flossing; write report.png",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
-    p.add_argument("--quick", action="store_true", help="toy sizes, for tests (seconds)")
-    p.add_argument("--seed", type=int, default=None, help="network and task seed (default 0)")
-    p.add_argument("--force", action="store_true", help="overwrite an earlier demo in --out")
-    return ["demo"]
-
-
 #: what a finished (or interrupted) demo leaves in its directory
 DEMO_OUTPUTS = ("summary.json", "report.png", "no_flossing", "flossing")
-
-
-def run(args) -> int:
-    from .io import check_writable
-    out = check_writable(args.out, "--out", directory=True)
-    found = [name for name in DEMO_OUTPUTS if (out / name).exists()]
-    if found and not args.force:
-        # like `refimpl train`: never overwrite earlier results (checkpoints included) silently
-        raise ValueError(f"--out {args.out} already holds a demo ({', '.join(found)}); choose another --out "
-                         "or pass --force to overwrite it")
-    demo(args.out, quick=args.quick, seed=args.seed)
-    return 0
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -287,5 +265,6 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     a.legend(fontsize=8)
     fig.suptitle(summary["verdict"], fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from .io import atomic_savefig
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

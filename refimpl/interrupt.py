@@ -2,8 +2,8 @@
 
 A signal that arrives while a compiled (Numba) kernel runs would otherwise surface as a
 ``SystemError`` from inside the kernel, with the step's results half written. With
-:class:`DeferredInterrupt` installed, the first Ctrl-C prints one line and sets
-``requested``; the loop calls :meth:`DeferredInterrupt.poll` after each step, which raises
+:class:`DeferredInterrupt` installed, the first Ctrl-C sets ``requested`` (and, at a terminal,
+says that the command stops after the current step); the loop calls :meth:`DeferredInterrupt.poll` after each step, which raises
 ``KeyboardInterrupt`` there, so the caller can save what finished. A second Ctrl-C interrupts
 at once.
 """
@@ -36,7 +36,7 @@ class DeferredInterrupt:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 raise KeyboardInterrupt
             self.requested = True
-            if self.message:
+            if self.message and sys.stderr.isatty():   # a person at a terminal; a pipe gets only the final line
                 print("\n" + self.message, file=sys.stderr, flush=True)
 
         self._old = signal.signal(signal.SIGINT, handler)

@@ -47,9 +47,26 @@ def atomic_text(path, text: str) -> None:
     """Write a text file atomically."""
     path = Path(path)
     fd, tmp = _temp_next_to(path)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:   # Ctrl-C while writing: no half-written file, no temporary left behind
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_savefig(fig, path, **kw) -> None:
+    """``fig.savefig(path)`` through a temporary file beside ``path``: a complete image or none."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, **kw)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def check_writable(path, flag: str, *, directory: bool = False) -> Path:

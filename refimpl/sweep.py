@@ -46,7 +46,7 @@ import numpy as np
 
 from . import __version__
 from .configfile import resolve_named, shipped_names
-from .io import atomic_h5, atomic_text
+from .io import atomic_h5, atomic_savefig, atomic_text
 
 RESULT_FORMAT = "refimpl-sweep-job"
 SWEEP_DIR = Path(__file__).parent / "presets" / "sweeps"
@@ -1097,32 +1097,7 @@ def _figure(path, rows, metric, x, axes, jobs, seed_axis) -> None:
     if len(series) > 1 or x is not None:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------------------
-# command line: refimpl sweep
-# ---------------------------------------------------------------------------
-
-def add_parser(sub) -> list:
-    p = sub.add_parser("sweep", help="run a grid of training runs (restartable; process pool or Dask)",
-                       description="Expand a sweep file (see docs/sweep.md) into jobs, run those without a "
-                                   "result, and aggregate. Shipped sweeps: " + ", ".join(sweep_names()))
-    p.add_argument("config", help="sweep TOML file, or the name of a shipped sweep")
-    p.add_argument("--out", default=None, help="output directory (default: sweep.out)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes of the local pool (default: sweep.workers or the cores; 1: in this process)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run on a Dask cluster, e.g. tcp://127.0.0.1:8786 (needs the extra .[sweep])")
-    p.add_argument("--dry-run", action="store_true", help="list the jobs and their status; run nothing")
-    p.add_argument("--aggregate-only", action="store_true", help="only aggregate the existing results")
-    p.add_argument("--force", action="store_true",
-                   help="delete and recompute results and work directories of a different spec")
-    p.add_argument("--quiet", action="store_true", help="only the final summary line")
-    return ["sweep"]
+    atomic_savefig(fig, path, dpi=120)
 
 
 def _checkpoint_epoch(path) -> int | None:
@@ -1134,7 +1109,8 @@ def _checkpoint_epoch(path) -> int | None:
         return None
 
 
-def run(args) -> int:
+def run_cli(args) -> int:
+    """``refimpl sweep`` (the parser is :mod:`refimpl.cli.sweep`)."""
     spec = load_spec(args.config)
     jobs = expand(spec)
     opts = sweep_options(spec)
@@ -1175,7 +1151,7 @@ def run(args) -> int:
                            progress=progress, force=args.force, threads=opts["threads"])
         except KeyboardInterrupt:
             done = sum(result_path(out, j).exists() for j in jobs)
-            print(f"\ninterrupted: {done} of {len(jobs)} results are in {out / 'jobs'}; rerun the same "
+            print(f"refimpl sweep: interrupted (Ctrl-C); {done} of {len(jobs)} results are in {out / 'jobs'}; rerun the same "
                   "command to continue (finished jobs are skipped, training jobs resume from their "
                   "checkpoints)", file=sys.stderr)
             return 130
