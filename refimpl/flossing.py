@@ -32,7 +32,8 @@ import numpy as np
 
 from . import cell
 from .config import FlossConfig, LyapunovConfig, NetworkConfig
-from .lyapunov import _zero_diagonal, check_lyapunov, fused_ok, layer_arrays, qr_diagnostics, qr_steps
+from .lyapunov import (_zero_diagonal, check_lyapunov, exponent_conditions, fused_ok, layer_arrays, qr_diagnostics,
+                       qr_steps, warn_ill_conditioned)
 from .network import (EMPTY2, apply_D, apply_DT, check_inputs, check_params, initial_state_names,
                       layers_of, pack, param_shapes, simulate, unpack)
 from .qr import qr_backward, qr_jvp, qr_positive
@@ -114,6 +115,8 @@ def value_and_grad(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfi
             blocks = unpack(cfg, Q.T)
     n_steps = len(logs) * lcfg.ons
     lam = np.sum(logs, axis=0) / n_steps
+    diag = np.array([np.diag(R) for R in Rs.values()]).reshape(len(Rs), lcfg.k)
+    warn_ill_conditioned(exponent_conditions(diag), lcfg, "exponents (and their flossing gradient)")
     k = lcfg.k
     loss = float(np.mean((lam - fcfg.target) ** 2))
     lam_bar = 2.0 * (lam - fcfg.target) / k
@@ -173,6 +176,8 @@ def _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, every, keys):
     if bad.size:
         q = bad[0]
         raise _degenerate_error(lcfg.warmup + (q + 1) * lcfg.ons - 1, np.nonzero(zero[q])[0], lcfg)
+    warn_ill_conditioned(exponent_conditions(diagR), lcfg, "exponents (and their flossing gradient)",
+                         stacklevel=4)
     logs = logd[lcfg.transient:]
     n_steps = logs.shape[0] * lcfg.ons
     lam = np.sum(logs, axis=0) / n_steps

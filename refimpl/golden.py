@@ -371,7 +371,23 @@ def make_problem(case: Case):
 
 
 def compute_case(case: Case) -> dict:
-    """Every quantity of GOLDEN.md for one case: golden path → array (in file order)."""
+    """Every quantity of GOLDEN.md for one case: golden path → array (in file order).
+
+    A case whose spectrum is degenerate, lost precision or is ill-conditioned
+    (:class:`refimpl.lyapunov.ConditioningWarning`) is refused with ``ValueError``: a
+    reference whose smallest exponents are set by rounding cannot be reproduced."""
+    from . import lyapunov
+    suspect = (lyapunov.DegenerateSpectrumWarning, lyapunov.PrecisionWarning, lyapunov.ConditioningWarning)
+    with warnings.catch_warnings():
+        for w in suspect:
+            warnings.simplefilter("error", w)
+        try:
+            return _compute_case(case)
+        except suspect as exc:
+            raise ValueError(f"case {case.name}: {exc}; refusing to export it") from None
+
+
+def _compute_case(case: Case) -> dict:
     from . import adjoint, flossing, lyapunov
     from .network import dense_jacobian, param_shapes, simulate
     cfg, loss, lcfg, fcfg = config_from_dict(case.config)
@@ -382,34 +398,30 @@ def compute_case(case: Case) -> dict:
         out[f"params/{key}"] = params[key]
     out["inputs"] = inputs
     out["targets"] = targets
-    with warnings.catch_warnings():
-        # a degenerate spectrum or lost precision makes a bad golden case: fail loudly
-        warnings.simplefilter("error", lyapunov.DegenerateSpectrumWarning)
-        warnings.simplefilter("error", lyapunov.PrecisionWarning)
-        value, grads, traj = adjoint.value_and_grad(cfg, params, inputs, targets, loss)
-        for l in range(cfg.n_layers):
-            p = f"forward/layer{l + 1}/"
-            if cfg.cell == "clif":
-                out[p + "V"], out[p + "I"], out[p + "S"] = traj.V[l], traj.I[l], traj.S[l]
-            else:
-                out[p + "x"] = traj.V[l]
-        out["forward/readout/y"] = traj.y
-        out["loss"] = np.float64(value)
-        for key in keys:
-            out[f"grad/{key}"] = grads[key]
-        b = lcfg.batch_index
-        ltraj = simulate(cfg, params, inputs[:, b:b + 1])
-        steps = np.asarray(case.jacobian_steps(), dtype=np.int64)
-        out["jacobian/steps"] = steps
-        out["jacobian/D"] = np.stack([dense_jacobian(cfg, params, ltraj, int(t), 0) for t in steps])
-        res = lyapunov.spectrum(cfg, params, inputs, lcfg)
-        out["lyapunov/Q0"] = res.Q0
-        out["lyapunov/spectrum"] = res.exponents
-        fres = flossing.value_and_grad(cfg, params, inputs, lcfg, fcfg, Q0=res.Q0)
-        out["flossing/loss"] = np.float64(fres.loss)
-        for key in keys:
-            if key in fres.grads:
-                out[f"flossing/grad/{key}"] = fres.grads[key]
+    value, grads, traj = adjoint.value_and_grad(cfg, params, inputs, targets, loss)
+    for l in range(cfg.n_layers):
+        p = f"forward/layer{l + 1}/"
+        if cfg.cell == "clif":
+            out[p + "V"], out[p + "I"], out[p + "S"] = traj.V[l], traj.I[l], traj.S[l]
+        else:
+            out[p + "x"] = traj.V[l]
+    out["forward/readout/y"] = traj.y
+    out["loss"] = np.float64(value)
+    for key in keys:
+        out[f"grad/{key}"] = grads[key]
+    b = lcfg.batch_index
+    ltraj = simulate(cfg, params, inputs[:, b:b + 1])
+    steps = np.asarray(case.jacobian_steps(), dtype=np.int64)
+    out["jacobian/steps"] = steps
+    out["jacobian/D"] = np.stack([dense_jacobian(cfg, params, ltraj, int(t), 0) for t in steps])
+    res = lyapunov.spectrum(cfg, params, inputs, lcfg)
+    out["lyapunov/Q0"] = res.Q0
+    out["lyapunov/spectrum"] = res.exponents
+    fres = flossing.value_and_grad(cfg, params, inputs, lcfg, fcfg, Q0=res.Q0)
+    out["flossing/loss"] = np.float64(fres.loss)
+    for key in keys:
+        if key in fres.grads:
+            out[f"flossing/grad/{key}"] = fres.grads[key]
     return {k: as_stored(k, v) for k, v in out.items()}
 
 

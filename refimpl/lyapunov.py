@@ -29,6 +29,42 @@ class PrecisionWarning(UserWarning):
     """A product between QR steps left float64's normal range (choose a smaller ``ons``)."""
 
 
+class ConditioningWarning(UserWarning):
+    """A QR step so ill-conditioned that the smallest exponents, and their derivatives, are set by rounding."""
+
+
+#: QR condition number above which :class:`ConditioningWarning` is raised (docs/testing.md): Householder
+#: QR resolves ``R_ii`` only to about ``eps · max_j R_jj``, so exponent ``i`` carries a relative error
+#: of about ``κ_i · eps`` per QR step (2e-8 at κ = 1e8), and so do its derivatives, which pass through R⁻¹
+CONDITION_LIMIT = 1e8
+
+
+def exponent_conditions(diag: np.ndarray) -> np.ndarray:
+    """``κ_i = max_t max_j |R_jj(t)| / |R_ii(t)|`` over the QR steps (rows of ``diag``); ``inf`` where R_ii = 0."""
+    d = np.abs(np.asarray(diag, dtype=float))
+    if d.size == 0:
+        return np.ones(d.shape[-1] if d.ndim == 2 else 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(d > 0, d.max(axis=1, keepdims=True) / np.where(d > 0, d, 1.0), np.inf)
+    return np.maximum(ratio.max(axis=0), 1.0)
+
+
+def warn_ill_conditioned(kappa: np.ndarray, lcfg: LyapunovConfig, what: str = "exponents",
+                         stacklevel: int = 3, skip=()) -> None:
+    """:class:`ConditioningWarning` naming the exponents (1-based) whose ``κ_i`` exceed :data:`CONDITION_LIMIT`.
+
+    Exponents whose ``R_ii`` vanished (``κ_i = inf``, or the indices in ``skip``) are reported by
+    :class:`DegenerateSpectrumWarning` instead."""
+    bad = [i for i in np.nonzero((kappa > CONDITION_LIMIT) & np.isfinite(kappa))[0] if i not in set(skip)]
+    if not bad:
+        return
+    warnings.warn(
+        f"ill-conditioned QR steps: condition number up to {kappa[bad].max():.1e} (> {CONDITION_LIMIT:.0e}) for "
+        f"{what} {[int(i) + 1 for i in bad]}, so they are set by rounding (relative error up to "
+        f"{kappa[bad].max() * np.finfo(float).eps:.0e} per QR step); use lyapunov.ons = 1 (now {lcfg.ons}) "
+        f"or a smaller k (now {lcfg.k})", ConditioningWarning, stacklevel=stacklevel)
+
+
 #: below this, float64 numbers are subnormal and lose relative precision
 _SUBNORMAL = np.finfo(float).tiny
 
@@ -45,8 +81,9 @@ class LyapunovResult:
     Q0: np.ndarray                 # (M, k)
     Q_final: np.ndarray            # (M, k)
     participation_ratio: float     # time average of PR(Q[:, 0]) over counted steps
-    qr_condition: float = 1.0      # max over QR steps of max_i R_ii / min_i R_ii
+    qr_condition: float = 1.0      # max over QR steps of max_i R_ii / min_i R_ii (= max of kappa)
     degenerate: list = field(default_factory=list)  # (step, index) where R_ii = 0
+    kappa: np.ndarray | None = None  # (k,) per exponent: max over QR steps of max_j R_jj / R_ii
 
     @property
     def exponents_per_ms(self) -> np.ndarray:
@@ -150,19 +187,18 @@ def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: n
              on_step=None):
     """Run the QR iteration on a one-element trajectory.
 
-    Returns ``(logs (n_counted, k), Q_final (M, k), pr_mean, qr_condition, degenerate)``;
-    ``logs`` holds ``log R_ii`` (``-inf`` where ``R_ii`` vanished). ``qr_condition``
-    is the largest ratio ``max R_ii / min R_ii`` of any QR step: derivatives of
-    the exponents pass through ``R⁻¹``, so they lose about ``log10`` of it in
-    digits.
+    Returns ``(logs (n_counted, k), Q_final (M, k), pr_mean, kappa (k,), degenerate)``;
+    ``logs`` holds ``log R_ii`` (``-inf`` where ``R_ii`` vanished). ``kappa[i]``
+    is the largest ratio ``max_j R_jj / R_ii`` of any QR step
+    (:func:`exponent_conditions`): exponent ``i`` and its derivatives, which
+    pass through ``R⁻¹``, lose about ``log10`` of it in digits.
     ``on_step(t, Q_blocks)`` is called before each product (for checkpoints).
     """
     if on_step is None and fused_ok(cfg):
         return _benettin_fused(cfg, params, traj, lcfg, Q0)
     Ls = layers_of(cfg)
     blocks = unpack(cfg, Q0.T)
-    logs, prs, degenerate = [], [], []
-    cond = 1.0
+    logs, prs, degenerate, diags = [], [], [], []
     subnormal = None
     for t, is_qr, counted in qr_steps(traj.T, lcfg):
         if on_step is not None:
@@ -173,10 +209,10 @@ def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: n
         A = pack(cfg, blocks).T
         Q, R = qr_positive(A)
         d = np.abs(np.diag(R))
+        diags.append(d)
         zero = _zero_diagonal(R, A)
         with np.errstate(divide="ignore"):
             logd = np.log(d)
-        cond = max(cond, d.max() / d.min()) if d.min() > 0 else np.inf
         if subnormal is None and np.any((d > 0) & (d < _SUBNORMAL)):
             subnormal = t
         if zero.size:
@@ -191,7 +227,8 @@ def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: n
         warnings.warn(f"R_ii fell into the subnormal range at t = {subnormal}: the {lcfg.ons}-step "
                       f"product lost relative precision; use a smaller lyapunov.ons", PrecisionWarning,
                       stacklevel=3)
-    return np.array(logs), pack(cfg, blocks).T, float(np.mean(prs)), cond, degenerate
+    kappa = exponent_conditions(np.array(diags).reshape(len(diags), lcfg.k))
+    return np.array(logs), pack(cfg, blocks).T, float(np.mean(prs)), kappa, degenerate
 
 
 #: the step kernels as imported; a replaced one (``gradcheck.inject``) must reach the results,
@@ -240,11 +277,7 @@ def _benettin_fused(cfg, params, traj, lcfg, Q0):
     M = Q0.shape[0]
     logd, zero = qr_diagnostics(diagR, amax, max(M, Q0.shape[1]))
     d = np.abs(diagR)
-    dmin, dmax = d.min(axis=1), d.max(axis=1)
-    cond = 1.0
-    if d.shape[0]:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cond = float(max(1.0, np.max(np.where(dmin > 0, dmax / np.where(dmin > 0, dmin, 1.0), np.inf))))
+    kappa = exponent_conditions(d)
     sub = np.nonzero(np.any((d > 0) & (d < _SUBNORMAL), axis=1))[0]
     counted = np.arange(d.shape[0]) >= lcfg.transient
     degenerate = [(lcfg.warmup + (q + 1) * lcfg.ons - 1, int(i)) for q, i in zip(*np.nonzero(zero))
@@ -254,7 +287,7 @@ def _benettin_fused(cfg, params, traj, lcfg, Q0):
         warnings.warn(f"R_ii fell into the subnormal range at t = {t}: the {lcfg.ons}-step "
                       f"product lost relative precision; use a smaller lyapunov.ons", PrecisionWarning,
                       stacklevel=4)
-    return logd[counted], Xf.T.copy(), float(np.mean(pr[counted])), cond, degenerate
+    return logd[counted], Xf.T.copy(), float(np.mean(pr[counted])), kappa, degenerate
 
 
 def spectrum(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=None) -> LyapunovResult:
@@ -264,7 +297,7 @@ def spectrum(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=
     Q0 = check_lyapunov(cfg, lcfg, inputs.shape[0], inputs.shape[1], Q0)
     b = lcfg.batch_index
     traj = simulate(cfg, params, inputs[:, b:b + 1], check=False)
-    logs, Qf, pr, cond, degenerate = benettin(cfg, params, traj, lcfg, Q0)
+    logs, Qf, pr, kappa, degenerate = benettin(cfg, params, traj, lcfg, Q0)
     n_steps = logs.shape[0] * lcfg.ons
     lam = logs.sum(axis=0) / n_steps
     if degenerate:
@@ -274,9 +307,10 @@ def spectrum(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=
             f"exponent(s) {[i + 1 for i in idx]}: the tangent map annihilated those directions "
             f"(a zero-reset row of D_t when reset='zero' and reset_grad!='ignored', or k = {lcfg.k} "
             f"above the rank of D_t); they are reported as -inf", DegenerateSpectrumWarning, stacklevel=2)
+    warn_ill_conditioned(kappa, lcfg, skip={i for _, i in degenerate})
     local = logs / lcfg.ons
-    return LyapunovResult(lam, local, batch_means_error(local), n_steps, cfg.dt, Q0, Qf, pr, cond,
-                          degenerate)
+    return LyapunovResult(lam, local, batch_means_error(local), n_steps, cfg.dt, Q0, Qf, pr,
+                          float(kappa.max()) if kappa.size else 1.0, degenerate, kappa)
 
 
 def direct_lambda1(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, eps: float = 1e-7,

@@ -12,6 +12,7 @@ vectors, never as a dense matrix; :func:`dense_jacobian` assembles the dense
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,8 +174,20 @@ def relaxed_initial_state(cfg: NetworkConfig, params: dict, *, slots: int = 1, s
     return out
 
 
+class ScaleWarning(UserWarning):
+    """A parameter so large that spikes saturate and tangent products near float64's range."""
+
+
+#: entries of a parameter above this raise :class:`ScaleWarning` (initializations are O(1)–O(10); at 1e6 a
+#: single recurrent step multiplies tangent vectors by ~1e6, so k exponents span ~14 per step)
+PARAM_SCALE_LIMIT = 1e6
+
+
 def check_params(cfg: NetworkConfig, params: dict, name: str = "params") -> dict:
-    """Validate names, shapes and finiteness; return float64 C-contiguous copies."""
+    """Validate names, shapes and finiteness; return float64 C-contiguous copies.
+
+    Entries beyond :data:`PARAM_SCALE_LIMIT` in magnitude are allowed but warned about
+    (:class:`ScaleWarning`), naming the parameter."""
     if not isinstance(params, dict):
         raise ValueError(f"{name} must be a dict of arrays keyed like 'layer1/W_in', got {type(params).__name__}")
     shapes = param_shapes(cfg)
@@ -193,6 +206,12 @@ def check_params(cfg: NetworkConfig, params: dict, name: str = "params") -> dict
         if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
             raise ValueError(f"{name}[{key!r}] must be finite numbers")
         out[key] = np.ascontiguousarray(arr, dtype=np.float64)
+        big = float(np.max(np.abs(out[key]))) if out[key].size else 0.0
+        if big > PARAM_SCALE_LIMIT:
+            warnings.warn(f"{name}[{key!r}] has entries up to {big:.1e} (> {PARAM_SCALE_LIMIT:.0e}): spikes "
+                          f"saturate and tangent products approach float64's range, so exponents and gradients "
+                          f"at this scale say little about the network; check how {key} was scaled",
+                          ScaleWarning, stacklevel=3)
     return out
 
 

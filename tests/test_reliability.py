@@ -303,3 +303,66 @@ def test_floss_reports_the_target_and_keeps_the_best_iterate(tmp_path, capsys):
         loss, b = f["loss"][()], int(f.attrs["best_step"])
         assert loss[b] == loss.min() and "best_params" in f
         assert not np.array_equal(f["best_params/layer1/W_rec"][()], f["params/layer1/W_rec"][()])
+
+
+def _ill_conditioned():
+    """A binary network whose input weights nearly saturate it, with ons = 2: κ ≈ 5e11, no vanished R_ii
+    (the issue's case was a binary cell, gaussian γ = 2.59, ons = 2, κ = 8.6e14)."""
+    from refimpl.config import LyapunovConfig, network_config
+    from refimpl.network import init_params
+    from refimpl.tasks import poisson_inputs
+    cfg = network_config(cell="binary", layers=(32,), n_in=100, n_out=1,
+                         surrogate={"name": "gaussian", "slope": 2.59})
+    params = init_params(cfg, 3, w_in=36.0, g_rec=2.0)
+    inputs = poisson_inputs(T=300, batch=1, n_in=100, rate_hz=10.0, seed=1, dt=1.0)
+    return cfg, params, inputs, LyapunovConfig(k=6, ons=2)
+
+
+def test_ill_conditioned_spectra_are_flagged(monkeypatch, tmp_path, capsys):
+    """Point 8: a spectrum with qr_condition 8.6e14 (its smallest exponents and flossing gradient set by
+    rounding) raised no warning. Now: ConditioningWarning naming the exponents and suggesting ons = 1 or a
+    smaller k, from the spectrum and from flossing; none for a well-conditioned case; golden export refuses."""
+    import warnings
+    import pytest
+    from refimpl import flossing, golden, lyapunov
+    cfg, params, inputs, lcfg = _ill_conditioned()
+    with pytest.warns(lyapunov.ConditioningWarning, match=r"exponents \[\d.*6\].*ons = 1 \(now 2\).*smaller k") as rec:
+        res = lyapunov.spectrum(cfg, params, inputs, lcfg)
+    assert res.qr_condition > lyapunov.CONDITION_LIMIT and res.kappa.shape == (6,) and not res.degenerate
+    assert all("[1," not in str(w.message) for w in rec)     # the leading exponent is well resolved
+    for fused in (True, False):   # both code paths of the spectrum and of the flossing gradient
+        if not fused:
+            monkeypatch.setattr(flossing, "fused_ok", lambda cfg: False)
+            monkeypatch.setattr(lyapunov, "fused_ok", lambda cfg: False)
+            with pytest.warns(lyapunov.ConditioningWarning, match=r"6\]"):
+                assert lyapunov.spectrum(cfg, params, inputs, lcfg).qr_condition == pytest.approx(res.qr_condition)
+        with pytest.warns(lyapunov.ConditioningWarning, match="flossing gradient"):
+            flossing.value_and_grad(cfg, params, inputs, lcfg)
+    monkeypatch.undo()
+    good = lyapunov.LyapunovConfig(k=3, ons=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert lyapunov.spectrum(cfg, params, inputs, good).qr_condition < lyapunov.CONDITION_LIMIT
+    # golden export refuses a case above the limit (here: the limit lowered below the case's κ = 2.7e5)
+    monkeypatch.setattr(lyapunov, "CONDITION_LIMIT", 1e3)
+    case = next(c for c in golden.CASES if c.name == "rate_activation_full_spectrum")
+    with pytest.raises(ValueError, match="rate_activation_full_spectrum.*refusing"):
+        golden.compute_case(case)
+    assert cli.main(["golden", "export", str(tmp_path / "g.h5"), "--case", case.name]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "refusing" in err and not (tmp_path / "g.h5").exists()
+
+
+def test_huge_weights_are_warned_about():
+    """Point 9: weights x 1e300 gave λ ≈ 683/step without a word. Now a ScaleWarning names the parameter."""
+    import pytest
+    from refimpl.config import LyapunovConfig, network_config
+    from refimpl.lyapunov import spectrum
+    from refimpl.network import ScaleWarning, init_params
+    from refimpl.tasks import poisson_inputs
+    cfg = network_config(cell="clif", layers=(16,), n_in=10, n_out=1)
+    params = init_params(cfg, 0)
+    params["layer1/W_rec"] = params["layer1/W_rec"] * 1e300
+    inputs = poisson_inputs(T=50, batch=1, n_in=10, rate_hz=10.0, seed=1, dt=1.0)
+    with pytest.warns(ScaleWarning, match=r"layer1/W_rec.*9\.\de\+299"):
+        spectrum(cfg, params, inputs, LyapunovConfig(k=2))
