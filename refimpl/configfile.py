@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 import tomllib
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -39,6 +40,10 @@ def resolve_named(name, directory: Path = PRESET_DIR, what: str = "preset",
     p = Path(name)
     if p.is_file():
         return p
+    if p.is_dir():
+        inside = [f.name for f in sorted(p.glob("*.toml"))][:3]
+        hint = f"; did you mean {str(p / inside[0])!r}?" if inside else ""
+        raise ValueError(f"{str(name)!r} is a directory, not a {file_kind}{hint}")
     names = shipped_names(directory)
     stem = p.name[:-5] if p.name.endswith(".toml") else p.name
     if p.parent == Path(".") and stem in names:
@@ -135,7 +140,23 @@ def loads(text: str, overrides=(), source: str = "<string>") -> RunConfig:
     except tomllib.TOMLDecodeError as exc:
         msg = " ".join(str(exc).split())
         raise ValueError(f"{source}: malformed TOML: {msg}") from None
-    return from_dict(apply_overrides(d, overrides), source)
+    d = apply_overrides(d, overrides)
+    try:
+        return from_dict(d, source)
+    except ValueError as exc:
+        raise ValueError(_blame(str(exc), source, overrides)) from None
+
+
+def _blame(message: str, source: str, overrides) -> str:
+    """Name what the user typed: an error about a key given with ``--set`` is the ``--set``'s, not the file's."""
+    body = message[len(source) + 2:] if message.startswith(f"{source}: ") else message
+    for ov in overrides:
+        key = ov.split("=", 1)[0].strip()
+        if re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", body):
+            return f"--set {ov}: {body}"
+    if overrides:
+        return f"{message} (with " + " ".join(f"--set {ov}" for ov in overrides) + ")"
+    return message
 
 
 def load(path, overrides=()) -> RunConfig:

@@ -661,14 +661,25 @@ class Report:
     rows: list = field(default_factory=list)
     missing: dict = field(default_factory=dict)     # case -> [paths] (or ["(whole case)"])
     extra: dict = field(default_factory=dict)       # case -> [paths the reference does not have]
+    strict: bool = False    # every quantity of the reference must be in the candidate (else exit 1)
 
     @property
     def mismatches(self) -> list:
         return [r for r in self.rows if not r.ok]
 
     @property
+    def n_reference(self) -> int:
+        """Datasets of the reference (every quantity that could be compared)."""
+        return sum(len(d) for d in self.reference.cases.values())
+
+    @property
+    def n_compared(self) -> int:
+        """Datasets of the reference that the candidate has."""
+        return sum(sum(p in self.candidate.cases.get(n, {}) for p in d) for n, d in self.reference.cases.items())
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.mismatches else 0
+        return 1 if self.mismatches or (self.strict and self.n_compared < self.n_reference) else 0
 
 
 def _errors(c: np.ndarray, r: np.ndarray):
@@ -768,7 +779,38 @@ def _config_diff(ref_cfg: dict, cand_cfg: dict) -> list:
     return diffs
 
 
-def compare(reference, candidate, rtol: float | None = None, atol: float | None = None) -> Report:
+def expected_paths(config) -> list:
+    """Every dataset GOLDEN.md requires of a case with this config (the damaged-reference check)."""
+    from .flossing import flossed_keys
+    from .network import param_shapes
+    cfg, _, _, fcfg = config_from_dict(config)
+    keys = list(param_shapes(cfg))
+    out = [f"params/{k}" for k in keys] + ["inputs", "targets"]
+    for l in range(cfg.n_layers):
+        out += [f"forward/layer{l + 1}/{q}" for q in (("V", "I", "S") if cfg.cell == "clif" else ("x",))]
+    out += ["forward/readout/y", "loss"] + [f"grad/{k}" for k in keys]
+    out += ["jacobian/steps", "jacobian/D", "lyapunov/Q0", "lyapunov/spectrum", "flossing/loss"]
+    return out + [f"flossing/grad/{k}" for k in flossed_keys(cfg, fcfg)]
+
+
+def check_reference(ref: GoldenFile) -> None:
+    """``FormatError`` (exit 2) if the reference lacks a case's config or a quantity its config requires."""
+    for name, data in ref.cases.items():
+        if ref.configs[name] is None:
+            raise FormatError(f"reference {ref.path} is damaged: case {name!r} has no config attribute")
+        try:
+            need = expected_paths(ref.configs[name])
+        except ValueError as exc:
+            raise FormatError(f"reference {ref.path} is damaged: case {name!r} has an invalid config "
+                              f"({_one_line(exc)})") from None
+        lost = [q for q in need if q not in data]
+        if lost:
+            shown = ", ".join(lost[:4]) + (f" (and {len(lost) - 4} more)" if len(lost) > 4 else "")
+            raise FormatError(f"reference {ref.path} is damaged: case {name!r} lacks {shown}")
+
+
+def compare(reference, candidate, rtol: float | None = None, atol: float | None = None,
+            strict: bool = False) -> Report:
     """Compare every quantity present in ``candidate`` with ``reference`` (paths or :class:`GoldenFile`).
 
     ``rtol``/``atol``, when given, replace the per-kind defaults of
@@ -778,6 +820,7 @@ def compare(reference, candidate, rtol: float | None = None, atol: float | None 
     the reference has a group or the other way round).
     """
     ref = reference if isinstance(reference, GoldenFile) else read_golden(reference, "reference")
+    check_reference(ref)
     cand = candidate if isinstance(candidate, GoldenFile) else read_golden(candidate, "candidate")
     unknown = [n for n in cand.cases if n not in ref.cases]
     if unknown:
@@ -795,7 +838,7 @@ def compare(reference, candidate, rtol: float | None = None, atol: float | None 
         for gpath in cand.groups[name]:
             if gpath in rdata:
                 raise FormatError(f"candidate {cand.path}: {name}/{gpath} is a group, the format has a dataset there")
-    rep = Report(ref, cand)
+    rep = Report(ref, cand, strict=strict)
     order = {n: i for i, n in enumerate(CASE_NAMES)}
     for name in sorted(ref.cases, key=lambda n: (order.get(n, len(order)), n)):
         if name not in cand.cases:
@@ -915,10 +958,17 @@ def format_report(rep: Report, only_mismatches: bool = False) -> str:
                  f"{len(rep.rows) - n_bad} ok, {n_bad} MISMATCH; {n_missing} missing"
                  + (f" ({sum(v == ['(whole case)'] for v in rep.missing.values())} whole cases)"
                     if rep.missing else ""))
+    lines.append(f"{rep.n_compared} of the reference's {rep.n_reference} datasets were in the candidate "
+                 f"({len(rep.reference.cases) - sum(v == ['(whole case)'] for v in rep.missing.values())} "
+                 f"of {len(rep.reference.cases)} cases)")
+    incomplete = rep.n_compared < rep.n_reference
     if n_bad:
         lines.append("result: MISMATCH (exit 1)")
+    elif rep.strict and incomplete:
+        lines.append("result: INCOMPLETE: --strict needs every quantity of the reference (exit 1)")
     elif not rep.rows:
         lines.append("result: nothing to compare (exit 0)")
     else:
-        lines.append("result: all present quantities agree (exit 0)")
+        lines.append("result: all present quantities agree (exit 0)" + (
+            "; pass --strict to require all of them" if incomplete else ""))
     return "\n".join(lines)

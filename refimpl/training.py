@@ -1445,6 +1445,9 @@ class Trainer:
         """
         import h5py
         path = Path(checkpoint)
+        if path.is_dir():
+            hint = f"; did you mean {str(path / 'checkpoint.h5')!r}?" if (path / "checkpoint.h5").is_file() else ""
+            raise ValueError(f"checkpoint {str(path)!r} is a directory, not a checkpoint file{hint}")
         if not path.is_file():
             raise ValueError(f"checkpoint {str(path)!r} does not exist")
         try:

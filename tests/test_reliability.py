@@ -366,3 +366,176 @@ def test_huge_weights_are_warned_about():
     inputs = poisson_inputs(T=50, batch=1, n_in=10, rate_hz=10.0, seed=1, dt=1.0)
     with pytest.warns(ScaleWarning, match=r"layer1/W_rec.*9\.\de\+299"):
         spectrum(cfg, params, inputs, LyapunovConfig(k=2))
+
+
+def test_messages_name_what_the_user_typed(tmp_path, capsys):
+    """Point 10: `poisson_inputs: parameter 'T'` for --T and 'rate_hz' for --rate; --set errors blamed on the
+    preset file; a directory given to --resume or to train reported as missing; no way to switch
+    --checkpoint-every off from the CLI."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.h5").write_bytes(b"")
+    (run / "config.toml").write_text("")
+    cases = [
+        (["lyapunov", "--T", "0"], "--T must be"),
+        (["lyapunov", "--rate", "-5"], "--rate must be"),
+        (["lyapunov", "--n-in", "0"], "--n-in must be"),
+        (["lyapunov", "--tau-mem", "-1"], "--tau-mem must be"),
+        (["lyapunov", "--k", "0"], "--k must be"),
+        (["gradcheck", "--loss", "bce"], "--loss must be"),
+        (["floss", "--params", "W_out"], "--params"),
+        (["train", "delayed_xor", "--set", "network.layers=[0]"], "--set network.layers=[0]: network.layers[0]"),
+        (["train", "delayed_xor", "--set", "training.lr=abc"], "--set training.lr=abc: training.lr"),
+        (["train", "delayed_xor", "--set", "network.layers=[40]", "--set", "lyapunov.k=100"],
+         "--set lyapunov.k=100: "),
+        (["train", str(run)], f"'{run}' is a directory, not a configuration file; did you mean '{run / 'config.toml'}'"),
+        (["train", "delayed_xor", "--resume", str(run)], f"--resume {run}: is a directory, not a checkpoint file; "
+                                                         f"did you mean '{run / 'checkpoint.h5'}'"),
+        (["floss", "--checkpoint-every", "-1"], "--checkpoint-every must be >= 0 (0: off)"),
+        (["floss", "--steps", "abc"], "argument --steps: invalid int value"),
+    ]
+    for argv, expected in cases:
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1, (argv, err)
+        assert "poisson_inputs" not in err and "rate_hz" not in err and "presets/delayed_xor.toml" not in err, err
+
+
+def test_validate_can_be_strict_and_refuses_a_damaged_reference(tmp_path, capsys):
+    """Point 11: validate exited 0 when the candidate lacked a gradient or the reference lacked a dataset.
+    Now the summary says how many of the reference's quantities were compared, --strict makes a missing
+    one exit 1, and a damaged reference is exit 2."""
+    import shutil
+    import h5py
+    from refimpl.golden import default_reference
+    ref = Path(default_reference())
+    cand, damaged = tmp_path / "cand.h5", tmp_path / "ref.h5"
+    shutil.copy(ref, cand)
+    shutil.copy(ref, damaged)
+    with h5py.File(cand, "a") as f:
+        del f[sorted(f)[0]]["grad"]
+    with h5py.File(damaged, "a") as f:
+        del f[sorted(f)[1]]["lyapunov/spectrum"]
+    assert cli.main(["validate", str(cand)]) == 0
+    out = capsys.readouterr().out
+    assert "of the reference's" in out and "pass --strict" in out
+    assert cli.main(["validate", str(cand), "--strict"]) == 1
+    assert "INCOMPLETE" in capsys.readouterr().out
+    assert cli.main(["validate", str(ref), "--strict"]) == 0
+    capsys.readouterr()
+    assert cli.main(["validate", str(ref), "--reference", str(damaged)]) == 2
+    err = capsys.readouterr().err
+    assert "damaged" in err and "lyapunov/spectrum" in err and len(err.strip().splitlines()) == 1
+
+
+def _readme_commands() -> list:
+    """The commands of the README's "Commands" block: (argv after `refimpl`, the comment)."""
+    import re
+    import shlex
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Commands\n\n```bash\n(.*?)```", text, re.S).group(1)
+    out = []
+    for line in block.strip().splitlines():
+        cmd, _, comment = line.partition("#")
+        words = shlex.split(cmd)
+        assert words[0] == "refimpl", line
+        out.append((words[1:], comment.strip()))
+    return out
+
+
+#: small budgets for the README's commands (the same flags, smaller numbers; appended flags win)
+SMALL_TRAIN = ["--set", "training.steps_per_epoch=1", "--set", "training.test_size=8", "--set", "lyapunov.every=0",
+               "--set", "network.layers=[12]", "--set", "lyapunov.k=4", "--set", "flossing.k=4",
+               "--set", "training.batch_size=4"]
+
+
+def _small(argv: list) -> list:
+    argv = list(argv)
+    cmd = argv[0]
+
+    def replace(flag, value):
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv.extend([flag, value])
+    if cmd == "demo":
+        return argv + ["--quick"]
+    if cmd == "train":
+        if "--resume" in argv:        # continues the run the line before made: same configuration
+            replace("--epochs", "2")
+            return argv
+        extra = list(SMALL_TRAIN)
+        if "flossing.schedule=none" not in argv:
+            extra += ["--set", "flossing.pre_steps=2", "--set", "flossing.steps=2"]
+        replace("--epochs", "1")
+        return argv + extra
+    if cmd == "floss":
+        replace("--steps", "3")
+        return argv
+    if cmd == "lyapunov":
+        replace("--T", "100")
+        return argv
+    if cmd == "bench":
+        return argv + ["--no-torch", "--no-memory", "--no-startup"]
+    if cmd == "validate":             # "candidate.h5" stands for another implementation's file
+        return ["validate", "golden.h5"]
+    if cmd in ("gradcheck", "golden"):
+        return argv
+    raise AssertionError(f"README command {argv} has no small budget in this test: add one")
+
+
+def test_every_readme_command_exits_as_documented(tmp_path, monkeypatch, capsys):
+    """Point 6: a README command (`gradcheck --cell binary …`) exited 2. Every command of the README's
+    "Commands" block now runs (on small budgets) and exits as its comment says: 1 where it says so, 2 (one
+    line) for the SHD line without the SHD files, else 0."""
+    import warnings
+    monkeypatch.chdir(tmp_path)
+    commands = _readme_commands()
+    assert len(commands) >= 10
+    for argv, comment in commands:
+        expected = 1 if "exit 1" in comment else 2 if "if you have the files" in comment else 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")     # warnings are not exits
+            rc = cli.main(_small(argv))
+        err = capsys.readouterr().err
+        assert rc == expected, (argv, rc, err)
+        if rc == 2:
+            assert len(err.strip().splitlines()) == 1, err
+    assert cli.main(["sweep", "example", "--dry-run"]) == 0     # the Sweeps section's listing
+
+
+def test_help_documents_every_option_and_imports_nothing_numerical():
+    """Point 13: many options had no help text and showed no default (--T, --batch, --loss, --steps, --lr,
+    --target, --warmup, --transient, --seed, --n-in), --surrogate listed no choices, and `refimpl --help`
+    took 1.5-3 s because every command's numerical modules were imported at start-up."""
+    import argparse
+    parser, _ = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    seen = set()
+
+    def walk(p, name):
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for n, q in a.choices.items():
+                    walk(q, f"{name} {n}")
+            elif a.option_strings and a.dest != "help":
+                assert a.help and a.help.strip(), f"refimpl {name} {a.option_strings[0]} has no help"
+                seen.add(a.option_strings[0])
+        text = p.format_help()
+        for a in p._actions:
+            if (a.option_strings and a.default not in (None, False, argparse.SUPPRESS) and a.dest != "help"
+                    and not isinstance(a.default, list)):
+                i = text.index("\n  " + a.option_strings[0])          # its entry, not the usage line
+                j = text.find("\n  -", i + 3)
+                assert "default" in text[i:j if j > 0 else None], f"refimpl {name} {a.option_strings[0]}: default not shown"
+    for n, q in sub.choices.items():
+        walk(q, n)
+    assert {"--T", "--batch", "--loss", "--steps", "--lr", "--target", "--warmup", "--transient", "--seed",
+            "--n-in", "--surrogate"} <= seen
+    assert "gaussian" in sub.choices["lyapunov"].format_help()     # --surrogate lists its choices
+    r = subprocess.run([sys.executable, "-c", (
+        "import sys; from refimpl.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('numpy', 'numba', 'h5py', 'scipy', 'matplotlib') if m in sys.modules))")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout[-300:] + r.stderr

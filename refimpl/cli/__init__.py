@@ -95,7 +95,10 @@ def main(argv=None) -> int:
     command = "refimpl"
     try:
         parser, runners = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:     # --help (0) or a usage error (2, one line already printed)
+            return int(exc.code or 0)
         command = f"refimpl {args.command}"
         module = runners[args.command]
         _import_heavy(module, args)

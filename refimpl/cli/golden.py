@@ -11,8 +11,9 @@ HEAVY = ("numpy", "h5py", "numba", "refimpl.training", "refimpl.golden")
 def add_parser(sub) -> list:
     p = sub.add_parser("validate", help="compare a candidate golden-format file with the golden vectors",
                        description="Compare every quantity present in CANDIDATE with the reference golden "
-                                   "file. Exit 0: all present quantities agree; 1: a mismatch; 2: a file "
-                                   "cannot be read or is not in the golden format.")
+                                   "file. Exit 0: all present quantities agree; 1: a mismatch (or, with --strict, a "
+                                   "missing quantity); 2: a file cannot be read, is not in the golden "
+                                   "format, or the reference is damaged.")
     p.add_argument("candidate", help="candidate HDF5 file in the golden format (shared/spec/GOLDEN.md)")
     p.add_argument("--reference", default=None, help="reference golden file (default: the shipped one)")
     p.add_argument("--rtol", type=float, default=None,
@@ -20,10 +21,12 @@ def add_parser(sub) -> list:
     p.add_argument("--atol", type=float, default=None,
                    help="absolute tolerance for every computed quantity (default: per quantity)")
     p.add_argument("--mismatches-only", action="store_true", help="print only the rows that disagree")
+    p.add_argument("--strict", action="store_true",
+                   help="every quantity of the reference must be in the candidate, or exit 1")
     g = sub.add_parser("golden", help="the golden vectors: export the file, list the cases")
     gs = g.add_subparsers(dest="golden_command", required=True)
     e = gs.add_parser("export", help="compute every case with refimpl and write a golden file")
-    e.add_argument("path")
+    e.add_argument("path", help="the HDF5 file to write")
     e.add_argument("--case", action="append", default=None, help="only this case (repeatable)")
     gs.add_parser("list", help="list the cases and what each covers")
     return ["validate", "golden"]
@@ -40,7 +43,7 @@ def run(args) -> int:
         if args.reference is None and not Path(ref).exists():
             raise FormatError(f"the shipped golden file {ref} is missing; "
                               "write it with: refimpl golden export refimpl/data/golden.h5")
-        rep = compare(ref, args.candidate, rtol=args.rtol, atol=args.atol)
+        rep = compare(ref, args.candidate, rtol=args.rtol, atol=args.atol, strict=args.strict)
         try:
             print(format_report(rep, only_mismatches=args.mismatches_only), flush=True)
         except BrokenPipeError:  # `refimpl validate … | head`

@@ -73,6 +73,13 @@ class ProgressBar:
 def run(args) -> int:
     from ..training import Trainer
     from ..configfile import load, resolve_path
+    if args.resume is not None:   # named as typed (the library says "checkpoint")
+        rp = Path(args.resume)
+        if rp.is_dir():
+            hint = f"; did you mean {str(rp / 'checkpoint.h5')!r}?" if (rp / "checkpoint.h5").is_file() else ""
+            raise ValueError(f"--resume {args.resume}: is a directory, not a checkpoint file{hint}")
+        if not rp.exists():
+            raise ValueError(f"--resume {args.resume}: no such file")
     path = resolve_path(args.config)
     runcfg = load(path, overrides=args.set)
     if args.epochs is not None:
