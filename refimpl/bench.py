@@ -577,8 +577,9 @@ def run_cli(args) -> int:
         for i, case in enumerate(cases):
             log(f"[{i + 1}/{len(cases)}] {case.label}  ({time.perf_counter() - t0:.0f} s elapsed)")
             rows.append(bench_case(case, args, log))
-    except (KeyboardInterrupt, SystemError) as exc:
-        if not isinstance(exc, KeyboardInterrupt) and not isinstance(exc.__context__, KeyboardInterrupt):
+    except BaseException as exc:
+        from .interrupt import is_interrupt
+        if not is_interrupt(exc):
             raise
         # the cases timed so far are kept (a row is appended only when its case is complete)
         info["interrupted"] = True

@@ -3,8 +3,8 @@
 A signal that arrives while a compiled (Numba) kernel runs would otherwise surface as a
 ``SystemError`` from inside the kernel, with the step's results half written. With
 :class:`DeferredInterrupt` installed, the first Ctrl-C sets ``requested`` (and, at a terminal,
-says that the command stops after the current step); the loop calls :meth:`DeferredInterrupt.poll` after each step, which raises
-``KeyboardInterrupt`` there, so the caller can save what finished. A second Ctrl-C interrupts
+says that the command stops after the current step); the loop calls
+:meth:`DeferredInterrupt.poll` after each step, which raises ``KeyboardInterrupt`` there, so the caller can save what finished. A second Ctrl-C interrupts
 at once.
 """
 from __future__ import annotations
@@ -12,6 +12,17 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+
+
+def is_interrupt(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is Ctrl-C: a ``KeyboardInterrupt``, or an error it caused on its way out of a
+    compiled kernel or an interrupted Numba cache load (a ``SystemError``, a pickling error …), which
+    carry it as their ``__context__``."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__context__
+    return False
 
 
 class DeferredInterrupt:

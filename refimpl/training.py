@@ -1375,9 +1375,10 @@ class Trainer:
                 self._emit(kind="epoch", epoch=self.epoch, epochs=E, row=self.row(-1))
                 snap = self._snapshot()
                 pending, nf_row, t_row = [], 0, time.perf_counter()
-        except (KeyboardInterrupt, SystemError) as exc:
+        except BaseException as exc:
             # Ctrl-C inside a compiled kernel surfaces as a SystemError whose context is it
-            if isinstance(exc, SystemError) and not isinstance(exc.__context__, KeyboardInterrupt):
+            from .interrupt import is_interrupt
+            if not is_interrupt(exc):
                 raise
             self._restore(snap)
             if self.out_dir is not None:

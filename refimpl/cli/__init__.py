@@ -82,15 +82,6 @@ def build_parser():
     return parser, runners
 
 
-def _interrupted(exc: BaseException) -> bool:
-    """Ctrl-C, also when it surfaced from inside a compiled kernel as a SystemError whose context it is."""
-    while exc is not None:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        exc = exc.__context__
-    return False
-
-
 def main(argv=None) -> int:
     command = "refimpl"
     try:
@@ -106,15 +97,17 @@ def main(argv=None) -> int:
     except (UsageError, ValueError) as exc:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, SystemError) as exc:
-        if not _interrupted(exc):
-            raise
-        # the commands with partial results to keep say what they kept themselves and return 130
-        print(f"{command}: interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
     except BrokenPipeError:   # `refimpl … | head`
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except BaseException as exc:
+        # Ctrl-C, also in the disguise of an error it caused inside a kernel or a Numba cache load; the
+        # commands with partial results to keep say what they kept themselves and return 130
+        from ..interrupt import is_interrupt
+        if not is_interrupt(exc):
+            raise
+        print(f"{command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
 
 

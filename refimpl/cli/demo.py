@@ -27,8 +27,12 @@ def run(args) -> int:
                          "or pass --force to overwrite it")
     try:
         demo(args.out, quick=args.quick, seed=args.seed)
-    except KeyboardInterrupt:   # each training run checkpoints its last finished epoch (no partial files)
+    except BaseException as exc:   # each training run checkpoints its last finished epoch (no partial files)
         import sys
+
+        from ..interrupt import is_interrupt
+        if not is_interrupt(exc):
+            raise
         kept = [name for name in DEMO_OUTPUTS if (out / name).exists()]
         what = f"kept {', '.join(kept)} in {args.out}" if kept else "nothing was written"
         print(f"refimpl demo: interrupted (Ctrl-C); {what}", file=sys.stderr)

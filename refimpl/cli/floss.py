@@ -106,7 +106,7 @@ def run(args) -> int:
 
     from ..config import FlossConfig
     from ..flossing import value_and_grad
-    from ..interrupt import DeferredInterrupt
+    from ..interrupt import DeferredInterrupt, is_interrupt
     from ..io import atomic_h5, check_writable, to_json, write_dict
     from ..optim import AdamConfig, AdamState, adam_step
     _check(args)
@@ -186,9 +186,8 @@ def run(args) -> int:
                 else:
                     safe = (params, safe[1], step + 1)
                 sigint.poll()
-    except (KeyboardInterrupt, SystemError) as exc:
-        from . import _interrupted
-        if not _interrupted(exc):
+    except BaseException as exc:   # Ctrl-C, also in the disguise of an error from inside a kernel
+        if not is_interrupt(exc):
             raise
         save(True)
         n = safe[2]

@@ -59,8 +59,12 @@ def run(args) -> int:
     check_writable(args.path, "path")
     try:
         names = export(args.path, args.case)
-    except KeyboardInterrupt:
+    except BaseException as exc:
         import sys
+
+        from ..interrupt import is_interrupt
+        if not is_interrupt(exc):
+            raise
         print(f"refimpl golden: interrupted (Ctrl-C); nothing was written (the file {args.path} is written "
               "only when every case is done)", file=sys.stderr)
         return 130

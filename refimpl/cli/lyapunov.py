@@ -39,7 +39,10 @@ def run(args) -> int:
     written = []
     try:
         _compute_and_write(args, written)
-    except KeyboardInterrupt:   # every file is written atomically: it is complete or absent
+    except BaseException as exc:   # every file is written atomically: it is complete or absent
+        from ..interrupt import is_interrupt
+        if not is_interrupt(exc):
+            raise
         kept = f"; {', '.join(written)} complete" if written else "; nothing was written"
         print(f"refimpl lyapunov: interrupted (Ctrl-C){kept}", file=sys.stderr)
         return 130
