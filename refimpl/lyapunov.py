@@ -61,8 +61,9 @@ def warn_ill_conditioned(kappa: np.ndarray, lcfg: LyapunovConfig, what: str = "e
     warnings.warn(
         f"ill-conditioned QR steps: condition number up to {kappa[bad].max():.1e} (> {CONDITION_LIMIT:.0e}) for "
         f"{what} {[int(i) + 1 for i in bad]}, so they are set by rounding (relative error up to "
-        f"{kappa[bad].max() * np.finfo(float).eps:.0e} per QR step); use lyapunov.ons = 1 (now {lcfg.ons}) "
-        f"or a smaller k (now {lcfg.k})", ConditioningWarning, stacklevel=stacklevel)
+        f"{kappa[bad].max() * np.finfo(float).eps:.0e} per QR step); use "
+        + (f"lyapunov.ons = 1 (now {lcfg.ons}) or " if lcfg.ons > 1 else "")
+        + f"a smaller k (now {lcfg.k})", ConditioningWarning, stacklevel=stacklevel)
 
 
 #: below this, float64 numbers are subnormal and lose relative precision
