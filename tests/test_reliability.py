@@ -388,6 +388,8 @@ def test_messages_name_what_the_user_typed(tmp_path, capsys):
         (["train", "delayed_xor", "--set", "training.lr=abc"], "--set training.lr=abc: training.lr"),
         (["train", "delayed_xor", "--set", "network.layers=[40]", "--set", "lyapunov.k=100"],
          "--set lyapunov.k=100: "),
+        (["train", "delayed_xor", "--set", "network.layers=[16]", "--set", "flossing.k=100"],
+         "--set flossing.k=100: flossing.k must be <= M = 32"),
         (["train", str(run)],
          f"'{run}' is a directory, not a configuration file; did you mean '{run / 'config.toml'}'"),
         (["train", "delayed_xor", "--resume", str(run)], f"--resume {run}: is a directory, not a checkpoint file; "
