@@ -4,7 +4,7 @@ Network: the binary RNN of figure (a) (``binary_delayed_xor`` preset, N = 80,
 fast_sigmoid surrogate, W_rec ~ N(0, 1/N), analog ±1 delayed-XOR input with
 δ = 10), seed 0. Spectra (all 80 exponents) are measured on the preset's fixed
 spectrum input; flossing takes Adam steps (lr 0.01) on (1/k) Σ_{i≤k} λ_i²,
-each on a fresh input of length ``T_floss`` (MODEL §7).
+each on a fresh input of length ``T_floss`` (docs/model.md §7).
 
 Panel 1: spectrum before and after ``STEPS`` flossing steps with k ∈ {1, 16, 32}.
 Panel 2: λ₁ (of the flossing input) over flossing steps, k = 16, for surrogate

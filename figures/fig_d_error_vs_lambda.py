@@ -2,7 +2,7 @@
 
 For each network of a grid, two independent measurements:
 
-* **predicted**: λ₁ by Benettin's method (MODEL §6) on one long input
+* **predicted**: λ₁ by Benettin's method (docs/model.md §6) on one long input
   (``T_SPEC`` steps after a transient of 100);
 Both use an instantaneous readout (τ_out = 0), so that the error enters at
 the last step only.

@@ -1,7 +1,7 @@
 """refimpl: the reference implementation of surrogate gradients, surrogate
 Lyapunov exponents and surrogate gradient flossing in spiking networks.
 
-The mathematics is fixed in MODEL.md (the model contract); docs/ explains the
+The mathematics is fixed in docs/model.md (the model contract); docs/ explains the
 conventions and derivations. Start with :mod:`refimpl.cell`.
 """
 __version__ = "0.1.0"

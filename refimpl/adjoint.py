@@ -1,4 +1,4 @@
-"""Exact BPTT under the surrogate rule: the reverse-mode gradient of the loss (MODEL §5).
+"""Exact BPTT under the surrogate rule: the reverse-mode gradient of the loss (docs/model.md §5).
 
 The adjoint runs backward through time, one layer at a time from the top:
 layer ``l`` receives the adjoint of its spikes from the readout (top layer)

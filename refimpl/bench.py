@@ -6,9 +6,9 @@ Three computations, each on one clif layer of the ``engelken`` dialect with the
 
 * ``bptt`` — the ``bce_per_step`` loss on random 0/1 targets and its gradient
   (every parameter), batch ``B``, ``T`` steps;
-* ``spectrum`` — ``k`` surrogate Lyapunov exponents (MODEL §6, ``ons = 1``);
+* ``spectrum`` — ``k`` surrogate Lyapunov exponents (docs/model.md §6, ``ons = 1``);
 * ``flossing`` — the flossing loss ``mean(λ²)`` and its gradient for
-  ``W_in, W_rec, b`` (MODEL §7), stored (``checkpoint_every = None``) and,
+  ``W_in, W_rec, b`` (docs/model.md §7), stored (``checkpoint_every = None``) and,
   as a separate row, with checkpoints every ``c ≈ √T`` steps.
 
 The PyTorch peer (:mod:`validation.bench_torch`, imported only here and only

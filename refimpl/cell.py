@@ -1,20 +1,20 @@
 """One layer of the network: forward step, tangent (JVP) and adjoint (VJP).
 
-This module is the single kernel behind every cell of MODEL §1. A layer is
+This module is the single kernel behind every cell of docs/model.md §1. A layer is
 
     S_t     = φ(V_t - θ)
     I_{t+1} = α ⊙ I_t + W_in z_t + W_rec S_t + b
     m_t     = β ⊙ V_t + g ⊙ Ĩ_t,     Ĩ_t = I_{t+1} (syn_input new) or I_t (old)
     V_{t+1} = ρ_t ⊙ m_t - θ r_t
 
-with ``φ = H`` (or ``Φ`` in smooth mode, MODEL §2) for spiking cells. The
-``binary`` and ``rate`` cells of MODEL §1.3 are the same update with
+with ``φ = H`` (or ``Φ`` in smooth mode, docs/model.md §2) for spiking cells. The
+``binary`` and ``rate`` cells of docs/model.md §1.3 are the same update with
 ``α = β = 0``, ``g = 1``, ``θ = 0``, no reset and ``φ = H`` or ``tanh``: then
 ``V_{t+1} = I_{t+1} = W_rec φ(V_t) + b + W_in z_t`` and ``V`` is their state
 ``x`` (the ``I`` slot is a copy that feeds nothing back and is not part of
 their state). One kernel, parameterized by these switches, serves all cells.
 
-Linearization (MODEL §3, §4). Every derivative of a layer at step ``t`` needs
+Linearization (docs/model.md §3, §4). Every derivative of a layer at step ``t`` needs
 only five arrays, computed once per trajectory by :func:`linearize`:
 
     s_t  = φ'(V_t - θ)      (σ' for spikes: the surrogate rule)
@@ -24,7 +24,7 @@ only five arrays, computed once per trajectory by :func:`linearize`:
     c_t                     (the diagonal of E_t: -m_t s_t for attached zero
                              reset, -θ s_t for attached subtract reset, else 0)
 
-so that the tangent map of MODEL §4 reads, for a tangent ``(dV, dI)`` and the
+so that the tangent map of docs/model.md §4 reads, for a tangent ``(dV, dI)`` and the
 tangent ``dz`` of the layer's input,
 
     dS      = s_t ⊙ dV
@@ -84,7 +84,7 @@ def activation(v, theta, act, sur, gamma, smooth):
 
 @njit(cache=True)
 def activation_d1(v, theta, act, sur, gamma):
-    """φ'(v - θ) under the surrogate rule (MODEL §2)."""
+    """φ'(v - θ) under the surrogate rule (docs/model.md §2)."""
     x = v - theta
     if act == ACT_TANH:
         return tanh_derivatives(x)[1]
@@ -161,7 +161,7 @@ def forward(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset,
 
 @njit(cache=True)
 def linearize(V, I, S, alpha, beta, g, theta, syn_old, reset, reset_grad, act, sur, gamma):
-    """The coefficients ``s, s2, m, ρ̂, c`` of the tangent map at every step (MODEL §3, §4).
+    """The coefficients ``s, s2, m, ρ̂, c`` of the tangent map at every step (docs/model.md §3, §4).
 
     ``s, s2`` have shape ``(T+1, B, N)`` (the readout and the layer above need
     them at step ``T`` too); ``m, ρ̂, c`` have shape ``(T, B, N)``.
@@ -300,7 +300,7 @@ def spike_to_membrane(K, s, Sbar, Vbar):
 
 # ---------------------------------------------------------------------------
 # second order: the derivative of D_t Q with respect to the state and θ
-# (needed by flossing, MODEL §7; one trajectory, K = k columns of Q as rows)
+# (needed by flossing, docs/model.md §7; one trajectory, K = k columns of Q as rows)
 # ---------------------------------------------------------------------------
 
 @njit(cache=True)
@@ -482,7 +482,7 @@ def _qr_record(X, R, tau, work, diagR, amax, q):
 
 @njit(cache=True)
 def benettin_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warmup, ons):
-    """The QR iteration of MODEL §6 for one layer, all steps in one call.
+    """The QR iteration of docs/model.md §6 for one layer, all steps in one call.
 
     Returns ``diagR (n_qr, k)`` (``diag R ≥ 0`` of every QR step), ``amax (n_qr,)``
     (``max |A|`` of each factorized ``A``, for the rank test), ``pr (n_qr,)`` (the

@@ -1,7 +1,7 @@
 """Configuration: small frozen dataclasses that validate themselves.
 
-Every field follows the names of MODEL.md and of the golden-vector config
-(GOLDEN.md). A bad value raises ``ValueError`` naming the parameter and the
+Every field follows the names of docs/model.md and of the golden-vector config
+(docs/golden-format.md). A bad value raises ``ValueError`` naming the parameter and the
 expected form as soon as the object is built, i.e. before any work starts.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ READOUT_SOURCES = {"clif": ("spikes", "membrane"), "binary": ("state", "activati
                    "rate": ("state", "activation")}
 LOSSES = ("bce_per_step", "mse_per_step", "ce_max", "ce_mean", "ce_last")
 
-#: Named dialects of MODEL §1.1: (syn_input, input_gain, reset).
+#: Named dialects of docs/model.md §1.1: (syn_input, input_gain, reset).
 DIALECTS = {
     "engelken": ("new", "one_minus_beta", "zero"),
     "spytorch": ("old", "unit", "zero"),
@@ -64,7 +64,7 @@ def _int(name: str, value: Any, lo: int) -> None:
 
 @dataclass(frozen=True)
 class Surrogate:
-    """The surrogate rule of MODEL §2: ``H'(x) := σ'(x; γ)``."""
+    """The surrogate rule of docs/model.md §2: ``H'(x) := σ'(x; γ)``."""
 
     name: str = "fast_sigmoid"
     slope: float = 10.0
@@ -76,7 +76,7 @@ class Surrogate:
 
 @dataclass(frozen=True)
 class Readout:
-    """Leaky readout of MODEL §1.2; ``tau_out = 0`` is instantaneous."""
+    """Leaky readout of docs/model.md §1.2; ``tau_out = 0`` is instantaneous."""
 
     tau_out: float = 5.0
     source: str = "spikes"
@@ -87,7 +87,7 @@ class Readout:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Everything that defines the network map ``x_{t+1} = F(x_t, u_t)`` (MODEL §1).
+    """Everything that defines the network map ``x_{t+1} = F(x_t, u_t)`` (docs/model.md §1).
 
     ``tau_mem`` and ``tau_syn`` are in ms and may be scalars or per-neuron
     sequences (the same sequence for every layer, so then all layers must
@@ -165,7 +165,7 @@ class NetworkConfig:
 
     @property
     def state_size(self) -> int:
-        """``M`` of MODEL §1.2."""
+        """``M`` of docs/model.md §1.2."""
         return self.n_components * sum(self.layers)
 
     def layer_inputs(self, l: int) -> int:
@@ -173,7 +173,7 @@ class NetworkConfig:
         return self.n_in if l == 0 else self.layers[l - 1]
 
     def to_dict(self) -> dict:
-        """The golden-vector config keys (GOLDEN.md) of the network part."""
+        """The golden-vector config keys (docs/golden-format.md) of the network part."""
         def num(v):
             return list(v) if isinstance(v, tuple) else float(v)
         return {
@@ -189,7 +189,7 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Loss of MODEL §5; steps ``t >= t0`` are scored."""
+    """Loss of docs/model.md §5; steps ``t >= t0`` are scored."""
 
     name: str = "bce_per_step"
     t0: int = 0
@@ -201,7 +201,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class LyapunovConfig:
-    """Settings of the surrogate Lyapunov spectrum (MODEL §6)."""
+    """Settings of the surrogate Lyapunov spectrum (docs/model.md §6)."""
 
     k: int = 1
     ons: int = 1
@@ -224,7 +224,7 @@ FLOSS_PARAMS = ("W_in", "W_rec", "b", "V0", "I0", "x0")
 
 @dataclass(frozen=True)
 class FlossConfig:
-    """Flossing loss of MODEL §7: ``(1/k) Σ (λ_i - target)²``."""
+    """Flossing loss of docs/model.md §7: ``(1/k) Σ (λ_i - target)²``."""
 
     target: float = 0.0
     params: tuple = ("W_in", "W_rec", "b")
@@ -238,7 +238,7 @@ class FlossConfig:
 
 
 def network_config(dialect: str | None = None, **kwargs) -> NetworkConfig:
-    """Build a :class:`NetworkConfig`, expanding a named dialect (MODEL §1.1).
+    """Build a :class:`NetworkConfig`, expanding a named dialect (docs/model.md §1.1).
 
     Nested settings may be given as dicts: ``surrogate={"name": ..., "slope": ...}``.
     Explicit switches override the dialect's.

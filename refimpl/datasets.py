@@ -14,7 +14,7 @@ refimpl never downloads anything. Get ``shd_train.h5.gz`` and
 (``gunzip``) and pass their paths (the preset looks in ``data/shd_train.h5``
 and ``data/shd_test.h5``, relative to the working directory).
 
-Binning (MODEL's ``dt`` is in ms, the file's times in s): a spike at ``t``
+Binning (the model's ``dt`` is in ms, the file's times in s): a spike at ``t``
 seconds falls into step ``k = ⌊t·1000/dt + 10⁻⁹⌋`` (computed in float64 from
 the stored value). A spike exactly on a bin edge ``t = k·dt`` ms therefore
 belongs to the bin that starts there, and the 10⁻⁹ (in bins) keeps decimal
@@ -23,7 +23,7 @@ rounding. Spikes with ``k ≥ T`` are dropped. Channel ``c = unit //
 channel_factor`` (``ceil(n_units/channel_factor)`` channels). With
 ``binary=True`` (default) a (step, channel) with any spike holds 1.0, else
 the spike count; the network's input is then ``u`` of shape ``(T, B, n_ch)``
-as for every task (MODEL §1.2). The first step ``t = 0`` of the network
+as for every task (docs/model.md §1.2). The first step ``t = 0`` of the network
 reads bin 0, i.e. the spikes in ``[0, dt)`` ms.
 
 Errors are ``ValueError`` naming the file and the dataset or parameter:

@@ -1,6 +1,6 @@
 """Gradient dimensionality: how many directions the gradient's per-step contributions span.
 
-BPTT (MODEL §5) writes the gradient of a weight as a sum over batch elements
+BPTT (docs/model.md §5) writes the gradient of a weight as a sum over batch elements
 ``b`` and steps ``t`` of rank-one terms: for layer ``l``,
 
     ∂L/∂W_rec = Σ_b Σ_t J_{b,t} ⊗ S_{b,t},    ∂L/∂W_in = Σ_b Σ_t J_{b,t} ⊗ z_{b,t},    ∂L/∂b = Σ_b Σ_t J_{b,t}
@@ -17,7 +17,7 @@ their participation ratio
 
 is the effective number of dimensions the gradient is built from (1 if all
 steps push the same direction, ``d`` for isotropic samples in ``d``
-dimensions). Related to the Lyapunov spectrum (MODEL §6): error signals that
+dimensions). Related to the Lyapunov spectrum (docs/model.md §6): error signals that
 travel back through the tangent map only survive along its slow directions,
 so a spectrum with few exponents near zero leaves the gradient few
 directions. Training logs both (docs/training.md, "Gradient dimensionality").
@@ -212,7 +212,7 @@ class GradientSamples:
 
 def gradient_samples(cfg: NetworkConfig, params: dict, traj, ybar, *, names=("W_rec",),
                      layers=None) -> GradientSamples:
-    """The ``(b, t)`` terms of the BPTT gradient of ``Σ_t ȳ_t·y_t`` (MODEL §5) with respect to ``names``.
+    """The ``(b, t)`` terms of the BPTT gradient of ``Σ_t ȳ_t·y_t`` (docs/model.md §5) with respect to ``names``.
 
     ``traj`` is :func:`refimpl.network.simulate`'s trajectory and ``ybar``
     (``(T, B, n_out)``) the loss's gradient with respect to the outputs

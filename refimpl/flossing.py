@@ -1,4 +1,4 @@
-"""Surrogate gradient flossing: the loss ``(1/k) Σ (λ_i - λ*)²`` and its exact gradient (MODEL §7).
+"""Surrogate gradient flossing: the loss ``(1/k) Σ (λ_i - λ*)²`` and its exact gradient (docs/model.md §7).
 
 The exponents come out of the QR iteration of :mod:`refimpl.lyapunov`, so
 their gradient runs backward through every QR step (the analytic reverse
@@ -22,7 +22,7 @@ the two are compared on one-layer networks (tests/test_bench.py).
 
 The forward-mode :func:`directional_derivative` differentiates the same
 computation with the QR tangent rule and :func:`cell.jvp2_step`; it shares
-no reverse-mode code and is the independent check of MODEL §8.
+no reverse-mode code and is the independent check of docs/model.md §8.
 """
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
-"""Golden vectors: the file that validates other implementations (shared/spec/GOLDEN.md).
+"""Golden vectors: the file that validates other implementations (docs/golden-format.md).
 
 "Validating other implementations is the first use of this project." This
 module
 
 * reads a golden ``config`` (:func:`config_from_dict`) strictly: every key of
-  GOLDEN.md is required, every value is checked, a bad one raises
+  docs/golden-format.md is required, every value is checked, a bad one raises
   ``ValueError`` naming the key; keys an implementation added are ignored;
 * holds the curated list :data:`CASES` of small networks that together cover
-  every switch of MODEL.md (see docs/golden.md for the table);
+  every switch of docs/model.md (see docs/golden.md for the table);
 * computes every quantity of a case with refimpl (:func:`compute_case`) and
   writes the golden file deterministically (:func:`export`): no time stamps,
   fixed order, fixed seeds, so that a re-export gives identical datasets;
@@ -56,10 +56,10 @@ def default_reference() -> Path:
 
 
 # ---------------------------------------------------------------------------
-# the config (GOLDEN.md keys) <-> refimpl's config objects
+# the config (docs/golden-format.md keys) <-> refimpl's config objects
 # ---------------------------------------------------------------------------
 
-#: every key GOLDEN.md lists, with the kind of value it takes; nested groups as dicts
+#: every key docs/golden-format.md lists, with the kind of value it takes; nested groups as dicts
 SCHEMA = {
     "cell": "str", "layers": "int_list", "n_in": "int", "n_out": "int",
     "dt": "number", "tau_mem": "number_or_list", "tau_syn": "number_or_list", "theta": "number",
@@ -71,7 +71,7 @@ SCHEMA = {
     "lyapunov": {"k": "int", "ons": "int", "warmup": "int", "transient": "int", "batch_index": "int"},
     "flossing": {"target": "number", "params": "str_list"},
 }
-#: keys refimpl adds (allowed by GOLDEN.md), with their default
+#: keys refimpl adds (allowed by docs/golden-format.md), with their default
 OPTIONAL = {("lyapunov", "seed"): 0}
 
 
@@ -102,12 +102,12 @@ def _check_kind(key: str, value, kind: str) -> None:
 
 
 def config_from_dict(d: Mapping) -> tuple[NetworkConfig, LossConfig, LyapunovConfig, FlossConfig]:
-    """A GOLDEN.md config (dict, or its JSON string) → ``(network, loss, lyapunov, flossing)`` configs.
+    """A docs/golden-format.md config (dict, or its JSON string) → ``(network, loss, lyapunov, flossing)`` configs.
 
-    Strict: every key of GOLDEN.md must be present with a value of the right
+    Strict: every key of docs/golden-format.md must be present with a value of the right
     kind, and every value must be one refimpl knows; otherwise ``ValueError``
     names the key (``surrogate.name``, ``lyapunov.k``, …). Keys that an
-    implementation added (GOLDEN.md allows it) are ignored, except
+    implementation added (docs/golden-format.md allows it) are ignored, except
     ``lyapunov.seed`` (the seed of ``Q_0``, default 0), which refimpl adds.
     """
     if isinstance(d, (str, bytes)):
@@ -164,7 +164,7 @@ def config_from_dict(d: Mapping) -> tuple[NetworkConfig, LossConfig, LyapunovCon
 
 
 def config_to_dict(cfg: NetworkConfig, loss: LossConfig, lcfg: LyapunovConfig, fcfg: FlossConfig) -> dict:
-    """The GOLDEN.md config of a case (plus refimpl's ``lyapunov.seed``)."""
+    """The docs/golden-format.md config of a case (plus refimpl's ``lyapunov.seed``)."""
     d = cfg.to_dict()
     d["loss"] = {"name": loss.name, "t0": int(loss.t0)}
     d["lyapunov"] = {"k": lcfg.k, "ons": lcfg.ons, "warmup": lcfg.warmup, "transient": lcfg.transient,
@@ -371,7 +371,7 @@ def make_problem(case: Case):
 
 
 def compute_case(case: Case) -> dict:
-    """Every quantity of GOLDEN.md for one case: golden path → array (in file order).
+    """Every quantity of docs/golden-format.md for one case: golden path → array (in file order).
 
     A case whose spectrum is degenerate, lost precision or is ill-conditioned
     (:class:`refimpl.lyapunov.ConditioningWarning`) is refused with ``ValueError``: a
@@ -609,7 +609,7 @@ TOLERANCES = {
     "flossing_grad": (1e-7, 1e-9),
 }
 COPIES = ("inputs", "targets", "jacobian/steps", "lyapunov/Q0")
-#: the order of the quantities in a case (GOLDEN.md's table)
+#: the order of the quantities in a case (docs/golden-format.md's table)
 ORDER = ("params/", "inputs", "targets", "forward/", "loss", "grad/", "jacobian/steps", "jacobian/D",
          "lyapunov/Q0", "lyapunov/spectrum", "flossing/loss", "flossing/grad/")
 
@@ -780,7 +780,7 @@ def _config_diff(ref_cfg: dict, cand_cfg: dict) -> list:
 
 
 def expected_paths(config) -> list:
-    """Every dataset GOLDEN.md requires of a case with this config (the damaged-reference check)."""
+    """Every dataset docs/golden-format.md requires of a case with this config (the damaged-reference check)."""
     from .flossing import flossed_keys
     from .network import param_shapes
     cfg, _, _, fcfg = config_from_dict(config)

@@ -1,4 +1,4 @@
-"""The testing contract of MODEL §8 as reusable checkers.
+"""The testing contract of docs/model.md §8 as reusable checkers.
 
 Each checker compares two independent computations of the same derivative
 and returns :class:`Check` rows (worst error per quantity). The pairs are:

@@ -1,10 +1,10 @@
 """Fluctuation-driven initialization (Rossbroich, Gygax & Zenke 2022) for every cell and dialect.
 
 The weights are drawn so that the *free* membrane ``U`` of every layer (the
-membrane of MODEL §1.1 without threshold and reset, i.e. the linear response
+membrane of docs/model.md §1.1 without threshold and reset, i.e. the linear response
 to the layer's inputs) has a chosen population mean ``μ_U`` and standard
 deviation ``σ_U`` when the inputs are spike trains of known rates. The
-formulas are exact for the discrete update of each dialect (MODEL §1.1,
+formulas are exact for the discrete update of each dialect (docs/model.md §1.1,
 switches ``syn_input`` and ``input_gain``) and for Bernoulli spike trains
 (one independent coin per neuron and step); docs/derivations.md §5 derives
 them, and tests/test_init.py simulates the layers to check them.
@@ -14,10 +14,10 @@ Units and meaning
 * ``clif``: ``μ_U, σ_U`` are in units of the threshold ``θ`` (the absolute
   targets are ``μ_U·θ`` and ``σ_U·θ``; ``θ`` must be > 0). ``U`` is the
   membrane ``V`` with the reset and the threshold removed.
-* ``binary``, ``rate`` (MODEL §1.3): the threshold of ``H`` is at 0, so the
+* ``binary``, ``rate`` (docs/model.md §1.3): the threshold of ``H`` is at 0, so the
   targets are absolute; ``U`` is the pre-activation ``x`` itself (its kernel
   is a one-step delay, ``ε̄ = ε̂ = 1``).
-* Rates ``nu_in``, ``nu_rec`` are in Hz; with ``dt`` in ms (MODEL) the
+* Rates ``nu_in``, ``nu_rec`` are in Hz; with ``dt`` in ms (docs/model.md) the
   per-step spike probability is ``p = ν·dt/1000`` (as in
   :func:`refimpl.tasks.poisson_inputs`).
 * "Population" statistics pool neurons, time steps (at stationarity) and
@@ -65,7 +65,7 @@ def _uniform(*arrays) -> bool:
 
 
 def kernel(cfg: NetworkConfig, layer: int = 0, *, tol: float = 1e-12) -> np.ndarray:
-    """``ε_t``, ``t = 0, 1, …``: the free membrane's response to a unit input at step 0 (MODEL §1.1).
+    """``ε_t``, ``t = 0, 1, …``: the free membrane's response to a unit input at step 0 (docs/model.md §1.1).
 
     Computed by running the linear recursion of the dialect with ``S ≡ 0``
     (no threshold, no reset), zero initial state and ``z_0 = 1``, ``z_t = 0``

@@ -1,4 +1,4 @@
-"""Losses of MODEL §5 with their gradient with respect to the outputs ``y``.
+"""Losses of docs/model.md §5 with their gradient with respect to the outputs ``y``.
 
 Conventions (docs/conventions.md): means over batch, outputs and the scored
 steps ``t0 ≤ t < T``; ``bce_per_step`` is the binary cross-entropy with

@@ -1,10 +1,10 @@
-"""Surrogate Lyapunov spectrum by Benettin's QR method (MODEL §6).
+"""Surrogate Lyapunov spectrum by Benettin's QR method (docs/model.md §6).
 
 Along one trajectory, an orthonormal system ``Q_t`` (``M×k``) is carried by
 the surrogate tangent map, ``A = D_t Q_t``, and re-orthonormalized every
 ``ons`` steps, ``A = Q_{t+1} R_{t+1}`` (``diag R > 0``). The average growth
 ``log R_ii`` per step is the ``i``-th exponent. Because ``D_t`` is exactly the
-linearization through which BPTT sends its error signals (MODEL §3), the
+linearization through which BPTT sends its error signals (docs/model.md §3), the
 exponents measure how fast those signals grow or decay with the lag.
 """
 from __future__ import annotations
@@ -146,7 +146,7 @@ def initial_Q(M: int, k: int, seed: int = 0) -> np.ndarray:
 
 
 def qr_steps(T: int, lcfg: LyapunovConfig):
-    """For each step ``t ≥ warmup``: ``(t, is_qr, counted)`` of the schedule of MODEL §6."""
+    """For each step ``t ≥ warmup``: ``(t, is_qr, counted)`` of the schedule of docs/model.md §6."""
     out = []
     for t in range(lcfg.warmup, T):
         n = t + 1 - lcfg.warmup
@@ -292,7 +292,7 @@ def _benettin_fused(cfg, params, traj, lcfg, Q0):
 
 
 def spectrum(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=None) -> LyapunovResult:
-    """The surrogate Lyapunov spectrum of MODEL §6 (``k`` exponents, 1/step)."""
+    """The surrogate Lyapunov spectrum of docs/model.md §6 (``k`` exponents, 1/step)."""
     params = check_params(cfg, params)
     inputs = check_inputs(cfg, inputs)
     Q0 = check_lyapunov(cfg, lcfg, inputs.shape[0], inputs.shape[1], Q0)
@@ -321,7 +321,7 @@ def direct_lambda1(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfi
     The perturbed copy starts at ``x + ε v0`` (``v0`` defaults to the first
     column of the seeded ``Q_0``) and is renormalized to distance ``ε`` every
     step. In smooth mode with ``reset_grad = attached`` the Jacobian-based λ₁
-    must agree with this within the convergence error (MODEL §8).
+    must agree with this within the convergence error (docs/model.md §8).
     """
     params = check_params(cfg, params)
     inputs = check_inputs(cfg, inputs)

@@ -1,4 +1,4 @@
-"""The whole network as one map ``x_{t+1} = F(x_t, u_t)`` (MODEL §1.2).
+"""The whole network as one map ``x_{t+1} = F(x_t, u_t)`` (docs/model.md §1.2).
 
 Parameters are a flat ``dict`` of float64 arrays keyed like the golden-vector
 paths (``layer1/W_in``, ``layer1/W_rec``, ``layer1/b``, ``layer1/V0``,
@@ -8,7 +8,7 @@ gradients, parameter tangents and files all use one naming.
 The tangent map ``D_t = ∂x_{t+1}/∂x_t`` of the whole stack is applied
 layer by layer (:func:`apply_D`, :func:`apply_DT`) to blocks of tangent
 vectors, never as a dense matrix; :func:`dense_jacobian` assembles the dense
-``M×M`` matrix from the block formulas of MODEL §4 for tests and export only.
+``M×M`` matrix from the block formulas of docs/model.md §4 for tests and export only.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def layers_of(cfg: NetworkConfig) -> list[Layer]:
                              ("detached", "attached", "ignored").index(cfg.reset_grad),
                              cell.ACT_SPIKE, sur, gamma, bool(cfg.smooth)))
         else:
-            # MODEL §1.3 as the clif update with α = β = 0, g = 1, θ = 0, no reset.
+            # docs/model.md §1.3 as the clif update with α = β = 0, g = 1, θ = 0, no reset.
             act = cell.ACT_SPIKE if cfg.cell == "binary" else cell.ACT_TANH
             out.append(Layer(N, n_in, np.zeros(N), np.zeros(N), np.ones(N), 0.0, False,
                              cell.RESET_NONE, cell.GRAD_DETACHED, act, sur, gamma, bool(cfg.smooth)))
@@ -90,7 +90,7 @@ def initial_state_keys(cfg: NetworkConfig) -> list:
 
 
 def param_shapes(cfg: NetworkConfig) -> dict:
-    """Name → shape of every parameter (GOLDEN.md ``params/…``)."""
+    """Name → shape of every parameter (docs/golden-format.md ``params/…``)."""
     shapes = {}
     for l, N in enumerate(cfg.layers):
         p = f"layer{l + 1}/"
@@ -112,7 +112,7 @@ def init_params(cfg: NetworkConfig, seed: int = 0, *, w_in: float = 1.0, g_rec: 
     ``W_rec`` has zero diagonal (no autapses) unless ``keep_diagonal``; biases
     are ``bias + bias_spread · U[0, 1)`` (the uniform part from its own random
     stream, so ``bias_spread = 0`` draws exactly the weights it always drew),
-    the readout bias is ``bias_out``, the initial state is zero (MODEL §1.2),
+    the readout bias is ``bias_out``, the initial state is zero (docs/model.md §1.2),
     ``W_out ~ N(0, w_out²/N_L)``. The gradient-flossing reference code draws
     ``b = 0.1 · U[0, 1)``, keeps the diagonal and starts the readout bias at
     0.001 (docs/training.md, "The published protocol").
@@ -148,7 +148,7 @@ def relaxed_initial_state(cfg: NetworkConfig, params: dict, *, slots: int = 1, s
 
     Every layer starts from ``V ~ N(0, scale²)`` (clif: ``I = 0``) in each of
     ``slots`` independent copies, and the autonomous map ``x_{t+1} = F(x_t, 0)``
-    runs for ``steps`` steps (MODEL §1.2): the result lies on the network's
+    runs for ``steps`` steps (docs/model.md §1.2): the result lies on the network's
     own attractor rather than at the origin. This is ``relaxIC`` of the
     gradient-flossing reference code (``x = randn(N, B)``; 100 steps of
     ``x = J tanh(x) + b``). Returns ``{"layer1/x0": (slots, N), …}``
@@ -268,7 +268,7 @@ class Trajectory:
 
 
 def readout_source(cfg: NetworkConfig, V, S) -> np.ndarray:
-    """``s_t`` read by the readout (MODEL §1.2): spikes/activation ``S`` or membrane/state ``V``."""
+    """``s_t`` read by the readout (docs/model.md §1.2): spikes/activation ``S`` or membrane/state ``V``."""
     return S if cfg.readout.source in ("spikes", "activation") else V
 
 
@@ -309,7 +309,7 @@ def select(traj: Trajectory, b: int) -> Trajectory:
 
 
 # ---------------------------------------------------------------------------
-# state vectors: x = [V^1, I^1, V^2, I^2, …] (MODEL §1.2)
+# state vectors: x = [V^1, I^1, V^2, I^2, …] (docs/model.md §1.2)
 # ---------------------------------------------------------------------------
 
 def state_slices(cfg: NetworkConfig) -> list:
@@ -421,9 +421,9 @@ def apply_DT(cfg, Ls, params, traj, t, blocks_bar, b=0, mbar_extra=None, grads=N
 
 
 def dense_jacobian(cfg: NetworkConfig, params: dict, traj: Trajectory, t: int, b: int = 0) -> np.ndarray:
-    """The dense ``D_t`` (``M×M``, state order of MODEL §1.2), for tests and export.
+    """The dense ``D_t`` (``M×M``, state order of docs/model.md §1.2), for tests and export.
 
-    Assembled block by block from the formulas of MODEL §4 and the forward
+    Assembled block by block from the formulas of docs/model.md §4 and the forward
     values ``V_t, I_t, I_{t+1}, S_t`` alone, independently of the structured
     kernels, so that the two can check each other.
     """

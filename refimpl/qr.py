@@ -1,4 +1,4 @@
-"""Thin QR with positive diagonal and its derivative rules (MODEL §7).
+"""Thin QR with positive diagonal and its derivative rules (docs/model.md §7).
 
 ``A = QR`` (``A`` is ``m×n``, ``m ≥ n``, full rank) is unique once ``diag R > 0``.
 The reverse rule maps ``(Q̄, R̄)`` to ``Ā``; the tangent rule maps ``dA`` to

@@ -1,4 +1,4 @@
-"""The leaky linear readout of MODEL §1.2 and its derivatives.
+"""The leaky linear readout of docs/model.md §1.2 and its derivatives.
 
 ``U_{t+1} = κ U_t + (1-κ)(W_out s_{t+1} + b_out)``, ``y_t = U_{t+1}``, ``U_0 = 0``.
 The readout is not part of the state ``x``: it never feeds back, so it does

@@ -1,4 +1,4 @@
-"""The surrogate rule (MODEL §2): σ', its derivative σ'' and its primitive Φ.
+"""The surrogate rule (docs/model.md §2): σ', its derivative σ'' and its primitive Φ.
 
 The spike ``H(x)`` has derivative zero almost everywhere; the surrogate rule
 replaces every ``H'(x)`` by a smooth bump ``σ'(x; γ)``. Where the derivative
@@ -20,7 +20,7 @@ from numba import njit, vectorize
 
 from .config import SURROGATES
 
-#: Integer codes used inside the kernels, in the order of MODEL §2's table.
+#: Integer codes used inside the kernels, in the order of docs/model.md §2's table.
 CODES = {name: i for i, name in enumerate(SURROGATES)}
 FAST_SIGMOID, SIGMOID, ARCTAN, GAUSSIAN, TRIANGLE = range(5)
 
@@ -38,7 +38,7 @@ def _logistic(z):
 
 @njit(cache=True)
 def _sign(x):
-    # MODEL §2: sign(0) = 0.
+    # docs/model.md §2: sign(0) = 0.
     if x > 0.0:
         return 1.0
     if x < 0.0:
@@ -53,7 +53,7 @@ def sigma_prime(x, code, gamma):
         d = 1.0 + gamma * abs(x)
         return 1.0 / (d * d)
     if code == SIGMOID:
-        # s(z) s(-z), not s (1 - s): 1 - s cancels once s ≈ 1 (MODEL §2 writes it this way)
+        # s(z) s(-z), not s (1 - s): 1 - s cancels once s ≈ 1 (docs/model.md §2 writes it this way)
         return gamma * _logistic(gamma * x) * _logistic(-gamma * x)
     if code == ARCTAN:
         a = 0.5 * math.pi * gamma * x
@@ -110,7 +110,7 @@ def primitive(x, code, gamma):
 
 @njit(cache=True)
 def heaviside(x):
-    """``H(x) = 1`` if ``x > 0`` else 0 (strict, MODEL §1.1)."""
+    """``H(x) = 1`` if ``x > 0`` else 0 (strict, docs/model.md §1.1)."""
     return 1.0 if x > 0.0 else 0.0
 
 

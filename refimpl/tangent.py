@@ -4,7 +4,7 @@ An independent route to the same surrogate gradient as :mod:`refimpl.adjoint`:
 the tangent ``ẋ_t`` of the state is propagated forward through the tangent map
 (:func:`cell.jvp_step`), from the bottom layer up and from ``t = 0`` on, and
 ``dL = Σ_t ∂L/∂y_t · ẏ_t``. Agreement of ``⟨∇L, θ̇⟩`` (reverse) with this
-(forward) is the check of MODEL §8 that works in surrogate mode, where finite
+(forward) is the check of docs/model.md §8 that works in surrogate mode, where finite
 differences cannot (the forward pass is piecewise constant in the spikes).
 """
 from __future__ import annotations

@@ -145,7 +145,7 @@ def _names(key, v, allowed):
 
 @dataclass(frozen=True)
 class NetworkSection:
-    """``[network]``: the network map (MODEL §1) and its random initialization.
+    """``[network]``: the network map (docs/model.md §1) and its random initialization.
 
     ``n_in`` and ``n_out`` are not keys: the task sets them. ``syn_input``,
     ``input_gain`` and ``reset`` default to the dialect's; ``readout`` (the
@@ -855,7 +855,7 @@ def initial_state_grad_norm(cfg, grads: dict) -> float:
 def state_adjoints(cfg, params: dict, traj, ybar: np.ndarray, b: int = 0) -> np.ndarray:
     """``x̄_t = ∂(Σ_s ȳ_s·y_s)/∂x_t`` for ``t = 0 … T`` along trajectory ``b``: shape ``(T+1, M)``.
 
-    ``x̄_t`` is the full adjoint of the state ``x_t`` (all layers, MODEL §1.2
+    ``x̄_t`` is the full adjoint of the state ``x_t`` (all layers, docs/model.md §1.2
     ordering) of batch element ``b``: ``x̄_T`` receives the readout's adjoint
     of ``s_T``, then ``x̄_t = D_tᵀ x̄_{t+1} + (readout adjoint at s_t)``.
     ``x̄_0`` equals the batch-``b`` part of ``∂/∂x_0`` of

@@ -1,4 +1,4 @@
-"""Shared strategies: network configurations drawn by hypothesis (MODEL §8)."""
+"""Shared strategies: network configurations drawn by hypothesis (docs/model.md §8)."""
 import os
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""MODEL §5, §8: the surrogate gradient by BPTT, checked two independent ways."""
+"""docs/model.md §5, §8: the surrogate gradient by BPTT, checked two independent ways."""
 import numpy as np
 import pytest
 from dataclasses import replace

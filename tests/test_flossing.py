@@ -1,4 +1,4 @@
-"""MODEL §7, §8: the exact flossing gradient, reverse vs forward vs finite differences."""
+"""docs/model.md §7, §8: the exact flossing gradient, reverse vs forward vs finite differences."""
 from dataclasses import replace
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Golden vectors (GOLDEN.md, issue 4): the shipped file, `refimpl validate`, bad files, PyTorch round trip."""
+"""Golden vectors (docs/golden-format.md, issue 4): the shipped file, validate, bad files, PyTorch round trip."""
 import json
 import shutil
 import sys

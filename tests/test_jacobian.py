@@ -1,4 +1,4 @@
-"""MODEL §4, §8: structured products vs the dense Jacobian vs finite differences."""
+"""docs/model.md §4, §8: structured products vs the dense Jacobian vs finite differences."""
 from dataclasses import replace
 
 import numpy as np

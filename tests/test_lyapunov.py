@@ -1,4 +1,4 @@
-"""MODEL §6, §8: the surrogate Lyapunov spectrum."""
+"""docs/model.md §6, §8: the surrogate Lyapunov spectrum."""
 import warnings
 from dataclasses import replace
 

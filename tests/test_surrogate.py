@@ -1,4 +1,4 @@
-"""MODEL §2: σ' is the derivative of Φ, σ'' the derivative of σ', Φ(-∞) = 0."""
+"""docs/model.md §2: σ' is the derivative of Φ, σ'' the derivative of σ', Φ(-∞) = 0."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -24,7 +24,7 @@ def test_sigma_second_is_derivative_of_sigma_prime(name, slope, x):
     h = 1e-7
     kinks = {"fast_sigmoid": [0.0], "triangle": [0.0, 1 / slope, -1 / slope]}.get(name, [])
     if any(abs(x - k) < 1e-5 for k in kinks):
-        return  # σ'' jumps there; MODEL §2 fixes sign(0) = 0, checked below
+        return  # σ'' jumps there; docs/model.md §2 fixes sign(0) = 0, checked below
     d1, d2, _ = evaluate(name, [x - h, x, x + h], slope)
     assert abs((d1[2] - d1[0]) / (2 * h) - d2[1]) <= 1e-5 * max(1.0, abs(d2[1]))
 

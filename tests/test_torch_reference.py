@@ -1,7 +1,7 @@
 """Self-checks of the independent PyTorch reference (validation/torch_reference.py).
 
 Nothing here imports refimpl: the reference is checked against finite
-differences, against the closed forms of MODEL.md (§4 Jacobian, uncoupled
+differences, against the closed forms of docs/model.md (§4 Jacobian, uncoupled
 exponents, sum of the spectrum = mean log|det D_t|) and by a file round trip.
 """
 import json
@@ -323,11 +323,11 @@ def test_uncoupled_cells_spectrum():
 
 
 # ---------------------------------------------------------------------------
-# MODEL §4 closed-form Jacobian (surrogate mode), and autograd.functional
+# docs/model.md §4 closed-form Jacobian (surrogate mode), and autograd.functional
 # ---------------------------------------------------------------------------
 
 def _analytic_D(net, x, u):
-    """MODEL §4 assembled by hand for clif (any L), binary and rate."""
+    """docs/model.md §4 assembled by hand for clif (any L), binary and rate."""
     c = net.cfg
     if net.cell != "clif":
         W = net.p["layer1/W_rec"].detach()

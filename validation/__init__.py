@@ -1,8 +1,8 @@
 """Independent implementations used to validate the reference library.
 
 Nothing in this package imports from ``refimpl``: it is written from the
-model contract (``shared/spec/MODEL.md``), the golden-vector format
-(``shared/spec/GOLDEN.md``) and ``docs/conventions.md`` alone.
+model contract (``docs/model.md``), the golden-vector format
+(``docs/golden-format.md``) and ``docs/conventions.md`` alone.
 
 * ``validation.torch_reference`` -- a PyTorch (float64, autograd) reference;
   also a script: ``python validation/torch_reference.py GOLDEN.h5 CANDIDATE.h5``.

@@ -4,7 +4,7 @@ This is the way the field computes these quantities today: float64 PyTorch on
 the CPU, every derivative by autograd, the spike a ``torch.autograd.Function``
 whose backward is the surrogate derivative written with differentiable torch
 ops (so that a second differentiation brings in ``σ''``). It is written from
-``shared/spec/MODEL.md`` for one clif layer of the ``engelken`` dialect
+``docs/model.md`` for one clif layer of the ``engelken`` dialect
 (``syn_input = new``, ``input_gain = one_minus_beta``, ``reset = zero``,
 ``reset_grad = detached``) with the ``fast_sigmoid`` surrogate, and imports
 nothing from ``refimpl``:
@@ -14,10 +14,10 @@ nothing from ``refimpl``:
 * :func:`spectrum` — the dense one-step Jacobian ``D_t`` by autograd
   (``torch.func.jacrev`` of the one-step map, or the ``M``-row trick: one
   reverse pass through ``M`` copies of the state), ``A = D_t Q_t`` and
-  ``torch.linalg.qr`` every step (MODEL §6, ``ons = 1``, no warm-up);
+  ``torch.linalg.qr`` every step (docs/model.md §6, ``ons = 1``, no warm-up);
 * :func:`flossing` — the same with ``create_graph=True``, the loss
   ``mean(λ²)`` and one ``backward()`` through every Jacobian, every product
-  and every QR (MODEL §7).
+  and every QR (docs/model.md §7).
 
 Inputs and outputs are NumPy arrays; parameters use the golden-vector names
 (``layer1/W_in``, ``layer1/W_rec``, ``layer1/b``, ``readout/W_out``,
@@ -60,7 +60,7 @@ def spike(x, gamma):
 
 
 class Layer:
-    """One clif layer of the engelken dialect (MODEL §1.1) with its readout (§1.2)."""
+    """One clif layer of the engelken dialect (docs/model.md §1.1) with its readout (§1.2)."""
 
     def __init__(self, params: dict, *, tau_mem=10.0, tau_syn=5.0, tau_out=5.0, theta=1.0, dt=1.0,
                  gamma=10.0, requires_grad=True):

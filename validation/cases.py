@@ -2,7 +2,7 @@
 
 ``make_case(config, seed)`` builds the inputs of one golden case (parameters,
 inputs, targets, Jacobian steps, Q0) for a config in the key layout of
-``shared/spec/GOLDEN.md``; ``write_golden_like(path, cases)`` writes such cases
+``docs/golden-format.md``; ``write_golden_like(path, cases)`` writes such cases
 as a golden file without the computed groups, which
 ``validation/torch_reference.py`` (or any other implementation) can read.
 """
@@ -17,7 +17,7 @@ import numpy as np
 FORMAT = "refimpl-golden"
 FORMAT_VERSION = 1
 
-#: the key layout of GOLDEN.md with the defaults of MODEL.md; a config given to
+#: the key layout of docs/golden-format.md with the defaults of docs/model.md; a config given to
 #: ``make_case`` is deep-merged into this.
 BASE_CONFIG = {
     "cell": "clif", "layers": [4], "n_in": 3, "n_out": 2,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Independent PyTorch reference of the spiking-network model (float64, CPU).
 
-Written from ``shared/spec/MODEL.md``, ``shared/spec/GOLDEN.md`` and
+Written from ``docs/model.md``, ``docs/golden-format.md`` and
 ``docs/conventions.md`` only; it imports nothing from ``refimpl``.  Every
 derivative is taken by torch autograd:
 
@@ -59,7 +59,7 @@ def generator_string() -> str:
 
 
 # ---------------------------------------------------------------------------
-# Surrogates (MODEL §2)
+# Surrogates (docs/model.md §2)
 # ---------------------------------------------------------------------------
 
 def sigma_prime(x: torch.Tensor, name: str, slope: float) -> torch.Tensor:
@@ -139,7 +139,7 @@ def spike(x: torch.Tensor, name: str = "fast_sigmoid", slope: float = 10.0,
 # ---------------------------------------------------------------------------
 
 def normalize_config(config: Mapping) -> dict:
-    """A copy of ``config`` with the defaults of MODEL.md/conventions filled in
+    """A copy of ``config`` with the defaults of docs/model.md/conventions filled in
     and every switch validated.  Unknown extra keys are kept."""
     c = copy.deepcopy(dict(config))
     cell = c.setdefault("cell", "clif")
@@ -186,7 +186,7 @@ def normalize_config(config: Mapping) -> dict:
     c["smooth"] = bool(c.get("smooth", False))
     ro = dict(c.get("readout", {}))
     if "tau_out" not in ro:
-        raise KeyError("config needs readout.tau_out (MODEL.md gives no default)")
+        raise KeyError("config needs readout.tau_out (docs/model.md gives no default)")
     ro.setdefault("source", "spikes" if cell == "clif" else "state")
     allowed = ("spikes", "membrane") if cell == "clif" else ("state", "activation")
     if ro["source"] not in allowed:
@@ -272,7 +272,7 @@ def to_tensor_params(params: Mapping[str, np.ndarray], requires_grad: bool = Tru
 
 
 class Network:
-    """The state map x_{t+1} = F(x_t, u_t) and the readout of MODEL §1.
+    """The state map x_{t+1} = F(x_t, u_t) and the readout of docs/model.md §1.
 
     ``params`` maps golden paths ('layer1/W_in', ..., 'readout/W_out') to
     tensors.  Missing ``b``, ``V0``, ``I0``, ``x0``, ``b_out`` are zeros.
@@ -500,7 +500,7 @@ def qr_positive(A: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
 def lyapunov_spectrum(net: Network, u_seq: torch.Tensor, Q0: torch.Tensor,
                       lyap: Optional[Mapping] = None, jacobian_steps: Iterable[int] = (),
                       create_graph: bool = False) -> dict:
-    """Surrogate Lyapunov spectrum (MODEL §6) along one input sequence u_seq (T, n_in).
+    """Surrogate Lyapunov spectrum (docs/model.md §6) along one input sequence u_seq (T, n_in).
 
     Returns ``{"spectrum": (k,) [1/step], "D": {t: D_t (detached)},
     "n_counted": ..., "steps_covered": ..., "local": [log diag R per counted QR]}``.

@@ -14,7 +14,7 @@ def add_parser(sub) -> list:
                                    "file. Exit 0: all present quantities agree; 1: a mismatch (or, with --strict, a "
                                    "missing quantity); 2: a file cannot be read, is not in the golden "
                                    "format, or the reference is damaged.")
-    p.add_argument("candidate", help="candidate HDF5 file in the golden format (shared/spec/GOLDEN.md)")
+    p.add_argument("candidate", help="candidate HDF5 file in the golden format (docs/golden-format.md)")
     p.add_argument("--reference", default=None, help="reference golden file (default: the shipped one)")
     p.add_argument("--rtol", type=float, default=None,
                    help="relative tolerance for every computed quantity (default: per quantity)")

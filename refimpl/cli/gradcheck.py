@@ -7,7 +7,7 @@ from .flags import as_flags, add_network_flags, network_from_args
 
 
 def add_parser(sub) -> list:
-    p = sub.add_parser("gradcheck", help="check every derivative two independent ways (MODEL §8)",
+    p = sub.add_parser("gradcheck", help="check every derivative two independent ways (docs/model.md §8)",
                        description="Check every derivative of one small network two independent ways: "
                                    "forward (JVP) against reverse (VJP) mode, and against central finite "
                                    "differences. Exit 1 if a check fails.")

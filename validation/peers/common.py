@@ -5,13 +5,13 @@
 * reading a config (:func:`per_neuron`, :func:`readout_decay`, :func:`skip_reasons`);
 * the losses of docs/conventions.md, once for any array library (:func:`loss`, with
   :func:`torch_ops` or the adapter's own operations);
-* for the torch adapters: the parameters as leaf tensors, the layer drive, MODEL's leaky
-  readout, the network of MODEL §1.2 wired around a per-step neuron (:func:`torch_network`)
+* for the torch adapters: the parameters as leaf tensors, the layer drive, the model's leaky
+  readout, the network of docs/model.md §1.2 wired around a per-step neuron (:func:`torch_network`)
   and the loss, gradients and records of a run (:func:`torch_outputs`).
 
 Needs only numpy and h5py (torch is imported by the torch helpers when they run, so that the
 JAX adapter does not need it); it imports nothing from refimpl. The file layout and the config
-keys are those of shared/spec/GOLDEN.md.
+keys are those of docs/golden-format.md.
 """
 from __future__ import annotations
 
@@ -189,12 +189,12 @@ def layer_drive(p: dict, l: int, z, s):
 
 
 def leaky_readout(kappa: float):
-    """MODEL's first-order leaky readout in plain torch, as ``readout(lin, U) -> U`` for :func:`torch_network`."""
+    """the model's first-order leaky readout in plain torch, as ``readout(lin, U) -> U`` for :func:`torch_network`."""
     return lambda lin, U: kappa * U + (1.0 - kappa) * lin if kappa > 0 else lin
 
 
 def torch_network(c: dict, p: dict, u, start, step, readout):
-    """MODEL §1.2's network wired around another library's per-step neuron: returns ``(y, rec)``.
+    """docs/model.md §1.2's network wired around another library's per-step neuron: returns ``(y, rec)``.
 
     ``start``: ``(V_0, I_0, S_0)`` of every layer. ``step(l, z, s)``: one call of layer ``l``'s
     neuron (0-based) on its input ``z = z_t`` (the network input, or the spikes ``S_t`` of the
@@ -228,7 +228,7 @@ def torch_outputs(c: dict, p: dict, params: dict, targets: np.ndarray, y, rec) -
     ``p``: the leaf tensors of :func:`torch_params` (``params``: the arrays they came from, for the
     shape of a gradient that is not used); ``y``: (T, B, n_out); ``rec[l]``: sequences of ``V``,
     ``I``, ``S`` of layer ``l``. Only forward states, ``y``, the loss and its gradients are
-    written: the Jacobian, spectrum and flossing groups are left out (GOLDEN.md allows it).
+    written: the Jacobian, spectrum and flossing groups are left out (docs/golden-format.md allows it).
     """
     import torch
     tg = torch.tensor(targets)

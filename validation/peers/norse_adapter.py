@@ -6,18 +6,18 @@
     refimpl validate CANDIDATE.h5 --reference GOLDEN.h5
 
 Imports nothing from refimpl; reads the golden file with h5py and the config
-keys of shared/spec/GOLDEN.md.
+keys of docs/golden-format.md.
 
 What Norse's ``lif_step`` and ``lif_feed_forward_step`` (norse 1.1.0,
 ``norse/torch/functional/lif.py``) compute, with ``v_leak = v_reset = 0`` and
-in MODEL.md's notation (docs/peers.md has the reading of the source):
+in docs/model.md's notation (docs/peers.md has the reading of the source):
 
     I_{t+1} = α_E I_t + x_t                       α_E = 1 - dt/τ_syn  (Norse stores α_E I_{t+1})
     V_{t+1} = β_E (1 - S_t) V_t + (1 - β_E) I_{t+1}   β_E = 1 - dt/τ_mem  (Norse stores (1 - S_{t+1}) V_{t+1})
     S_{t+1} = H(V_{t+1} - θ)                      returned by the call
 
 That is (new, one_minus_beta) with a reset-then-integrate zero reset, which
-MODEL.md does not have: MODEL's zero reset also discards the input of the
+docs/model.md does not have: the model's zero reset also discards the input of the
 reset step. The adapter gives Norse the decay factors of the golden config,
 ``tau_mem_inv = (1 - exp(-dt/τ_mem))/dt`` (likewise ``tau_syn_inv``), so that
 the forward-Euler factors equal our ``α`` and ``β``; what is left is the
@@ -33,16 +33,16 @@ after the release), so with 1.1.0 the gradients agree only for γ = 1.
 
 ``--step recurrent`` (default) runs ``lif_step``: Norse applies ``W_in`` and
 ``W_rec`` itself (our ``b`` enters as an extra input column of ones) and
-feeds back the spikes of its previous call, ``S_t``, as MODEL §1.1 does; its
+feeds back the spikes of its previous call, ``S_t``, as docs/model.md §1.1 does; its
 reset is detached, like reset_grad = detached. ``--step feed_forward`` runs
 ``lif_feed_forward_step`` on ``W_in z_t + W_rec S_t + b`` computed here; that
 step differentiates through its reset (attached, in the reset-then-integrate
 form), which no reset_grad of ours reproduces.
 
 Wiring, ours: a layer above receives the spikes the layer below returned one
-call earlier (MODEL §1.2); the initial state is ``z = H(V0 - θ)`` (Norse's
+call earlier (docs/model.md §1.2); the initial state is ``z = H(V0 - θ)`` (Norse's
 own threshold function), ``v = (1 - z) V0``, ``i = α_E I0``; the readout is
-MODEL's leaky readout in plain torch. Norse keeps only the membrane after the
+the model's leaky readout in plain torch. Norse keeps only the membrane after the
 reset and the decayed current, so our ``V_{t+1}`` (the membrane before the
 reset) and ``I_{t+1}`` (the jumped current ``i + x``) are read from a second
 call of the same step on the same state and input with ``v_th = +inf`` and

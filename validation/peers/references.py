@@ -5,7 +5,7 @@
     python validation/peers/references.py --list
 
 This is the reference side, so unlike the adapters it imports refimpl. Each
-case is a golden-format case group (shared/spec/GOLDEN.md) holding the config,
+case is a golden-format case group (docs/golden-format.md) holding the config,
 the parameters, inputs and targets, and refimpl's ``forward/…``, ``loss`` and
 ``grad/…``. The Jacobian, Lyapunov and flossing groups are left out: the
 adapters do not compute them, and several of these configurations have
@@ -22,7 +22,7 @@ The cases (docs/peers.md explains each mapping):
   The shipped ``clif_stork`` covers the attached reset with stork's sigmoid.
 * ``norse_subthreshold``: the engelken switches with ``fast_sigmoid γ = 1``
   and a threshold that no membrane reaches, so that no neuron ever spikes.
-  Norse's reset-then-integrate and MODEL's zero reset then coincide, and
+  Norse's reset-then-integrate and the model's zero reset then coincide, and
   ``γ = 1`` is the slope that Norse 1.1.0's ``super`` surrogate has whatever
   its ``alpha`` (see docs/peers.md).
 * ``norse_subthreshold_gamma10``: the same with ``γ = 10``. Norse 1.1.0's
@@ -124,7 +124,7 @@ def get_case(name: str) -> PeerCase:
 
 
 def config_dict(case: PeerCase) -> dict:
-    """The GOLDEN.md config of ``case`` (refimpl fills the defaults and checks every value)."""
+    """The docs/golden-format.md config of ``case`` (refimpl fills the defaults and checks every value)."""
     from refimpl.config import FlossConfig, LossConfig, LyapunovConfig, network_config
     from refimpl.golden import config_to_dict
     cfg = network_config(**case.network)

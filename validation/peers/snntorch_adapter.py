@@ -6,9 +6,9 @@
     refimpl validate CANDIDATE.h5 --reference GOLDEN.h5
 
 Like ``validation/torch_reference.py`` this imports nothing from refimpl; it
-reads the golden file with h5py and the config keys of shared/spec/GOLDEN.md.
+reads the golden file with h5py and the config keys of docs/golden-format.md.
 
-What snnTorch's ``snntorch.Synaptic`` (1.0.0) computes, in MODEL.md's notation
+What snnTorch's ``snntorch.Synaptic`` (1.0.0) computes, in docs/model.md's notation
 (see docs/peers.md for the reading of its source):
 
     reset  = H(V_t - θ), detached           -> reset_grad = detached
@@ -24,7 +24,7 @@ snnTorch has with our σ' (``atan(alpha=γ)`` = arctan, ``fast_sigmoid(slope=γ)
 ``sigmoid(slope=γ)``). The shipped case ``clif_snntorch_synaptic`` is such a
 case. The wiring around the neuron is ours: the recurrent input uses the
 previous call's spikes (``S_t``), a layer above receives the spikes a layer
-emitted one call earlier (MODEL §1.2: ``z^l_t = S^{l-1}_t``; snnTorch's usual
+emitted one call earlier (docs/model.md §1.2: ``z^l_t = S^{l-1}_t``; snnTorch's usual
 wiring feeds ``S^{l-1}_{t+1}`` in the same step), and the leaky readout is
 snnTorch's ``Leaky`` with ``reset_mechanism="none"``, ``β = κ`` and its
 input scaled by ``1-κ`` (a plain linear map when ``τ_out = 0``).
@@ -37,7 +37,7 @@ passes snnTorch's neuron a float64 spike function with the same σ', which
 isolates the neuron dynamics from that rounding.
 
 Only forward states, ``y``, the loss and its gradients are written; the
-Jacobian, spectrum and flossing groups are left out (GOLDEN.md allows it).
+Jacobian, spectrum and flossing groups are left out (docs/golden-format.md allows it).
 """
 from __future__ import annotations
 

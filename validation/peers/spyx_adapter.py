@@ -8,10 +8,10 @@ No shipped golden case has spyx's switches (its LIF has no synaptic current);
 ``validation/peers/references.py`` writes reference cases that do
 (``spyx_rlif_superspike``, ``spyx_rlif_triangular``). Like the other
 adapters this imports nothing from refimpl; it reads the file with h5py and
-the config keys of shared/spec/GOLDEN.md.
+the config keys of docs/golden-format.md.
 
 What spyx's ``spyx.nn.RLIF`` (spyx 1.0.0, ``spyx/nn.py``) computes, in
-MODEL.md's notation (docs/peers.md has the reading of the source):
+docs/model.md's notation (docs/peers.md has the reading of the source):
 
     S_t     = H(V_t - θ)                      returned by the call, with the surrogate gradient
     V_{t+1} = β V_t + x_t + S_t W - θ S_t      the reset term keeps the spike's gradient
@@ -29,7 +29,7 @@ our triangle; their forward is ``(x > 0)`` in the input's dtype, so with
 ``jax_enable_x64`` everything is float64.
 
 Wiring, ours: layer ``l > 1`` gets the spikes that layer ``l-1`` returned in
-the same call (spyx returns ``S_t``, which is exactly MODEL §1.2). The
+the same call (spyx returns ``S_t``, which is exactly docs/model.md §1.2). The
 readout is spyx's ``LI`` with ``β = κ`` and input ``(1-κ)(W_out s_{t+1} + b_out)``.
 It needs ``s_{t+1}``, the spikes (or membrane) after step ``t``, which spyx's
 neuron returns only at its next call; so the network makes one call more

@@ -8,9 +8,9 @@ stork is fmi-basel/stork (the Zenke lab's library), which is not on PyPI:
 the PyPI package called "stork" is an unrelated Databricks tool. See
 docs/peers.md for how it was installed. Like the other adapters this imports
 nothing from refimpl; it reads the file with h5py and the config keys of
-shared/spec/GOLDEN.md.
+docs/golden-format.md.
 
-What ``stork.nodes.LIFGroup.forward`` computes, in MODEL.md's notation
+What ``stork.nodes.LIFGroup.forward`` computes, in docs/model.md's notation
 (docs/peers.md has the reading of the source):
 
     S_t     = H(V_t - 1)                                  out, with the group's activation
@@ -28,13 +28,13 @@ fast_sigmoid (stork's ``SuperSpike`` with ``SuperSpike.beta = γ``) or sigmoid
 adapter sets them for a case and restores them afterwards. Their forward is
 ``zeros_like(x)`` set to 1 where ``x > 0``, so the dtype stays float64.
 
-Wiring, ours (MODEL §1.2), not stork's ``RecurrentSpikingModel``, in which
+Wiring, ours (docs/model.md §1.2), not stork's ``RecurrentSpikingModel``, in which
 every connection adds a step of delay (docs/peers.md): each call the adapter
 first asks the group for ``S_t`` with its own ``get_spike_and_reset`` on the
 current membrane, sets the group's ``input`` to ``W_in z_t + W_rec S_t + b``
 (``z_t`` is the input, or the spikes ``S_t`` of the layer below), and then
 calls the group's ``evolve()``. The initial state is ``mem = V0``,
-``syn = I0``. The readout is MODEL's first-order leaky readout in plain torch
+``syn = I0``. The readout is the model's first-order leaky readout in plain torch
 (stork's ``ReadoutGroup`` is second order and has no counterpart); it reads
 ``S_{t+1}`` (again from ``get_spike_and_reset``) or the membrane ``V_{t+1}``.
 
