@@ -54,7 +54,12 @@ def md_table(header, rows, fmt="{:.3f}") -> str:
 
 
 def provenance(argv=None, t0=None) -> str:
-    cmd = "python " + " ".join([Path(sys.argv[0]).as_posix().split("/main/")[-1]] + list(argv or sys.argv[1:]))
+    script = Path(sys.argv[0]).resolve()
+    try:   # the script as run from the repository's root, wherever the clone lives
+        script = script.relative_to(HERE.parent)
+    except ValueError:
+        pass
+    cmd = "python " + " ".join([script.as_posix()] + list(argv or sys.argv[1:]))
     wall = "" if t0 is None else f"; this invocation took {time.time() - t0:.0f} s, reusing any finished sweep jobs"
     return (f"Command: `{cmd}` (Python {platform.python_version()}, {platform.machine()}{wall}).\n")
 

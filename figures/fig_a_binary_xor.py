@@ -7,11 +7,8 @@ script is rerun (an interrupted run continues).
 
     python figures/fig_a_binary_xor.py [--workers 2] [--quick]
 """
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import delay_study  # noqa: E402
+import delay_study
 
 if __name__ == "__main__":
     delay_study.run_study("a_binary_xor.toml", "fig_a_binary_xor",

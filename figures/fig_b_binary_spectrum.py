@@ -14,19 +14,16 @@ slopes γ ∈ {0.5, 1, 2, 4}.
 """
 from __future__ import annotations
 
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
-from refimpl.configfile import load_preset  # noqa: E402
-from refimpl.lyapunov import DegenerateSpectrumWarning  # noqa: E402
-from refimpl.training import Trainer  # noqa: E402
+from refimpl.configfile import load_preset
+from refimpl.lyapunov import DegenerateSpectrumWarning
+from refimpl.training import Trainer
 
 N, DELTA, SEED = 80, 10, 0
 KS = (1, 16, 32)

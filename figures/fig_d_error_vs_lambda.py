@@ -27,21 +27,18 @@ the squared Pearson correlation.
 from __future__ import annotations
 
 import itertools
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
-from refimpl import lyapunov  # noqa: E402
-from refimpl.config import LyapunovConfig, network_config  # noqa: E402
-from refimpl.network import init_params, simulate  # noqa: E402
-from refimpl.tasks import poisson_inputs  # noqa: E402
-from refimpl.training import state_adjoints  # noqa: E402
+from refimpl import lyapunov
+from refimpl.config import LyapunovConfig, network_config
+from refimpl.network import init_params, simulate
+from refimpl.tasks import poisson_inputs
+from refimpl.training import state_adjoints
 
 N_IN, RATE = 100, 10.0
 LAG0, LAG1 = 20, 200

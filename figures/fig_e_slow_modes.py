@@ -22,21 +22,18 @@ contrast.
 """
 from __future__ import annotations
 
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
-from refimpl import flossing, lyapunov  # noqa: E402
-from refimpl.config import FlossConfig, LyapunovConfig, network_config  # noqa: E402
-from refimpl.network import init_params  # noqa: E402
-from refimpl.optim import AdamConfig, AdamState, adam_step  # noqa: E402
-from refimpl.tasks import poisson_inputs  # noqa: E402
+from refimpl import flossing, lyapunov
+from refimpl.config import FlossConfig, LyapunovConfig, network_config
+from refimpl.network import init_params
+from refimpl.optim import AdamConfig, AdamState, adam_step
+from refimpl.tasks import poisson_inputs
 
 #: (τ_mem, τ_syn, reset_grad)
 RUNS = ((10.0, 5.0, "ignored"), (20.0, 5.0, "ignored"), (20.0, 10.0, "ignored"), (40.0, 10.0, "ignored"),
@@ -110,7 +107,8 @@ def main(argv=None):
     table = ("# (e) Flossing creates slow tangent modes\n\n" + common.provenance(argv, t0)
              + f"\nN = {N}, k = {k} flossed toward 0 for {steps} Adam steps (lr 2e-3, T = {T} per step, input "
                f"seeds 1000+step), seed {SEED}; spectra (top {k_spec}) on a held-out input (seed 999, T = {T_spec}).\n\n"
-             + common.md_table(["τ_mem (ms)", "τ_syn (ms)", "reset_grad", f"median τ_i, i ≤ {k}, before", f"median τ_i, i ≤ {k}, after",
+             + common.md_table(["τ_mem (ms)", "τ_syn (ms)", "reset_grad", f"median τ_i, i ≤ {k}, before",
+                                f"median τ_i, i ≤ {k}, after",
                                 f"min τ_i, i ≤ {k}, after", f"median τ_i, {k} < i ≤ {k_spec}, after",
                                 "(median after) / τ_mem", "max abs λ_i, last flossing step"], rows, "{:.2f}"))
     common.write_outputs(out, "fig_e_slow_modes", fig, table, data)

@@ -12,10 +12,8 @@ published λ₁ at sharpness 0.5, at d = 14, 18, 22. ``--adaptive`` runs
 ``figures/sweeps/gf_binary_xor_adaptive.toml``: flossing during training whenever λ₁ < −0.1/step.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gf_protocol  # noqa: E402
+import gf_protocol
 
 
 def _key(job):

@@ -7,11 +7,8 @@ are kept in ``figures/runs/gf_rate_xor/jobs/`` (committed) and reused when the s
 
     python figures/fig_gf_rate_xor.py [--workers 2] [--quick]
 """
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gf_protocol  # noqa: E402
+import gf_protocol
 
 if __name__ == "__main__":
     gf_protocol.run_study("gf_rate_xor.toml", "fig_gf_rate_xor",

@@ -17,19 +17,16 @@ layers without recurrence have the same pre-activation x = W_in u.
 
     python figures/fig_init.py [--quick]
 """
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
-from refimpl import init  # noqa: E402
-from refimpl.config import network_config, with_changes  # noqa: E402
-from refimpl.network import simulate  # noqa: E402
-from refimpl.tasks import poisson_inputs  # noqa: E402
+from refimpl import init
+from refimpl.config import network_config, with_changes
+from refimpl.network import simulate
+from refimpl.tasks import poisson_inputs
 
 NU, N_IN, BURN = 20.0, 200, 100
 CELLS = (("clif", "engelken"), ("clif", "spytorch"), ("clif", "stork"), ("binary", None), ("rate", None))

@@ -2,11 +2,8 @@
 
     python figures/fig_multilayer.py [--workers 2] [--quick]
 """
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import multilayer  # noqa: E402
+import multilayer
 
 if __name__ == "__main__":
     multilayer.main()

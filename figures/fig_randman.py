@@ -5,19 +5,16 @@ Network and task: the ``randman`` preset (recurrent cLIF, N = 64, engelken diale
 5 classes of 1-d random manifolds over 20 input units, 50 steps, max-over-time
 cross-entropy; 64 training and 32 test samples per class), 20 epochs. Conditions: no
 flossing; the preset's adaptive schedule (λ₁ kept in [−0.2, 0.05], sessions of 5 steps,
-k = 8, at most 3 sessions); 60 pre-flossing steps (k = 8, target 0). Fluctuation-driven initialization targets a free membrane of mean
-0 and SD 1 θ, 30 % of its variance from recurrence at 10 Hz.
+k = 8, at most 3 sessions); 60 pre-flossing steps (k = 8, target 0). Fluctuation-driven initialization targets a
+free membrane of mean 0 and SD 1 θ, 30 % of its variance from recurrence at 10 Hz.
 
     python figures/fig_randman.py [--workers 2] [--quick]
 """
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 
 def quick_spec(spec):

@@ -13,14 +13,11 @@ above the no-flossing runs of the same seeds, divided by the extra wall time in 
 
     python figures/fig_schedules.py [--workers 2] [--quick]
 """
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 SOLVED = 0.9   # final test accuracy that counts as solved
 

@@ -16,14 +16,12 @@ pre-flossing (k = 16 exponents of the whole stack), 3 seeds. The job
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 K_SPEC, B_ERR = 32, 8
 

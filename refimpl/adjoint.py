@@ -15,7 +15,7 @@ from numba import njit
 from . import cell, readout
 from .config import LossConfig, NetworkConfig
 from .losses import check_targets, loss_and_grad
-from .network import (EMPTY2, check_inputs, check_params, initial_state_names, layer_params,
+from .network import (check_inputs, check_params, initial_state_names, layer_params,
                       layers_of, simulate)
 
 _E2 = np.zeros((0, 0))

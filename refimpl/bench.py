@@ -11,7 +11,7 @@ Three computations, each on one clif layer of the ``engelken`` dialect with the
   ``W_in, W_rec, b`` (docs/model.md §7), stored (``checkpoint_every = None``) and,
   as a separate row, with checkpoints every ``c ≈ √T`` steps.
 
-The PyTorch peer (:mod:`validation.bench_torch`, imported only here and only
+The PyTorch peer (``validation/bench_torch.py`` of the checkout, loaded only here and only
 when the benchmark runs) computes the same quantities the way the field does:
 autograd through a surrogate-spike ``autograd.Function``, dense Jacobians by
 autograd and ``torch.linalg.qr`` every step, ``create_graph=True`` for
@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -158,14 +159,28 @@ def run_refimpl(case: Case, prob):
     return {"loss": res.loss, "spectrum": res.exponents, **{f"grad/{k}": v for k, v in res.grads.items()}}
 
 
+#: the PyTorch peer: a file of the source checkout's validation/ (not an installed package, so that it
+#: cannot clash with a user's own ``validation``); loaded by path under a name of its own
+PEER_FILE = Path(__file__).resolve().parent.parent / "validation" / "bench_torch.py"
+
+
 def _torch():
+    import importlib.util
+    if "refimpl_bench_torch" in sys.modules:
+        return sys.modules["refimpl_bench_torch"]
+    if not PEER_FILE.is_file():
+        raise RuntimeError(f"refimpl bench needs the PyTorch peer {PEER_FILE}, which is part of the source "
+                           "checkout (validation/), not of an installed refimpl; pass --no-torch to time refimpl alone")
     try:
-        from validation import bench_torch
-    except ImportError as exc:  # torch, or the validation package, is missing
-        raise RuntimeError(
-            "refimpl bench needs PyTorch for its peer (pip install 'refimpl[validation]', i.e. "
-            f"torch==2.13.0, and run from a checkout or an install that includes validation/): {exc}")
-    return bench_torch
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("refimpl bench needs PyTorch for its peer (pip install -e '.[validation]', i.e. "
+                           f"torch==2.13.0), or --no-torch to time refimpl alone: {exc}") from None
+    spec = importlib.util.spec_from_file_location("refimpl_bench_torch", PEER_FILE)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def run_torch(case: Case, prob, method: str = "jacrev", T: int | None = None):
@@ -556,7 +571,8 @@ def run_cli(args) -> int:
             raise ValueError(str(exc))
     args.torch_mem_budget = (0.5 * _mem_available() if args.torch_mem_budget is None
                              else args.torch_mem_budget * 1e9)
-    log = (lambda msg: print(msg, flush=True))
+    def log(msg):
+        print(msg, flush=True)
     threads = set_threads(args.threads, torch_too=not args.no_torch)
     load0 = os.getloadavg()
     peak = dgemm_rate(512 if args.quick else 2048)

@@ -625,8 +625,6 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
     L = every if every > 1 else 0
     Qseg = np.empty((L + 1 if L > 0 else 0, k, M))
     Rseg = np.empty((L, k, k))
-    Y = np.empty((k, M))
-    R = np.empty((k, k))
     tau = np.empty(k)
     work = qr_work(k, M)
     for sidx in range(n_ck - 1, -1, -1):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import adjoint, cell, flossing, lyapunov, network, qr, tangent
+from . import adjoint, cell, flossing, network, qr, tangent
 from .config import FlossConfig, LossConfig, LyapunovConfig, NetworkConfig
 
 TOL = {"fd": 1e-6, "fwd_rev": 1e-10, "dense": 1e-12, "dense_fd": 1e-6}

@@ -4,8 +4,8 @@ A signal that arrives while a compiled (Numba) kernel runs would otherwise surfa
 ``SystemError`` from inside the kernel, with the step's results half written. With
 :class:`DeferredInterrupt` installed, the first Ctrl-C sets ``requested`` (and, at a terminal,
 says that the command stops after the current step); the loop calls
-:meth:`DeferredInterrupt.poll` after each step, which raises ``KeyboardInterrupt`` there, so the caller can save what finished. A second Ctrl-C interrupts
-at once.
+:meth:`DeferredInterrupt.poll` after each step, which raises ``KeyboardInterrupt`` there, so
+the caller can save what finished. A second Ctrl-C interrupts at once.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import cell
 from .config import LyapunovConfig, NetworkConfig
-from .network import (apply_D, check_inputs, check_params, layers_of, pack, select, simulate,
+from .network import (apply_D, check_inputs, check_params, layers_of, pack, simulate,
                       step, unpack)
 from .qr import qr_positive
 

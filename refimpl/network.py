@@ -242,7 +242,8 @@ def layer_params(cfg: NetworkConfig, params: dict, l: int):
 
 @dataclass
 class Trajectory:
-    """A simulated batch: per layer ``V, I, S`` ``(T+1, B, N)`` and its input ``Z`` ``(T, B, n_in)``; readout ``U (T+1, B, n_out)``, ``y (T, B, n_out)``.
+    """A simulated batch: per layer ``V, I, S`` ``(T+1, B, N)`` and its input ``Z`` ``(T, B, n_in)``; readout
+    ``U (T+1, B, n_out)``, ``y (T, B, n_out)``.
 
     ``lin[l] = (s, s2, m, ρ̂, c)`` are the coefficients of the tangent map
     (:func:`cell.linearize`); ``readout_s`` is the readout's source ``s_t``.

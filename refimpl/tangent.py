@@ -15,7 +15,7 @@ from numba import njit
 from . import cell, readout
 from .config import LossConfig, NetworkConfig
 from .losses import check_targets, loss_and_grad
-from .network import (EMPTY2, check_inputs, check_params, layer_params, layers_of, param_shapes,
+from .network import (check_inputs, check_params, layer_params, layers_of, param_shapes,
                       simulate)
 
 

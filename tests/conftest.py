@@ -4,7 +4,7 @@ import os
 import numpy as np
 from hypothesis import HealthCheck, settings, strategies as st
 
-from refimpl import gradcheck, network
+from refimpl import network
 from refimpl.config import SURROGATES, LossConfig, network_config
 
 # CI runs a fixed, derandomized set of drawn cases (a red CI must mean a regression);
@@ -57,3 +57,27 @@ def kink_margin(cfg, params, inputs) -> float:
     theta = 0.0 if cfg.cell != "clif" else cfg.theta
     x = np.concatenate([(V - theta).ravel() for V in traj.V]) * gamma
     return float(min(np.min(np.abs(x - k)) for k in kinks))
+
+
+#: test modules whose every test gets a marker (pyproject.toml registers them; docs/testing.md)
+MODULE_MARKS = {"test_figures.py": ("figures", "slow"), "test_torch_reference.py": ("torch",),
+                "test_peers.py": ("torch",)}
+#: single tests that take seconds (subprocesses, whole pipelines): left out of the fast subset
+SLOW = {"test_ctrl_c_at_a_random_moment_of_every_long_command", "test_quick_bench_agrees_and_reports",
+        "test_gradcheck_passes_and_fails", "test_dask_cluster_gives_the_pool_results",
+        "test_every_readme_command_exits_as_documented", "test_killed_sweep_loses_nothing",
+        "test_pytest_prints_its_summary_line", "test_interrupted_floss_resumes_to_the_uninterrupted_result",
+        "test_memory_child_and_required_bytes"}
+TORCH = {"test_torch_reference_round_trip", "test_quick_bench_agrees_and_reports"}
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+    for item in items:
+        for mark in MODULE_MARKS.get(item.path.name, ()):
+            item.add_marker(getattr(pytest.mark, mark))
+        name = item.originalname or item.name
+        if name in SLOW:
+            item.add_marker(pytest.mark.slow)
+        if name in TORCH:
+            item.add_marker(pytest.mark.torch)

@@ -7,7 +7,7 @@ from hypothesis import assume, given, strategies as st
 from refimpl import adjoint, gradcheck, losses, network
 from refimpl.config import LossConfig, network_config
 
-from conftest import SMOOTH_SURROGATES, configs, kink_margin, losses as loss_strategy
+from conftest import configs, kink_margin, losses as loss_strategy
 
 seeds = st.integers(0, 2**16)
 

@@ -1,9 +1,7 @@
 """TOML configurations, presets and the `refimpl train` command (exit codes, messages, files)."""
 import json
-import os
 
 import h5py
-import numpy as np
 import pytest
 
 from refimpl import cli

@@ -1,13 +1,12 @@
 """docs/model.md §6, §8: the surrogate Lyapunov spectrum."""
 import warnings
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
 from refimpl import flossing, gradcheck, lyapunov, network
-from refimpl.config import FlossConfig, LossConfig, LyapunovConfig, network_config
+from refimpl.config import LossConfig, LyapunovConfig, network_config
 
 from conftest import configs
 

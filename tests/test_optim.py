@@ -18,9 +18,12 @@ def test_adam_matches_closed_form_over_steps():
     cfg = AdamConfig(lr=0.01, beta1=0.8, beta2=0.95)
     p, state = {"w": rng.standard_normal(4)}, AdamState()
     gs = [rng.standard_normal(4) for _ in range(5)]
-    w = p["w"].copy()
-    for g in gs:
+    w, mw, vw = p["w"].copy(), 0.0, 0.0
+    for i, g in enumerate(gs):   # the update itself, written out: bias-corrected moments
         p = adam_step(p, {"w": g}, state, cfg)
+        mw, vw = 0.8 * mw + 0.2 * g, 0.95 * vw + 0.05 * g * g
+        w = w - cfg.lr * (mw / (1 - 0.8 ** (i + 1))) / (np.sqrt(vw / (1 - 0.95 ** (i + 1))) + cfg.eps)
+    np.testing.assert_allclose(p["w"], w, rtol=1e-13)
     t = len(gs)
     m = sum((1 - 0.8) * 0.8 ** (t - 1 - i) * g for i, g in enumerate(gs))
     v = sum((1 - 0.95) * 0.95 ** (t - 1 - i) * g * g for i, g in enumerate(gs))

@@ -9,7 +9,7 @@ from refimpl import adjoint, network, schedules
 from refimpl.config import LossConfig, network_config
 from refimpl.configfile import from_dict
 from refimpl.schedules import ScheduleConfig, ScheduleState
-from refimpl.training import (RunConfig, TaskData, Trainer, accuracy, error_norm_vs_lag, read_log,
+from refimpl.training import (TaskData, Trainer, accuracy, error_norm_vs_lag, read_log,
                               state_adjoints)
 
 
