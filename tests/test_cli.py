@@ -36,3 +36,12 @@ def test_lyapunov_and_floss_write_files(tmp_path, capsys):
         assert f["exponents"].shape == (4, 2)
     assert main(["lyapunov", "--layers", "8", "--k", "17"]) == 2
     assert "lyapunov.k" in capsys.readouterr().err
+
+
+def test_the_package_docstring_example_runs():
+    """The public API example of refimpl/__init__.py is what it says."""
+    import doctest
+
+    import refimpl
+    res = doctest.testmod(refimpl, verbose=False)
+    assert res.attempted >= 8 and res.failed == 0

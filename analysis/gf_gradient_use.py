@@ -1,0 +1,159 @@
+"""Issue 13, point 1: does training use the gradient that flossing recovers? Measured during training at the
+published budget on the map networks of the gradient-flossing reference code (presets ``gf_rate_xor``,
+``gf_binary_xor``).
+
+At epochs 0, 10, 20, … 300 and every 250 epochs after (and always at the last one), on a fixed batch of
+test sequences:
+
+* the **lag profile of the task gradient**: the W_rec gradient of the task loss is a sum over loss steps
+  ``t`` and earlier steps ``s`` of ``x̄^{(t)}_{s+1} φ(x_s)ᵀ`` (the error of the output at ``t`` having travelled
+  ``lag = t - s`` steps back before it meets ``W_rec``); binned by lag, each bin's share of the gradient is
+  its projection on the whole, ``<G_lag, G> / ‖G‖²`` (the shares sum to 1). The task needs lags δ and 2δ
+  (``y_t = s_{t-δ} XOR s_{t-2δ}``): ``share_ge_delta`` is the share carried by lags ≥ δ;
+* ``‖∂L/∂x₀‖`` and λ₁ of the flossing spectrum (``k`` = flossing.k on the flossing input);
+* the **alignment** ``cos(∇L_task, ∇L_floss)`` over the flossed parameters (W_in, W_rec, b): > 0 means a
+  flossing step also lowers the task loss, < 0 that it raises it;
+* the task loss on the batch.
+
+    python analysis/gf_gradient_use.py gf_rate_xor --delta 25 --seeds 1 2 3 --out analysis/gf_gradient_use_rate.json
+
+Runs go one after another in this process (1 BLAS thread); finished runs are kept in the output JSON and
+skipped when the command is rerun, so an interrupted study continues.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def lag_profile(cfg, params, inputs, targets, loss_cfg, b: int = 0, return_total: bool = False):
+    """``p[lag]``: the share of the task loss's W_rec gradient (trajectory ``b``) carried by each lag.
+
+    Map cells only (``x_{s+1} = W_rec φ(x_s) + …``, readout of the state with ``τ_out = 0``): the adjoints of
+    every scored step are propagated together, one row each, with the library's ``D_sᵀ`` (apply_DT)."""
+    from refimpl.losses import loss_and_grad
+    from refimpl.network import apply_DT, layers_of, simulate
+    assert cfg.cell in ("binary", "rate") and cfg.readout.source == "state" and cfg.readout.tau_out == 0
+    traj = simulate(cfg, params, inputs)
+    _, ybar = loss_and_grad(loss_cfg, traj.y, targets)          # (T, B, n_out)
+    T = inputs.shape[0]
+    steps = [t for t in range(T) if np.any(ybar[t, b] != 0)]
+    K, Ls = len(steps), layers_of(cfg)
+    N = Ls[0].N
+    W_out = params["readout/W_out"]
+    rows = np.zeros((K, N))
+    row_t = np.array(steps)
+    G_lag = np.zeros((T, N, N))
+    S = traj.S[0][:, b]                                         # φ(x_s), (T+1, N)
+    for s in range(T - 1, -1, -1):
+        hit = row_t == s                                        # the output y_s reads x_{s+1}
+        if hit.any():
+            rows[hit] += ybar[s, b] @ W_out
+        live = row_t >= s
+        lag = row_t[live] - s
+        np.add.at(G_lag, lag, rows[live][:, :, None] * S[s][None, None, :])
+        out = apply_DT(cfg, Ls, params, traj, s, [(rows, np.zeros_like(rows))], b)
+        rows = out[0][0]
+    G = G_lag.sum(axis=0)     # = the BPTT gradient of W_rec from trajectory b (checked in the test below)
+    shares = np.einsum("lij,ij->l", G_lag, G) / max(np.sum(G * G), 1e-300)
+    return (shares, G) if return_total else shares
+
+
+def flat(grads: dict, keys) -> np.ndarray:
+    return np.concatenate([np.ravel(grads[k]) for k in keys])
+
+
+def measure(tr, run, delta: int, n_lag: int, n_task: int) -> dict:
+    """Every diagnostic at the trainer's current parameters."""
+    from refimpl import flossing
+    from refimpl.adjoint import value_and_grad
+    from refimpl.flossing import flossed_keys
+    from refimpl.losses import loss_and_grad  # noqa: F401  (the loss of lag_profile)
+    u, y = tr.data.test_inputs[:, :n_task], tr.data.test_targets[:, :n_task]
+    params = tr.params_for(n_task)
+    loss, g_task, _ = value_and_grad(tr.cfg, params, u, y, tr.loss_cfg)
+    shares = np.mean([lag_profile(tr.cfg, params, u, y, tr.loss_cfg, b) for b in range(n_lag)], axis=0)
+    fl = run.flossing
+    lcfg = run.lyapunov.config(k=fl.k, flossing=fl)
+    fcfg = fl.floss_config()
+    fres = flossing.value_and_grad(tr.cfg, tr.single_params(), tr.data.floss_input(0), lcfg, fcfg)
+    keys = flossed_keys(tr.cfg, fcfg)
+    a, f = flat(g_task, keys), flat(fres.grads, keys)
+    x0 = [k for k in g_task if k.endswith("/x0")]
+    return {"epoch": tr.epoch, "task_loss": float(loss),
+            "share_ge_delta": float(shares[delta:].sum()), "share_ge_2delta": float(shares[2 * delta:].sum()),
+            "share_lt_delta": float(shares[:delta].sum()),
+            "lag_profile": shares[: 3 * delta + 1].tolist(),
+            "grad_x0": float(np.linalg.norm(flat(g_task, x0))) if x0 else float("nan"),
+            "lambda1_floss": float(fres.exponents[0]), "floss_loss": float(fres.loss),
+            "cos_task_floss": float(a @ f / max(np.linalg.norm(a) * np.linalg.norm(f), 1e-300)),
+            "norm_task": float(np.linalg.norm(a)), "norm_floss": float(np.linalg.norm(f))}
+
+
+def one_run(preset: str, delta: int, seed: int, schedule: str, epochs: int | None, n_lag: int, n_task: int):
+    from refimpl.configfile import load_preset
+    from refimpl.training import Trainer
+    sets = [f"task.delta={delta}", f"network.seed={seed}", f"task.seed={seed}", "output.progress=false",
+            "lyapunov.every=0"]
+    if schedule == "none":
+        sets += ["flossing.schedule=\"none\"", "flossing.pre_steps=0"]
+    if epochs is not None:
+        sets.append(f"training.epochs={epochs}")
+    run = load_preset(preset, sets)
+    E = run.training.epochs
+    marks = set(range(0, min(E, 301), 10)) | set(range(0, E + 1, 250)) | {E}
+    rows = []
+    t0 = time.time()
+    tr = Trainer(run, None)
+    rows.append(measure(tr, run, delta, n_lag, n_task))
+    for e in sorted(marks - {0}):          # train up to the next measurement, measure, go on
+        tr.fit(e)
+        rows.append(measure(tr, run, delta, n_lag, n_task))
+        rows[-1]["floss_steps_so_far"] = int(tr.floss_counter)
+    acc = tr.row(-1)["test_acc"]
+    return {"preset": preset, "delta": delta, "seed": seed, "schedule": schedule, "epochs": E,
+            "final_test_acc": float(acc), "wall_s": time.time() - t0, "rows": rows}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("preset", help="gf_rate_xor or gf_binary_xor")
+    p.add_argument("--delta", type=int, default=25, help="the task's delay δ (the paper's d = 2δ)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="network and task seeds")
+    p.add_argument("--schedules", nargs="+", default=["periodic", "none"], help="the preset's schedule, or none")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's, 3001)")
+    p.add_argument("--n-lag", type=int, default=1, help="test sequences of the lag profile")
+    p.add_argument("--n-task", type=int, default=32, help="test sequences of the task loss and gradient")
+    p.add_argument("--out", required=True, help="JSON file of the results (kept and extended on rerun)")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    done = json.loads(out.read_text()) if out.exists() else []
+    have = {(r["preset"], r["delta"], r["seed"], r["schedule"], r["epochs"]) for r in done}
+    for seed in args.seeds:
+        for sch in args.schedules:
+            from refimpl.configfile import load_preset
+            E = args.epochs if args.epochs is not None else load_preset(args.preset).training.epochs
+            if (args.preset, args.delta, seed, sch, E) in have:
+                continue
+            r = one_run(args.preset, args.delta, seed, sch, args.epochs, args.n_lag, args.n_task)
+            done.append(r)
+            tmp = out.with_name(out.name + ".tmp")
+            tmp.write_text(json.dumps(done, indent=1))
+            os.replace(tmp, out)
+            last = r["rows"][-1]
+            print(f"{args.preset} δ={args.delta} seed {seed} {sch}: test acc {r['final_test_acc']:.3f}, "
+                  f"share of lags ≥ δ {r['rows'][0]['share_ge_delta']:.3f} -> {last['share_ge_delta']:.3f}, "
+                  f"cos(task, floss) {r['rows'][0]['cos_task_floss']:+.3f} -> {last['cos_task_floss']:+.3f}, "
+                  f"{r['wall_s']:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
