@@ -20,7 +20,7 @@ import numpy as np
 
 from refimpl import lyapunov
 from refimpl.config import LyapunovConfig
-from refimpl.configfile import load_preset
+from refimpl.training.configfile import load_preset
 from refimpl.training import Trainer
 
 SURROGATES = ("fast_sigmoid", "sigmoid", "arctan", "gaussian", "triangle")

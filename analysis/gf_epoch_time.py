@@ -9,7 +9,7 @@ same script times the code before and after a change (docs/performance.md).
 import sys
 import time
 sys.path.insert(0, sys.argv[1])
-from refimpl.configfile import from_dict  # noqa: E402  (the checkout under test comes first)
+from refimpl.training.configfile import from_dict  # noqa: E402  (the checkout under test comes first)
 from refimpl.training import Trainer  # noqa: E402
 cell, E = sys.argv[2], int(sys.argv[3])
 d = {"network": {"cell": cell, "layers": [80], "tau_out": 0.0, "readout": "state", "surrogate": "gaussian", "slope": 1.8,

@@ -98,7 +98,7 @@ def measure(tr, run, delta: int, n_lag: int, n_task: int) -> dict:
 
 
 def one_run(preset: str, delta: int, seed: int, schedule: str, epochs: int | None, n_lag: int, n_task: int):
-    from refimpl.configfile import load_preset
+    from refimpl.training.configfile import load_preset
     from refimpl.training import Trainer
     sets = [f"task.delta={delta}", f"network.seed={seed}", f"task.seed={seed}", "output.progress=false",
             "lyapunov.every=0"]
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     have = {(r["preset"], r["delta"], r["seed"], r["schedule"], r["epochs"]) for r in done}
     for seed in args.seeds:
         for sch in args.schedules:
-            from refimpl.configfile import load_preset
+            from refimpl.training.configfile import load_preset
             E = args.epochs if args.epochs is not None else load_preset(args.preset).training.epochs
             if (args.preset, args.delta, seed, sch, E) in have:
                 continue

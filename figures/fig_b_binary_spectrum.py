@@ -21,7 +21,7 @@ import numpy as np
 
 import common
 
-from refimpl.configfile import load_preset
+from refimpl.training.configfile import load_preset
 from refimpl.lyapunov import DegenerateSpectrumWarning
 from refimpl.training import Trainer
 

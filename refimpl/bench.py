@@ -45,60 +45,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .threads import set_threads
+
 KINDS = ("bptt", "spectrum", "flossing")
 #: torch flossing keeps about this many M×M float64 matrices alive per step (measured at N = 256:
 #: jacrev 4.6, the M-row trick 6.5); used to keep the peer within the memory budget
 TORCH_FLOSS_MATRICES_PER_STEP = {"jacrev": 5.0, "rows": 7.0}
-
-
-# ---------------------------------------------------------------------------
-# threads
-# ---------------------------------------------------------------------------
-
-def _openblas_libs():
-    """Handles of the OpenBLAS libraries loaded in this process (NumPy's and SciPy's)."""
-    import numpy  # noqa: F401  (loads NumPy's OpenBLAS)
-    import scipy.linalg  # noqa: F401  (loads SciPy's, which the numba kernels call)
-    paths = set()
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                p = line.split()[-1]
-                if "openblas" in os.path.basename(p).lower():
-                    paths.add(p)
-    except OSError:
-        pass
-    libs = []
-    for p in sorted(paths):
-        try:
-            lib = ctypes.CDLL(p)
-        except OSError:
-            continue
-        for setter in ("openblas_set_num_threads", "scipy_openblas_set_num_threads",
-                       "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_"):
-            fn = getattr(lib, setter, None)
-            if fn is not None:
-                getter = getattr(lib, setter.replace("set_num_threads", "get_num_threads"), None)
-                libs.append((os.path.basename(p), fn, getter))
-                break
-    return libs
-
-
-def set_threads(n: int, torch_too: bool = True) -> list:
-    """Use ``n`` threads in every BLAS of the process (and in PyTorch). Returns what was set."""
-    done = []
-    for name, setter, getter in _openblas_libs():
-        setter(ctypes.c_int(n))
-        got = getter() if getter is not None else n
-        done.append(f"{name}={got}")
-    if torch_too:
-        try:
-            import torch
-            torch.set_num_threads(n)
-            done.append(f"torch={torch.get_num_threads()}")
-        except ImportError:
-            pass
-    return done
 
 
 # ---------------------------------------------------------------------------

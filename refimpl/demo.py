@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: the built-in configuration (refimpl.configfile keys); see docs/training.md "The demo"
+#: the built-in configuration (refimpl.training.configfile keys); see docs/training.md "The demo"
 DEMO = {
     "network": {"cell": "clif", "dialect": "engelken", "layers": [64], "dt": 5.0, "tau_mem": 10.0,
                 "tau_syn": 5.0, "surrogate": "fast_sigmoid", "slope": 2.0, "tau_out": 0.0,
@@ -63,7 +63,7 @@ def _merge(base: dict, extra: dict) -> dict:
 
 def demo_config(quick: bool = False, seed: int | None = None):
     """The two runs (plain, pre-flossing) of the demo as :class:`RunConfig` objects."""
-    from .configfile import from_dict
+    from .training.configfile import from_dict
     d = _merge(DEMO, QUICK) if quick else _merge(DEMO, {})
     if seed is not None:
         d["network"]["seed"] = d["task"]["seed"] = seed
@@ -73,7 +73,7 @@ def demo_config(quick: bool = False, seed: int | None = None):
 
 
 def _error_curve(cfg, params, data, loss_cfg):
-    from .training import error_norm_vs_lag
+    from .measures import error_norm_vs_lag
     lags, norms = error_norm_vs_lag(cfg, params, data.test_inputs, data.test_targets, loss_cfg,
                                     batch=ERROR_BATCH)
     with np.errstate(divide="ignore"):

@@ -9,7 +9,7 @@ where ``J_{b,t} = ∂L/∂I_{t+1}`` is the adjoint of the synaptic current after
 step ``t`` (the quantity :func:`refimpl.adjoint.layer_backward` accumulates):
 ``J_t = Ī_{t+1} + g ⊙ ρ̂_t ⊙ V̄_{t+1}`` for ``syn_input = new`` and
 ``J_t = Ī_{t+1}`` for ``old`` (docs/derivations.md §3), with ``V̄, Ī`` the full
-state adjoints of :func:`refimpl.training.state_adjoints`. For binary/rate
+state adjoints of :func:`refimpl.measures.state_adjoints`. For binary/rate
 cells ``J_t = x̄_{t+1}``. Each ``(b, t)`` term, flattened, is one *sample*;
 their participation ratio
 
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import NetworkConfig
+from .measures import state_adjoints
 from .network import layers_of, state_slices
 
 __all__ = ["participation_ratio", "participation_ratio_gram", "GradientSamples", "gradient_samples",
@@ -218,12 +219,11 @@ def gradient_samples(cfg: NetworkConfig, params: dict, traj, ybar, *, names=("W_
     (``(T, B, n_out)``) the loss's gradient with respect to the outputs
     (:func:`refimpl.losses.loss_and_grad`). ``names`` lists parameter kinds
     from ``("W_rec", "W_in", "b")``; ``layers`` the 0-based layers (default
-    all). The state adjoints come from :func:`refimpl.training.state_adjoints`
+    all). The state adjoints come from :func:`refimpl.measures.state_adjoints`
     (the existing reverse pass, one trajectory at a time), so that
     ``gradient_samples(...).sum()`` equals :func:`refimpl.adjoint.backward`'s
     gradients (tests/test_dimensionality.py).
     """
-    from .training import state_adjoints  # training imports this module: import here, not at the top
     if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
         raise ValueError(f"names must be a non-empty list of parameter kinds from {list(SAMPLE_PARAMS)}, "
                          f"got {names!r}")

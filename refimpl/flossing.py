@@ -32,7 +32,7 @@ import numpy as np
 
 from . import cell
 from .config import FlossConfig, LyapunovConfig, NetworkConfig
-from .lyapunov import (_zero_diagonal, check_lyapunov, exponent_conditions, fused_ok, layer_arrays, qr_diagnostics,
+from .lyapunov import (zero_diagonal, check_lyapunov, exponent_conditions, fused_ok, layer_arrays, qr_diagnostics,
                        qr_steps, warn_ill_conditioned)
 from .network import (EMPTY2, apply_D, apply_DT, check_inputs, check_params, initial_state_names,
                       layers_of, pack, param_shapes, simulate, unpack)
@@ -70,7 +70,7 @@ def _degenerate_error(t, idx, lcfg):
 def _qr_or_refuse(A, t, lcfg):
     """QR of ``A`` with positive diagonal; a vanished ``R_ii`` makes flossing refuse."""
     Q, R = qr_positive(A)
-    zero = _zero_diagonal(R, A)
+    zero = zero_diagonal(R, A)
     if zero.size:
         raise _degenerate_error(t, zero, lcfg)
     return Q, R

@@ -177,7 +177,7 @@ def check_lyapunov(cfg: NetworkConfig, lcfg: LyapunovConfig, T: int, B: int, Q0=
     return Q0
 
 
-def _zero_diagonal(R: np.ndarray, A: np.ndarray) -> np.ndarray:
+def zero_diagonal(R: np.ndarray, A: np.ndarray) -> np.ndarray:
     """Indices ``i`` with ``R_ii`` at rounding level: the direction was annihilated."""
     scale = max(np.max(np.abs(A)), np.finfo(float).tiny)
     tol = max(A.shape) * np.finfo(float).eps * scale
@@ -211,7 +211,7 @@ def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: n
         Q, R = qr_positive(A)
         d = np.abs(np.diag(R))
         diags.append(d)
-        zero = _zero_diagonal(R, A)
+        zero = zero_diagonal(R, A)
         with np.errstate(divide="ignore"):
             logd = np.log(d)
         if subnormal is None and np.any((d > 0) & (d < _SUBNORMAL)):
@@ -260,7 +260,7 @@ def layer_arrays(cfg: NetworkConfig, params: dict, traj):
 
 
 def qr_diagnostics(diagR: np.ndarray, amax: np.ndarray, M: int):
-    """Per QR step: ``log R_ii`` (``-inf`` where ``R_ii`` vanished, see :func:`_zero_diagonal`) and the zero mask."""
+    """Per QR step: ``log R_ii`` (``-inf`` where ``R_ii`` vanished, see :func:`zero_diagonal`) and the zero mask."""
     tol = M * np.finfo(float).eps * np.maximum(amax, np.finfo(float).tiny)
     zero = np.abs(diagR) <= tol[:, None]
     with np.errstate(divide="ignore"):

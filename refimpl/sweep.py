@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .configfile import resolve_named, shipped_names
+from .training.configfile import resolve_named, shipped_names
 from .io import atomic_h5, atomic_savefig, atomic_text
 
 RESULT_FORMAT = "refimpl-sweep-job"
@@ -96,7 +96,7 @@ class Job:
 
     def run_config(self):
         """The job's :class:`refimpl.training.RunConfig` (base + overrides)."""
-        from .configfile import apply_overrides, from_dict
+        from .training.configfile import apply_overrides, from_dict
         if self.base is None:
             raise ValueError(f"job {self.name}: the sweep has no base configuration (sweep.base)")
         return from_dict(apply_overrides(self.base, self.overrides, source=f"job {self.name}:"),
@@ -223,9 +223,9 @@ def _label(v) -> str:
 
 
 def _override(key: str, value, where: str, src: str) -> str:
-    from .configfile import _toml_value
+    from .training.configfile import toml_value
     try:
-        return f"{key}={_toml_value(value)}"
+        return f"{key}={toml_value(value)}"
     except ValueError:
         raise ValueError(f"{src}: {where}: {key} = {value!r} is not a TOML value a run configuration "
                          "can take") from None
@@ -279,7 +279,7 @@ def _parse_axis(name: str, value, src: str) -> list:
 
 def _base_dict(spec: dict, src: str):
     """The base configuration as a dict (``None`` if the sweep has no base)."""
-    from .configfile import resolve_path
+    from .training.configfile import resolve_path
     base = spec.get("sweep", {}).get("base")
     if base is None:
         return None
@@ -373,7 +373,7 @@ def expand(spec: dict) -> list:
     with the seed axis outermost, so that an interrupted sweep has all
     conditions for the first seeds.
     """
-    from .configfile import SECTIONS as CFG_SECTIONS, check_keys
+    from .training.configfile import SECTIONS as CFG_SECTIONS, check_keys
     src = spec.get("_source", "sweep")
     for sec in spec:
         if sec.startswith("_"):
@@ -566,7 +566,7 @@ def _worker_init(ppid: int, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)   # a forked worker inherits the driver's handler
     threading.Thread(target=_watch_parent, args=(ppid,), daemon=True).start()
-    from .bench import set_threads
+    from .threads import set_threads
     set_threads(threads, torch_too=False)
 
 

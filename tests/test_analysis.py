@@ -21,7 +21,7 @@ def test_lag_decomposition_sums_to_the_bptt_gradient(preset, monkeypatch):
     its error travelled; the bins must add up to BPTT's gradient, and a wrong pairing of adjoint and
     presynaptic activity (φ(x_{s+1}) for φ(x_s)) must not."""
     from refimpl.adjoint import value_and_grad
-    from refimpl.configfile import load_preset
+    from refimpl.training.configfile import load_preset
     from refimpl.training import Trainer
     gu = _module("gf_gradient_use")
     run = load_preset(preset, ["task.delta=4", "task.T=40", "output.progress=false", "lyapunov.every=0",

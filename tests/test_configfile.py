@@ -5,7 +5,7 @@ import h5py
 import pytest
 
 from refimpl import cli
-from refimpl.configfile import (load, load_preset, loads, preset_names, resolve_path, to_toml)
+from refimpl.training.configfile import (load, load_preset, loads, preset_names, resolve_path, to_toml)
 from refimpl.training import RunConfig
 
 #: overrides that make any bit-task preset tiny

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from refimpl import cli, datasets
-from refimpl.configfile import load_preset
+from refimpl.training.configfile import load_preset
 from refimpl.datasets import SHD_URL, bin_spikes, load_shd, read_shd, write_shd_like
 from refimpl.training import Trainer, read_log
 

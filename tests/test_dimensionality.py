@@ -6,7 +6,7 @@ import pytest
 
 from refimpl import adjoint, network
 from refimpl.config import LossConfig, network_config
-from refimpl.configfile import from_dict
+from refimpl.training.configfile import from_dict
 from refimpl.dimensionality import GradientSamples, gradient_samples, participation_ratio, participation_ratio_gram
 from refimpl.losses import loss_and_grad
 from refimpl.training import Trainer, read_log

@@ -340,7 +340,7 @@ def test_bad_cells_and_thresholds():
 # ---------------------------------------------------------------------------
 
 def _run(**net):
-    from refimpl.configfile import from_dict
+    from refimpl.training.configfile import from_dict
     return from_dict({
         "network": {"layers": [12], "dt": 5.0, "slope": 2.0, "tau_out": 0.0, **net},
         "task": {"name": "delayed_xor", "T": 24, "delta": 1, "seed": 3, "encoding": "poisson", "channels": 20,

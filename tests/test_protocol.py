@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from refimpl import adjoint, network, schedules
 from refimpl.config import LossConfig, network_config
-from refimpl.configfile import from_dict, load_preset
+from refimpl.training.configfile import from_dict, load_preset
 from refimpl.optim import AdamConfig, AdamState, adam_step, clip_per_array
 from refimpl.schedules import ScheduleConfig, ScheduleState
 from refimpl.tasks import delayed_xor

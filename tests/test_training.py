@@ -7,7 +7,7 @@ import pytest
 
 from refimpl import adjoint, network, schedules
 from refimpl.config import LossConfig, network_config
-from refimpl.configfile import from_dict
+from refimpl.training.configfile import from_dict
 from refimpl.schedules import ScheduleConfig, ScheduleState
 from refimpl.training import (TaskData, Trainer, accuracy, error_norm_vs_lag, read_log,
                               state_adjoints)

@@ -72,7 +72,7 @@ class ProgressBar:
 
 def run(args) -> int:
     from ..training import Trainer
-    from ..configfile import load, resolve_path
+    from ..training.configfile import load, resolve_path
     if args.resume is not None:   # named as typed (the library says "checkpoint")
         rp = Path(args.resume)
         if rp.is_dir():

@@ -20,9 +20,9 @@ import tomllib
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from .training import SECTIONS, RunConfig, _task_keys
+from .runconfig import SECTIONS, RunConfig, task_keys
 
-PRESET_DIR = Path(__file__).parent / "presets"
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 
 def shipped_names(directory: Path = PRESET_DIR) -> list:
@@ -62,7 +62,7 @@ def resolve_path(name) -> Path:
 def section_keys(section: str, task_name: str = "delayed_xor") -> tuple:
     """Valid keys of ``[section]`` (for ``[task]``, of the task ``task_name``)."""
     if section == "task":
-        return ("name", *_task_keys(task_name))
+        return ("name", *task_keys(task_name))
     return tuple(f.name for f in fields(SECTIONS[section]))
 
 
@@ -73,7 +73,7 @@ def _suggest(word: str, options) -> str:
 
 def check_keys(d: dict, source: str = "config") -> None:
     """Every section and key must exist; the message suggests the closest valid one."""
-    from .training import task_names
+    from .runconfig import task_names
     TASKS = task_names()   # the generators of refimpl.tasks and the file-backed shd
     for sec, body in d.items():
         if sec not in SECTIONS:
@@ -179,7 +179,7 @@ def load_preset(name: str, overrides=()) -> RunConfig:
 # writing
 # ---------------------------------------------------------------------------
 
-def _toml_value(v) -> str:
+def toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -194,7 +194,7 @@ def _toml_value(v) -> str:
     if isinstance(v, str):
         return json.dumps(v)
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     raise ValueError(f"cannot write {v!r} as a TOML value")
 
 
@@ -204,7 +204,7 @@ def to_toml(run: RunConfig) -> str:
     for sec, body in run.to_dict().items():
         lines.append(f"\n[{sec}]")
         for key, v in body.items():
-            lines.append(f"{key} = {_toml_value(v)}")
+            lines.append(f"{key} = {toml_value(v)}")
     return "\n".join(lines) + "\n"
 
 
@@ -216,6 +216,6 @@ def defaults_table() -> str:
             continue
         for f in fields(cls):
             default = f.default if f.default is not MISSING else f.default_factory()
-            shown = "(from dialect)" if default is None else _toml_value(default)
+            shown = "(from dialect)" if default is None else toml_value(default)
             rows.append(f"| `{sec}.{f.name}` | `{shown}` |")
     return "\n".join(rows)
