@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from . import cell, readout
+from .kernels.batched import outer_acc_t
 from .config import LossConfig, NetworkConfig
 from .losses import check_targets, loss_and_grad
 from .network import (check_inputs, check_params, initial_state_names, layer_params,
@@ -33,7 +34,7 @@ def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S,
     Each step is :func:`cell.vjp_step` (``K = 1``) followed by
     :func:`cell.spike_to_membrane`, written out here so that the weight
     gradients ``Σ_t J_t z_tᵀ`` and ``Σ_t J_t S_tᵀ`` skip the zeros of spike
-    inputs (:func:`cell.outer_acc_t`) and the products with ``W_rec`` and
+    inputs (:func:`refimpl.kernels.batched.outer_acc_t`) and the products with ``W_rec`` and
     ``W_in`` go to BLAS on preallocated buffers.
     """
     T1, B, N = S.shape
@@ -68,8 +69,8 @@ def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S,
         cell.gemm(False, False, 1.0, J, W_rec, 1.0, Sbar)
         if need_zbar:
             cell.gemm(False, False, 1.0, J, W_in, 1.0, zbar[t])
-        cell.outer_acc_t(J, z[t], gW_inT)
-        cell.outer_acc_t(J, S[t], gW_recT)
+        outer_acc_t(J, z[t], gW_inT)
+        outer_acc_t(J, S[t], gW_recT)
         for bb in range(B):
             for i in range(N):
                 Vbar[bb, i] += s[t, bb, i] * Sbar[bb, i]

@@ -16,7 +16,7 @@ doubles for one extra forward product (and QR) per step; the one-layer
 kernels recompute the segment's ``R`` factors too (``c·k²``). Both add the
 trajectory and its linearization, about ``(3 + 5)·(T+1)·Σ N_l`` doubles.
 One-layer networks run the whole forward and reverse pass in two compiled
-calls (:func:`cell.floss_forward_rows`, :func:`cell.floss_backward_rows`;
+calls (:func:`refimpl.kernels.fused.floss_forward_rows`, :func:`~refimpl.kernels.fused.floss_backward_rows`;
 docs/performance.md); the step-by-step code below serves deeper networks, and
 the two are compared on one-layer networks (tests/test_bench.py).
 
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cell
+from .kernels import fused
 from .config import FlossConfig, LyapunovConfig, NetworkConfig
 from .lyapunov import (zero_diagonal, check_lyapunov, exponent_conditions, fused_ok, layer_arrays, qr_diagnostics,
                        qr_steps, warn_ill_conditioned)
@@ -168,7 +169,7 @@ def _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, every, keys):
     if not (L.reset_grad == cell.GRAD_ATTACHED and L.reset == cell.RESET_ZERO):
         m = np.zeros((0, m.shape[1]))   # m_t enters only for attached zero reset
     has_I = cfg.cell == "clif"
-    Qck, Rs, diagR, amax = cell.floss_forward_rows(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I,
+    Qck, Rs, diagR, amax = fused.floss_forward_rows(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I,
                                                    W_rec, np.ascontiguousarray(Q0.T), lcfg.warmup,
                                                    lcfg.ons, every)
     logd, zero = qr_diagnostics(diagR, amax, max(Q0.shape))
@@ -184,7 +185,7 @@ def _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, every, keys):
     k = lcfg.k
     loss = float(np.mean((lam - fcfg.target) ** 2))
     rbar = 2.0 * (lam - fcfg.target) / k / n_steps
-    gW_in, gW_rec, gb, V0bar, I0bar = cell.floss_backward_rows(
+    gW_in, gW_rec, gb, V0bar, I0bar = fused.floss_backward_rows(
         s, s2, m, rho, c, L.alpha, L.beta, L.g, L.theta, L.syn_old, has_I, L.reset, L.reset_grad,
         W_rec, z, S, Qck, Rs, rbar, lcfg.warmup, lcfg.ons, lcfg.transient, every)
     del Qck, Rs

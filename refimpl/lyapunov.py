@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import cell
+from .kernels import fused
 from .config import LyapunovConfig, NetworkConfig
 from .network import (apply_D, check_inputs, check_params, layers_of, pack, simulate,
                       step, unpack)
@@ -238,7 +239,7 @@ _PRISTINE = {name: getattr(cell, name) for name in ("jvp_step", "vjp_step", "vjp
 
 
 def fused_ok(cfg: NetworkConfig) -> bool:
-    """Whether the fused one-layer kernels (:func:`cell.benettin_rows` etc.) apply.
+    """Whether the fused one-layer kernels (:func:`refimpl.kernels.fused.benettin_rows` etc.) apply.
 
     They compute the same formulas as the step-by-step path (results agree to
     rounding) for every one-layer network; multi-layer networks, and a run with
@@ -273,7 +274,7 @@ def _benettin_fused(cfg, params, traj, lcfg, Q0):
     """:func:`benettin` in one compiled call (one-layer networks)."""
     L, _, W_rec, s, _, _, rho, c, _, _ = layer_arrays(cfg, params, traj)
     has_I = cfg.cell == "clif"
-    diagR, amax, pr, Xf = cell.benettin_rows(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I, W_rec,
+    diagR, amax, pr, Xf = fused.benettin_rows(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I, W_rec,
                                              np.ascontiguousarray(Q0.T), lcfg.warmup, lcfg.ons)
     M = Q0.shape[0]
     logd, zero = qr_diagnostics(diagR, amax, max(M, Q0.shape[1]))

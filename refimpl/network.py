@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cell
+from .kernels.batched import forward_linearized
 from .config import NetworkConfig
 from .readout import kappa
 from .surrogate import code_of
@@ -288,7 +289,7 @@ def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True) -> Traj
         # cell.forward followed by cell.linearize, in one pass
         B = z.shape[1]
         V0, I0 = cell.initial_states(V0, B), cell.initial_states(I0, B)
-        V, I, S, *lin = cell.forward_linearized(z, V0, I0, W_in, W_rec, b, L.alpha, L.beta, L.g, L.theta,
+        V, I, S, *lin = forward_linearized(z, V0, I0, W_in, W_rec, b, L.alpha, L.beta, L.g, L.theta,
                                                 L.syn_old, L.reset, L.reset_grad, L.act, L.sur, L.gamma,
                                                 L.smooth)
         lins.append(tuple(lin))
