@@ -19,12 +19,14 @@ test sequences:
 
 Runs go one after another in this process (1 BLAS thread); finished runs are kept in the output JSON and
 skipped when the command is rerun, so an interrupted study continues.
+``python analysis/gf_gradient_use.py --summarize FILE.json …`` prints the table of docs/results.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -122,7 +124,36 @@ def one_run(preset: str, delta: int, seed: int, schedule: str, epochs: int | Non
             "final_test_acc": float(acc), "wall_s": time.time() - t0, "rows": rows}
 
 
+def summarize(paths) -> str:
+    """A Markdown table of the finished runs of the given JSON files (for docs/results.md)."""
+    head = ["network", "δ", "seed", "flossing", "final test acc", "λ₁ e0 → e10 → end",
+            "share lags ≥ δ: e0, e10, median e10–300, end", "loss e90 → e100, e190 → e200",
+            "cos(∇task, ∇floss): e100, e200, median"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for path in paths:
+        for r in json.loads(Path(path).read_text()):
+            by = {row["epoch"]: row for row in r["rows"]}
+            end = r["rows"][-1]
+            mid = [by[e]["share_ge_delta"] for e in range(10, 301, 10) if e in by]
+            cos = [row["cos_task_floss"] for row in r["rows"]]
+
+            def f(e, k, by=by):
+                return f"{by[e][k]:.2f}" if e in by else "–"
+            lines.append("| " + " | ".join([
+                r["preset"].replace("gf_", "").replace("_xor", ""), str(r["delta"]), str(r["seed"]), r["schedule"],
+                f"{r['final_test_acc']:.3f}",
+                f"{by[0]['lambda1_floss']:+.3f} → {by[10]['lambda1_floss']:+.3f} → {end['lambda1_floss']:+.3f}",
+                f"{by[0]['share_ge_delta']:.2f}, {by[10]['share_ge_delta']:.2f}, {np.median(mid):.2f}, "
+                f"{end['share_ge_delta']:.2f}",
+                f"{f(90, 'task_loss')} → {f(100, 'task_loss')}, {f(190, 'task_loss')} → {f(200, 'task_loss')}",
+                f"{f(100, 'cos_task_floss')}, {f(200, 'cos_task_floss')}, {np.median(cos):+.2f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--summarize":
+        print(summarize(sys.argv[2:]), end="")
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("preset", help="gf_rate_xor or gf_binary_xor")
     p.add_argument("--delta", type=int, default=25, help="the task's delay δ (the paper's d = 2δ)")
