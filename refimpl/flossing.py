@@ -94,7 +94,7 @@ def value_and_grad(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfi
         raise ValueError(f"checkpoint_every must be None or an integer >= 1, got {checkpoint_every!r}")
     keys = flossed_keys(cfg, fcfg)
     params, traj, Q0 = _prepare(cfg, params, inputs, lcfg, Q0)
-    if fused_ok(cfg) and qr_backward is _QR_BACKWARD:
+    if fused_ok(cfg):
         return _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, checkpoint_every or 1, keys)
     Ls = layers_of(cfg)
     sched = qr_steps(traj.T, lcfg)
@@ -152,9 +152,6 @@ def value_and_grad(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfi
         if len(names) == 2:
             grads[f"layer{l + 1}/{names[1]}"] += xbar[l][1][0]
     return FlossResult(loss, lam, {key: grads[key] for key in keys}, n_steps)
-
-
-_QR_BACKWARD = qr_backward
 
 
 def _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, every, keys):

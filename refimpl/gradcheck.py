@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import adjoint, cell, flossing, network, qr, tangent
+from .kernels import fused
 from .config import FlossConfig, LossConfig, LyapunovConfig, NetworkConfig
 
 TOL = {"fd": 1e-6, "fwd_rev": 1e-10, "dense": 1e-12, "dense_fd": 1e-6}
@@ -256,6 +257,58 @@ def _vjp2_drop_sigma2(orig):
     return f
 
 
+def _fused_drop_sigma2(orig):
+    def f(s, s2, *rest):
+        return orig(s, np.zeros_like(s2), *rest)
+    return f
+
+
+def _fused_forward_drop_reset(orig):
+    def f(s, rho, c, *rest):
+        return orig(s, rho, np.zeros_like(c), *rest)
+    return f
+
+
+def _fused_backward_drop_reset(orig):
+    def f(s, s2, m, rho, c, *rest):
+        return orig(s, s2, m, rho, np.zeros_like(c), *rest)
+    return f
+
+
+def _recompiled(helper: str, bad):
+    """A wrapper for :func:`_patch` that compiles the kernel again with ``helper`` replaced by ``bad``: the
+    fault then sits inside the compiled kernel, where no argument of it could put it."""
+    def wrap(orig):
+        import types
+
+        from numba import njit
+        py = orig.py_func
+        env = dict(py.__globals__)
+        env[helper] = bad
+        return njit(types.FunctionType(py.__code__, env, py.__name__, py.__defaults__, py.__closure__))
+    return wrap
+
+
+def _copyltu_is_m():
+    from numba import njit
+
+    @njit
+    def copy(M, out):       # the fault: M itself instead of tril(M) + tril(M, -1)ᵀ
+        out[:, :] = M
+    return copy
+
+
+def _both(*patches):
+    """Several patches switched on together (one fault reaching every kernel that has the term)."""
+    @contextlib.contextmanager
+    def ctx():
+        with contextlib.ExitStack() as stack:
+            for p in patches:
+                stack.enter_context(p())
+            yield
+    return ctx
+
+
 def _qr_backward_no_copyltu(orig):
     def f(Q, R, Qbar, Rbar):
         M = R @ Rbar.T - Qbar.T @ Q
@@ -271,12 +324,19 @@ FAULTS = {
                         _patch(adjoint, "layer_backward", _bptt_flip_rec)),
     "dense_flip_block": ("dense Jacobian with the sign of the ∂I/∂V block of layer 1 flipped",
                          _patch(network, "dense_jacobian", _dense_flip_block)),
+    # each of the next three reaches the step kernels (networks of several layers) and the fused one-layer
+    # kernels (one layer: every spectrum, flossing gradient and benchmarked number), so that a check that
+    # passes is shown to be able to fail on both paths
     "structured_drop_reset_term": ("structured D_t V without the attached-reset term E_t",
-                                   _patch(cell, "jvp_step", _jvp_drop_reset)),
+                                   _both(_patch(cell, "jvp_step", _jvp_drop_reset),
+                                         _patch(fused, "floss_forward_rows", _fused_forward_drop_reset),
+                                         _patch(fused, "floss_backward_rows", _fused_backward_drop_reset))),
     "flossing_drop_sigma2": ("flossing reverse pass without σ''",
-                             _patch(cell, "vjp2_step", _vjp2_drop_sigma2)),
+                             _both(_patch(cell, "vjp2_step", _vjp2_drop_sigma2),
+                                   _patch(fused, "floss_backward_rows", _fused_drop_sigma2))),
     "qr_backward_no_copyltu": ("QR reverse rule using M instead of copyltu(M)",
-                               _patch(flossing, "qr_backward", _qr_backward_no_copyltu)),
+                               _both(_patch(flossing, "qr_backward", _qr_backward_no_copyltu),
+                                     _patch(fused, "floss_backward_rows", _recompiled("copyltu", _copyltu_is_m())))),
 }
 
 

@@ -67,7 +67,7 @@ SLOW = {"test_ctrl_c_at_a_random_moment_of_every_long_command", "test_quick_benc
         "test_gradcheck_passes_and_fails", "test_dask_cluster_gives_the_pool_results",
         "test_every_readme_command_exits_as_documented", "test_killed_sweep_loses_nothing",
         "test_pytest_prints_its_summary_line", "test_interrupted_floss_resumes_to_the_uninterrupted_result",
-        "test_memory_child_and_required_bytes"}
+        "test_memory_child_and_required_bytes", "test_every_deliberate_fault_reaches_the_fused_kernels"}
 TORCH = {"test_torch_reference_round_trip", "test_quick_bench_agrees_and_reports"}
 
 

@@ -39,3 +39,22 @@ def test_fused_one_layer_kernels_equal_the_step_by_step_path(kw, monkeypatch):
         scale = max(np.max(np.abs(v)) for v in b.grads.values())
         for key in b.grads:
             np.testing.assert_allclose(a.grads[key], b.grads[key], rtol=0, atol=1e-9 * scale)
+
+
+@pytest.mark.parametrize("fault", ["structured_drop_reset_term", "flossing_drop_sigma2", "qr_backward_no_copyltu"])
+def test_every_deliberate_fault_reaches_the_fused_kernels(fault):
+    """The fused one-layer kernels compute every one-layer spectrum, flossing gradient and benchmarked number;
+    each deliberate fault of the flossing gradient must change what they return (not only the step-by-step
+    path's), and then the checks must fail."""
+    from refimpl import flossing, gradcheck, lyapunov
+    from refimpl.config import LossConfig, LyapunovConfig, network_config
+    cfg = network_config(cell="clif", layers=(6,), n_in=3, n_out=2, reset_grad="attached")
+    assert lyapunov.fused_ok(cfg)
+    params, inputs, _ = gradcheck.random_problem(cfg, 20, 1, 0, LossConfig())
+    lcfg = LyapunovConfig(k=3)
+    clean = flossing.value_and_grad(cfg, params, inputs, lcfg).grads["layer1/W_rec"]
+    with gradcheck.inject(fault):
+        wrong = flossing.value_and_grad(cfg, params, inputs, lcfg).grads["layer1/W_rec"]
+        rows = gradcheck.run(cfg, T=20, B=2, seed=0, loss=LossConfig("bce_per_step", t0=2))
+    assert np.abs(wrong - clean).max() > 1e-3 * np.abs(clean).max()
+    assert any(not r.passed and r.check.startswith("flossing") for r in rows)

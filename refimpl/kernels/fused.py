@@ -9,6 +9,18 @@ from ..lapack import gemm, qr_rows, qr_work, solve_rt_rows
 from .batched import outer_acc_t
 
 
+@njit(cache=True, inline="always")
+def copyltu(M, out):
+    """``out = tril(M) + tril(M, -1)ᵀ``: the symmetric matrix of the QR reverse rule (docs/model.md §7).
+
+    A function of its own so that a deliberate fault (``gradcheck``, ``qr_backward_no_copyltu``) can replace
+    it in the compiled kernel that uses it."""
+    k = M.shape[0]
+    for r in range(k):
+        for cc in range(k):
+            out[r, cc] = M[r, cc] if r >= cc else M[cc, r]
+
+
 # ---------------------------------------------------------------------------
 # fused single-layer kernels: the whole QR iteration (spectrum) and the whole
 # reverse pass of the flossing loss in one compiled call each
@@ -253,9 +265,7 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
                     for r in range(k):
                         for cc in range(r, k):
                             Mx[r, cc] += Rq[r, cc] * (rbar[cc] / Rq[cc, cc])
-                for r in range(k):
-                    for cc in range(k):
-                        Cs[r, cc] = Mx[r, cc] if r >= cc else Mx[cc, r]
+                copyltu(Mx, Cs)
                 # Ā = (Q̄ + Q copyltu(M)) R⁻ᵀ
                 Ab[:, :] = Qb
                 gemm(False, False, 1.0, Cs, Qn, 1.0, Ab)
