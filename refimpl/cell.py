@@ -15,7 +15,8 @@ with ``φ = H`` (or ``Φ`` in smooth mode, docs/model.md §2) for spiking cells.
 their state). One kernel, parameterized by these switches, serves all cells.
 
 Linearization (docs/model.md §3, §4). Every derivative of a layer at step ``t`` needs
-only five arrays, computed once per trajectory by :func:`linearize`:
+only five arrays, computed once per trajectory with the forward pass
+(:func:`refimpl.kernels.batched.forward_linearized`, :class:`refimpl.network.Linearization`):
 
     s_t  = φ'(V_t - θ)      (σ' for spikes: the surrogate rule)
     s2_t = φ''(V_t - θ)     (σ''; enters only the flossing gradient)
@@ -157,42 +158,6 @@ def forward(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset,
         forward_step(V[t], I[t], S[t], z[t], W_in, W_rec, b, alpha, beta, g, theta,
                      syn_old, reset, act, sur, gamma, smooth, V[t + 1], I[t + 1], S[t + 1])
     return V, I, S
-
-
-@njit(cache=True)
-def linearize(V, I, S, alpha, beta, g, theta, syn_old, reset, reset_grad, act, sur, gamma):
-    """The coefficients ``s, s2, m, ρ̂, c`` of the tangent map at every step (docs/model.md §3, §4).
-
-    ``s, s2`` have shape ``(T+1, B, N)`` (the readout and the layer above need
-    them at step ``T`` too); ``m, ρ̂, c`` have shape ``(T, B, N)``.
-    """
-    T1, B, N = V.shape
-    T = T1 - 1
-    s = np.empty((T1, B, N))
-    s2 = np.empty((T1, B, N))
-    m = np.empty((T, B, N))
-    rho = np.ones((T, B, N))
-    c = np.zeros((T, B, N))
-    for t in range(T1):
-        for bb in range(B):
-            for i in range(N):
-                s[t, bb, i] = activation_d1(V[t, bb, i], theta, act, sur, gamma)
-                s2[t, bb, i] = activation_d2(V[t, bb, i], theta, act, sur, gamma)
-    attached = reset_grad == GRAD_ATTACHED
-    for t in range(T):
-        for bb in range(B):
-            for i in range(N):
-                I_tilde = I[t, bb, i] if syn_old else I[t + 1, bb, i]
-                mm = beta[i] * V[t, bb, i] + g[i] * I_tilde
-                m[t, bb, i] = mm
-                if reset == RESET_ZERO:
-                    if reset_grad != GRAD_IGNORED:
-                        rho[t, bb, i] = 1.0 - S[t, bb, i]
-                    if attached:
-                        c[t, bb, i] = -mm * s[t, bb, i]
-                elif reset == RESET_SUBTRACT and attached:
-                    c[t, bb, i] = -theta * s[t, bb, i]
-    return s, s2, m, rho, c
 
 
 # ---------------------------------------------------------------------------

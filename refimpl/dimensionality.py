@@ -252,7 +252,7 @@ def gradient_samples(cfg: NetworkConfig, params: dict, traj, ybar, *, names=("W_
             if L.syn_old:
                 J[l][b] = Ib
             else:
-                rho_hat = traj.lin[l][3][:, b]                    # ρ̂_t (1 for reset_grad = ignored)
+                rho_hat = traj.lin[l].rho[:, b]                    # ρ̂_t (1 for reset_grad = ignored)
                 J[l][b] = Ib + L.g * rho_hat * Vb
     pre, full = {}, []
     for l in layers:

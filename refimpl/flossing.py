@@ -214,7 +214,7 @@ def _flossing_step_backward(cfg, Ls, params, traj, t, is_qr, counted, Qt, R, lam
         s, s2, m, rho, _ = traj.lin[l]
         p = f"layer{l + 1}/"
         if l > 0:
-            qVpre, spre, s2pre = Qt[l - 1][0], traj.lin[l - 1][0][t, 0], traj.lin[l - 1][1][t, 0]
+            qVpre, spre, s2pre = Qt[l - 1][0], traj.lin[l - 1].s[t, 0], traj.lin[l - 1].s2[t, 0]
             Vbar_pre = Vbar_direct[l - 1]
         else:
             qVpre, spre, s2pre, Vbar_pre = EMPTY2, np.zeros(0), np.zeros(0), np.zeros(0)
@@ -260,7 +260,7 @@ def directional_derivative(cfg: NetworkConfig, params: dict, inputs, lcfg: Lyapu
                 s, s2, m, rho, _ = traj.lin[l]
                 p = f"layer{l + 1}/"
                 if l > 0:
-                    qVpre, spre, s2pre = blocks[l - 1][0], traj.lin[l - 1][0][t, 0], traj.lin[l - 1][1][t, 0]
+                    qVpre, spre, s2pre = blocks[l - 1][0], traj.lin[l - 1].s[t, 0], traj.lin[l - 1].s2[t, 0]
                     Vdot_pre = xdot[l - 1][0][0]
                 else:
                     qVpre, spre, s2pre, Vdot_pre = EMPTY2, np.zeros(0), np.zeros(0), np.zeros(0)

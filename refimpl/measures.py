@@ -58,7 +58,7 @@ def state_adjoints(cfg, params: dict, traj, ybar: np.ndarray, b: int = 0) -> np.
     def inject(blocks, t):
         g = sbar[t]  # (1, N_L)
         if via_s:
-            g = g * traj.lin[top][0][t, sl]
+            g = g * traj.lin[top].s[t, sl]
         blocks[top][0][:] += g
 
     blocks = [(np.zeros((1, L.N)), np.zeros((1, L.N))) for L in Ls]

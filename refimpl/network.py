@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -241,13 +242,25 @@ def layer_params(cfg: NetworkConfig, params: dict, l: int):
 # forward pass
 # ---------------------------------------------------------------------------
 
+class Linearization(NamedTuple):
+    """The coefficients of a layer's tangent map along a trajectory (docs/model.md §4, ``cell``'s docstring),
+    each ``(T+1, B, N)``: ``s = φ'(V - θ)``, ``s2 = φ''(V - θ)``, ``m`` the membrane before the reset,
+    ``rho`` = ρ̂ (ρ, or 1 for reset_grad = ignored), ``c`` the diagonal of the reset term E_t."""
+
+    s: np.ndarray
+    s2: np.ndarray
+    m: np.ndarray
+    rho: np.ndarray
+    c: np.ndarray
+
+
 @dataclass
 class Trajectory:
     """A simulated batch: per layer ``V, I, S`` ``(T+1, B, N)`` and its input ``Z`` ``(T, B, n_in)``; readout
     ``U (T+1, B, n_out)``, ``y (T, B, n_out)``.
 
-    ``lin[l] = (s, s2, m, ρ̂, c)`` are the coefficients of the tangent map
-    (:func:`cell.linearize`); ``readout_s`` is the readout's source ``s_t``.
+    ``lin[l]`` is layer ``l``'s :class:`Linearization` ``(s, s2, m, rho, c)``, the coefficients of its
+    tangent map; ``readout_s`` is the readout's source ``s_t``.
     """
 
     inputs: np.ndarray
@@ -286,13 +299,13 @@ def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True) -> Traj
     for l, L in enumerate(Ls):
         Zs.append(z)
         W_in, W_rec, b, V0, I0 = layer_params(cfg, params, l)
-        # cell.forward followed by cell.linearize, in one pass
+        # the forward pass and its linearization in one pass
         B = z.shape[1]
         V0, I0 = cell.initial_states(V0, B), cell.initial_states(I0, B)
         V, I, S, *lin = forward_linearized(z, V0, I0, W_in, W_rec, b, L.alpha, L.beta, L.g, L.theta,
                                                 L.syn_old, L.reset, L.reset_grad, L.act, L.sur, L.gamma,
                                                 L.smooth)
-        lins.append(tuple(lin))
+        lins.append(Linearization(*lin))
         Vs.append(V), Is.append(I), Ss.append(S)
         z = np.ascontiguousarray(S[:-1])
     rs = readout_source(cfg, Vs[-1], Ss[-1])
@@ -306,7 +319,7 @@ def select(traj: Trajectory, b: int) -> Trajectory:
     return Trajectory(traj.inputs[:, sl], [np.ascontiguousarray(z[:, sl]) for z in traj.Z],
                       [v[:, sl] for v in traj.V], [i[:, sl] for i in traj.I],
                       [s[:, sl] for s in traj.S],
-                      [tuple(np.ascontiguousarray(a[:, sl]) for a in lin) for lin in traj.lin],
+                      [Linearization(*(np.ascontiguousarray(a[:, sl]) for a in lin)) for lin in traj.lin],
                       traj.readout_s[:, sl], traj.U[:, sl], traj.y[:, sl])
 
 
@@ -376,7 +389,7 @@ def apply_D(cfg, Ls, params, traj, t, blocks, b=0, want_dm=False, dparams=None):
         s, _, _, rho, c = traj.lin[l]
         W_in, W_rec = params[f"layer{l + 1}/W_in"], params[f"layer{l + 1}/W_rec"]
         qV, qI = blocks[l]
-        dz = blocks[l - 1][0] * traj.lin[l - 1][0][t, b] if l > 0 else EMPTY2
+        dz = blocks[l - 1][0] * traj.lin[l - 1].s[t, b] if l > 0 else EMPTY2
         if dparams is None:
             P = EMPTY2
         else:
@@ -418,7 +431,7 @@ def apply_DT(cfg, Ls, params, traj, t, blocks_bar, b=0, mbar_extra=None, grads=N
         cell.vjp_step(K, rho[t, bs], c[t, bs], L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec,
                       aV, aI, extra, Vb[l], Ib[l], Sb[l], zbar, z_t, S_t, gW_in, gW_rec, gb)
     for l in range(len(Ls)):
-        cell.spike_to_membrane(K, traj.lin[l][0][t, bs], Sb[l], Vb[l])
+        cell.spike_to_membrane(K, traj.lin[l].s[t, bs], Sb[l], Vb[l])
     return [(Vb[l], Ib[l]) for l in range(len(Ls))]
 
 

@@ -67,7 +67,7 @@ def output_tangent(cfg: NetworkConfig, params: dict, traj, dparams: dict) -> np.
     """``ẏ (T, B, n_out)`` along ``dparams``."""
     dV, _ = state_tangent(cfg, params, traj, dparams)[-1]
     if cfg.readout.source in ("spikes", "activation"):
-        ds = traj.lin[-1][0] * dV
+        ds = traj.lin[-1].s * dV
     else:
         ds = dV
     return readout.jvp(traj.readout_s, ds, params["readout/W_out"], dparams["readout/W_out"],

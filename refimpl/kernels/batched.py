@@ -74,7 +74,7 @@ def outer_acc_t(J, X, GT):
 @njit(cache=True)
 def _step_linearized(V, I, S, s, I_new, b, alpha, beta, g, theta, syn_old, reset, reset_grad,
                      V_out, I_out, m, rho, c):
-    """One step of :func:`forward_step` on ``(B, N)`` views, with ``m, ρ̂, c`` of :func:`linearize`."""
+    """One step of :func:`forward_step` on ``(B, N)`` views, with the linearization ``m, ρ̂, c`` (``cell``'s docstring)."""
     B, N = V.shape
     attached = reset_grad == GRAD_ATTACHED
     for bb in range(B):
@@ -122,7 +122,7 @@ def _activations(V, theta, act, sur, gamma, smooth, S, s, s2):
 @njit(cache=True)
 def forward_linearized(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset, reset_grad,
                        act, sur, gamma, smooth):
-    """:func:`forward` and :func:`linearize` in one pass: ``V, I, S, s, s2, m, ρ̂, c``.
+    """:func:`refimpl.cell.forward` and its linearization in one pass: ``V, I, S, s, s2, m, ρ̂, c``.
 
     Same formulas, same shapes; the products ``W_in z_t`` and ``W_rec S_t``
     skip the zeros of sparse inputs and spikes (:func:`matmul_wt`).
