@@ -19,7 +19,8 @@ test sequences:
 
 Runs go one after another in this process (1 BLAS thread); finished runs are kept in the output JSON and
 skipped when the command is rerun, so an interrupted study continues.
-``python analysis/gf_gradient_use.py --summarize FILE.json …`` prints the table of docs/results.md.
+``python analysis/gf_gradient_use.py --summarize FILE.json …`` prints the table of docs/results.md, and
+``… --plot OUT.png FILE.json …`` draws λ₁, the long-lag share and the alignment against epoch.
 """
 from __future__ import annotations
 
@@ -150,9 +151,43 @@ def summarize(paths) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(paths, png) -> None:
+    """λ₁, the share of the task gradient carried by lags ≥ δ, and the flossing–task alignment against epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from refimpl.io import atomic_savefig
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    for path in paths:
+        for r in json.loads(Path(path).read_text()):
+            ep = np.array([row["epoch"] for row in r["rows"]])
+            net = r["preset"].replace("gf_", "").replace("_xor", "")
+            color = ("C0" if net == "rate" else "C3") if r["schedule"] != "none" else ("C9" if net == "rate" else "C1")
+            kw = dict(color=color, alpha=0.8, lw=1.2, ls="-" if r["schedule"] != "none" else ":",
+                      label=f"{net} δ={r['delta']}, {r['schedule']}" if r["seed"] == 1 else None)
+            ax[0].plot(ep + 1, [row["lambda1_floss"] for row in r["rows"]], **kw)
+            ax[1].plot(ep + 1, [row["share_ge_delta"] for row in r["rows"]], **kw)
+            ax[2].plot(ep + 1, [row["cos_task_floss"] for row in r["rows"]], **kw)
+    for a, t in zip(ax, ("λ₁ of the flossing spectrum [1/step]", "share of the task gradient from lags ≥ δ",
+                         "cos(∇L_task, ∇L_floss)")):
+        a.set_xscale("log")
+        a.set_xlabel("epoch + 1")
+        a.set_title(t, fontsize=10)
+        a.axvline(100, color="k", lw=0.4, ls="--")
+        a.axvline(200, color="k", lw=0.4, ls="--")
+    ax[0].legend(fontsize=8)
+    fig.tight_layout()
+    atomic_savefig(fig, png, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--summarize":
         print(summarize(sys.argv[2:]), end="")
+        return 0
+    if argv is None and len(sys.argv) > 2 and sys.argv[1] == "--plot":
+        plot(sys.argv[3:], sys.argv[2])
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("preset", help="gf_rate_xor or gf_binary_xor")
