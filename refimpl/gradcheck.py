@@ -209,6 +209,19 @@ def check_flossing(cfg, params, inputs, lcfg, fcfg, mode: str, seed: int = 0,
 # deliberately wrong derivatives
 # ---------------------------------------------------------------------------
 
+def _zeroed(i: int, name: str):
+    """A wrapper for :func:`_patch` that passes zeros for the kernel's ``i``-th argument (``name``): a term
+    of the derivative that the kernel takes as an argument (``c`` = the reset term E_t, ``s2`` = σ'') dropped."""
+    def wrap(orig):
+        def f(*args):
+            args = list(args)
+            args[i] = np.zeros_like(args[i])
+            return orig(*args)
+        f.__name__ = f"{getattr(orig, '__name__', 'kernel')}_without_{name}"
+        return f
+    return wrap
+
+
 def _patch(module, name, wrapper):
     @contextlib.contextmanager
     def ctx():
@@ -220,11 +233,6 @@ def _patch(module, name, wrapper):
             setattr(module, name, original)
     return ctx
 
-
-def _bptt_drop_reset(orig):
-    def f(s, rho, c, *rest):
-        return orig(s, rho, np.zeros_like(c), *rest)
-    return f
 
 
 def _bptt_flip_rec(orig):
@@ -245,34 +253,9 @@ def _dense_flip_block(orig):
     return f
 
 
-def _jvp_drop_reset(orig):
-    def f(K, s, rho, c, *rest):
-        return orig(K, s, rho, np.zeros_like(c), *rest)
-    return f
 
 
-def _vjp2_drop_sigma2(orig):
-    def f(s, s2, *rest):
-        return orig(s, np.zeros_like(s2), *rest)
-    return f
 
-
-def _fused_drop_sigma2(orig):
-    def f(s, s2, *rest):
-        return orig(s, np.zeros_like(s2), *rest)
-    return f
-
-
-def _fused_forward_drop_reset(orig):
-    def f(s, rho, c, *rest):
-        return orig(s, rho, np.zeros_like(c), *rest)
-    return f
-
-
-def _fused_backward_drop_reset(orig):
-    def f(s, s2, m, rho, c, *rest):
-        return orig(s, s2, m, rho, np.zeros_like(c), *rest)
-    return f
 
 
 def _recompiled(helper: str, bad):
@@ -319,7 +302,7 @@ def _qr_backward_no_copyltu(orig):
 #: name -> (description, context manager factory)
 FAULTS = {
     "bptt_drop_reset_term": ("BPTT adjoint without the attached-reset term E_t",
-                             _patch(adjoint, "layer_backward", _bptt_drop_reset)),
+                             _patch(adjoint, "layer_backward", _zeroed(2, "c"))),
     "bptt_flip_W_rec": ("BPTT gradient of W_rec with the wrong sign",
                         _patch(adjoint, "layer_backward", _bptt_flip_rec)),
     "dense_flip_block": ("dense Jacobian with the sign of the ∂I/∂V block of layer 1 flipped",
@@ -328,12 +311,12 @@ FAULTS = {
     # kernels (one layer: every spectrum, flossing gradient and benchmarked number), so that a check that
     # passes is shown to be able to fail on both paths
     "structured_drop_reset_term": ("structured D_t V without the attached-reset term E_t",
-                                   _both(_patch(cell, "jvp_step", _jvp_drop_reset),
-                                         _patch(fused, "floss_forward_rows", _fused_forward_drop_reset),
-                                         _patch(fused, "floss_backward_rows", _fused_backward_drop_reset))),
+                                   _both(_patch(cell, "jvp_step", _zeroed(3, "c")),
+                                         _patch(fused, "floss_forward_rows", _zeroed(2, "c")),
+                                         _patch(fused, "floss_backward_rows", _zeroed(4, "c")))),
     "flossing_drop_sigma2": ("flossing reverse pass without σ''",
-                             _both(_patch(cell, "vjp2_step", _vjp2_drop_sigma2),
-                                   _patch(fused, "floss_backward_rows", _fused_drop_sigma2))),
+                             _both(_patch(cell, "vjp2_step", _zeroed(1, "s2")),
+                                   _patch(fused, "floss_backward_rows", _zeroed(1, "s2")))),
     "qr_backward_no_copyltu": ("QR reverse rule using M instead of copyltu(M)",
                                _both(_patch(flossing, "qr_backward", _qr_backward_no_copyltu),
                                      _patch(fused, "floss_backward_rows", _recompiled("copyltu", _copyltu_is_m())))),
