@@ -6,12 +6,13 @@ expected form as soon as the object is built, i.e. before any work starts.
 """
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
+
+from .checks import check_choice, check_int
 
 CELLS = ("clif", "binary", "rate")
 SYN_INPUTS = ("new", "old")
@@ -29,13 +30,6 @@ DIALECTS = {
     "spytorch": ("old", "unit", "zero"),
     "stork": ("old", "one_minus_beta", "zero"),
 }
-
-
-def _choice(name: str, value: Any, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        hint = difflib.get_close_matches(str(value), list(allowed), n=1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}{extra}")
 
 
 def _numbers(name: str, value: Any) -> None:
@@ -57,11 +51,6 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be {bound}, got {value!r}")
 
 
-def _int(name: str, value: Any, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-
-
 @dataclass(frozen=True)
 class Surrogate:
     """The surrogate rule of docs/model.md §2: ``H'(x) := σ'(x; γ)``."""
@@ -70,7 +59,7 @@ class Surrogate:
     slope: float = 10.0
 
     def __post_init__(self):
-        _choice("surrogate.name", self.name, SURROGATES)
+        check_choice("surrogate.name", self.name, SURROGATES)
         _positive("surrogate.slope", self.slope)
 
 
@@ -112,18 +101,18 @@ class NetworkConfig:
     readout: Readout = field(default_factory=Readout)
 
     def __post_init__(self):
-        _choice("cell", self.cell, CELLS)
+        check_choice("cell", self.cell, CELLS)
         if isinstance(self.layers, (int, np.integer)):
             object.__setattr__(self, "layers", (int(self.layers),))
         object.__setattr__(self, "layers", tuple(self.layers))
         if len(self.layers) == 0:
             raise ValueError("layers must be a non-empty sequence of positive layer sizes, got ()")
         for i, n in enumerate(self.layers):
-            _int(f"layers[{i}]", n, 1)
+            check_int(f"layers[{i}]", n, 1)
         if self.cell != "clif" and len(self.layers) != 1:
             raise ValueError(f"layers must have exactly one entry for cell={self.cell!r}, got {self.layers}")
-        _int("n_in", self.n_in, 1)
-        _int("n_out", self.n_out, 1)
+        check_int("n_in", self.n_in, 1)
+        check_int("n_out", self.n_out, 1)
         _positive("dt", self.dt)
         for name in ("tau_mem", "tau_syn"):
             value = getattr(self, name)
@@ -141,15 +130,15 @@ class NetworkConfig:
         if self.cell == "clif" and not self.theta > 0:
             # a threshold at or below rest makes every neuron fire on every step
             raise ValueError(f"theta must be > 0 for cell = 'clif' (the firing threshold), got {self.theta!r}")
-        _choice("syn_input", self.syn_input, SYN_INPUTS)
-        _choice("input_gain", self.input_gain, INPUT_GAINS)
-        _choice("reset", self.reset, RESETS)
-        _choice("reset_grad", self.reset_grad, RESET_GRADS)
+        check_choice("syn_input", self.syn_input, SYN_INPUTS)
+        check_choice("input_gain", self.input_gain, INPUT_GAINS)
+        check_choice("reset", self.reset, RESETS)
+        check_choice("reset_grad", self.reset_grad, RESET_GRADS)
         if not isinstance(self.surrogate, Surrogate):
             raise ValueError(f"surrogate must be a Surrogate, got {self.surrogate!r}")
         if not isinstance(self.readout, Readout):
             raise ValueError(f"readout must be a Readout, got {self.readout!r}")
-        _choice(f"readout.source (cell={self.cell})", self.readout.source, READOUT_SOURCES[self.cell])
+        check_choice(f"readout.source (cell={self.cell})", self.readout.source, READOUT_SOURCES[self.cell])
         if not isinstance(self.smooth, (bool, np.bool_)):
             raise ValueError(f"smooth must be True or False, got {self.smooth!r}")
 
@@ -195,8 +184,8 @@ class LossConfig:
     t0: int = 0
 
     def __post_init__(self):
-        _choice("loss.name", self.name, LOSSES)
-        _int("loss.t0", self.t0, 0)
+        check_choice("loss.name", self.name, LOSSES)
+        check_int("loss.t0", self.t0, 0)
 
 
 @dataclass(frozen=True)
@@ -211,12 +200,12 @@ class LyapunovConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _int("lyapunov.k", self.k, 1)
-        _int("lyapunov.ons", self.ons, 1)
-        _int("lyapunov.warmup", self.warmup, 0)
-        _int("lyapunov.transient", self.transient, 0)
-        _int("lyapunov.batch_index", self.batch_index, 0)
-        _int("lyapunov.seed", self.seed, 0)
+        check_int("lyapunov.k", self.k, 1)
+        check_int("lyapunov.ons", self.ons, 1)
+        check_int("lyapunov.warmup", self.warmup, 0)
+        check_int("lyapunov.transient", self.transient, 0)
+        check_int("lyapunov.batch_index", self.batch_index, 0)
+        check_int("lyapunov.seed", self.seed, 0)
 
 
 FLOSS_PARAMS = ("W_in", "W_rec", "b", "V0", "I0", "x0")
@@ -234,7 +223,7 @@ class FlossConfig:
             raise ValueError(f"flossing.target must be finite, got {self.target!r}")
         object.__setattr__(self, "params", tuple(self.params))
         for p in self.params:
-            _choice("flossing.params entry", p, FLOSS_PARAMS)
+            check_choice("flossing.params entry", p, FLOSS_PARAMS)
 
 
 def network_config(dialect: str | None = None, **kwargs) -> NetworkConfig:
@@ -244,12 +233,12 @@ def network_config(dialect: str | None = None, **kwargs) -> NetworkConfig:
     Explicit switches override the dialect's.
     """
     if dialect is not None:
-        _choice("dialect", dialect, list(DIALECTS))
+        check_choice("dialect", dialect, list(DIALECTS))
         syn, gain, reset = DIALECTS[dialect]
         kwargs = {"syn_input": syn, "input_gain": gain, "reset": reset, **kwargs}
     known = {f.name for f in fields(NetworkConfig)}
     for key in kwargs:
-        _choice("network config key", key, sorted(known))
+        check_choice("network config key", key, sorted(known))
     if isinstance(kwargs.get("surrogate"), Mapping):
         kwargs["surrogate"] = Surrogate(**kwargs["surrogate"])
     if isinstance(kwargs.get("readout"), Mapping):

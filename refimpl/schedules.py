@@ -42,18 +42,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .checks import is_int, is_num
+
 SCHEDULES = ("none", "pre", "periodic", "adaptive")
 
 #: reason codes written to the logs (``flossing/events/reason``)
 REASONS = {"pre": 0, "periodic": 1, "lambda_low": 2, "lambda_high": 3, "grad_x0": 4}
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
@@ -80,11 +74,11 @@ class ScheduleConfig:
                              f"got {self.schedule!r}{extra}")
         for name in ("pre_steps", "every", "steps", "max_sessions", "check_every", "phase"):
             v = getattr(self, name)
-            if not _is_int(v) or v < 0:
+            if not is_int(v) or v < 0:
                 raise ValueError(f"flossing.{name} must be an integer >= 0, got {v!r}")
         for name in ("lo", "hi", "grad_threshold"):
             v = getattr(self, name)
-            if not _num(v) or math.isnan(v):
+            if not is_num(v) or math.isnan(v):
                 raise ValueError(f"flossing.{name} must be a number, got {v!r}")
         if self.grad_threshold < 0:
             raise ValueError(f"flossing.grad_threshold must be >= 0, got {self.grad_threshold!r}")

@@ -8,6 +8,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import __version__
+from ..checks import is_int, is_num
 from ..config import (FLOSS_PARAMS, FlossConfig, LossConfig, LyapunovConfig, NetworkConfig,
                      network_config)
 
@@ -49,24 +50,16 @@ SCHEMA = {
 OPTIONAL = {("lyapunov", "seed"): 0}
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_number(v) -> bool:
-    return (_is_int(v) or isinstance(v, (float, np.floating))) and not isinstance(v, (bool, np.bool_))
-
-
 def _check_kind(key: str, value, kind: str) -> None:
     ok = {
         "str": lambda v: isinstance(v, str),
-        "int": _is_int,
-        "number": _is_number,
+        "int": is_int,
+        "number": is_num,
         "bool": lambda v: isinstance(v, (bool, np.bool_)),
-        "int_list": lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_is_int(x) for x in v),
+        "int_list": lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(is_int(x) for x in v),
         "str_list": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v),
-        "number_or_list": lambda v: _is_number(v) or (
-            isinstance(v, (list, tuple)) and len(v) > 0 and all(_is_number(x) for x in v)),
+        "number_or_list": lambda v: is_num(v) or (
+            isinstance(v, (list, tuple)) and len(v) > 0 and all(is_num(x) for x in v)),
     }[kind]
     if not ok(value):
         what = {"str": "a string", "int": "an integer", "number": "a number", "bool": "true or false",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import is_num
 from ..io import atomic_savefig, atomic_text
 from .engine import say
 from .results import failed_path, load_result, result_path, stored_hash
@@ -17,10 +18,6 @@ from .trainjob import train_job
 # ---------------------------------------------------------------------------
 # aggregation
 # ---------------------------------------------------------------------------
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-
 
 def _stats(values) -> dict:
     a = np.asarray(values, float)
@@ -66,7 +63,7 @@ def aggregate(out_dir, spec: dict, *, progress=None) -> dict:
             values[key] = {}
             order.append(key)
         for m, v in data.items():
-            if "/" in m or not _is_number(v):
+            if "/" in m or not is_num(v):
                 continue
             if m not in metric_names:
                 metric_names.append(m)
@@ -158,7 +155,7 @@ def _figure(path, rows, metric, x, axes, jobs, seed_axis) -> None:
         numeric = False
     else:
         xs_all = [r[x] for r in rows]
-        numeric = all(_is_number(v) for v in xs_all)
+        numeric = all(is_num(v) for v in xs_all)
     cats = []
     for v in xs_all:
         if label(v) not in cats:

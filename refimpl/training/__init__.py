@@ -31,7 +31,7 @@ executed by a :class:`Trainer`:
   counters, a resumed run continues bit for bit like an uninterrupted one
   (only wall-clock times differ).
 
-Modules, each importing only those before it: :mod:`~refimpl.training.checks` (value checkers),
+Modules, each importing only those before it (the value checkers are :mod:`refimpl.checks`):
 :mod:`~refimpl.training.runconfig` (the sections and :class:`RunConfig`), :mod:`~refimpl.training.data`
 (:class:`TaskData`), :mod:`~refimpl.training.history` (logs), :mod:`~refimpl.training.trainer`
 (:class:`Trainer`). The measurements on a network (accuracy, state adjoints, error norms against lag)

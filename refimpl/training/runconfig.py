@@ -1,6 +1,6 @@
 """The run configuration: one frozen dataclass per TOML section, and :class:`RunConfig` (docs/training.md).
 
-Each section checks its values when built (:mod:`refimpl.training.checks`); :mod:`refimpl.training.configfile`
+Each section checks its values when built (:mod:`refimpl.checks`); :mod:`refimpl.training.configfile`
 reads and writes them as TOML."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..config import FLOSS_PARAMS, FlossConfig, LossConfig, LyapunovConfig, netw
 from ..optim import AdamConfig
 from ..schedules import ScheduleConfig
 from ..tasks import make_task
-from .checks import check_bool, check_choice, coerce_floats, check_float, check_int, is_int, is_num, check_names
+from ..checks import check_bool, check_choice, coerce_floats, check_float, check_int, is_int, is_num, check_names
 
 
 BIT_TASKS = ("delayed_xor", "delayed_copy")

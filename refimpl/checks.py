@@ -1,11 +1,11 @@
-"""The value checkers of the run configuration: each message names the TOML key (``section.key``)."""
+"""The value checkers, in one place: each raises ``ValueError`` naming the parameter as the user wrote it
+(``section.key`` in a TOML file, the argument name in the API), with the allowed values or range."""
 from __future__ import annotations
 
 import math
 from dataclasses import fields
 
 import numpy as np
-
 
 
 def is_int(v) -> bool:
