@@ -67,5 +67,9 @@ class DeferredInterrupt:
     def __enter__(self) -> "DeferredInterrupt":
         return self.install()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self.restore()
+        # a Ctrl-C that came after the last poll must not be lost: it stops the caller here
+        if self.requested and exc_type is None:
+            self.requested = False
+            raise KeyboardInterrupt

@@ -543,3 +543,20 @@ def test_help_documents_every_option_and_imports_nothing_numerical():
         "print(sorted(m for m in ('numpy', 'numba', 'h5py', 'scipy', 'matplotlib') if m in sys.modules))")],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout[-300:] + r.stderr
+
+
+def test_a_ctrl_c_after_the_last_poll_is_not_lost():
+    """Point 1 (found by CI's fault injection): a SIGINT that arrived after a loop's last poll was swallowed
+    when the deferral ended, and `refimpl sweep` exited 0. Leaving the deferral now raises it."""
+    import os
+    import signal
+    import pytest
+    from refimpl.interrupt import DeferredInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        with DeferredInterrupt(message=None) as sigint:
+            sigint.poll()
+            os.kill(os.getpid(), signal.SIGINT)     # after the last poll
+            import time
+            time.sleep(0.05)                        # let the handler run
+    with DeferredInterrupt(message=None) as sigint:   # nothing pending: leaves quietly
+        sigint.poll()
