@@ -242,10 +242,10 @@ def test_ctrl_c_at_a_random_moment_of_every_long_command(tmp_path):
             out, err = res["out"], res["err"]
             why = (name, round(res["at"], 2), p.returncode, out[-300:], err)
             assert "Traceback" not in err and "Error" not in err.replace("error", ""), why
-            if p.returncode == -signal.SIGINT:
-                # the signal came after the work, while the interpreter exited (its handlers are gone then):
-                # the shell reports 130; the command had finished and said so
-                assert not err.strip() and "wrote" in out, why
+            if p.returncode in (0, -signal.SIGINT) and not err.strip() and ("wrote" in out or "done:" in out):
+                # the command had finished its work (and said so) when the signal came: while it exited, the
+                # signal is moot (exit 0) or kills the interpreter whose handlers are gone (-2; a shell says 130)
+                pass
             elif res["finished_before"]:    # faster than the moment drawn: it must have succeeded
                 assert p.returncode == 0, why
             else:
