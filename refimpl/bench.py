@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .interrupt import poll
 from .threads import set_threads
 
 KINDS = ("bptt", "spectrum", "flossing")
@@ -545,6 +546,7 @@ def run_cli(args) -> int:
         for i, case in enumerate(cases):
             log(f"[{i + 1}/{len(cases)}] {case.label}  ({time.perf_counter() - t0:.0f} s elapsed)")
             rows.append(bench_case(case, args, log))
+            poll()                               # Ctrl-C: keep the cases timed so far
     except BaseException as exc:
         from .interrupt import is_interrupt
         if not is_interrupt(exc):

@@ -92,8 +92,13 @@ def main(argv=None) -> int:
             return int(exc.code or 0)
         command = f"refimpl {args.command}"
         module = runners[args.command]
-        _import_heavy(module, args)
-        return int(module.run(args) or 0)
+        from ..interrupt import DeferredInterrupt
+        # Ctrl-C is deferred for the whole command (imports, Numba compiling and loading kernels, the
+        # kernels themselves) and acted on at the commands' safe points, or when the command ends
+        with DeferredInterrupt() as sigint:
+            _import_heavy(module, args)
+            sigint.poll()
+            return int(module.run(args) or 0)
     except (UsageError, ValueError) as exc:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return 2

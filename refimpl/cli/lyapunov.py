@@ -60,6 +60,8 @@ def _compute_and_write(args, written: list) -> None:
     cfg, params, inputs, lcfg = problem_from_args(args)
     t = time.time()
     res = spectrum(cfg, params, inputs, lcfg)
+    from ..interrupt import poll
+    poll()                       # Ctrl-C during the spectrum: stop before writing anything
     rate = np.mean([S.mean() for S in simulate(cfg, params, inputs).S]) * 1000 / cfg.dt
     print(spectrum_table(res.exponents, res.error, cfg.dt))
     print(f"λ_max = {res.exponents.max():.6f}/step  Kaplan-Yorke dim = {res.kaplan_yorke:.3f}  "

@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ..config import (DIALECTS, FlossConfig, LossConfig, LyapunovConfig, network_config)
+from ..interrupt import poll
 from .schema import FORMAT, FORMAT_VERSION, GENERATOR, config_from_dict, config_to_dict
 
 # ---------------------------------------------------------------------------
@@ -285,6 +286,7 @@ def export(path, names: Sequence[str] | None = None) -> list:
         f.attrs["format_version"] = np.int64(FORMAT_VERSION)
         f.attrs["generator"] = GENERATOR
         for case in cases:
+            poll()                           # Ctrl-C between cases (the file is written only at the end)
             data = compute_case(case)
             g = f.create_group(case.name, track_order=True)
             g.attrs["config"] = json.dumps(case.config)

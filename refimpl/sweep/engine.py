@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..interrupt import poll
 from ..io import atomic_h5, atomic_text
 from .results import failed_path, result_path, stored_hash, work_dir, write_tree
 from .spec import INTERRUPT_GRACE, RESULT_FORMAT, Job, fn_id, job_hash
@@ -313,7 +314,8 @@ def _run_on(executor, fn, todo, out, hashes, report, infrastructure_failure, win
     try:
         submit()
         while running:
-            done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+            done, _ = cf.wait(list(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)
+            poll()                               # Ctrl-C deferred by refimpl's main: act on it here
             for fut in done:
                 j = running.pop(fut)
                 # exception() of a finished future does not raise: a KeyboardInterrupt from a worker
