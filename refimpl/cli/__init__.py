@@ -57,16 +57,13 @@ HEAVY = ("numpy", "h5py", "numba", "refimpl.training")
 
 
 def _import_heavy(module, args) -> None:
-    """Import what the command needs with SIGINT deferred, then act on a Ctrl-C that came meanwhile."""
-    from ..interrupt import DeferredInterrupt
+    """Import what the command needs (``main`` runs this with Ctrl-C deferred and polls right after)."""
     names = module.heavy(args) if hasattr(module, "heavy") else getattr(module, "HEAVY", HEAVY)
-    with DeferredInterrupt(message=None) as sigint:
-        for name in names:
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                pass        # an optional peer: the command reports it when it needs it
-    sigint.poll()
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass        # an optional peer: the command reports it when it needs it
 
 
 def build_parser():
