@@ -12,55 +12,22 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .checks import check_choice, check_int
-
-CELLS = ("clif", "binary", "rate")
-SYN_INPUTS = ("new", "old")
-INPUT_GAINS = ("one_minus_beta", "unit")
-RESETS = ("zero", "subtract", "none")
-RESET_GRADS = ("detached", "attached", "ignored")
-SURROGATES = ("fast_sigmoid", "sigmoid", "arctan", "gaussian", "triangle")
-READOUT_SOURCES = {"clif": ("spikes", "membrane"), "binary": ("state", "activation"),
-                   "rate": ("state", "activation")}
-LOSSES = ("bce_per_step", "mse_per_step", "ce_max", "ce_mean", "ce_last")
-
-#: Named dialects of docs/model.md §1.1: (syn_input, input_gain, reset).
-DIALECTS = {
-    "engelken": ("new", "one_minus_beta", "zero"),
-    "spytorch": ("old", "unit", "zero"),
-    "stork": ("old", "one_minus_beta", "zero"),
-}
-
-
-def _numbers(name: str, value: Any) -> None:
-    """A real number, or (``tau_mem``, ``tau_syn``) a sequence of them: not a string or a bool, which
-    NumPy would turn into numbers without a word."""
-    items = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
-    for v in np.ravel(np.asarray(items, dtype=object)):
-        if isinstance(v, (bool, np.bool_, str, bytes)) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-
-
-def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
-    _numbers(name, value)
-    arr = np.asarray(value, dtype=float)
-    if arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if np.any(arr < 0) or (not allow_zero and np.any(arr == 0)):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
+from .checks import check_choice, check_int, check_numbers, check_positive_values
+from .schema import (CELLS, DIALECTS, FLOSS_PARAMS, INPUT_GAINS, LOSSES, READOUT_SOURCES,  # noqa: F401
+                     RESET_GRADS, RESETS, SURROGATES, SYN_INPUTS, setting)
 
 
 @dataclass(frozen=True)
 class Surrogate:
-    """The surrogate rule of docs/model.md §2: ``H'(x) := σ'(x; γ)``."""
+    """The surrogate rule of docs/model.md §2: ``H'(x) := σ'(x; γ)`` (the settings ``network.surrogate``
+    and ``network.slope`` of :mod:`refimpl.schema`)."""
 
-    name: str = "fast_sigmoid"
-    slope: float = 10.0
+    name: str = setting("network", "surrogate").default
+    slope: float = setting("network", "slope").default
 
     def __post_init__(self):
-        check_choice("surrogate.name", self.name, SURROGATES)
-        _positive("surrogate.slope", self.slope)
+        setting("network", "surrogate").check("surrogate.name", self.name)
+        setting("network", "slope").check("surrogate.slope", self.slope)
 
 
 @dataclass(frozen=True)
@@ -71,7 +38,7 @@ class Readout:
     source: str = "spikes"
 
     def __post_init__(self):
-        _positive("readout.tau_out", self.tau_out, allow_zero=True)
+        check_positive_values("readout.tau_out", self.tau_out, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -113,10 +80,10 @@ class NetworkConfig:
             raise ValueError(f"layers must have exactly one entry for cell={self.cell!r}, got {self.layers}")
         check_int("n_in", self.n_in, 1)
         check_int("n_out", self.n_out, 1)
-        _positive("dt", self.dt)
+        check_positive_values("dt", self.dt)
         for name in ("tau_mem", "tau_syn"):
             value = getattr(self, name)
-            _positive(name, value)
+            check_positive_values(name, value)
             if np.ndim(value) > 1:
                 raise ValueError(f"{name} must be a number or a 1-d sequence, got shape {np.shape(value)}")
             if np.ndim(value) == 1:
@@ -124,7 +91,7 @@ class NetworkConfig:
                 if any(n != len(value) for n in self.layers):
                     raise ValueError(f"{name} has {len(value)} values but layers are {self.layers}: "
                                      "a per-neuron sequence must match every layer size")
-        _numbers("theta", self.theta)
+        check_numbers("theta", self.theta)
         if not math.isfinite(self.theta):
             raise ValueError(f"theta must be finite, got {self.theta!r}")
         if self.cell == "clif" and not self.theta > 0:
@@ -190,7 +157,8 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class LyapunovConfig:
-    """Settings of the surrogate Lyapunov spectrum (docs/model.md §6)."""
+    """Settings of the surrogate Lyapunov spectrum (docs/model.md §6), checked by the ``[lyapunov]``
+    settings of :mod:`refimpl.schema`; the API default ``k = 1`` measures λ₁ (a training run logs 16)."""
 
     k: int = 1
     ons: int = 1
@@ -200,15 +168,10 @@ class LyapunovConfig:
     seed: int = 0
 
     def __post_init__(self):
-        check_int("lyapunov.k", self.k, 1)
-        check_int("lyapunov.ons", self.ons, 1)
-        check_int("lyapunov.warmup", self.warmup, 0)
-        check_int("lyapunov.transient", self.transient, 0)
+        for key in ("k", "ons", "warmup", "transient", "seed"):   # the [lyapunov] settings of refimpl.schema
+            setting("lyapunov", key).check(f"lyapunov.{key}", getattr(self, key))
         check_int("lyapunov.batch_index", self.batch_index, 0)
-        check_int("lyapunov.seed", self.seed, 0)
 
-
-FLOSS_PARAMS = ("W_in", "W_rec", "b", "V0", "I0", "x0")
 
 
 @dataclass(frozen=True)

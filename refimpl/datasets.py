@@ -33,13 +33,13 @@ negative or non-finite times.
 """
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .checks import check_int, check_positive
 from .tasks import CLASS_LOSSES, TaskBatch
 
 __all__ = ["SHD_URL", "SHD_DEFAULTS", "SpikeData", "read_shd", "bin_spikes", "load_shd", "write_shd_like",
@@ -98,22 +98,6 @@ class SpikeData:
                          self.indices[idx], extra, self.path)
 
 
-def _check_int(name, v, lo, allow_none=False):
-    if v is None and allow_none:
-        return None
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}{' or None' if allow_none else ''}, got {v!r}")
-    return int(v)
-
-
-def _check_pos(name, v, allow_none=False):
-    if v is None and allow_none:
-        return None
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0{' or None' if allow_none else ''}, got {v!r}")
-    return float(v)
-
-
 def _vlen_base(ds):
     import h5py
     return h5py.check_vlen_dtype(ds.dtype)
@@ -133,10 +117,10 @@ def read_shd(path, *, max_samples=None, seed: int = 0, n_units: int = 700, n_cla
     import h5py
     if not isinstance(path, (str, Path)) or str(path) == "":
         raise ValueError(f"path must be a non-empty file path, got {path!r}")
-    max_samples = _check_int("max_samples", max_samples, 1, allow_none=True)
-    seed = _check_int("seed", seed, 0)
-    n_units = _check_int("n_units", n_units, 1)
-    n_classes = _check_int("n_classes", n_classes, 1)
+    max_samples = check_int("max_samples", max_samples, 1, allow_none=True)
+    seed = check_int("seed", seed, 0)
+    n_units = check_int("n_units", n_units, 1)
+    n_classes = check_int("n_classes", n_classes, 1)
     path = Path(path)
     if not path.is_file():
         raise ValueError(_missing_message(path))
@@ -224,11 +208,11 @@ def bin_spikes(times, units, *, dt: float, T: int, n_units: int = 700, channel_f
     inputs; the trainer keeps large data sets as uint8/uint16 and converts
     each batch).
     """
-    dt = _check_pos("dt", dt)
-    T = _check_int("T", T, 1)
-    n_units = _check_int("n_units", n_units, 1)
-    channel_factor = _check_int("channel_factor", channel_factor, 1)
-    max_time = _check_pos("max_time", max_time, allow_none=True)
+    dt = check_positive("dt", dt)
+    T = check_int("T", T, 1)
+    n_units = check_int("n_units", n_units, 1)
+    channel_factor = check_int("channel_factor", channel_factor, 1)
+    max_time = check_positive("max_time", max_time, allow_none=True)
     if not isinstance(binary, (bool, np.bool_)):
         raise ValueError(f"binary must be True or False, got {binary!r}")
     if len(times) != len(units):
@@ -271,9 +255,9 @@ def load_shd(path, *, dt: float, T: int, n_units: int = 700, channel_factor: int
     """
     if loss not in CLASS_LOSSES:
         raise ValueError(f"loss must be one of {list(CLASS_LOSSES)}, got {loss!r}")
-    dt = _check_pos("dt", dt)
-    T = _check_int("T", T, 1)
-    channel_factor = _check_int("channel_factor", channel_factor, 1)
+    dt = check_positive("dt", dt)
+    T = check_int("T", T, 1)
+    channel_factor = check_int("channel_factor", channel_factor, 1)
     data = read_shd(path, max_samples=max_samples, seed=seed, n_units=n_units, n_classes=n_classes)
     u = bin_spikes(data.times, data.units, dt=dt, T=T, n_units=n_units, channel_factor=channel_factor,
                    binary=binary, max_time=max_time)

@@ -39,11 +39,11 @@ import numpy as np
 from .config import NetworkConfig
 from .measures import state_adjoints
 from .network import layers_of, state_slices
+from .schema import SAMPLE_PARAMS
 
 __all__ = ["participation_ratio", "participation_ratio_gram", "GradientSamples", "gradient_samples",
            "SAMPLE_PARAMS"]
 
-SAMPLE_PARAMS = ("W_rec", "W_in", "b")
 
 
 def participation_ratio_gram(K, *, center: bool = True) -> float:

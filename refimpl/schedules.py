@@ -42,46 +42,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .checks import is_int, is_num
+from .schema import SCHEDULE_KEYS, SCHEDULES, section
 
-SCHEDULES = ("none", "pre", "periodic", "adaptive")
+__all__ = ["SCHEDULES", "REASONS", "ScheduleConfig"]
 
 #: reason codes written to the logs (``flossing/events/reason``)
 REASONS = {"pre": 0, "periodic": 1, "lambda_low": 2, "lambda_high": 3, "grad_x0": 4}
 
 
-@dataclass(frozen=True)
+@section("flossing", keys=SCHEDULE_KEYS)
 class ScheduleConfig:
-    """The schedule part of the ``[flossing]`` section (see the module docstring)."""
+    """The schedule part of the ``[flossing]`` section (see the module docstring); its keys, defaults
+    and ranges are those of :data:`refimpl.schema.SCHEMA`."""
 
-    schedule: str = "none"
-    pre_steps: int = 0          # E_p
-    every: int = 0              # E_f (periodic)
-    steps: int = 0              # E_i (periodic) / E_a (adaptive)
-    max_sessions: int = 0       # N_i (periodic, >= 1); adaptive: 0 = unlimited
-    check_every: int = 1        # adaptive: check at e % check_every == 0
-    lo: float = -math.inf       # adaptive band [lo, hi] for λ₁ (1/step)
-    hi: float = math.inf
-    grad_threshold: float = 0.0  # adaptive: floss when ‖∂L/∂x₀‖ < this (0 = off)
-    phase: int = 0              # periodic: sessions where (e + phase) % every == 0
-
-    def __post_init__(self):
-        if self.schedule not in SCHEDULES:
-            import difflib
-            hint = difflib.get_close_matches(str(self.schedule), SCHEDULES, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ValueError(f"flossing.schedule must be one of {list(SCHEDULES)}, "
-                             f"got {self.schedule!r}{extra}")
-        for name in ("pre_steps", "every", "steps", "max_sessions", "check_every", "phase"):
-            v = getattr(self, name)
-            if not is_int(v) or v < 0:
-                raise ValueError(f"flossing.{name} must be an integer >= 0, got {v!r}")
-        for name in ("lo", "hi", "grad_threshold"):
-            v = getattr(self, name)
-            if not is_num(v) or math.isnan(v):
-                raise ValueError(f"flossing.{name} must be a number, got {v!r}")
-        if self.grad_threshold < 0:
-            raise ValueError(f"flossing.grad_threshold must be >= 0, got {self.grad_threshold!r}")
+    def validate(self):
         s = self.schedule
         if s == "none" and self.pre_steps:
             raise ValueError("flossing.pre_steps must be 0 with schedule = 'none' "

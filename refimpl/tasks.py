@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+from .checks import check_choice, check_float, check_int, is_int
 
 __all__ = [
     "PER_STEP_LOSSES",
@@ -116,7 +116,7 @@ class TaskBatch:
                 raise ValueError(
                     f"TaskBatch: 'targets' for loss {self.loss!r} must be an int64 "
                     f"ndarray of class labels of shape (B,) = ({B},)")
-            if not _is_int(self.n_classes) or self.n_classes < 1:
+            if not is_int(self.n_classes) or self.n_classes < 1:
                 raise ValueError("TaskBatch: 'n_classes' must be a positive int for class losses")
             if y.size and (y.min() < 0 or y.max() >= self.n_classes):
                 raise ValueError(f"TaskBatch: 'targets' labels must lie in [0, {self.n_classes})")
@@ -124,7 +124,7 @@ class TaskBatch:
             raise ValueError(
                 f"TaskBatch: 'loss' must be one of {PER_STEP_LOSSES + CLASS_LOSSES}, "
                 f"got {self.loss!r}")
-        if not _is_int(self.t0) or not 0 <= self.t0 < T:
+        if not is_int(self.t0) or not 0 <= self.t0 < T:
             raise ValueError(f"TaskBatch: 't0' must be an int in [0, T) = [0, {T}), got {self.t0!r}")
         if self.bits is not None and (not isinstance(self.bits, np.ndarray)
                                       or self.bits.shape != (T, B)):
@@ -158,59 +158,13 @@ class TaskBatch:
 # ---------------------------------------------------------------------------
 
 
-def _is_int(x: Any) -> bool:
-    # bool is an int subclass, but T=True is a bug, not a length.
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-
-
-def _is_real(x: Any) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
-
-
-def _check_int(where: str, name: str, value: Any, *, minimum: int) -> int:
-    if not _is_int(value):
-        raise ValueError(
-            f"{where}: parameter {name!r} must be an int >= {minimum}, "
-            f"got {value!r} of type {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{where}: parameter {name!r} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_real(where: str, name: str, value: Any, *, minimum: float,
-                strict: bool = False) -> float:
-    form = f"a finite real number {'>' if strict else '>='} {minimum:g}"
-    if not _is_real(value) or not math.isfinite(float(value)):
-        raise ValueError(f"{where}: parameter {name!r} must be {form}, got {value!r}")
-    value = float(value)
-    if value < minimum or (strict and value == minimum):
-        raise ValueError(f"{where}: parameter {name!r} must be {form}, got {value!r}")
-    return value
-
-
-def _check_choice(where: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        hint = ""
-        if isinstance(value, str):
-            close = difflib.get_close_matches(value, choices, n=1)
-            if close:
-                hint = f" (did you mean {close[0]!r}?)"
-        raise ValueError(f"{where}: parameter {name!r} must be one of {choices}, got {value!r}{hint}")
-    return value
-
-
-def _check_seed(where: str, seed: Any) -> int:
-    # A required non-negative int: "None" would silently give irreproducible data.
-    return _check_int(where, "seed", seed, minimum=0)
-
-
 def _check_encoding_args(where: str, encoding: Any, channels: Any, rate_hz: Any,
                          background_hz: Any, dt: Any) -> tuple[str, int, float, float, float]:
-    encoding = _check_choice(where, "encoding", encoding, ENCODINGS)
-    channels = _check_int(where, "channels", channels, minimum=1)
-    dt = _check_real(where, "dt", dt, minimum=0.0, strict=True)
-    rate_hz = _check_real(where, "rate_hz", rate_hz, minimum=0.0)
-    background_hz = _check_real(where, "background_hz", background_hz, minimum=0.0)
+    encoding = check_choice(f"{where}: parameter 'encoding'", encoding, ENCODINGS)
+    channels = check_int(f"{where}: parameter 'channels'", channels, 1)
+    dt = check_float(f"{where}: parameter 'dt'", dt, lo=0.0, lo_open=True)
+    rate_hz = check_float(f"{where}: parameter 'rate_hz'", rate_hz, lo=0.0)
+    background_hz = check_float(f"{where}: parameter 'background_hz'", background_hz, lo=0.0)
     if encoding == "poisson":
         # A per-step probability above 1 means the step is too coarse for the
         # rate; clipping it would silently change the statistics.
@@ -221,6 +175,17 @@ def _check_encoding_args(where: str, encoding: Any, channels: Any, rate_hz: Any,
                     f"(a spike probability per step), got {name}={rate:g} Hz with dt={dt:g} ms "
                     f"(probability {rate * dt / 1000.0:g})")
     return encoding, channels, rate_hz, background_hz, dt
+
+
+def _check_bit_task_args(where, T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss):
+    """The arguments every bit task shares, checked in the order of its signature."""
+    T = check_int(f"{where}: parameter 'T'", T, 1)
+    batch = check_int(f"{where}: parameter 'batch'", batch, 1)
+    seed = check_int(f"{where}: parameter 'seed'", seed, 0)
+    encoding, channels, rate_hz, background_hz, dt = _check_encoding_args(
+        where, encoding, channels, rate_hz, background_hz, dt)
+    loss = check_choice(f"{where}: parameter 'loss'", loss, PER_STEP_LOSSES)
+    return T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss
 
 
 # ---------------------------------------------------------------------------
@@ -355,14 +320,10 @@ def delayed_xor(*, T: int, batch: int, delta: int, h: int = 1, seed: int,
     t0_shift : int <= 0, first scored step ``t0 = d + t0_shift >= 0`` (default 0: ``t0 = d``).
     """
     where = "delayed_xor"
-    T = _check_int(where, "T", T, minimum=1)
-    batch = _check_int(where, "batch", batch, minimum=1)
-    delta = _check_int(where, "delta", delta, minimum=1)
-    h = _check_int(where, "h", h, minimum=0)
-    seed = _check_seed(where, seed)
-    encoding, channels, rate_hz, background_hz, dt = _check_encoding_args(
-        where, encoding, channels, rate_hz, background_hz, dt)
-    loss = _check_choice(where, "loss", loss, PER_STEP_LOSSES)
+    T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss = _check_bit_task_args(
+        where, T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss)
+    delta = check_int(f"{where}: parameter 'delta'", delta, 1)
+    h = check_int(f"{where}: parameter 'h'", h, 0)
     lags = [delta * 2 ** k for k in range(h + 1)]
     d = lags[-1]
     if T <= d:
@@ -370,7 +331,7 @@ def delayed_xor(*, T: int, batch: int, delta: int, h: int = 1, seed: int,
             f"{where}: parameter 'T' must be an int > d = 2**h * delta = {d} "
             f"(at least one scored step), got T={T}")
 
-    if not _is_int(t0_shift) or not -d <= t0_shift <= 0:
+    if not is_int(t0_shift) or not -d <= t0_shift <= 0:
         raise ValueError(f"{where}: parameter 't0_shift' must be an int in [-d, 0] = [{-d}, 0] "
                          f"(first scored step d + t0_shift), got {t0_shift!r}")
     t0 = d + int(t0_shift)
@@ -422,13 +383,9 @@ def delayed_copy(*, T: int, batch: int, delay: int, seed: int,
     loss : {"bce_per_step", "mse_per_step"}.
     """
     where = "delayed_copy"
-    T = _check_int(where, "T", T, minimum=1)
-    batch = _check_int(where, "batch", batch, minimum=1)
-    delay = _check_int(where, "delay", delay, minimum=0)
-    seed = _check_seed(where, seed)
-    encoding, channels, rate_hz, background_hz, dt = _check_encoding_args(
-        where, encoding, channels, rate_hz, background_hz, dt)
-    loss = _check_choice(where, "loss", loss, PER_STEP_LOSSES)
+    T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss = _check_bit_task_args(
+        where, T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss)
+    delay = check_int(f"{where}: parameter 'delay'", delay, 0)
     if T <= delay:
         raise ValueError(
             f"{where}: parameter 'T' must be an int > delay = {delay} "
@@ -510,17 +467,17 @@ def randman(*, n_classes: int, n_units: int, n_steps: int, dim_manifold: int,
         ``n_classes`` set; ``bits`` None.
     """
     where = "randman"
-    n_classes = _check_int(where, "n_classes", n_classes, minimum=2)
-    n_units = _check_int(where, "n_units", n_units, minimum=1)
-    n_steps = _check_int(where, "n_steps", n_steps, minimum=1)
-    dim_manifold = _check_int(where, "dim_manifold", dim_manifold, minimum=1)
-    alpha = _check_real(where, "alpha", alpha, minimum=0.0)
-    samples_per_class = _check_int(where, "samples_per_class", samples_per_class, minimum=1)
-    seed = _check_seed(where, seed)
-    dt = _check_real(where, "dt", dt, minimum=0.0, strict=True)
-    n_components = _check_int(where, "n_components", n_components, minimum=1)
-    jitter_ms = _check_real(where, "jitter_ms", jitter_ms, minimum=0.0)
-    loss = _check_choice(where, "loss", loss, CLASS_LOSSES)
+    n_classes = check_int(f"{where}: parameter 'n_classes'", n_classes, 2)
+    n_units = check_int(f"{where}: parameter 'n_units'", n_units, 1)
+    n_steps = check_int(f"{where}: parameter 'n_steps'", n_steps, 1)
+    dim_manifold = check_int(f"{where}: parameter 'dim_manifold'", dim_manifold, 1)
+    alpha = check_float(f"{where}: parameter 'alpha'", alpha, lo=0.0)
+    samples_per_class = check_int(f"{where}: parameter 'samples_per_class'", samples_per_class, 1)
+    seed = check_int(f"{where}: parameter 'seed'", seed, 0)
+    dt = check_float(f"{where}: parameter 'dt'", dt, lo=0.0, lo_open=True)
+    n_components = check_int(f"{where}: parameter 'n_components'", n_components, 1)
+    jitter_ms = check_float(f"{where}: parameter 'jitter_ms'", jitter_ms, lo=0.0)
+    loss = check_choice(f"{where}: parameter 'loss'", loss, CLASS_LOSSES)
 
     rng = np.random.default_rng(seed)
     K = n_components
@@ -611,14 +568,14 @@ def poisson_inputs(*, T: int, batch: int, n_in: int, rate_hz: float, seed: int,
     (e.g. 100 inputs at 10 Hz). Bernoulli per step with ``p = rate_hz·dt/1000``.
     """
     where = "poisson_inputs"
-    T = _check_int(where, "T", T, minimum=1)
-    batch = _check_int(where, "batch", batch, minimum=1)
-    n_in = _check_int(where, "n_in", n_in, minimum=1)
-    dt = _check_real(where, "dt", dt, minimum=0.0, strict=True)
-    rate_hz = _check_real(where, "rate_hz", rate_hz, minimum=0.0)
+    T = check_int(f"{where}: parameter 'T'", T, 1)
+    batch = check_int(f"{where}: parameter 'batch'", batch, 1)
+    n_in = check_int(f"{where}: parameter 'n_in'", n_in, 1)
+    dt = check_float(f"{where}: parameter 'dt'", dt, lo=0.0, lo_open=True)
+    rate_hz = check_float(f"{where}: parameter 'rate_hz'", rate_hz, lo=0.0)
     p = rate_hz * dt / 1000.0
     if p > 1.0:
         raise ValueError(f"{where}: parameter 'rate_hz' must satisfy rate_hz*dt/1000 <= 1, got {p}")
-    seed = _check_seed(where, seed)
+    seed = check_int(f"{where}: parameter 'seed'", seed, 0)
     rng = np.random.default_rng(seed)
     return (rng.random((T, batch, n_in)) < p).astype(np.float64)

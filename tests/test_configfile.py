@@ -115,7 +115,7 @@ def test_unknown_key_suggests_the_closest(tmp_path, capsys):
     ("training.epochs=2.5", "training.epochs must be an integer >= 0"),
     ("network.tau_mem=0", "tau_mem must be > 0"),
     ("network.reset=\"zeros\"", "did you mean 'zero'"),
-    ("task.delta=0", "'delta' must be an int >= 1"),
+    ("task.delta=0", "'delta' must be an integer >= 1"),
     ("task.T=2", "'T' must be an int > d"),
     ("flossing.schedule=\"periodc\"", "did you mean 'periodic'"),
     ("flossing.schedule=\"periodic\"", "flossing.every must be >= 1"),

@@ -10,34 +10,42 @@ import math
 
 from . import UsageError
 
-CELLS = "clif, binary or rate"
-SURROGATES = "fast_sigmoid, sigmoid, arctan, gaussian or triangle"
+#: [network] keys that are flags of the commands on Poisson input, in the order --help lists them
+NETWORK_FLAGS = ("cell", "dialect", "reset", "surrogate", "slope", "reset_grad", "smooth", "tau_mem", "tau_syn",
+                 "dt", "seed", "w_in", "g_rec", "bias")
+#: where these commands' defaults differ from the [network] section's, and why: on 100 independent
+#: Poisson inputs at 10 Hz a network with w_in = 1, g_rec = 1 barely spikes, so its spectrum and
+#: gradients would be those of a silent network
+POISSON_DEFAULTS = {"w_in": 6.0, "g_rec": 2.0}
 
 
-def add_network_flags(p, *, layers="64", n_in=100, w_in=6.0, g_rec=2.0) -> None:
+def schema_flag(g, section: str, key: str, default=None, **kw) -> None:
+    """One ``--key`` flag with the schema's type, default, help text and allowed values."""
+    from ..schema import setting
+    s = setting(section, key)
+    default = s.default if default is None else default
+    allowed = f" ({s.describe()})" if s.kind == "choice" else ""
+    if s.kind == "bool":
+        g.add_argument("--" + key.replace("_", "-"), action="store_true", help=s.help)
+        return
+    typ = {"int": int, "float": float}.get(s.kind, str)
+    g.add_argument("--" + key.replace("_", "-"), type=typ, default=default, help=kw.pop("help", s.help) + allowed,
+                   **kw)
+
+
+def add_network_flags(p, *, layers="64", n_in=100, **defaults) -> None:
+    """The network flags: the [network] settings of :mod:`refimpl.schema` (type, help, allowed values);
+    defaults are the schema's, except :data:`POISSON_DEFAULTS` and what the command passes."""
+    defaults = {**POISSON_DEFAULTS, **defaults}
     g = p.add_argument_group("network (docs/model.md §1)")
-    g.add_argument("--cell", default="clif", help=f"neuron model: {CELLS}")
-    g.add_argument("--dialect", default="engelken", help="cLIF dialect: engelken, spytorch or stork")
-    g.add_argument("--reset", default=None,
-                   help="override the dialect's reset: zero, subtract or none (default: the dialect's)")
-    g.add_argument("--surrogate", default="fast_sigmoid", help=f"surrogate derivative σ': {SURROGATES}")
-    g.add_argument("--slope", type=float, default=10.0, help="surrogate slope γ")
-    g.add_argument("--reset-grad", default="detached",
-                   help="what the surrogate sees of the reset: detached, attached or ignored (§3)")
-    g.add_argument("--smooth", action="store_true", help="smooth mode: σ instead of the spike (§2)")
+    for key in NETWORK_FLAGS:
+        schema_flag(g, "network", key, defaults.get(key))
     g.add_argument("--layers", default=None,
                    help=f"comma-separated layer sizes, e.g. 64 or 32,16 (default {layers}; binary and rate "
                         f"cells have one layer, default {layers.split(',')[0]})")
     p.set_defaults(layers_default=layers)
     g.add_argument("--n-in", type=int, default=n_in, help="input channels")
     g.add_argument("--n-out", type=int, default=1, help="readout units")
-    g.add_argument("--tau-mem", type=float, default=10.0, help="membrane time constant τ_mem [ms]")
-    g.add_argument("--tau-syn", type=float, default=5.0, help="synaptic time constant τ_syn [ms]")
-    g.add_argument("--dt", type=float, default=1.0, help="time step [ms]")
-    g.add_argument("--seed", type=int, default=0, help="seed of the weights")
-    g.add_argument("--w-in", type=float, default=w_in, help="input weights W_in ~ N(0, w_in²/n_in)")
-    g.add_argument("--g-rec", type=float, default=g_rec, help="recurrent weights W_rec ~ N(0, g_rec²/N)")
-    g.add_argument("--bias", type=float, default=0.0, help="bias b of every neuron")
 
 
 #: network_config's parameter names as the flags that set them
@@ -86,13 +94,14 @@ def add_input_flags(p, *, T=500) -> None:
 
 
 def add_lyapunov_flags(p, *, k=32) -> None:
+    """The spectrum flags: the [lyapunov] QR settings of :mod:`refimpl.schema` (``--q-seed`` is
+    ``lyapunov.seed``)."""
     g = p.add_argument_group("spectrum (docs/model.md §6)")
-    g.add_argument("--k", type=int, default=k, help="number of exponents")
-    g.add_argument("--ons", type=int, default=1, help="steps between QR re-orthonormalizations")
-    g.add_argument("--warmup", type=int, default=0, help="steps run before the tangent vectors start")
-    g.add_argument("--transient", type=int, default=0,
-                   help="QR steps whose growth is not counted in the exponents")
-    g.add_argument("--q-seed", type=int, default=0, help="seed of the initial orthonormal Q_0")
+    schema_flag(g, "lyapunov", "k", k, help="number of exponents")
+    for key in ("ons", "warmup", "transient"):
+        schema_flag(g, "lyapunov", key)
+    from ..schema import setting
+    g.add_argument("--q-seed", type=int, default=0, help=setting("lyapunov", "seed").help)
 
 
 def check_input_flags(args) -> None:

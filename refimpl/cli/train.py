@@ -9,8 +9,22 @@ import sys
 import time
 from pathlib import Path
 
+import argparse
+
 from . import shipped
 
+
+class _PrintKeys(argparse.Action):
+    """``--keys``: print every TOML key with its default, allowed values and meaning, and exit (like --help)."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..schema import table_markdown
+        print(table_markdown())
+        print("| **[task]** | | | the parameters of the task's generator (docs/training.md) |")
+        parser.exit(0)
 
 
 def add_parser(sub) -> list:
@@ -26,6 +40,8 @@ def add_parser(sub) -> list:
     p.add_argument("--force", action="store_true",
                    help="start afresh even if the output directory already holds a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--keys", action=_PrintKeys,
+                   help="print every configuration key (default, allowed values, meaning) and exit")
     return ["train"]
 
 

@@ -1,7 +1,8 @@
 """The run configuration: one frozen dataclass per TOML section, and :class:`RunConfig` (docs/training.md).
 
-Each section checks its values when built (:mod:`refimpl.checks`); :mod:`refimpl.training.configfile`
-reads and writes them as TOML."""
+The sections' keys, defaults and per-key checks come from the schema (:mod:`refimpl.schema`); the
+classes here add the checks that involve several keys. :mod:`refimpl.training.configfile` reads and
+writes them as TOML."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,21 +11,17 @@ from dataclasses import dataclass, field, fields
 
 
 from .. import flossing, lyapunov
-from .. import dimensionality as dimensionality_mod
-from ..config import FLOSS_PARAMS, FlossConfig, LossConfig, LyapunovConfig, network_config
+from ..config import FlossConfig, LossConfig, LyapunovConfig, network_config
 from ..optim import AdamConfig
 from ..schedules import ScheduleConfig
+from ..schema import SCHEDULE_KEYS, section
 from ..tasks import make_task
-from ..checks import check_bool, check_choice, coerce_floats, check_float, check_int, is_int, is_num, check_names
+from ..checks import check_choice, check_int
 
 
 BIT_TASKS = ("delayed_xor", "delayed_copy")
 #: tasks with one fixed data set (no fresh batches): generated once, or read from files
 FIXED_TASKS = ("randman", "shd")
-INITS = ("default", "fluctuation")
-X0_INITS = ("zero", "relaxed")
-CLIPS = ("global", "per_array")
-TRAINABLE = ("W_in", "W_rec", "b", "V0", "I0", "x0", "W_out", "b_out")
 
 
 
@@ -32,80 +29,20 @@ TRAINABLE = ("W_in", "W_rec", "b", "V0", "I0", "x0", "W_out", "b_out")
 # the sections of a run configuration
 # ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@section("network")
 class NetworkSection:
-    """``[network]``: the network map (docs/model.md §1) and its random initialization.
+    """``[network]``: the network map (docs/model.md §1) and its random initialization; the keys are
+    declared in :data:`refimpl.schema.SCHEMA`.
 
     ``n_in`` and ``n_out`` are not keys: the task sets them. ``syn_input``,
     ``input_gain`` and ``reset`` default to the dialect's; ``readout`` (the
     readout source) to ``spikes`` for clif and ``state`` for binary/rate.
     """
 
-    cell: str = "clif"
-    dialect: str = "engelken"
-    layers: tuple = (64,)
-    dt: float = 1.0
-    tau_mem: float = 10.0
-    tau_syn: float = 5.0
-    theta: float = 1.0
-    syn_input: str | None = None
-    input_gain: str | None = None
-    reset: str | None = None
-    reset_grad: str = "detached"
-    surrogate: str = "fast_sigmoid"
-    slope: float = 10.0
-    smooth: bool = False
-    tau_out: float = 5.0
-    readout: str | None = None
-    seed: int = 0
-    w_in: float = 1.0
-    g_rec: float = 1.0
-    w_out: float = 1.0
-    bias: float = 0.0
-    init: str = "default"         # default | fluctuation (refimpl.init)
-    init_mu_U: float = 0.0        # fluctuation: target mean of the free membrane (units of theta)
-    init_sigma_U: float = 1.0     # fluctuation: target SD of the free membrane (units of theta)
-    init_nu_in: float = 0.0       # fluctuation: input rate, Hz (0: mean and variance measured from the data)
-    init_nu_rec: float = 0.0      # fluctuation: the layers' target rate, Hz (0: none; binary: mean field)
-    init_rec_share: float = 0.0   # fluctuation: fraction of sigma_U^2 from the recurrent input, [0, 1)
-    bias_spread: float = 0.0      # b = bias + bias_spread * U[0, 1) (the reference code: 0.1)
-    keep_diagonal: bool = False   # keep the W_rec diagonal (autapses; the reference code keeps it)
-    bias_out: float = 0.0         # initial readout bias b_out (the reference code: 0.001)
-    x0_init: str = "zero"         # zero | relaxed (free-running from a random state)
-    x0_relax_steps: int = 100     # relaxed: steps of free running
-    x0_scale: float = 1.0         # relaxed: SD of the random starting state
-    x0_per_slot: bool = False     # one initial state per batch slot (training.batch_size of them)
-
-    def __post_init__(self):
-        layers = self.layers
-        if is_int(layers):
-            layers = (layers,)
-        if not isinstance(layers, (list, tuple)):
-            raise ValueError(f"network.layers must be a list of positive layer sizes, got {layers!r}")
-        object.__setattr__(self, "layers", tuple(layers))
-        for i, n in enumerate(self.layers):
-            check_int(f"network.layers[{i}]", n, 1)
-        check_int("network.seed", self.seed, 0)
-        for key in ("w_in", "g_rec", "w_out"):
-            check_float(f"network.{key}", getattr(self, key), lo=0.0)
-        check_float("network.bias", self.bias)
-        check_bool("network.smooth", self.smooth)
-        check_choice("network.init", self.init, INITS)
-        check_float("network.init_mu_U", self.init_mu_U)
-        check_float("network.init_sigma_U", self.init_sigma_U, lo=0.0, lo_open=True)
-        check_float("network.init_nu_in", self.init_nu_in, lo=0.0)
-        check_float("network.init_nu_rec", self.init_nu_rec, lo=0.0)
-        check_float("network.init_rec_share", self.init_rec_share, lo=0.0, hi=1.0, hi_open=True)
-        check_float("network.bias_spread", self.bias_spread, lo=0.0)
-        check_bool("network.keep_diagonal", self.keep_diagonal)
-        check_float("network.bias_out", self.bias_out)
-        check_choice("network.x0_init", self.x0_init, X0_INITS)
-        check_int("network.x0_relax_steps", self.x0_relax_steps, 0)
-        check_float("network.x0_scale", self.x0_scale, lo=0.0)
-        check_bool("network.x0_per_slot", self.x0_per_slot)
+    def validate(self):
         if self.init == "fluctuation" and (self.bias_spread or self.keep_diagonal):
             raise ValueError("network.bias_spread and network.keep_diagonal apply to network.init = 'default'")
-        self.build(1, 1)  # validates every other key
+        self.build(1, 1)  # the checks that involve several keys (the cell's readout sources, the dialect)
         if self.init == "fluctuation":
             if self.bias != 0:
                 raise ValueError("network.bias must be 0 with network.init = 'fluctuation' (a bias would shift "
@@ -116,7 +53,6 @@ class NetworkSection:
             if self.cell == "clif" and not self.init_nu_rec and (self.init_rec_share > 0 or len(self.layers) > 1):
                 why = "init_rec_share > 0" if self.init_rec_share > 0 else "there is more than one layer"
                 raise ValueError(f"network.init_nu_rec must be > 0 (Hz, the layers' target rate) when {why}")
-        coerce_floats(self)
 
     def init_kwargs(self) -> dict:
         """Keyword arguments of :func:`refimpl.init.fluctuation_init` (without the input statistics)."""
@@ -137,10 +73,6 @@ class NetworkSection:
         elif self.cell != "clif":
             ro["source"] = "state"
         kw["readout"] = ro
-        for key in ("dt", "tau_mem", "tau_syn", "theta", "slope", "tau_out"):
-            v = getattr(self, key)
-            if not is_num(v):
-                raise ValueError(f"network.{key} must be a number, got {v!r}")
         try:
             if self.cell == "clif":
                 return network_config(dialect=self.dialect, **kw)
@@ -250,86 +182,23 @@ class TaskSection:
             raise ValueError(f"[task] {msg}") from None
 
 
-@dataclass(frozen=True)
+@section("training")
 class TrainingSection:
-    """``[training]``: the task-loss optimizer and the data regime."""
-
-    epochs: int = 20
-    batch_size: int = 32
-    steps_per_epoch: int = 10
-    data: str = "auto"            # auto | fresh | fixed (randman: fixed)
-    train_size: int = 0           # fixed bit-task data: number of training sequences
-    test_size: int = 256          # bit tasks: sequences in the test set
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    clip_norm: float = 1.0        # 0 = no clipping
-    clip: str = "global"          # global: the norm of all gradients; per_array: each array's own norm
-    params: tuple = ("W_in", "W_rec", "b", "W_out", "b_out")
-    eval_every: int = 1           # evaluate on the test set (a log row) every n epochs, and at the end
-
-    def __post_init__(self):
-        object.__setattr__(self, "params", tuple(self.params) if isinstance(self.params, (list, tuple))
-                           else self.params)
-        check_int("training.epochs", self.epochs, 0)
-        check_int("training.batch_size", self.batch_size, 1)
-        check_int("training.steps_per_epoch", self.steps_per_epoch, 1)
-        check_choice("training.data", self.data, ["auto", "fresh", "fixed"])
-        check_int("training.train_size", self.train_size, 0)
-        check_int("training.test_size", self.test_size, 1)
-        check_float("training.lr", self.lr, lo=0.0, lo_open=True)
-        check_float("training.beta1", self.beta1, lo=0.0, hi=1.0, hi_open=True)
-        check_float("training.beta2", self.beta2, lo=0.0, hi=1.0, hi_open=True)
-        check_float("training.eps", self.eps, lo=0.0, lo_open=True)
-        check_float("training.clip_norm", self.clip_norm, lo=0.0)
-        check_choice("training.clip", self.clip, CLIPS)
-        check_names("training.params", self.params, TRAINABLE)
-        check_int("training.eval_every", self.eval_every, 1)
-        coerce_floats(self)
+    """``[training]``: the task-loss optimizer and the data regime (keys: :data:`refimpl.schema.SCHEMA`)."""
 
     def adam(self) -> AdamConfig:
         return AdamConfig(self.lr, self.beta1, self.beta2, self.eps, self.clip_norm or None,
                           per_array=self.clip == "per_array")
 
 
-@dataclass(frozen=True)
+@section("flossing", exclude=SCHEDULE_KEYS)
 class FlossingSection(ScheduleConfig):
     """``[flossing]``: the schedule (:class:`ScheduleConfig`) plus the flossing loss and its optimizer.
 
     ``k`` exponents are flossed toward ``target`` (1/step) by Adam with its
     own state; ``T`` (0: the task's ``T``) is the length of each flossing
-    input (bit tasks only).
+    input (bit tasks only). ``warmup`` and ``transient`` of -1 take ``[lyapunov]``'s.
     """
-
-    k: int = 16
-    target: float = 0.0
-    params: tuple = ("W_in", "W_rec", "b")
-    lr: float = 1e-2
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    clip_norm: float = 0.0
-    T: int = 0
-    warmup: int = -1      # QR settings of the flossing spectrum; -1: lyapunov.warmup
-    transient: int = -1   # -1: lyapunov.transient
-
-    def __post_init__(self):
-        super().__post_init__()
-        object.__setattr__(self, "params", tuple(self.params) if isinstance(self.params, (list, tuple))
-                           else self.params)
-        check_int("flossing.k", self.k, 1)
-        check_float("flossing.target", self.target)
-        check_names("flossing.params", self.params, FLOSS_PARAMS)
-        check_float("flossing.lr", self.lr, lo=0.0, lo_open=True)
-        check_float("flossing.beta1", self.beta1, lo=0.0, hi=1.0, hi_open=True)
-        check_float("flossing.beta2", self.beta2, lo=0.0, hi=1.0, hi_open=True)
-        check_float("flossing.eps", self.eps, lo=0.0, lo_open=True)
-        check_float("flossing.clip_norm", self.clip_norm, lo=0.0)
-        check_int("flossing.T", self.T, 0)
-        check_int("flossing.warmup", self.warmup, -1)
-        check_int("flossing.transient", self.transient, -1)
-        coerce_floats(self)
 
     def adam(self) -> AdamConfig:
         return AdamConfig(self.lr, self.beta1, self.beta2, self.eps, self.clip_norm or None)
@@ -338,33 +207,12 @@ class FlossingSection(ScheduleConfig):
         return FlossConfig(self.target, self.params)
 
 
-@dataclass(frozen=True)
+@section("lyapunov")
 class LyapunovSection:
     """``[lyapunov]``: the spectrum logged during training, and the QR settings flossing shares."""
 
-    k: int = 16
-    ons: int = 1
-    warmup: int = 0
-    transient: int = 0
-    seed: int = 0
-    every: int = 5    # log the spectrum at epochs e with e % every == 0 (0: never)
-    T: int = 0        # length of the spectrum input (0: as the flossing inputs, flossing.T or the task's T)
-    dimensionality: bool = True           # with each logged spectrum, log the gradient dimensionality
-    dimensionality_batch: int = 8         # test samples whose per-step gradient terms are the samples
-    dimensionality_params: tuple = ("W_rec",)
-    dimensionality_threshold: float = -0.05   # n_slow counts exponents above this (1/step)
-
-    def __post_init__(self):
-        self.config()          # LyapunovConfig checks the settings the two share (same keys, same messages)
-        check_int("lyapunov.every", self.every, 0)
-        check_int("lyapunov.T", self.T, 0)
-        check_bool("lyapunov.dimensionality", self.dimensionality)
-        check_int("lyapunov.dimensionality_batch", self.dimensionality_batch, 1)
-        object.__setattr__(self, "dimensionality_params", tuple(self.dimensionality_params)
-                           if isinstance(self.dimensionality_params, (list, tuple)) else self.dimensionality_params)
-        check_names("lyapunov.dimensionality_params", self.dimensionality_params, dimensionality_mod.SAMPLE_PARAMS)
-        check_float("lyapunov.dimensionality_threshold", self.dimensionality_threshold)
-        coerce_floats(self)
+    def validate(self):
+        self.config()          # LyapunovConfig checks the settings the two share
 
     def config(self, k: int | None = None, flossing: "FlossingSection | None" = None) -> LyapunovConfig:
         """The QR settings of logged spectra, or (``flossing`` given) of the flossing spectrum, whose
@@ -377,19 +225,9 @@ class LyapunovSection:
                               transient=transient, batch_index=0, seed=self.seed)
 
 
-@dataclass(frozen=True)
+@section("output")
 class OutputSection:
     """``[output]``: where files go and how often checkpoints are written."""
-
-    dir: str = "out"
-    checkpoint_every: int = 5   # epochs; 0: only at the end (and on Ctrl-C)
-    progress: bool = True
-
-    def __post_init__(self):
-        if not isinstance(self.dir, str) or not self.dir:
-            raise ValueError(f"output.dir must be a non-empty string, got {self.dir!r}")
-        check_int("output.checkpoint_every", self.checkpoint_every, 0)
-        check_bool("output.progress", self.progress)
 
 
 SECTIONS = {"network": NetworkSection, "task": TaskSection, "training": TrainingSection,
