@@ -54,15 +54,9 @@ def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S,
     for t in range(T - 1, -1, -1):
         for bb in range(B):
             for i in range(N):
-                mbar = rho[t, bb, i] * Vbar_next[bb, i]
-                Vbar[bb, i] = ext_V[t, bb, i] + (c[t, bb, i] * Vbar_next[bb, i] + beta[i] * mbar)
-                if syn_old:
-                    Jb = Ibar_next[bb, i]
-                    ib = g[i] * mbar
-                else:
-                    Jb = Ibar_next[bb, i] + g[i] * mbar
-                    ib = 0.0
-                Ibar[bb, i] = ib + alpha[i] * Jb
+                vb, Ibar[bb, i], Jb = cell.adjoint_element(Vbar_next[bb, i], Ibar_next[bb, i], 0.0, rho[t, bb, i],
+                                                           c[t, bb, i], alpha[i], beta[i], g[i], syn_old)
+                Vbar[bb, i] = ext_V[t, bb, i] + vb
                 J[bb, i] = Jb
                 gb[i] += Jb
         Sbar[:, :] = ext_S[t]

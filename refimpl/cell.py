@@ -84,21 +84,76 @@ def activation(v, theta, act, sur, gamma, smooth):
 
 
 @njit(cache=True)
-def activation_d1(v, theta, act, sur, gamma):
-    """φ'(v - θ) under the surrogate rule (docs/model.md §2)."""
+def activation_derivative(v, theta, act, sur, gamma, order):
+    """φ'(v - θ) (``order`` 1; σ' for spikes: the surrogate rule of docs/model.md §2) or φ''(v - θ)
+    (``order`` 2; σ'' for spikes, which enters only the flossing gradient)."""
     x = v - theta
     if act == ACT_TANH:
-        return tanh_derivatives(x)[1]
-    return sigma_prime(x, sur, gamma)
+        return tanh_derivatives(x)[order]
+    return sigma_prime(x, sur, gamma) if order == 1 else sigma_second(x, sur, gamma)
 
 
-@njit(cache=True)
-def activation_d2(v, theta, act, sur, gamma):
-    """φ''(v - θ): σ'' for spikes."""
-    x = v - theta
-    if act == ACT_TANH:
-        return tanh_derivatives(x)[2]
-    return sigma_second(x, sur, gamma)
+# ---------------------------------------------------------------------------
+# the per-neuron formulas, written once: every kernel (the step kernels below, the batched forward
+# pass of refimpl.kernels.batched, the BPTT kernel of refimpl.adjoint and the fused kernels of
+# refimpl.kernels.fused) computes a neuron's update, its D_t and its D_tᵀ with these
+# ---------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def membrane(V, I, I_new, b, alpha, beta, g, syn_old):
+    """``I_{t+1} = α I_t + I_new + b`` and ``m_t = β V_t + g Ĩ_t`` of one neuron (the module docstring).
+
+    Linear in ``(V, I, I_new, b)``, so the tangent is the same formula on tangents (``b`` → the
+    parameter tangent ``P``): :func:`tangent_element` calls it that way."""
+    I_next = alpha * I + I_new + b
+    I_tilde = I if syn_old else I_next
+    return I_next, beta * V + g * I_tilde
+
+
+@njit(cache=True, inline="always")
+def reset_element(m, S, s, theta, reset, reset_grad):
+    """``V_{t+1}`` from ``m_t`` and ``S_t``, with the linearization coefficients ``ρ̂_t`` and ``c_t``
+    (docs/model.md §3): ``(v, rho, c)``. ``s = σ'(V_t - θ)`` enters only ``c`` (attached resets)."""
+    r = 1.0
+    cc = 0.0
+    if reset == RESET_ZERO:
+        v = (1.0 - S) * m
+        if reset_grad != GRAD_IGNORED:
+            r = 1.0 - S
+        if reset_grad == GRAD_ATTACHED:
+            cc = -m * s
+    elif reset == RESET_SUBTRACT:
+        v = m - theta * S
+        if reset_grad == GRAD_ATTACHED:
+            cc = -theta * s
+    else:
+        v = m
+    return v, r, cc
+
+
+@njit(cache=True, inline="always")
+def tangent_element(dV, dI, dI_new, p, rho, c, alpha, beta, g, syn_old):
+    """``D_t`` of one neuron (docs/model.md §4): ``(dV', dI', dm)`` from the tangent ``(dV, dI)``, the
+    tangent ``dI_new = (W_in dz + W_rec dS)_i`` of the synaptic input and a parameter tangent ``p``."""
+    dIn, dm = membrane(dV, dI, dI_new, p, alpha, beta, g, syn_old)
+    return rho * dm + c * dV, dIn, dm
+
+
+@njit(cache=True, inline="always")
+def adjoint_element(Vbar_next, Ibar_next, mbar_extra, rho, c, alpha, beta, g, syn_old):
+    """``D_tᵀ`` of one neuron, the transpose of :func:`tangent_element`: ``(V̄_t, Ī_t, J)`` from
+    ``(V̄_{t+1}, Ī_{t+1})`` and an adjoint ``mbar_extra`` arriving directly at ``m_t``; ``J`` is the
+    adjoint of ``I_{t+1}``, which the caller sends on through ``W_rec`` and ``W_in`` (and
+    ``s_t ⊙ (W_recᵀ J)`` is added to ``V̄_t`` once every consumer of ``S_t`` has contributed)."""
+    mbar = rho * Vbar_next + mbar_extra
+    vb = c * Vbar_next + beta * mbar
+    if syn_old:
+        J = Ibar_next
+        ib = g * mbar
+    else:
+        J = Ibar_next + g * mbar
+        ib = 0.0
+    return vb, ib + alpha * J, J
 
 
 # ---------------------------------------------------------------------------
@@ -113,16 +168,8 @@ def forward_step(V, I, S, z, W_in, W_rec, b, alpha, beta, g, theta, syn_old, res
     I_new = np.dot(z, W_in.T) + np.dot(S, W_rec.T)
     for bb in range(B):
         for i in range(N):
-            I_next = alpha[i] * I[bb, i] + I_new[bb, i] + b[i]
-            I_out[bb, i] = I_next
-            I_tilde = I[bb, i] if syn_old else I_next
-            m = beta[i] * V[bb, i] + g[i] * I_tilde
-            if reset == RESET_ZERO:
-                v = (1.0 - S[bb, i]) * m
-            elif reset == RESET_SUBTRACT:
-                v = m - theta * S[bb, i]
-            else:
-                v = m
+            I_out[bb, i], m = membrane(V[bb, i], I[bb, i], I_new[bb, i], b[i], alpha[i], beta[i], g[i], syn_old)
+            v = reset_element(m, S[bb, i], 0.0, theta, reset, GRAD_DETACHED)[0]
             V_out[bb, i] = v
             S_out[bb, i] = activation(v, theta, act, sur, gamma, smooth)
 
@@ -188,14 +235,9 @@ def jvp_step(K, s, rho, c, alpha, beta, g, syn_old, W_in, W_rec,
     for r in range(R):
         bb = r // K
         for i in range(N):
-            dIn = alpha[i] * dI[r, i] + dI_new[r, i]
-            if has_p:
-                dIn += P[bb, i]
-            dI_out[r, i] = dIn
-            dIt = dI[r, i] if syn_old else dIn
-            dm = beta[i] * dV[r, i] + g[i] * dIt
-            dm_out[r, i] = dm
-            dV_out[r, i] = rho[bb, i] * dm + c[bb, i] * dV[r, i]
+            p = P[bb, i] if has_p else 0.0
+            dV_out[r, i], dI_out[r, i], dm_out[r, i] = tangent_element(
+                dV[r, i], dI[r, i], dI_new[r, i], p, rho[bb, i], c[bb, i], alpha[i], beta[i], g[i], syn_old)
 
 
 @njit(cache=True)
@@ -232,16 +274,11 @@ def vjp_step(K, rho, c, alpha, beta, g, syn_old, W_in, W_rec,
     for r in range(R):
         bb = r // K
         for i in range(N):
-            mbar = rho[bb, i] * Vbar_next[r, i]
-            if has_extra:
-                mbar += mbar_extra[r, i]
-            Vbar[r, i] += c[bb, i] * Vbar_next[r, i] + beta[i] * mbar
-            if syn_old:
-                J[r, i] = Ibar_next[r, i]
-                Ibar[r, i] += g[i] * mbar
-            else:
-                J[r, i] = Ibar_next[r, i] + g[i] * mbar
-            Ibar[r, i] += alpha[i] * J[r, i]
+            extra = mbar_extra[r, i] if has_extra else 0.0
+            vb, ib, J[r, i] = adjoint_element(Vbar_next[r, i], Ibar_next[r, i], extra, rho[bb, i], c[bb, i],
+                                              alpha[i], beta[i], g[i], syn_old)
+            Vbar[r, i] += vb
+            Ibar[r, i] += ib
     Sbar += np.dot(J, W_rec)
     if zbar.shape[0] > 0:
         zbar += np.dot(J, W_in)

@@ -47,28 +47,21 @@ _dgemqrt = _bind("scipy.linalg.cython_lapack", "dgemqrt",
                  _PC, _PC, _PI, _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
 
 
-@_intrinsic
-def _int_ptr(typingctx, x):
-    """Pointer to a stack copy of ``x`` as a Fortran INTEGER."""
-    def codegen(context, builder, sig, args):
-        return _cgutils.alloca_once_value(builder, context.cast(builder, args[0], sig.args[0], _nt.int32))
-    return _PI(x), codegen
+def _stack_ptr(ptr_type, value_type, what):
+    """An intrinsic giving a pointer to a stack copy of its argument as ``value_type`` (the Fortran calling
+    convention passes every scalar by reference)."""
+    @_intrinsic
+    def ptr(typingctx, x):
+        def codegen(context, builder, sig, args):
+            return _cgutils.alloca_once_value(builder, context.cast(builder, args[0], sig.args[0], value_type))
+        return ptr_type(x), codegen
+    ptr.__doc__ = f"Pointer to a stack copy of ``x`` as {what}."
+    return ptr
 
 
-@_intrinsic
-def _dbl_ptr(typingctx, x):
-    """Pointer to a stack copy of ``x`` as a DOUBLE PRECISION."""
-    def codegen(context, builder, sig, args):
-        return _cgutils.alloca_once_value(builder, context.cast(builder, args[0], sig.args[0], _nt.float64))
-    return _PD(x), codegen
-
-
-@_intrinsic
-def _chr_ptr(typingctx, x):
-    """Pointer to a stack copy of the character code ``x``."""
-    def codegen(context, builder, sig, args):
-        return _cgutils.alloca_once_value(builder, context.cast(builder, args[0], sig.args[0], _nt.int8))
-    return _PC(x), codegen
+_int_ptr = _stack_ptr(_PI, _nt.int32, "a Fortran INTEGER")
+_dbl_ptr = _stack_ptr(_PD, _nt.float64, "a DOUBLE PRECISION")
+_chr_ptr = _stack_ptr(_PC, _nt.int8, "the character code")
 
 
 @_intrinsic

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..cell import (ACT_TANH, GRAD_ATTACHED, GRAD_IGNORED, RESET_SUBTRACT, RESET_ZERO, activation, activation_d1,
-                    activation_d2, tanh_derivatives)
+from ..cell import (ACT_TANH, activation, activation_derivative, membrane, reset_element, tanh_derivatives)
 from ..lapack import gemm
 
 
@@ -26,6 +25,13 @@ def _nonzeros(X):
             if X[r, j] != 0.0:
                 n += 1
     return n
+
+
+@njit(cache=True, inline="always")
+def _axpy(x, src, dst):
+    """``dst += x src`` for one row: the product with one nonzero entry of a spike matrix."""
+    for i in range(dst.shape[0]):
+        dst[i] += x * src[i]
 
 
 @njit(cache=True)
@@ -51,15 +57,13 @@ def matmul_wt(X, W, WT, beta, out):
         for j in range(n):
             x = X[r, j]
             if x != 0.0:
-                for i in range(N):
-                    out[r, i] += x * WT[j, i]
+                _axpy(x, WT[j], out[r])
 
 
 @njit(cache=True)
 def outer_acc_t(J, X, GT):
     """``GT += Xᵀ J`` i.e. ``G += Jᵀ X`` stored transposed (``GT (n, N)``), skipping zeros of ``X``."""
     B, n = X.shape
-    N = J.shape[1]
     if _nonzeros(X) > SPARSE_DENSITY * B * n:
         gemm(True, False, 1.0, X, J, 1.0, GT)
         return
@@ -67,8 +71,7 @@ def outer_acc_t(J, X, GT):
         for j in range(n):
             x = X[r, j]
             if x != 0.0:
-                for i in range(N):
-                    GT[j, i] += x * J[r, i]
+                _axpy(x, J[r], GT[j])
 
 
 @njit(cache=True)
@@ -76,32 +79,11 @@ def _step_linearized(V, I, S, s, I_new, b, alpha, beta, g, theta, syn_old, reset
                      V_out, I_out, m, rho, c):
     """One step of :func:`forward_step` on ``(B, N)`` views, with the linearization ``m, ρ̂, c`` (``cell``'s docstring)."""
     B, N = V.shape
-    attached = reset_grad == GRAD_ATTACHED
     for bb in range(B):
         for i in range(N):
-            I_next = alpha[i] * I[bb, i] + I_new[bb, i] + b[i]
-            I_out[bb, i] = I_next
-            I_tilde = I[bb, i] if syn_old else I_next
-            mm = beta[i] * V[bb, i] + g[i] * I_tilde
-            St = S[bb, i]
-            r = 1.0
-            cc = 0.0
-            if reset == RESET_ZERO:
-                v = (1.0 - St) * mm
-                if reset_grad != GRAD_IGNORED:
-                    r = 1.0 - St
-                if attached:
-                    cc = -mm * s[bb, i]
-            elif reset == RESET_SUBTRACT:
-                v = mm - theta * St
-                if attached:
-                    cc = -theta * s[bb, i]
-            else:
-                v = mm
-            V_out[bb, i] = v
+            I_out[bb, i], mm = membrane(V[bb, i], I[bb, i], I_new[bb, i], b[i], alpha[i], beta[i], g[i], syn_old)
+            V_out[bb, i], rho[bb, i], c[bb, i] = reset_element(mm, S[bb, i], s[bb, i], theta, reset, reset_grad)
             m[bb, i] = mm
-            rho[bb, i] = r
-            c[bb, i] = cc
 
 
 @njit(cache=True)
@@ -111,12 +93,12 @@ def _activations(V, theta, act, sur, gamma, smooth, S, s, s2):
         for i in range(N):
             v = V[bb, i]
             if act == ACT_TANH:
-                # the same values as activation, activation_d1, activation_d2, from one tanh and one cosh
+                # the same values as activation, activation_derivative, from one tanh and one cosh
                 S[bb, i], s[bb, i], s2[bb, i] = tanh_derivatives(v - theta)
             else:
                 S[bb, i] = activation(v, theta, act, sur, gamma, smooth)
-                s[bb, i] = activation_d1(v, theta, act, sur, gamma)
-                s2[bb, i] = activation_d2(v, theta, act, sur, gamma)
+                s[bb, i] = activation_derivative(v, theta, act, sur, gamma, 1)
+                s2[bb, i] = activation_derivative(v, theta, act, sur, gamma, 2)
 
 
 @njit(cache=True)

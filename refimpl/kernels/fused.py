@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..cell import GRAD_ATTACHED, RESET_NONE, RESET_ZERO
+from ..cell import GRAD_ATTACHED, RESET_NONE, RESET_ZERO, adjoint_element, tangent_element
 from ..lapack import gemm, qr_rows, qr_work, solve_rt_rows
 from .batched import outer_acc_t
 
@@ -49,12 +49,9 @@ def tangent_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, X, Y, a, H):
     gemm(False, True, 1.0, a, W_rec, 0.0, H)
     for r in range(k):
         for i in range(N):
-            qV = X[r, i]
             qI = X[r, N + i] if has_I else 0.0
-            dIn = alpha[i] * qI + H[r, i]
-            dIt = qI if syn_old else dIn
-            dm = beta[i] * qV + g[i] * dIt
-            Y[r, i] = rho[i] * dm + c[i] * qV
+            Y[r, i], dIn, _ = tangent_element(X[r, i], qI, H[r, i], 0.0, rho[i], c[i], alpha[i], beta[i], g[i],
+                                              syn_old)
             if has_I:
                 Y[r, N + i] = dIn
 
@@ -169,16 +166,8 @@ def _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mb
     """
     N = xV.shape[0]
     for i in range(N):
-        mbar = rho[t, i] * xV[i] + mbar_extra[i]
-        vb = c[t, i] * xV[i] + beta[i] * mbar
-        if syn_old:
-            J = xI[i]
-            ib = g[i] * mbar
-        else:
-            J = xI[i] + g[i] * mbar
-            ib = 0.0
-        xI[i] = ib + alpha[i] * J
-        xV[i] = vb
+        xV[i], xI[i], J = adjoint_element(xV[i], xI[i], mbar_extra[i], rho[t, i], c[t, i], alpha[i], beta[i],
+                                          g[i], syn_old)
         J1[0, i] = J
         gb[i] += J
     gemm(False, False, 1.0, J1, W_rec, 0.0, Sb)
@@ -275,18 +264,11 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
             # ---- Q̄_t = D_tᵀ Ā (first order) and the second-order terms of ⟨Ā, D_t Q_t⟩
             for r in range(k):
                 for i2 in range(N):
-                    aV = Ab[r, i2]
                     aI = Ab[r, N + i2] if has_I else 0.0
-                    mb = rho[t, i2] * aV
-                    Qb[r, i2] = c[t, i2] * aV + beta[i2] * mb
-                    if syn_old:
-                        J = aI
-                        ib = g[i2] * mb
-                    else:
-                        J = aI + g[i2] * mb
-                        ib = 0.0
+                    Qb[r, i2], ib, J = adjoint_element(Ab[r, i2], aI, 0.0, rho[t, i2], c[t, i2], alpha[i2],
+                                                       beta[i2], g[i2], syn_old)
                     if has_I:
-                        Qb[r, N + i2] = ib + alpha[i2] * J
+                        Qb[r, N + i2] = ib
                     Jk[r, i2] = J
                     a[r, i2] = s[t, i2] * Qt[r, i2]
             gemm(False, False, 1.0, Jk, W_rec, 0.0, JW)
