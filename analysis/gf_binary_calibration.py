@@ -9,6 +9,7 @@ and writes ``analysis/gf_binary_calibration.json`` and a table to stdout.
 
     python analysis/gf_binary_calibration.py
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,10 @@ SEEDS = range(1, 10)
 
 
 def lambda1(sur, slope, seed, T, transient):
-    run = load_preset("gf_binary_xor", overrides=[f'network.surrogate="{sur}"', f"network.slope={slope}",
-                                                   f"network.seed={seed}", f"task.seed={seed}"])
+    run = load_preset(
+        "gf_binary_xor",
+        overrides=[f'network.surrogate="{sur}"', f"network.slope={slope}", f"network.seed={seed}", f"task.seed={seed}"],
+    )
     tr = Trainer(run)
     u = tr.data.task.generate(1, tr.data.derive(99, seed), tr.data.dt, T=T).inputs
     with warnings.catch_warnings():
@@ -48,10 +51,16 @@ def main():
         for g in SLOPES:
             short = [lambda1(sur, g, s, 55, 16) for s in SEEDS]
             long = [lambda1(sur, g, s, 1000, 100) for s in SEEDS]
-            out["results"][f"{sur}/{g}"] = {"short_mean": float(np.mean(short)), "short_sd": float(np.std(short)),
-                                            "long_mean": float(np.mean(long)), "long_sd": float(np.std(long))}
-            print(f"| {sur} | {g} | {np.mean(short):.3f} ± {np.std(short):.3f} | {np.mean(long):.3f} ± {np.std(long):.3f} |",
-                  flush=True)
+            out["results"][f"{sur}/{g}"] = {
+                "short_mean": float(np.mean(short)),
+                "short_sd": float(np.std(short)),
+                "long_mean": float(np.mean(long)),
+                "long_sd": float(np.std(long)),
+            }
+            print(
+                f"| {sur} | {g} | {np.mean(short):.3f} ± {np.std(short):.3f} | {np.mean(long):.3f} ± {np.std(long):.3f} |",
+                flush=True,
+            )
     out["wall_s"] = time.time() - t0
     Path(__file__).with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
 

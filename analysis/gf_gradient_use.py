@@ -22,6 +22,7 @@ skipped when the command is rerun, so an interrupted study continues.
 ``python analysis/gf_gradient_use.py --summarize FILE.json …`` prints the table of docs/results.md, and
 ``… --plot OUT.png FILE.json …`` draws λ₁, the long-lag share and the alignment against epoch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,10 @@ def lag_profile(cfg, params, inputs, targets, loss_cfg, b: int = 0, return_total
     every scored step are propagated together, one row each, with the library's ``D_sᵀ`` (apply_DT)."""
     from refimpl.losses import loss_and_grad
     from refimpl.network import apply_DT, layers_of, simulate
+
     assert cfg.cell in ("binary", "rate") and cfg.readout.source == "state" and cfg.readout.tau_out == 0
     traj = simulate(cfg, params, inputs)
-    _, ybar = loss_and_grad(loss_cfg, traj.y, targets)          # (T, B, n_out)
+    _, ybar = loss_and_grad(loss_cfg, traj.y, targets)  # (T, B, n_out)
     T = inputs.shape[0]
     steps = [t for t in range(T) if np.any(ybar[t, b] != 0)]
     K, Ls = len(steps), layers_of(cfg)
@@ -54,9 +56,9 @@ def lag_profile(cfg, params, inputs, targets, loss_cfg, b: int = 0, return_total
     rows = np.zeros((K, N))
     row_t = np.array(steps)
     G_lag = np.zeros((T, N, N))
-    S = traj.S[0][:, b]                                         # φ(x_s), (T+1, N)
+    S = traj.S[0][:, b]  # φ(x_s), (T+1, N)
     for s in range(T - 1, -1, -1):
-        hit = row_t == s                                        # the output y_s reads x_{s+1}
+        hit = row_t == s  # the output y_s reads x_{s+1}
         if hit.any():
             rows[hit] += ybar[s, b] @ W_out
         live = row_t >= s
@@ -64,7 +66,7 @@ def lag_profile(cfg, params, inputs, targets, loss_cfg, b: int = 0, return_total
         np.add.at(G_lag, lag, rows[live][:, :, None] * S[s][None, None, :])
         out = apply_DT(cfg, Ls, params, traj, s, [(rows, np.zeros_like(rows))], b)
         rows = out[0][0]
-    G = G_lag.sum(axis=0)     # = the BPTT gradient of W_rec from trajectory b (checked in the test below)
+    G = G_lag.sum(axis=0)  # = the BPTT gradient of W_rec from trajectory b (checked in the test below)
     shares = np.einsum("lij,ij->l", G_lag, G) / max(np.sum(G * G), 1e-300)
     return (shares, G) if return_total else shares
 
@@ -79,6 +81,7 @@ def measure(tr, run, delta: int, n_lag: int, n_task: int) -> dict:
     from refimpl.adjoint import value_and_grad
     from refimpl.flossing import flossed_keys
     from refimpl.losses import loss_and_grad  # noqa: F401  (the loss of lag_profile)
+
     u, y = tr.data.test_inputs[:, :n_task], tr.data.test_targets[:, :n_task]
     params = tr.params_for(n_task)
     loss, g_task, _ = value_and_grad(tr.cfg, params, u, y, tr.loss_cfg)
@@ -90,23 +93,29 @@ def measure(tr, run, delta: int, n_lag: int, n_task: int) -> dict:
     keys = flossed_keys(tr.cfg, fcfg)
     a, f = flat(g_task, keys), flat(fres.grads, keys)
     x0 = [k for k in g_task if k.endswith("/x0")]
-    return {"epoch": tr.epoch, "task_loss": float(loss),
-            "share_ge_delta": float(shares[delta:].sum()), "share_ge_2delta": float(shares[2 * delta:].sum()),
-            "share_lt_delta": float(shares[:delta].sum()),
-            "lag_profile": shares[: 3 * delta + 1].tolist(),
-            "grad_x0": float(np.linalg.norm(flat(g_task, x0))) if x0 else float("nan"),
-            "lambda1_floss": float(fres.exponents[0]), "floss_loss": float(fres.loss),
-            "cos_task_floss": float(a @ f / max(np.linalg.norm(a) * np.linalg.norm(f), 1e-300)),
-            "norm_task": float(np.linalg.norm(a)), "norm_floss": float(np.linalg.norm(f))}
+    return {
+        "epoch": tr.epoch,
+        "task_loss": float(loss),
+        "share_ge_delta": float(shares[delta:].sum()),
+        "share_ge_2delta": float(shares[2 * delta :].sum()),
+        "share_lt_delta": float(shares[:delta].sum()),
+        "lag_profile": shares[: 3 * delta + 1].tolist(),
+        "grad_x0": float(np.linalg.norm(flat(g_task, x0))) if x0 else float("nan"),
+        "lambda1_floss": float(fres.exponents[0]),
+        "floss_loss": float(fres.loss),
+        "cos_task_floss": float(a @ f / max(np.linalg.norm(a) * np.linalg.norm(f), 1e-300)),
+        "norm_task": float(np.linalg.norm(a)),
+        "norm_floss": float(np.linalg.norm(f)),
+    }
 
 
 def one_run(preset: str, delta: int, seed: int, schedule: str, epochs: int | None, n_lag: int, n_task: int):
     from refimpl.training.configfile import load_preset
     from refimpl.training import Trainer
-    sets = [f"task.delta={delta}", f"network.seed={seed}", f"task.seed={seed}", "output.progress=false",
-            "lyapunov.every=0"]
+
+    sets = [f"task.delta={delta}", f"network.seed={seed}", f"task.seed={seed}", "output.progress=false", "lyapunov.every=0"]
     if schedule == "none":
-        sets += ["flossing.schedule=\"none\"", "flossing.pre_steps=0"]
+        sets += ['flossing.schedule="none"', "flossing.pre_steps=0"]
     if epochs is not None:
         sets.append(f"training.epochs={epochs}")
     run = load_preset(preset, sets)
@@ -116,20 +125,36 @@ def one_run(preset: str, delta: int, seed: int, schedule: str, epochs: int | Non
     t0 = time.time()
     tr = Trainer(run, None)
     rows.append(measure(tr, run, delta, n_lag, n_task))
-    for e in sorted(marks - {0}):          # train up to the next measurement, measure, go on
+    for e in sorted(marks - {0}):  # train up to the next measurement, measure, go on
         tr.fit(e)
         rows.append(measure(tr, run, delta, n_lag, n_task))
         rows[-1]["floss_steps_so_far"] = int(tr.floss_counter)
     acc = tr.row(-1)["test_acc"]
-    return {"preset": preset, "delta": delta, "seed": seed, "schedule": schedule, "epochs": E,
-            "final_test_acc": float(acc), "wall_s": time.time() - t0, "rows": rows}
+    return {
+        "preset": preset,
+        "delta": delta,
+        "seed": seed,
+        "schedule": schedule,
+        "epochs": E,
+        "final_test_acc": float(acc),
+        "wall_s": time.time() - t0,
+        "rows": rows,
+    }
 
 
 def summarize(paths) -> str:
     """A Markdown table of the finished runs of the given JSON files (for docs/results.md)."""
-    head = ["network", "δ", "seed", "flossing", "final test acc", "λ₁ e0 → e10 → end",
-            "share lags ≥ δ: e0, e10, median e10–300, end", "loss e90 → e100, e190 → e200",
-            "cos(∇task, ∇floss): e100, e200, median"]
+    head = [
+        "network",
+        "δ",
+        "seed",
+        "flossing",
+        "final test acc",
+        "λ₁ e0 → e10 → end",
+        "share lags ≥ δ: e0, e10, median e10–300, end",
+        "loss e90 → e100, e190 → e200",
+        "cos(∇task, ∇floss): e100, e200, median",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for path in paths:
         for r in json.loads(Path(path).read_text()):
@@ -140,37 +165,56 @@ def summarize(paths) -> str:
 
             def f(e, k, by=by):
                 return f"{by[e][k]:.2f}" if e in by else "–"
-            lines.append("| " + " | ".join([
-                r["preset"].replace("gf_", "").replace("_xor", ""), str(r["delta"]), str(r["seed"]), r["schedule"],
-                f"{r['final_test_acc']:.3f}",
-                f"{by[0]['lambda1_floss']:+.3f} → {by[10]['lambda1_floss']:+.3f} → {end['lambda1_floss']:+.3f}",
-                f"{by[0]['share_ge_delta']:.2f}, {by[10]['share_ge_delta']:.2f}, {np.median(mid):.2f}, "
-                f"{end['share_ge_delta']:.2f}",
-                f"{f(90, 'task_loss')} → {f(100, 'task_loss')}, {f(190, 'task_loss')} → {f(200, 'task_loss')}",
-                f"{f(100, 'cos_task_floss')}, {f(200, 'cos_task_floss')}, {np.median(cos):+.2f}"]) + " |")
+
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        r["preset"].replace("gf_", "").replace("_xor", ""),
+                        str(r["delta"]),
+                        str(r["seed"]),
+                        r["schedule"],
+                        f"{r['final_test_acc']:.3f}",
+                        f"{by[0]['lambda1_floss']:+.3f} → {by[10]['lambda1_floss']:+.3f} → {end['lambda1_floss']:+.3f}",
+                        f"{by[0]['share_ge_delta']:.2f}, {by[10]['share_ge_delta']:.2f}, {np.median(mid):.2f}, "
+                        f"{end['share_ge_delta']:.2f}",
+                        f"{f(90, 'task_loss')} → {f(100, 'task_loss')}, {f(190, 'task_loss')} → {f(200, 'task_loss')}",
+                        f"{f(100, 'cos_task_floss')}, {f(200, 'cos_task_floss')}, {np.median(cos):+.2f}",
+                    ]
+                )
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def plot(paths, png) -> None:
     """λ₁, the share of the task gradient carried by lags ≥ δ, and the flossing–task alignment against epoch."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from refimpl.io import atomic_savefig
+
     fig, ax = plt.subplots(1, 3, figsize=(15, 4))
     for path in paths:
         for r in json.loads(Path(path).read_text()):
             ep = np.array([row["epoch"] for row in r["rows"]])
             net = r["preset"].replace("gf_", "").replace("_xor", "")
             color = ("C0" if net == "rate" else "C3") if r["schedule"] != "none" else ("C9" if net == "rate" else "C1")
-            kw = dict(color=color, alpha=0.8, lw=1.2, ls="-" if r["schedule"] != "none" else ":",
-                      label=f"{net} δ={r['delta']}, {r['schedule']}" if r["seed"] == 1 else None)
+            kw = dict(
+                color=color,
+                alpha=0.8,
+                lw=1.2,
+                ls="-" if r["schedule"] != "none" else ":",
+                label=f"{net} δ={r['delta']}, {r['schedule']}" if r["seed"] == 1 else None,
+            )
             ax[0].plot(ep + 1, [row["lambda1_floss"] for row in r["rows"]], **kw)
             ax[1].plot(ep + 1, [row["share_ge_delta"] for row in r["rows"]], **kw)
             ax[2].plot(ep + 1, [row["cos_task_floss"] for row in r["rows"]], **kw)
-    for a, t in zip(ax, ("λ₁ of the flossing spectrum [1/step]", "share of the task gradient from lags ≥ δ",
-                         "cos(∇L_task, ∇L_floss)")):
+    for a, t in zip(
+        ax, ("λ₁ of the flossing spectrum [1/step]", "share of the task gradient from lags ≥ δ", "cos(∇L_task, ∇L_floss)")
+    ):
         a.set_xscale("log")
         a.set_xlabel("epoch + 1")
         a.set_title(t, fontsize=10)
@@ -205,6 +249,7 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         for sch in args.schedules:
             from refimpl.training.configfile import load_preset
+
             E = args.epochs if args.epochs is not None else load_preset(args.preset).training.epochs
             if (args.preset, args.delta, seed, sch, E) in have:
                 continue
@@ -214,10 +259,13 @@ def main(argv=None) -> int:
             tmp.write_text(json.dumps(done, indent=1))
             os.replace(tmp, out)
             last = r["rows"][-1]
-            print(f"{args.preset} δ={args.delta} seed {seed} {sch}: test acc {r['final_test_acc']:.3f}, "
-                  f"share of lags ≥ δ {r['rows'][0]['share_ge_delta']:.3f} -> {last['share_ge_delta']:.3f}, "
-                  f"cos(task, floss) {r['rows'][0]['cos_task_floss']:+.3f} -> {last['cos_task_floss']:+.3f}, "
-                  f"{r['wall_s']:.0f} s", flush=True)
+            print(
+                f"{args.preset} δ={args.delta} seed {seed} {sch}: test acc {r['final_test_acc']:.3f}, "
+                f"share of lags ≥ δ {r['rows'][0]['share_ge_delta']:.3f} -> {last['share_ge_delta']:.3f}, "
+                f"cos(task, floss) {r['rows'][0]['cos_task_floss']:+.3f} -> {last['cos_task_floss']:+.3f}, "
+                f"{r['wall_s']:.0f} s",
+                flush=True,
+            )
     return 0
 
 

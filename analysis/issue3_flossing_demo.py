@@ -8,6 +8,7 @@ until max|λ_i| < tol or a step budget, for reset_grad = detached and ignored.
 
     python analysis/issue3_flossing_demo.py [--steps 200] [--tol 0.01] [--out results.json]
 """
+
 import argparse
 import json
 import time
@@ -22,8 +23,14 @@ from refimpl.tasks import poisson_inputs
 
 
 def setup(reset_grad):
-    cfg = network_config(dialect="engelken", layers=(64,), n_in=100, n_out=1, reset_grad=reset_grad,
-                         surrogate={"name": "fast_sigmoid", "slope": 10.0})
+    cfg = network_config(
+        dialect="engelken",
+        layers=(64,),
+        n_in=100,
+        n_out=1,
+        reset_grad=reset_grad,
+        surrogate={"name": "fast_sigmoid", "slope": 10.0},
+    )
     params = init_params(cfg, 0, w_in=6.0, g_rec=2.0)
     inputs = poisson_inputs(T=500, batch=1, n_in=100, rate_hz=10.0, seed=1)
     return cfg, params, inputs
@@ -44,9 +51,16 @@ def floss(reset_grad, k, steps, tol, lr):
             break
         if step < steps:
             params = adam_step(params, res.grads, state, opt)
-    return {"reset_grad": reset_grad, "k": k, "initial_max_abs": first, "final_max_abs": dev,
-            "lambda1_final": float(res.exponents[0]), "steps": step, "converged": dev < tol,
-            "seconds": time.time() - t0}
+    return {
+        "reset_grad": reset_grad,
+        "k": k,
+        "initial_max_abs": first,
+        "final_max_abs": dev,
+        "lambda1_final": float(res.exponents[0]),
+        "steps": step,
+        "converged": dev < tol,
+        "seconds": time.time() - t0,
+    }
 
 
 def main():
@@ -61,15 +75,21 @@ def main():
         cfg, params, inputs = setup(rg)
         res = lyapunov.spectrum(cfg, params, inputs, LyapunovConfig(k=32))
         out["spectra"][rg] = res.exponents.tolist()
-        print(f"initial spectrum ({rg}): λ1 = {res.exponents[0]:.4f} ± {res.error[0]:.4f}, "
-              f"λ32 = {res.exponents[-1]:.4f}, max λ = {res.exponents.max():.4f} /step", flush=True)
+        print(
+            f"initial spectrum ({rg}): λ1 = {res.exponents[0]:.4f} ± {res.error[0]:.4f}, "
+            f"λ32 = {res.exponents[-1]:.4f}, max λ = {res.exponents.max():.4f} /step",
+            flush=True,
+        )
     for rg in ("detached", "ignored"):
         for k in (1, 16, 32):
             r = floss(rg, k, args.steps, args.tol, args.lr)
             out["flossing"].append(r)
-            print(f"floss reset_grad={rg:<8} k={k:<3} max|λ| {r['initial_max_abs']:.4f} -> "
-                  f"{r['final_max_abs']:.4f} after {r['steps']} steps "
-                  f"({'converged' if r['converged'] else 'not converged'}, {r['seconds']:.0f} s)", flush=True)
+            print(
+                f"floss reset_grad={rg:<8} k={k:<3} max|λ| {r['initial_max_abs']:.4f} -> "
+                f"{r['final_max_abs']:.4f} after {r['steps']} steps "
+                f"({'converged' if r['converged'] else 'not converged'}, {r['seconds']:.0f} s)",
+                flush=True,
+            )
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(out, fh, indent=1)

@@ -12,6 +12,7 @@ one command, ``python figures/<script>.py``, and writes next to it
 seconds; its output goes to a separate directory and is never the figure
 that docs/results.md quotes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
+    p = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc
+    )
     p.add_argument("--out", default=None, help="output directory (default: figures/, or figures/quick/ with --quick)")
     p.add_argument("--quick", action="store_true", help="tiny budget, for a smoke test")
     p.add_argument("--workers", type=int, default=2, help="processes for the sweeps")
@@ -48,6 +50,7 @@ def md_table(header, rows, fmt="{:.3f}") -> str:
         if isinstance(v, (float, np.floating)):
             return fmt.format(v)
         return str(v)
+
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
@@ -55,13 +58,13 @@ def md_table(header, rows, fmt="{:.3f}") -> str:
 
 def provenance(argv=None, t0=None) -> str:
     script = Path(sys.argv[0]).resolve()
-    try:   # the script as run from the repository's root, wherever the clone lives
+    try:  # the script as run from the repository's root, wherever the clone lives
         script = script.relative_to(HERE.parent)
     except ValueError:
         pass
     cmd = "python " + " ".join([script.as_posix()] + list(argv or sys.argv[1:]))
     wall = "" if t0 is None else f"; this invocation took {time.time() - t0:.0f} s, reusing any finished sweep jobs"
-    return (f"Command: `{cmd}` (Python {platform.python_version()}, {platform.machine()}{wall}).\n")
+    return f"Command: `{cmd}` (Python {platform.python_version()}, {platform.machine()}{wall}).\n"
 
 
 def _plain(obj):
@@ -91,8 +94,10 @@ def write_outputs(d: Path, name: str, fig, table_md: str, data: dict, indent: in
 
 def pyplot():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -105,6 +110,7 @@ def run_sweep(sweep_file: str, args, quick=None):
     message when jobs are missing or failed.
     """
     from refimpl import sweep
+
     spec = sweep.load_spec(HERE / "sweeps" / sweep_file)
     if args.quick and quick is not None:
         quick(spec)
@@ -114,14 +120,17 @@ def run_sweep(sweep_file: str, args, quick=None):
     sweep.run_jobs(sweep.job_function(spec), jobs, runs, workers=args.workers)
     agg = sweep.aggregate(runs, spec)
     if agg["missing"] or agg["failed"]:
-        raise SystemExit(f"{sweep_file}: {len(agg['missing'])} jobs missing, {len(agg['failed'])} failed "
-                         f"(see {runs}/jobs/*.failed.txt); run the command again to continue")
+        raise SystemExit(
+            f"{sweep_file}: {len(agg['missing'])} jobs missing, {len(agg['failed'])} failed "
+            f"(see {runs}/jobs/*.failed.txt); run the command again to continue"
+        )
     return spec, jobs, runs, agg
 
 
 def results_by(jobs, runs, key):
     """``{key(job): [result dict, …]}`` of a finished sweep, in job order."""
     from refimpl import sweep
+
     out = {}
     for j in jobs:
         _, data = sweep.load_result(sweep.result_path(runs, j))

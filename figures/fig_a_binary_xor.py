@@ -11,5 +11,4 @@ script is rerun (an interrupted run continues).
 import delay_study
 
 if __name__ == "__main__":
-    delay_study.run_study("a_binary_xor.toml", "fig_a_binary_xor",
-                          "(a) binary RNN, N = 80, delayed XOR", doc=__doc__)
+    delay_study.run_study("a_binary_xor.toml", "fig_a_binary_xor", "(a) binary RNN, N = 80, delayed XOR", doc=__doc__)

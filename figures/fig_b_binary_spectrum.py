@@ -12,6 +12,7 @@ slopes γ ∈ {0.5, 1, 2, 4}.
 
     python figures/fig_b_binary_spectrum.py [--quick]
 """
+
 from __future__ import annotations
 
 import time
@@ -31,11 +32,22 @@ SLOPES = (0.5, 1.0, 2.0, 4.0)
 
 
 def trainer(k: int, slope: float, T_floss: int, N: int = N) -> Trainer:
-    run = load_preset("binary_delayed_xor", [
-        f"network.layers=[{N}]", f"network.slope={slope}", f"network.seed={SEED}",
-        f"task.delta={DELTA}", f"task.T={4 * DELTA + 40}", f"task.seed={SEED}",
-        f"flossing.k={k}", f"flossing.T={T_floss}", f"lyapunov.k={N}", "lyapunov.every=0",
-        "output.progress=false"])
+    run = load_preset(
+        "binary_delayed_xor",
+        [
+            f"network.layers=[{N}]",
+            f"network.slope={slope}",
+            f"network.seed={SEED}",
+            f"task.delta={DELTA}",
+            f"task.T={4 * DELTA + 40}",
+            f"task.seed={SEED}",
+            f"flossing.k={k}",
+            f"flossing.T={T_floss}",
+            f"lyapunov.k={N}",
+            "lyapunov.every=0",
+            "output.progress=false",
+        ],
+    )
     return Trainer(run)
 
 
@@ -60,15 +72,13 @@ def main(argv=None):
     T_floss = 40 if args.quick else 200
     n = 12 if args.quick else N
     ks = tuple(min(k, n) for k in KS)
-    data = {"N": n, "delta": DELTA, "seed": SEED, "steps": steps, "T_floss": T_floss, "spectra": {},
-            "lambda1_vs_step": {}}
+    data = {"N": n, "delta": DELTA, "seed": SEED, "steps": steps, "T_floss": T_floss, "spectra": {}, "lambda1_vs_step": {}}
     rows = []
     for k in ks:
         before, after, lam1, sec = floss_run(k, 1.0, steps, T_floss, n)
         data["spectra"]["before"] = before
         data["spectra"][f"k={k}"] = after
-        rows.append([k, before[0], after[0], after[min(k, n) - 1], int(np.sum(np.abs(after) < 0.05)),
-                     f"{sec:.0f}"])
+        rows.append([k, before[0], after[0], after[min(k, n) - 1], int(np.sum(np.abs(after) < 0.05)), f"{sec:.0f}"])
         print(f"k={k}: λ1 {before[0]:+.4f} -> {after[0]:+.4f}, λ_k {after[k - 1]:+.4f} ({sec:.0f} s)", flush=True)
     slope_rows = []
     for g in SLOPES:
@@ -93,15 +103,21 @@ def main(argv=None):
     ax[1].set(xlabel="flossing step", ylabel="λ₁ (1/step)", title="λ₁ during flossing (k = 16)")
     ax[1].legend(fontsize=8)
 
-    table = ("# (b) Surrogate spectrum of a binary RNN before and after flossing\n\n"
-             + common.provenance(argv, t_start)
-             + f"\nN = {n}, δ = {DELTA}, seed {SEED}; {steps} Adam steps (lr 0.01), flossing input T = {T_floss}; "
-               "spectra over all N exponents on the fixed spectrum input.\n\n"
-             + common.md_table(["k", "λ₁ before", "λ₁ after", "λ_k after", "count of abs(λ_i) < 0.05 after", "seconds"],
-                               rows, "{:+.4f}")
-             + "\nλ₁ during flossing (k = 16) for several surrogate slopes γ:\n\n"
-             + common.md_table(["γ", "λ₁ before", "λ₁ first 5 steps (mean)", "λ₁ last 10 steps (mean)",
-                                "λ₁ after (spectrum input)"], slope_rows, "{:+.4f}"))
+    table = (
+        "# (b) Surrogate spectrum of a binary RNN before and after flossing\n\n"
+        + common.provenance(argv, t_start)
+        + f"\nN = {n}, δ = {DELTA}, seed {SEED}; {steps} Adam steps (lr 0.01), flossing input T = {T_floss}; "
+        "spectra over all N exponents on the fixed spectrum input.\n\n"
+        + common.md_table(
+            ["k", "λ₁ before", "λ₁ after", "λ_k after", "count of abs(λ_i) < 0.05 after", "seconds"], rows, "{:+.4f}"
+        )
+        + "\nλ₁ during flossing (k = 16) for several surrogate slopes γ:\n\n"
+        + common.md_table(
+            ["γ", "λ₁ before", "λ₁ first 5 steps (mean)", "λ₁ last 10 steps (mean)", "λ₁ after (spectrum input)"],
+            slope_rows,
+            "{:+.4f}",
+        )
+    )
     common.write_outputs(out, "fig_b_binary_spectrum", fig, table, data)
 
 

@@ -24,6 +24,7 @@ the squared Pearson correlation.
 
     python figures/fig_d_error_vs_lambda.py [--quick]
 """
+
 from __future__ import annotations
 
 import itertools
@@ -52,8 +53,7 @@ def grid(quick: bool):
         yield dict(cell="clif", g=2.0, slope=10.0, reset="zero", reset_grad="detached")
         yield dict(cell="binary", g=1.0, slope=1.0, reset="none", reset_grad="detached")
         return
-    for g, s, r, rg in itertools.product((1.0, 2.0, 4.0), (2.0, 5.0, 10.0, 25.0), ("zero", "subtract"),
-                                         ("detached", "attached")):
+    for g, s, r, rg in itertools.product((1.0, 2.0, 4.0), (2.0, 5.0, 10.0, 25.0), ("zero", "subtract"), ("detached", "attached")):
         yield dict(cell="clif", g=g, slope=s, reset=r, reset_grad=rg)
     for g, s in itertools.product((0.5, 1.0, 2.0, 4.0), (0.5, 1.0, 2.0)):
         yield dict(cell="binary", g=g, slope=s, reset="none", reset_grad="detached")
@@ -62,12 +62,21 @@ def grid(quick: bool):
 def build(spec: dict, N: int, seed: int):
     sur = {"name": "fast_sigmoid", "slope": spec["slope"]}
     if spec["cell"] == "clif":
-        cfg = network_config(dialect="engelken", layers=(N,), n_in=N_IN, n_out=1, reset=spec["reset"],
-                             reset_grad=spec["reset_grad"], surrogate=sur, readout=READOUT)
+        cfg = network_config(
+            dialect="engelken",
+            layers=(N,),
+            n_in=N_IN,
+            n_out=1,
+            reset=spec["reset"],
+            reset_grad=spec["reset_grad"],
+            surrogate=sur,
+            readout=READOUT,
+        )
         params = init_params(cfg, seed, w_in=6.0, g_rec=spec["g"])
     else:
-        cfg = network_config(cell="binary", layers=(N,), n_in=N_IN, n_out=1, surrogate=sur,
-                             readout={**READOUT, "source": "state"})
+        cfg = network_config(
+            cell="binary", layers=(N,), n_in=N_IN, n_out=1, surrogate=sur, readout={**READOUT, "source": "state"}
+        )
         params = init_params(cfg, seed, w_in=2.0, g_rec=spec["g"])
     return cfg, params
 
@@ -84,8 +93,9 @@ def measure(spec, seed, N, T_spec, T_err, B):
     ybar = np.zeros(traj.y.shape)
     ybar[-1] = rng.standard_normal(ybar[-1].shape)
     with np.errstate(divide="ignore"):
-        logn = np.array([np.log(np.linalg.norm(state_adjoints(cfg, params, traj, ybar, b), axis=1))[::-1]
-                         for b in range(B)])          # (B, T+1), index = lag
+        logn = np.array(
+            [np.log(np.linalg.norm(state_adjoints(cfg, params, traj, ybar, b), axis=1))[::-1] for b in range(B)]
+        )  # (B, T+1), index = lag
     curve = logn.mean(axis=0)
     hi = LAG1 if lam1 >= 0 else min(LAG1, int(500 / -lam1))
     lags = np.arange(curve.size)
@@ -116,13 +126,17 @@ def main(argv=None):
     m = np.array([r["rate"] for r in rows])
     ok = np.isfinite(p) & np.isfinite(m)
     r2_id, r2_pearson = r_squared(p[ok], m[ok])
-    summary = {"n_networks": int(ok.sum()), "r2_identity": r2_id, "r2_pearson": r2_pearson,
-               "max_abs_diff": float(np.max(np.abs(m[ok] - p[ok]))),
-               "median_abs_diff": float(np.median(np.abs(m[ok] - p[ok])))}
+    summary = {
+        "n_networks": int(ok.sum()),
+        "r2_identity": r2_id,
+        "r2_pearson": r2_pearson,
+        "max_abs_diff": float(np.max(np.abs(m[ok] - p[ok]))),
+        "median_abs_diff": float(np.median(np.abs(m[ok] - p[ok]))),
+    }
     cells = np.array([r["cell"] for r in rows])
     for cell in ("clif", "binary"):
         sel = ok & (cells == cell)
-        if sel.sum() >= 3:   # the binary RNNs span a wider range; R² of each family alone is the stricter test
+        if sel.sum() >= 3:  # the binary RNNs span a wider range; R² of each family alone is the stricter test
             summary[f"r2_identity_{cell}"], summary[f"r2_pearson_{cell}"] = r_squared(p[sel], m[sel])
             summary[f"n_{cell}"] = int(sel.sum())
     print(summary)
@@ -132,33 +146,43 @@ def main(argv=None):
     for i in np.linspace(0, len(rows) - 1, min(6, len(rows))).astype(int):
         c = curves[i]
         lags = np.arange(c.size)
-        line, = ax[0].plot(lags, c - c[LAG0], lw=1)
+        (line,) = ax[0].plot(lags, c - c[LAG0], lw=1)
         ax[0].plot(lags, rows[i]["lambda1"] * (lags - LAG0), ls="--", color=line.get_color(), lw=1)
-    ax[0].set(xlabel="lag (steps)", ylabel="log ‖∂L/∂x_{T−lag}‖ (shifted)",
-              title="error norm (solid) vs λ₁·lag (dashed)")
+    ax[0].set(xlabel="lag (steps)", ylabel="log ‖∂L/∂x_{T−lag}‖ (shifted)", title="error norm (solid) vs λ₁·lag (dashed)")
     for cell, mk in (("clif", "o"), ("binary", "s")):
         sel = np.array([r["cell"] == cell for r in rows]) & ok
         ax[1].scatter(p[sel], m[sel], marker=mk, s=18, label=cell)
     lo, hi = np.nanmin(np.r_[p, m]), np.nanmax(np.r_[p, m])
     ax[1].plot([lo, hi], [lo, hi], "k:", lw=1)
-    ax[1].set(xlabel="λ₁ (Benettin, 1/step)", ylabel="measured error decay rate (1/step)",
-              title=f"R² = {r2_id:.3f} (identity), {r2_pearson:.3f} (Pearson), n = {int(ok.sum())}")
+    ax[1].set(
+        xlabel="λ₁ (Benettin, 1/step)",
+        ylabel="measured error decay rate (1/step)",
+        title=f"R² = {r2_id:.3f} (identity), {r2_pearson:.3f} (Pearson), n = {int(ok.sum())}",
+    )
     ax[1].legend(fontsize=8)
     header = ["cell", "g", "γ", "reset", "reset_grad", "seed", "λ₁", "measured rate", "difference"]
-    table_rows = [[r["cell"], r["g"], r["slope"], r["reset"], r["reset_grad"], r["seed"], r["lambda1"], r["rate"],
-                   r["rate"] - r["lambda1"]] for r in rows]
-    table = ("# (d) Surrogate exponents predict gradients\n\n" + common.provenance(argv, t0)
-             + f"\nN = {N}; λ₁ on T = {T_spec} steps (after 100 transient); error norms on B = {B} other "
-               f"trajectories of T = {T_err}, fit over lags {LAG0}–{LAG1}. Seeds: network seed = row index; "
-               "inputs 10000+seed (spectrum), 20000+seed (errors).\n\n"
-             + f"**R² (identity line) = {r2_id:.4f}; Pearson r² = {r2_pearson:.4f}; n = {int(ok.sum())} networks; "
-               f"median |measured − λ₁| = {summary['median_abs_diff']:.4f}, max = {summary['max_abs_diff']:.4f} /step.**\n\n"
-             + "".join(f"- {c} only: n = {summary[f'n_{c}']}, R² (identity) = {summary[f'r2_identity_{c}']:.4f}, "
-                       f"Pearson r² = {summary[f'r2_pearson_{c}']:.4f}\n" for c in ("clif", "binary")
-                       if f"n_{c}" in summary) + "\n"
-             + common.md_table(header, table_rows, "{:+.4f}"))
-    common.write_outputs(out, "fig_d_error_vs_lambda", fig, table, {"summary": summary, "rows": rows,
-                                                                   "curves": curves})
+    table_rows = [
+        [r["cell"], r["g"], r["slope"], r["reset"], r["reset_grad"], r["seed"], r["lambda1"], r["rate"], r["rate"] - r["lambda1"]]
+        for r in rows
+    ]
+    table = (
+        "# (d) Surrogate exponents predict gradients\n\n"
+        + common.provenance(argv, t0)
+        + f"\nN = {N}; λ₁ on T = {T_spec} steps (after 100 transient); error norms on B = {B} other "
+        f"trajectories of T = {T_err}, fit over lags {LAG0}–{LAG1}. Seeds: network seed = row index; "
+        "inputs 10000+seed (spectrum), 20000+seed (errors).\n\n"
+        + f"**R² (identity line) = {r2_id:.4f}; Pearson r² = {r2_pearson:.4f}; n = {int(ok.sum())} networks; "
+        f"median |measured − λ₁| = {summary['median_abs_diff']:.4f}, max = {summary['max_abs_diff']:.4f} /step.**\n\n"
+        + "".join(
+            f"- {c} only: n = {summary[f'n_{c}']}, R² (identity) = {summary[f'r2_identity_{c}']:.4f}, "
+            f"Pearson r² = {summary[f'r2_pearson_{c}']:.4f}\n"
+            for c in ("clif", "binary")
+            if f"n_{c}" in summary
+        )
+        + "\n"
+        + common.md_table(header, table_rows, "{:+.4f}")
+    )
+    common.write_outputs(out, "fig_d_error_vs_lambda", fig, table, {"summary": summary, "rows": rows, "curves": curves})
 
 
 if __name__ == "__main__":

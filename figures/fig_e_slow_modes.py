@@ -20,6 +20,7 @@ contrast.
 
     python figures/fig_e_slow_modes.py [--quick]
 """
+
 from __future__ import annotations
 
 import time
@@ -36,8 +37,7 @@ from refimpl.optim import AdamConfig, AdamState, adam_step
 from refimpl.tasks import poisson_inputs
 
 #: (τ_mem, τ_syn, reset_grad)
-RUNS = ((10.0, 5.0, "ignored"), (20.0, 5.0, "ignored"), (20.0, 10.0, "ignored"), (40.0, 10.0, "ignored"),
-        (10.0, 5.0, "detached"))
+RUNS = ((10.0, 5.0, "ignored"), (20.0, 5.0, "ignored"), (20.0, 10.0, "ignored"), (40.0, 10.0, "ignored"), (10.0, 5.0, "detached"))
 K, K_SPEC, SEED = 16, 32, 0
 
 
@@ -49,9 +49,16 @@ def spectrum(cfg, params, T, k):
 
 
 def run(tau_mem, tau_syn, reset_grad, N, steps, T, T_spec, k, k_spec):
-    cfg = network_config(dialect="engelken", layers=(N,), n_in=100, n_out=1, tau_mem=tau_mem, tau_syn=tau_syn,
-                         reset_grad=reset_grad,
-                         surrogate={"name": "fast_sigmoid", "slope": 10.0})
+    cfg = network_config(
+        dialect="engelken",
+        layers=(N,),
+        n_in=100,
+        n_out=1,
+        tau_mem=tau_mem,
+        tau_syn=tau_syn,
+        reset_grad=reset_grad,
+        surrogate={"name": "fast_sigmoid", "slope": 10.0},
+    )
     params = init_params(cfg, SEED, w_in=6.0, g_rec=2.0)
     before = spectrum(cfg, params, T_spec, k_spec)
     opt, state, lc = AdamConfig(lr=2e-3), AdamState(), LyapunovConfig(k=k)
@@ -83,13 +90,27 @@ def main(argv=None):
     for tm, ts, rg in RUNS:
         before, after, trace = run(tm, ts, rg, N, steps, T, T_spec, k, k_spec)
         tb, ta = timescales(before), timescales(after)
-        data["runs"].append({"tau_mem": tm, "tau_syn": ts, "reset_grad": rg, "before": before, "after": after,
-                             "max_abs_lambda_trace": trace})
-        rows.append([tm, ts, rg, float(np.median(tb[:k])), float(np.median(ta[:k])), float(np.min(ta[:k])),
-                     float(np.median(ta[k:])), float(np.median(ta[:k]) / tm), float(trace[-1])])
-        print(f"τ_mem {tm}, τ_syn {ts}, {rg}: median τ of top {k}: {np.median(tb[:k]):.1f} -> {np.median(ta[:k]):.1f} ms; "
-              f"modes {k + 1}..{k_spec} after: {np.median(ta[k:]):.1f} ms; max|λ| {trace[0]:.4f} -> {trace[-1]:.4f}",
-              flush=True)
+        data["runs"].append(
+            {"tau_mem": tm, "tau_syn": ts, "reset_grad": rg, "before": before, "after": after, "max_abs_lambda_trace": trace}
+        )
+        rows.append(
+            [
+                tm,
+                ts,
+                rg,
+                float(np.median(tb[:k])),
+                float(np.median(ta[:k])),
+                float(np.min(ta[:k])),
+                float(np.median(ta[k:])),
+                float(np.median(ta[:k]) / tm),
+                float(trace[-1]),
+            ]
+        )
+        print(
+            f"τ_mem {tm}, τ_syn {ts}, {rg}: median τ of top {k}: {np.median(tb[:k]):.1f} -> {np.median(ta[:k]):.1f} ms; "
+            f"modes {k + 1}..{k_spec} after: {np.median(ta[k:]):.1f} ms; max|λ| {trace[0]:.4f} -> {trace[-1]:.4f}",
+            flush=True,
+        )
 
     plt = common.pyplot()
     fig, axes = plt.subplots(1, len(RUNS), figsize=(3.6 * len(RUNS), 3.8), sharey=True)
@@ -104,13 +125,27 @@ def main(argv=None):
         ax.set_title(f"τ_mem = {r['tau_mem']:g}, τ_syn = {r['tau_syn']:g} ms\nreset_grad = {r['reset_grad']}", fontsize=9)
     axes[0].set_ylabel("time scale dt/|λ_i| (ms)")
     axes[0].legend(fontsize=7)
-    table = ("# (e) Flossing creates slow tangent modes\n\n" + common.provenance(argv, t0)
-             + f"\nN = {N}, k = {k} flossed toward 0 for {steps} Adam steps (lr 2e-3, T = {T} per step, input "
-               f"seeds 1000+step), seed {SEED}; spectra (top {k_spec}) on a held-out input (seed 999, T = {T_spec}).\n\n"
-             + common.md_table(["τ_mem (ms)", "τ_syn (ms)", "reset_grad", f"median τ_i, i ≤ {k}, before",
-                                f"median τ_i, i ≤ {k}, after",
-                                f"min τ_i, i ≤ {k}, after", f"median τ_i, {k} < i ≤ {k_spec}, after",
-                                "(median after) / τ_mem", "max abs λ_i, last flossing step"], rows, "{:.2f}"))
+    table = (
+        "# (e) Flossing creates slow tangent modes\n\n"
+        + common.provenance(argv, t0)
+        + f"\nN = {N}, k = {k} flossed toward 0 for {steps} Adam steps (lr 2e-3, T = {T} per step, input "
+        f"seeds 1000+step), seed {SEED}; spectra (top {k_spec}) on a held-out input (seed 999, T = {T_spec}).\n\n"
+        + common.md_table(
+            [
+                "τ_mem (ms)",
+                "τ_syn (ms)",
+                "reset_grad",
+                f"median τ_i, i ≤ {k}, before",
+                f"median τ_i, i ≤ {k}, after",
+                f"min τ_i, i ≤ {k}, after",
+                f"median τ_i, {k} < i ≤ {k_spec}, after",
+                "(median after) / τ_mem",
+                "max abs λ_i, last flossing step",
+            ],
+            rows,
+            "{:.2f}",
+        )
+    )
     common.write_outputs(out, "fig_e_slow_modes", fig, table, data)
 
 

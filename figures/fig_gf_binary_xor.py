@@ -11,6 +11,7 @@ are kept in ``figures/runs/gf_binary_xor/jobs/`` (committed) and reused when the
 published λ₁ at sharpness 0.5, at d = 14, 18, 22. ``--adaptive`` runs
 ``figures/sweeps/gf_binary_xor_adaptive.toml``: flossing during training whenever λ₁ < −0.1/step.
 """
+
 import sys
 
 import gf_protocol
@@ -23,8 +24,11 @@ def _key(job):
 VARIANTS = {
     "": ("gf_binary_xor.toml", "fig_gf_binary_xor", "binary RNN, N = 80, published protocol"),
     "--soft": ("gf_binary_xor_soft.toml", "fig_gf_binary_xor_soft", "binary RNN, gaussian γ = 0.9 (sharpness 0.5)"),
-    "--adaptive": ("gf_binary_xor_adaptive.toml", "fig_gf_binary_xor_adaptive",
-                   "binary RNN, gaussian γ = 1.8, flossing during training"),
+    "--adaptive": (
+        "gf_binary_xor_adaptive.toml",
+        "fig_gf_binary_xor_adaptive",
+        "binary RNN, gaussian γ = 1.8, flossing during training",
+    ),
 }
 
 if __name__ == "__main__":

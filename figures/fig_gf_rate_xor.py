@@ -11,5 +11,4 @@ are kept in ``figures/runs/gf_rate_xor/jobs/`` (committed) and reused when the s
 import gf_protocol
 
 if __name__ == "__main__":
-    gf_protocol.run_study("gf_rate_xor.toml", "fig_gf_rate_xor",
-                          "rate RNN (tanh), N = 80, published protocol", doc=__doc__)
+    gf_protocol.run_study("gf_rate_xor.toml", "fig_gf_rate_xor", "rate RNN (tanh), N = 80, published protocol", doc=__doc__)

@@ -17,6 +17,7 @@ layers without recurrence have the same pre-activation x = W_in u.
 
     python figures/fig_init.py [--quick]
 """
+
 import time
 
 import numpy as np
@@ -61,24 +62,28 @@ def main(argv=None):
             m, s = pooled(free, p, u)
             spiking = pooled(cfg, p, u) if cell == "clif" else (float("nan"), float("nan"))
             name = f"{cell}" + (f" ({dialect})" if dialect else "")
-            rows.append([name, mu, sigma, m, s, (m - mu) / max(abs(mu), sigma), s / sigma - 1,
-                         spiking[0], spiking[1]])
+            rows.append([name, mu, sigma, m, s, (m - mu) / max(abs(mu), sigma), s / sigma - 1, spiking[0], spiking[1]])
             data[f"{name} {mu} {sigma}"] = {"mean": m, "sd": s, "spiking": spiking}
             if (mu, sigma) == TARGETS[0]:
                 U = simulate(free, p, u).V[0][BURN:].ravel()
                 ax.hist(U, bins=80, density=True, alpha=0.7)
                 x = np.linspace(-4, 4, 200)
-                ax.plot(x, np.exp(-x ** 2 / 2) / np.sqrt(2 * np.pi), "k--", lw=1)
+                ax.plot(x, np.exp(-(x**2) / 2) / np.sqrt(2 * np.pi), "k--", lw=1)
                 ax.set(title=name, xlabel="free membrane U (θ)" if cell == "clif" else "pre-activation x")
     axes[0].set_ylabel("density (target: N(0, 1), dashed)")
-    table = ("# Fluctuation-driven initialization: targets against simulation (issue 8.1)\n\n"
-             + common.provenance(argv, t0)
-             + f"\nN = {N} neurons, {N_IN} Bernoulli inputs at {NU:g} Hz, dt = 1 ms, T = {T}, {B} input "
-               f"realizations (seed 7), weights seed 0; pooled over neurons, steps ≥ {BURN} and realizations. "
-               "μ error in units of max(|μ_U|, σ_U); σ error relative. The last two columns: the same weights "
-               "with the threshold and zero reset of the dialect (what spiking does to the membrane).\n\n"
-             + common.md_table(["cell", "μ_U target", "σ_U target", "μ̂ (free)", "σ̂ (free)", "μ error", "σ error",
-                                "μ̂ with spikes", "σ̂ with spikes"], rows, "{:+.4f}"))
+    table = (
+        "# Fluctuation-driven initialization: targets against simulation (issue 8.1)\n\n"
+        + common.provenance(argv, t0)
+        + f"\nN = {N} neurons, {N_IN} Bernoulli inputs at {NU:g} Hz, dt = 1 ms, T = {T}, {B} input "
+        f"realizations (seed 7), weights seed 0; pooled over neurons, steps ≥ {BURN} and realizations. "
+        "μ error in units of max(|μ_U|, σ_U); σ error relative. The last two columns: the same weights "
+        "with the threshold and zero reset of the dialect (what spiking does to the membrane).\n\n"
+        + common.md_table(
+            ["cell", "μ_U target", "σ_U target", "μ̂ (free)", "σ̂ (free)", "μ error", "σ error", "μ̂ with spikes", "σ̂ with spikes"],
+            rows,
+            "{:+.4f}",
+        )
+    )
     common.write_outputs(common.out_dir(args), "fig_init", fig, table, data)
 
 

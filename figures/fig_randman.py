@@ -10,6 +10,7 @@ free membrane of mean 0 and SD 1 θ, 30 % of its variance from recurrence at 10 
 
     python figures/fig_randman.py [--workers 2] [--quick]
 """
+
 import time
 
 import numpy as np
@@ -19,9 +20,17 @@ import common
 
 def quick_spec(spec):
     spec["axes"]["seed"] = {k: v[:1] for k, v in spec["axes"]["seed"].items()}
-    spec["set"].update({"training.epochs": 2, "network.layers": [8], "task.samples_per_class": 4,
-                        "task.test_samples_per_class": 4, "training.batch_size": 8, "lyapunov.k": 4,
-                        "flossing.k": 4})
+    spec["set"].update(
+        {
+            "training.epochs": 2,
+            "network.layers": [8],
+            "task.samples_per_class": 4,
+            "task.test_samples_per_class": 4,
+            "training.batch_size": 8,
+            "lyapunov.k": 4,
+            "flossing.k": 4,
+        }
+    )
 
 
 def main(argv=None):
@@ -37,26 +46,54 @@ def main(argv=None):
         curves = np.array([d["history/epochs/test_acc"] for d in ds])
         label = f"{init} init, {cond}"
         ax[0].scatter(np.full(acc.size, i), acc, s=14)
-        ax[0].errorbar(i, acc.mean(), yerr=acc.std(ddof=1) / np.sqrt(acc.size) if acc.size > 1 else 0,
-                       fmt="k_", capsize=4)
+        ax[0].errorbar(i, acc.mean(), yerr=acc.std(ddof=1) / np.sqrt(acc.size) if acc.size > 1 else 0, fmt="k_", capsize=4)
         ax[1].plot(curves.mean(axis=0), label=label)
         lam0 = np.mean([d.get("lambda1_before", np.nan) for d in ds])
         lam1 = np.mean([d["lambda1_after"] for d in ds])
-        rows.append([init, cond, acc.size, float(acc.mean()),
-                     float(acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else float("nan"),
-                     float(acc.min()), float(acc.max()), float(lam0), float(lam1),
-                     float(np.mean([d["floss_steps"] for d in ds])), float(np.mean([d["wall_time"] for d in ds]))])
+        rows.append(
+            [
+                init,
+                cond,
+                acc.size,
+                float(acc.mean()),
+                float(acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else float("nan"),
+                float(acc.min()),
+                float(acc.max()),
+                float(lam0),
+                float(lam1),
+                float(np.mean([d["floss_steps"] for d in ds])),
+                float(np.mean([d["wall_time"] for d in ds])),
+            ]
+        )
         data[f"{init}/{cond}"] = {"test_acc": acc, "curves": curves}
     ax[0].set_xticks(range(len(rows)), [f"{r[0]}\n{r[1]}" for r in rows], fontsize=8)
     ax[0].set(ylabel="final test accuracy", title="Randman, 5 classes (chance 0.2)")
     ax[1].set(xlabel="epoch", ylabel="test accuracy (mean over seeds)")
     ax[1].legend(fontsize=7)
     seeds = spec["axes"]["seed"]["network.seed"]
-    table = ("# Randman: flossing × fluctuation-driven initialization (issue 8.5)\n\n" + common.provenance(argv, t0)
-             + f"\nSweep file `figures/sweeps/randman.toml`, seeds {list(seeds)} (network.seed = task.seed), "
-               f"{spec['set']['training.epochs']} epochs. λ₁ in 1/step (before training, after training).\n\n"
-             + common.md_table(["init", "condition", "n", "accuracy (mean)", "sem", "min", "max", "λ₁ before",
-                                "λ₁ after", "flossing steps", "seconds per run"], rows, "{:.3f}"))
+    table = (
+        "# Randman: flossing × fluctuation-driven initialization (issue 8.5)\n\n"
+        + common.provenance(argv, t0)
+        + f"\nSweep file `figures/sweeps/randman.toml`, seeds {list(seeds)} (network.seed = task.seed), "
+        f"{spec['set']['training.epochs']} epochs. λ₁ in 1/step (before training, after training).\n\n"
+        + common.md_table(
+            [
+                "init",
+                "condition",
+                "n",
+                "accuracy (mean)",
+                "sem",
+                "min",
+                "max",
+                "λ₁ before",
+                "λ₁ after",
+                "flossing steps",
+                "seconds per run",
+            ],
+            rows,
+            "{:.3f}",
+        )
+    )
     common.write_outputs(common.out_dir(args), "fig_randman", fig, table, data)
 
 

@@ -13,19 +13,21 @@ above the no-flossing runs of the same seeds, divided by the extra wall time in 
 
     python figures/fig_schedules.py [--workers 2] [--quick]
 """
+
 import time
 
 import numpy as np
 
 import common
 
-SOLVED = 0.9   # final test accuracy that counts as solved
+SOLVED = 0.9  # final test accuracy that counts as solved
 
 
 def quick_spec(spec):
     spec["axes"]["seed"] = {k: v[:1] for k, v in spec["axes"]["seed"].items()}
-    spec["set"].update({"training.epochs": 2, "training.steps_per_epoch": 3, "training.test_size": 16,
-                        "network.layers": [8], "lyapunov.k": 4})
+    spec["set"].update(
+        {"training.epochs": 2, "training.steps_per_epoch": 3, "training.test_size": 16, "network.layers": [8], "lyapunov.k": 4}
+    )
     for c in spec["conditions"].values():
         if "flossing.k" in c:
             c["flossing.k"] = min(c["flossing.k"], 4)
@@ -55,11 +57,21 @@ def main(argv=None):
             extra = (wall.mean() - wall0) / 60
             gain = (acc.mean() - acc0) / extra if cond != "none" and extra > 0 else float("nan")
             n_solved = int(np.sum(acc >= SOLVED))
-            rows[delta].append([cond, acc.size, float(acc.mean()),
-                                float(acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else float("nan"),
-                                float(acc.min()), float(acc.max()), f"{n_solved}/{acc.size}",
-                                float(np.mean([d["floss_steps"] for d in ds])), float(wall.mean()), float(gain),
-                                float(np.mean([d["lambda1_after"] for d in ds]))])
+            rows[delta].append(
+                [
+                    cond,
+                    acc.size,
+                    float(acc.mean()),
+                    float(acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else float("nan"),
+                    float(acc.min()),
+                    float(acc.max()),
+                    f"{n_solved}/{acc.size}",
+                    float(np.mean([d["floss_steps"] for d in ds])),
+                    float(wall.mean()),
+                    float(gain),
+                    float(np.mean([d["lambda1_after"] for d in ds])),
+                ]
+            )
             data[f"{delta}/{cond}"] = {"test_acc": acc, "wall_time": wall}
             if n_solved == acc.size:
                 solved_at.append(delta)
@@ -71,18 +83,38 @@ def main(argv=None):
         for r in rows[delta]:
             ax.errorbar(r[8], r[2], yerr=0 if np.isnan(r[3]) else r[3], marker="o", capsize=3)
             ax.annotate(r[0], (r[8], r[2]), fontsize=7, xytext=(4, 3), textcoords="offset points")
-        ax.set(xlabel="wall time per run (s, 1 thread)", ylabel="final test accuracy (mean ± sem)",
-               title=f"flossing schedules, spiking delayed XOR δ = {delta}")
+        ax.set(
+            xlabel="wall time per run (s, 1 thread)",
+            ylabel="final test accuracy (mean ± sem)",
+            title=f"flossing schedules, spiking delayed XOR δ = {delta}",
+        )
     seeds = spec["axes"]["seed"]["network.seed"]
-    header = ["schedule", "n", "accuracy (mean)", "sem", "min", "max", f"solved (≥ {SOLVED})", "flossing steps",
-              "wall time per run (s)", "gain per extra minute", "λ₁ after training"]
-    table = ("# Flossing schedules: accuracy per unit of compute (issue 8.6)\n\n" + common.provenance(argv, t0)
-             + f"\nSweep file `figures/sweeps/schedules.toml`; seeds {list(seeds)}, "
-               f"{spec['set']['training.epochs']} epochs × 20 Adam steps. 'Gain per extra minute': mean accuracy "
-               "above the no-flossing runs at the same δ divided by the extra wall time (minutes). "
-               f"Hardest δ solved by every seed of some schedule: {hardest}.\n"
-             + "".join(f"\n## δ = {delta}{' (hardest solved)' if delta == hardest else ''}\n\n"
-                       + common.md_table(header, rows[delta], "{:.3f}") for delta in deltas))
+    header = [
+        "schedule",
+        "n",
+        "accuracy (mean)",
+        "sem",
+        "min",
+        "max",
+        f"solved (≥ {SOLVED})",
+        "flossing steps",
+        "wall time per run (s)",
+        "gain per extra minute",
+        "λ₁ after training",
+    ]
+    table = (
+        "# Flossing schedules: accuracy per unit of compute (issue 8.6)\n\n"
+        + common.provenance(argv, t0)
+        + f"\nSweep file `figures/sweeps/schedules.toml`; seeds {list(seeds)}, "
+        f"{spec['set']['training.epochs']} epochs × 20 Adam steps. 'Gain per extra minute': mean accuracy "
+        "above the no-flossing runs at the same δ divided by the extra wall time (minutes). "
+        f"Hardest δ solved by every seed of some schedule: {hardest}.\n"
+        + "".join(
+            f"\n## δ = {delta}{' (hardest solved)' if delta == hardest else ''}\n\n"
+            + common.md_table(header, rows[delta], "{:.3f}")
+            for delta in deltas
+        )
+    )
     common.write_outputs(common.out_dir(args), "fig_schedules", fig, table, data)
 
 

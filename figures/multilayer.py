@@ -14,6 +14,7 @@ pre-flossing (k = 16 exponents of the whole stack), 3 seeds. The job
 
     python figures/fig_multilayer.py [--workers 2] [--quick]
 """
+
 from __future__ import annotations
 
 import time
@@ -32,6 +33,7 @@ def layer_error_curves(tr, B: int = B_ERR) -> np.ndarray:
     from refimpl.losses import loss_and_grad
     from refimpl.network import simulate, state_slices
     from refimpl.training import state_adjoints
+
     u = np.ascontiguousarray(tr.data.test_inputs[:, :B])
     targets = tr.data.test_targets[:, :B]
     traj = simulate(tr.cfg, tr.params, u)
@@ -57,6 +59,7 @@ def _measure(tr, prefix: str, out: dict) -> None:
 def multilayer_job(job, job_dir) -> dict:
     from refimpl.sweep import train_job
     from refimpl.training import Trainer
+
     out = train_job(job, job_dir)
     run = job.run_config()
     tr = Trainer(run)
@@ -71,13 +74,21 @@ def multilayer_job(job, job_dir) -> dict:
 def quick_spec(spec: dict) -> None:
     spec["axes"]["seed"] = {k: v[:1] for k, v in spec["axes"]["seed"].items()}
     spec["axes"]["depth"] = [{"network.layers": [6]}, {"network.layers": [6, 6]}]
-    spec["set"].update({"training.epochs": 2, "training.steps_per_epoch": 3, "training.test_size": 16,
-                        "lyapunov.k": 4, "flossing.k": 4, "lyapunov.every": 1})
+    spec["set"].update(
+        {
+            "training.epochs": 2,
+            "training.steps_per_epoch": 3,
+            "training.test_size": 16,
+            "lyapunov.k": 4,
+            "flossing.k": 4,
+            "lyapunov.every": 1,
+        }
+    )
     spec["conditions"]["floss"].update({"flossing.pre_steps": 3, "flossing.k": 4})
 
 
 def _depth(job) -> int:
-    v = job.axes["depth"]            # the axis value's label: the first key's value, the layer list
+    v = job.axes["depth"]  # the axis value's label: the first key's value, the layer list
     return len(v["network.layers"] if isinstance(v, dict) else v)
 
 
@@ -95,8 +106,12 @@ def main(argv=None):
         for r_, (cond, stage, ls) in enumerate((("none", "initial", "-"), ("floss", "preflossed", "--"))):
             curves = np.mean([d[f"errors_{stage}"] for d in R[(cond, depth)]], axis=0)
             for l in range(depth):
-                ax[0, c].plot(curves[l] - curves[l][1], ls=ls, color=f"C{l}",
-                              label=f"layer {l + 1}, {'pre-flossed' if cond == 'floss' else 'initial'}")
+                ax[0, c].plot(
+                    curves[l] - curves[l][1],
+                    ls=ls,
+                    color=f"C{l}",
+                    label=f"layer {l + 1}, {'pre-flossed' if cond == 'floss' else 'initial'}",
+                )
             data[f"errors/{cond}/{depth}"] = curves
         ax[0, c].set(title=f"{depth} layer(s): error norm vs lag", xlabel="lag", ylabel="log ‖∂L/∂x^l‖ (shifted)")
         ax[0, c].legend(fontsize=6)
@@ -110,48 +125,86 @@ def main(argv=None):
                 sel = (lag >= 5) & (lag <= cur.shape[1] - 5)
                 slopes.append("/".join(f"{np.polyfit(lag[sel], cur[l][sel], 1)[0]:+.3f}" for l in range(depth)))
             lam = [float(np.mean([d[f"spectrum_{s}"][0] for d in ds])) for s in ("initial", "preflossed", "final")]
-            pr = [float(np.nanmean(d["history/dimensionality/grad_pr"])) if "history/dimensionality/grad_pr" in d
-                  else float("nan") for d in ds]
-            rows.append([depth, cond, acc.size, float(acc.mean()), float(acc.min()), float(acc.max()), *lam,
-                         slopes[0] if cond == "none" else slopes[1], slopes[2], float(np.nanmean(pr))])
+            pr = [
+                float(np.nanmean(d["history/dimensionality/grad_pr"])) if "history/dimensionality/grad_pr" in d else float("nan")
+                for d in ds
+            ]
+            rows.append(
+                [
+                    depth,
+                    cond,
+                    acc.size,
+                    float(acc.mean()),
+                    float(acc.min()),
+                    float(acc.max()),
+                    *lam,
+                    slopes[0] if cond == "none" else slopes[1],
+                    slopes[2],
+                    float(np.nanmean(pr)),
+                ]
+            )
     for depth, col in zip(depths, ("C0", "C1", "C2")):
         for cond, ls in (("none", "-"), ("floss", "--")):
             stage = "initial" if cond == "none" else "preflossed"
             s = np.mean([d[f"spectrum_{stage}"] for d in R[(cond, depth)]], axis=0)
-            ax[0, -1].plot(np.arange(1, s.size + 1), s, ls=ls, color=col,
-                           label=f"{depth} layer(s), {'pre-flossed' if cond == 'floss' else 'initial'}")
+            ax[0, -1].plot(
+                np.arange(1, s.size + 1),
+                s,
+                ls=ls,
+                color=col,
+                label=f"{depth} layer(s), {'pre-flossed' if cond == 'floss' else 'initial'}",
+            )
             data[f"spectrum/{cond}/{depth}"] = s
     ax[0, -1].set(title="spectrum of the whole stack", xlabel="index i", ylabel="λ_i (1/step)")
     ax[0, -1].legend(fontsize=6)
     for c, depth in enumerate(depths):
         for cond, mk in (("none", "o"), ("floss", "s")):
             acc = [d["test_acc"] for d in R[(cond, depth)]]
-            ax[1, 0].scatter(np.full(len(acc), depth + (0.08 if cond == "floss" else -0.08)), acc, marker=mk,
-                             color="C0" if cond == "none" else "C1",
-                             label=("pre-flossing" if cond == "floss" else "no flossing") if c == 0 else None)
+            ax[1, 0].scatter(
+                np.full(len(acc), depth + (0.08 if cond == "floss" else -0.08)),
+                acc,
+                marker=mk,
+                color="C0" if cond == "none" else "C1",
+                label=("pre-flossing" if cond == "floss" else "no flossing") if c == 0 else None,
+            )
     ax[1, 0].set(xlabel="layers", ylabel="final test accuracy", title="accuracy", xticks=depths)
     ax[1, 0].legend(fontsize=7)
     for cond, mk in (("none", "o"), ("floss", "s")):
-        prs = [np.nanmean([np.nanmean(d["history/dimensionality/grad_pr"]) for d in R[(cond, depth)]])
-               for depth in depths]
+        prs = [np.nanmean([np.nanmean(d["history/dimensionality/grad_pr"]) for d in R[(cond, depth)]]) for depth in depths]
         ax[1, 1].plot(depths, prs, marker=mk, label="pre-flossing" if cond == "floss" else "no flossing")
-    ax[1, 1].set(xlabel="layers", ylabel="gradient participation ratio", title="gradient dimensionality (W_rec)",
-                 xticks=depths)
+    ax[1, 1].set(xlabel="layers", ylabel="gradient participation ratio", title="gradient dimensionality (W_rec)", xticks=depths)
     ax[1, 1].legend(fontsize=7)
     for c in range(2, ax.shape[1]):
         ax[1, c].axis("off")
     fig.tight_layout()
-    table = ("# Multi-layer recurrent cLIF networks with and without flossing (issue 8.2)\n\n"
-             + common.provenance(argv, t0)
-             + "\nSweep file `figures/sweeps/multilayer.toml`: spiking delayed XOR δ = 2 (T = 44), 32 neurons per layer, "
-               "30 epochs × 20 Adam steps; pre-flossing 60 steps with k = 16 on the whole stack; seeds 0, 1, 2. "
-               "Error decay rates are least-squares slopes of the mean log error norm of each layer against lag "
-               "(lags 5 … T−5), listed layer 1/layer 2/…; 'start' is the initial network (no flossing) or the "
-               "pre-flossed one. grad PR: mean gradient participation ratio (W_rec samples over batch × time) "
-               "over the logged epochs.\n\n"
-             + common.md_table(["layers", "condition", "n", "accuracy (mean)", "min", "max", "λ₁ initial",
-                                "λ₁ after boundary", "λ₁ final", "error decay per layer, start",
-                                "error decay per layer, final", "grad PR"], rows, "{:.3f}"))
+    table = (
+        "# Multi-layer recurrent cLIF networks with and without flossing (issue 8.2)\n\n"
+        + common.provenance(argv, t0)
+        + "\nSweep file `figures/sweeps/multilayer.toml`: spiking delayed XOR δ = 2 (T = 44), 32 neurons per layer, "
+        "30 epochs × 20 Adam steps; pre-flossing 60 steps with k = 16 on the whole stack; seeds 0, 1, 2. "
+        "Error decay rates are least-squares slopes of the mean log error norm of each layer against lag "
+        "(lags 5 … T−5), listed layer 1/layer 2/…; 'start' is the initial network (no flossing) or the "
+        "pre-flossed one. grad PR: mean gradient participation ratio (W_rec samples over batch × time) "
+        "over the logged epochs.\n\n"
+        + common.md_table(
+            [
+                "layers",
+                "condition",
+                "n",
+                "accuracy (mean)",
+                "min",
+                "max",
+                "λ₁ initial",
+                "λ₁ after boundary",
+                "λ₁ final",
+                "error decay per layer, start",
+                "error decay per layer, final",
+                "grad PR",
+            ],
+            rows,
+            "{:.3f}",
+        )
+    )
     common.write_outputs(out, "fig_multilayer", fig, table, data)
 
 

@@ -25,16 +25,28 @@ The public API, for a network on Poisson input::
 BPTT gradient (docs/model.md §5). Everything is imported on first use, so that
 ``import refimpl`` and ``refimpl --help`` are immediate.
 """
+
 __version__ = "0.1.0"
 
 from .memory import keep_freed_memory
 
-keep_freed_memory()   # a third of a training step was page faults (refimpl/memory.py)
+keep_freed_memory()  # a third of a training step was page faults (refimpl/memory.py)
 
 #: public name -> (module, attribute)
 _API = {
-    **{n: ("config", n) for n in ("DIALECTS", "FlossConfig", "LossConfig", "LyapunovConfig", "NetworkConfig",
-                                  "Readout", "Surrogate", "network_config")},
+    **{
+        n: ("config", n)
+        for n in (
+            "DIALECTS",
+            "FlossConfig",
+            "LossConfig",
+            "LyapunovConfig",
+            "NetworkConfig",
+            "Readout",
+            "Surrogate",
+            "network_config",
+        )
+    },
     "init_params": ("network", "init_params"),
     "simulate": ("network", "simulate"),
     "poisson_inputs": ("tasks", "poisson_inputs"),
@@ -50,6 +62,7 @@ def __getattr__(name):
     # NumPy and Numba are loaded on first use of the API, so that `refimpl --help` is immediate
     if name in _API:
         import importlib
+
         module, attr = _API[name]
         return getattr(importlib.import_module(f"refimpl.{module}"), attr)
     raise AttributeError(f"module 'refimpl' has no attribute {name!r}")

@@ -7,6 +7,7 @@ hands ``z̄^l`` down. Within a layer, each step is :func:`cell.vjp_step`
 followed by the surrogate rule in reverse, ``V̄_t += σ'(V_t - θ) ⊙ S̄_t``
 (see docs/derivations.md for the derivation).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,15 +17,13 @@ from . import cell, readout
 from .kernels.batched import outer_acc_t
 from .config import LossConfig, NetworkConfig
 from .losses import check_targets, loss_and_grad
-from .network import (check_inputs, check_params, initial_state_names, layer_params,
-                      layers_of, simulate)
+from .network import check_inputs, check_params, initial_state_names, layer_params, layers_of, simulate
 
 _E2 = np.zeros((0, 0))
 
 
 @njit(cache=True)
-def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S,
-                   ext_S, ext_V, need_zbar):
+def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S, ext_S, ext_V, need_zbar):
     """Reverse time loop of one layer (``K = 1``, ``B`` trajectories).
 
     ``ext_S, ext_V (T+1, B, N)``: adjoints arriving at ``S_t`` and ``V_t`` from
@@ -54,8 +53,9 @@ def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S,
     for t in range(T - 1, -1, -1):
         for bb in range(B):
             for i in range(N):
-                vb, Ibar[bb, i], Jb = cell.adjoint_element(Vbar_next[bb, i], Ibar_next[bb, i], 0.0, rho[t, bb, i],
-                                                           c[t, bb, i], alpha[i], beta[i], g[i], syn_old)
+                vb, Ibar[bb, i], Jb = cell.adjoint_element(
+                    Vbar_next[bb, i], Ibar_next[bb, i], 0.0, rho[t, bb, i], c[t, bb, i], alpha[i], beta[i], g[i], syn_old
+                )
                 Vbar[bb, i] = ext_V[t, bb, i] + vb
                 J[bb, i] = Jb
                 gb[i] += Jb
@@ -78,8 +78,7 @@ def backward(cfg: NetworkConfig, params: dict, traj, ybar: np.ndarray) -> dict:
     Ls = layers_of(cfg)
     grads = {}
     k = readout.kappa(cfg)
-    sbar, grads["readout/W_out"], grads["readout/b_out"] = readout.vjp(
-        traj.readout_s, ybar, params["readout/W_out"], k)
+    sbar, grads["readout/W_out"], grads["readout/b_out"] = readout.vjp(traj.readout_s, ybar, params["readout/W_out"], k)
     top = len(Ls) - 1
     zero = np.zeros_like(sbar)
     if cfg.readout.source in ("spikes", "activation"):
@@ -91,8 +90,8 @@ def backward(cfg: NetworkConfig, params: dict, traj, ybar: np.ndarray) -> dict:
         s, _, _, rho, c = traj.lin[l]
         W_in, W_rec, _, _, _ = layer_params(cfg, params, l)
         Vb0, Ib0, gW_in, gW_rec, gb, zbar = layer_backward(
-            s, rho, c, L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec, traj.layer_input(l), traj.S[l],
-            ext_S, ext_V, l > 0)
+            s, rho, c, L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec, traj.layer_input(l), traj.S[l], ext_S, ext_V, l > 0
+        )
         p = f"layer{l + 1}/"
         grads[p + "W_in"], grads[p + "W_rec"], grads[p + "b"] = gW_in, gW_rec, gb
         names = initial_state_names(cfg)

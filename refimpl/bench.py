@@ -28,6 +28,7 @@ run (NumPy dgemm), and the peak memory of one evaluation: the growth of the
 peak resident set size over a warmed-up, trimmed baseline, in a fresh
 subprocess per measurement (:func:`_rss_child`).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -58,13 +59,14 @@ TORCH_FLOSS_MATRICES_PER_STEP = {"jacrev": 5.0, "rows": 7.0}
 # problems
 # ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Case:
-    kind: str            # bptt, spectrum, flossing
+    kind: str  # bptt, spectrum, flossing
     N: int
-    k: int = 0           # spectrum, flossing
+    k: int = 0  # spectrum, flossing
     T: int = 1000
-    B: int = 1           # bptt batch
+    B: int = 1  # bptt batch
     checkpoint: int = 0  # flossing: checkpoint_every (0: store every Q_t)
 
     @property
@@ -84,6 +86,7 @@ def problem(case: Case, seed: int = 0):
     from .lyapunov import initial_Q
     from .network import init_params
     from .tasks import poisson_inputs
+
     cfg = network_config(dialect="engelken", layers=(case.N,), n_in=N_IN, n_out=1)
     params = init_params(cfg, seed, w_in=6.0, g_rec=2.0)
     B = case.B if case.kind == "bptt" else 1
@@ -100,15 +103,14 @@ def run_refimpl(case: Case, prob):
     """One evaluation by refimpl; returns the comparable results."""
     from . import adjoint, flossing, lyapunov
     from .config import LossConfig
+
     cfg, params, inputs, targets, lcfg, Q0 = prob
     if case.kind == "bptt":
         value, grads, _ = adjoint.value_and_grad(cfg, params, inputs, targets, LossConfig("bce_per_step"))
-        return {"loss": value, **{f"grad/{k}": v for k, v in grads.items()
-                                  if k.split("/")[1] not in ("V0", "I0")}}
+        return {"loss": value, **{f"grad/{k}": v for k, v in grads.items() if k.split("/")[1] not in ("V0", "I0")}}
     if case.kind == "spectrum":
         return {"spectrum": lyapunov.spectrum(cfg, params, inputs, lcfg, Q0).exponents}
-    res = flossing.value_and_grad(cfg, params, inputs, lcfg, Q0=Q0,
-                                  checkpoint_every=case.checkpoint or None)
+    res = flossing.value_and_grad(cfg, params, inputs, lcfg, Q0=Q0, checkpoint_every=case.checkpoint or None)
     return {"loss": res.loss, "spectrum": res.exponents, **{f"grad/{k}": v for k, v in res.grads.items()}}
 
 
@@ -119,16 +121,21 @@ PEER_FILE = Path(__file__).resolve().parent.parent / "validation" / "bench_torch
 
 def _torch():
     import importlib.util
+
     if "refimpl_bench_torch" in sys.modules:
         return sys.modules["refimpl_bench_torch"]
     if not PEER_FILE.is_file():
-        raise RuntimeError(f"refimpl bench needs the PyTorch peer {PEER_FILE}, which is part of the source "
-                           "checkout (validation/), not of an installed refimpl; pass --no-torch to time refimpl alone")
+        raise RuntimeError(
+            f"refimpl bench needs the PyTorch peer {PEER_FILE}, which is part of the source "
+            "checkout (validation/), not of an installed refimpl; pass --no-torch to time refimpl alone"
+        )
     try:
         import torch  # noqa: F401
     except ImportError as exc:
-        raise RuntimeError("refimpl bench needs PyTorch for its peer (pip install -e '.[validation]', i.e. "
-                           f"torch==2.13.0), or --no-torch to time refimpl alone: {exc}") from None
+        raise RuntimeError(
+            "refimpl bench needs PyTorch for its peer (pip install -e '.[validation]', i.e. "
+            f"torch==2.13.0), or --no-torch to time refimpl alone: {exc}"
+        ) from None
     spec = importlib.util.spec_from_file_location("refimpl_bench_torch", PEER_FILE)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
@@ -164,6 +171,7 @@ def max_rel_diff(a: dict, b: dict) -> float:
 # FLOP counts of the methods and memory the method must store
 # ---------------------------------------------------------------------------
 
+
 def flops(case: Case, n_in: int = N_IN) -> float:
     """Floating-point operations of the method (not of either implementation); see docs/performance.md."""
     N, k, T, B = case.N, case.k, case.T, case.B
@@ -171,14 +179,17 @@ def flops(case: Case, n_in: int = N_IN) -> float:
     if case.kind == "bptt":
         # forward W_in z + W_rec S, backward J W_rec, Jᵀz, JᵀS (dense counts; 2 flops per multiply-add)
         return T * 2.0 * B * N * (2 * n_in + 3 * N)
-    qr = 4.0 * M * k * k - 4.0 / 3.0 * k ** 3           # Householder R (dgeqrf) + explicit Q (dorgqr)
-    fwd = 2.0 * N * N * k + qr                          # W_rec (s ⊙ Q_V) and the QR, per step
+    qr = 4.0 * M * k * k - 4.0 / 3.0 * k**3  # Householder R (dgeqrf) + explicit Q (dorgqr)
+    fwd = 2.0 * N * N * k + qr  # W_rec (s ⊙ Q_V) and the QR, per step
     if case.kind == "spectrum":
         return T * fwd
-    bwd = (2 * (2.0 * N * N * k)                        # J W_rec (first and second order) and Jᵀ(s ⊙ Q_V)
-           + 5.0 * M * k * k                            # QR reverse rule: Q̄ᵀQ, Q copyltu(·), triangular solve
-           + 2.0 * N * N + 2.0 * N * (n_in + N))        # state adjoint and its weight gradients
-    extra = fwd if case.checkpoint else 0.0             # recomputation of every segment
+    bwd = (
+        2 * (2.0 * N * N * k)  # J W_rec (first and second order) and Jᵀ(s ⊙ Q_V)
+        + 5.0 * M * k * k  # QR reverse rule: Q̄ᵀQ, Q copyltu(·), triangular solve
+        + 2.0 * N * N
+        + 2.0 * N * (n_in + N)
+    )  # state adjoint and its weight gradients
+    extra = fwd if case.checkpoint else 0.0  # recomputation of every segment
     return T * (fwd + bwd + extra)
 
 
@@ -205,12 +216,13 @@ def dgemm_rate(n: int, repeats: int = 3) -> float:
         t = time.perf_counter()
         A @ Bm
         best = min(best, time.perf_counter() - t)
-    return 2.0 * n ** 3 / best / 1e9
+    return 2.0 * n**3 / best / 1e9
 
 
 # ---------------------------------------------------------------------------
 # memory: max RSS growth of one evaluation, in a fresh process
 # ---------------------------------------------------------------------------
+
 
 def _status_kb(field: str) -> float:
     with open("/proc/self/status") as f:
@@ -223,6 +235,7 @@ def _status_kb(field: str) -> float:
 def _reset_peak() -> str:
     """Drop freed memory, then reset the peak RSS to the current RSS. Returns the method used."""
     import gc
+
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -230,7 +243,7 @@ def _reset_peak() -> str:
         pass
     try:
         with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")          # Linux ≥ 4.0: VmHWM := VmRSS
+            f.write("5")  # Linux ≥ 4.0: VmHWM := VmRSS
         return "VmHWM"
     except OSError:
         return "ru_maxrss"
@@ -249,11 +262,12 @@ def _rss_child(spec: dict) -> None:
     """
     case = Case(**spec["case"])
     set_threads(spec["threads"], torch_too=spec["side"] == "torch")
-    tiny = Case(case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2),
-                checkpoint=min(case.checkpoint, 2))
+    tiny = Case(
+        case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2), checkpoint=min(case.checkpoint, 2)
+    )
     side = spec["side"]
     fn = run_refimpl if side == "refimpl" else (lambda c, p: run_torch(c, p, spec["method"], spec.get("T_torch")))
-    fn(tiny, problem(tiny))                            # imports, JIT (cache), allocator warm-up
+    fn(tiny, problem(tiny))  # imports, JIT (cache), allocator warm-up
     prob = problem(case)
     method = _reset_peak()
     if method == "VmHWM":
@@ -273,8 +287,7 @@ def measure_memory(case: Case, side: str, threads: int, method: str = "jacrev", 
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True,
-                         env=env)
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -284,6 +297,7 @@ def measure_memory(case: Case, side: str, threads: int, method: str = "jacrev", 
 # time to first result of a second process (warm JIT cache)
 # ---------------------------------------------------------------------------
 
+
 def startup_seconds(argv: list, runs: int = 2) -> float:
     """Wall time of ``python -m refimpl.cli ARGV`` from process start to exit; the last of ``runs``."""
     env = dict(os.environ)
@@ -292,8 +306,7 @@ def startup_seconds(argv: list, runs: int = 2) -> float:
     t = float("nan")
     for _ in range(runs):
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "refimpl.cli", *argv], capture_output=True, text=True,
-                             env=env)
+        out = subprocess.run([sys.executable, "-m", "refimpl.cli", *argv], capture_output=True, text=True, env=env)
         t = time.perf_counter() - t0
         if out.returncode != 0:
             raise RuntimeError(f"refimpl {' '.join(argv)} failed: {out.stderr.strip()[-300:]}")
@@ -304,6 +317,7 @@ def startup_seconds(argv: list, runs: int = 2) -> float:
 # timing
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class Row:
     case: Case
@@ -311,7 +325,7 @@ class Row:
     torch_s: float = float("nan")
     refimpl_runs: list = field(default_factory=list)
     torch_runs: list = field(default_factory=list)
-    torch_T: int = 0                 # steps the peer ran (< T: time extrapolated linearly)
+    torch_T: int = 0  # steps the peer ran (< T: time extrapolated linearly)
     torch_method: str = ""
     rel_diff: float = float("nan")
     flops: float = 0.0
@@ -385,18 +399,22 @@ _PEER_CACHE: dict = {}
 def bench_case(case: Case, args, log) -> Row:
     row = Row(case, flops=flops(case), required_bytes=required_bytes(case))
     prob = problem(case)
-    tiny = Case(case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2),
-                checkpoint=min(case.checkpoint, 2))
-    run_refimpl(tiny, problem(tiny))                  # JIT compilation (or cache load) outside the timing
-    row.refimpl_runs, ref = _timed(lambda: run_refimpl(case, prob), args.repeats, args.max_seconds,
-                                   args.min_seconds)
+    tiny = Case(
+        case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2), checkpoint=min(case.checkpoint, 2)
+    )
+    run_refimpl(tiny, problem(tiny))  # JIT compilation (or cache load) outside the timing
+    row.refimpl_runs, ref = _timed(lambda: run_refimpl(case, prob), args.repeats, args.max_seconds, args.min_seconds)
     row.refimpl_s = statistics.median(row.refimpl_runs)
     log(f"  refimpl  {case.label:<36} {row.refimpl_s:9.4f} s  (median of {len(row.refimpl_runs)})")
     peer_key = (case.kind, case.N, case.k, case.T, case.B)
     if not args.no_torch and peer_key in _PEER_CACHE:
         prev = _PEER_CACHE[peer_key]
         row.torch_method, row.torch_T, row.torch_runs, row.torch_s = (
-            prev.torch_method, prev.torch_T, prev.torch_runs, prev.torch_s)
+            prev.torch_method,
+            prev.torch_T,
+            prev.torch_runs,
+            prev.torch_s,
+        )
         row.rel_diff = max_rel_diff(ref, prev.peer_result) if row.torch_T == case.T else prev.rel_diff
         row.torch_peak_bytes = prev.torch_peak_bytes
         log(f"  pytorch  {case.label:<36} {row.torch_s:9.4f} s  (the same peer run as without checkpoints)")
@@ -406,16 +424,19 @@ def bench_case(case: Case, args, log) -> Row:
         T_torch = torch_steps(case, args.torch_mem_budget, row.torch_method)
         row.torch_T = T_torch
         run_torch(tiny, problem(tiny), row.torch_method or "jacrev")
-        row.torch_runs, peer = _timed(lambda: run_torch(case, prob, row.torch_method, T=T_torch),
-                                      args.repeats, args.max_seconds, args.min_seconds)
+        row.torch_runs, peer = _timed(
+            lambda: run_torch(case, prob, row.torch_method, T=T_torch), args.repeats, args.max_seconds, args.min_seconds
+        )
         scale = case.T / T_torch
         row.torch_s = statistics.median(row.torch_runs) * scale
         note = f"  (ran T={T_torch}, time scaled ×{scale:.2f})" if T_torch < case.T else ""
-        log(f"  pytorch  {case.label:<36} {row.torch_s:9.4f} s  (median of {len(row.torch_runs)}"
-            f"{', ' + row.torch_method if row.torch_method else ''}){note}")
+        log(
+            f"  pytorch  {case.label:<36} {row.torch_s:9.4f} s  (median of {len(row.torch_runs)}"
+            f"{', ' + row.torch_method if row.torch_method else ''}){note}"
+        )
         if T_torch == case.T:
             row.rel_diff = max_rel_diff(ref, peer)
-        else:   # compare on the prefix the peer ran
+        else:  # compare on the prefix the peer ran
             short = Case(case.kind, case.N, case.k, T_torch, case.B, case.checkpoint)
             sp = problem(short)
             row.rel_diff = max_rel_diff(run_refimpl(short, sp), peer)
@@ -426,12 +447,16 @@ def bench_case(case: Case, args, log) -> Row:
         m = measure_memory(case, "refimpl", args.threads)
         row.refimpl_peak_bytes = m.get("peak_bytes", float("nan"))
         if not args.no_torch and not (row.torch_peak_bytes >= 0):
-            m = measure_memory(case, "torch", args.threads, row.torch_method or "jacrev",
-                               row.torch_T if row.torch_T < case.T else None)
-            row.torch_peak_bytes = m.get("peak_bytes", float("nan")) * (case.T / max(row.torch_T, 1)
-                                                                         if row.torch_T < case.T else 1.0)
-        log(f"  memory   {case.label:<36} refimpl {row.refimpl_peak_bytes / 1e6:8.1f} MB   "
-            f"pytorch {row.torch_peak_bytes / 1e6:8.1f} MB")
+            m = measure_memory(
+                case, "torch", args.threads, row.torch_method or "jacrev", row.torch_T if row.torch_T < case.T else None
+            )
+            row.torch_peak_bytes = m.get("peak_bytes", float("nan")) * (
+                case.T / max(row.torch_T, 1) if row.torch_T < case.T else 1.0
+            )
+        log(
+            f"  memory   {case.label:<36} refimpl {row.refimpl_peak_bytes / 1e6:8.1f} MB   "
+            f"pytorch {row.torch_peak_bytes / 1e6:8.1f} MB"
+        )
     return row
 
 
@@ -457,8 +482,10 @@ def cases_of(args) -> list:
 
 
 def format_table(rows: list, peak: float) -> str:
-    head = (f"{'case':<38} {'refimpl s':>10} {'pytorch s':>10} {'ratio':>7} {'GFLOP/s':>8} {'of peak':>7} "
-            f"{'pt GF/s':>8} {'ref MB':>8} {'pt MB':>9} {'need MB':>8} {'ref/need':>8}")
+    head = (
+        f"{'case':<38} {'refimpl s':>10} {'pytorch s':>10} {'ratio':>7} {'GFLOP/s':>8} {'of peak':>7} "
+        f"{'pt GF/s':>8} {'ref MB':>8} {'pt MB':>9} {'need MB':>8} {'ref/need':>8}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         gf = r.flops / r.refimpl_s / 1e9
@@ -467,13 +494,15 @@ def format_table(rows: list, peak: float) -> str:
         lines.append(
             f"{r.case.label:<38} {r.refimpl_s:10.4f} {r.torch_s:10.4f} {r.ratio:7.1f} {gf:8.2f} "
             f"{gf / peak:7.1%} {gft:8.2f} {r.refimpl_peak_bytes / 1e6:8.1f} {r.torch_peak_bytes / 1e6:9.1f} "
-            f"{need / 1e6:8.1f} {r.refimpl_peak_bytes / need:8.2f}")
+            f"{need / 1e6:8.1f} {r.refimpl_peak_bytes / need:8.2f}"
+        )
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------
 # CLI plugin
 # ---------------------------------------------------------------------------
+
 
 def _ints(text):
     return [int(x) for x in str(text).split(",") if x.strip()]
@@ -486,21 +515,41 @@ QUICK_SIZES = {"sizes": "16", "ks": "4", "T": 40, "T_bptt": 40, "batch": 4}
 def write_json(path, info: dict, startup: dict, rows: list, peak: float) -> None:
     """Every number of a bench run (``--out``), written atomically."""
     from .io import atomic_text
-    data = {"info": info, "startup_seconds": startup, "rows": [
-        {**asdict(r.case), "label": r.case.label, "refimpl_s": r.refimpl_s, "torch_s": r.torch_s,
-         "ratio": r.ratio, "refimpl_runs": r.refimpl_runs, "torch_runs": r.torch_runs,
-         "torch_T": r.torch_T, "torch_method": r.torch_method, "rel_diff": r.rel_diff, "flops": r.flops,
-         "refimpl_gflops": r.flops / r.refimpl_s / 1e9, "fraction_of_dgemm": r.flops / r.refimpl_s / 1e9 / peak,
-         "refimpl_peak_bytes": r.refimpl_peak_bytes, "torch_peak_bytes": r.torch_peak_bytes,
-         "required_bytes": r.required_bytes} for r in rows]}
+
+    data = {
+        "info": info,
+        "startup_seconds": startup,
+        "rows": [
+            {
+                **asdict(r.case),
+                "label": r.case.label,
+                "refimpl_s": r.refimpl_s,
+                "torch_s": r.torch_s,
+                "ratio": r.ratio,
+                "refimpl_runs": r.refimpl_runs,
+                "torch_runs": r.torch_runs,
+                "torch_T": r.torch_T,
+                "torch_method": r.torch_method,
+                "rel_diff": r.rel_diff,
+                "flops": r.flops,
+                "refimpl_gflops": r.flops / r.refimpl_s / 1e9,
+                "fraction_of_dgemm": r.flops / r.refimpl_s / 1e9 / peak,
+                "refimpl_peak_bytes": r.refimpl_peak_bytes,
+                "torch_peak_bytes": r.torch_peak_bytes,
+                "required_bytes": r.required_bytes,
+            }
+            for r in rows
+        ],
+    }
     atomic_text(path, json.dumps(data, indent=1, default=float))
 
 
 def run_cli(args) -> int:
     """``refimpl bench`` (the parser is :mod:`refimpl.cli.bench`)."""
     from .io import check_writable
+
     if args.out:
-        check_writable(args.out, "--out")   # before minutes of timing
+        check_writable(args.out, "--out")  # before minutes of timing
     # --quick changes the defaults, never a value given on the command line
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     for key, value in sizes.items():
@@ -522,21 +571,29 @@ def run_cli(args) -> int:
             bt = _torch()
         except RuntimeError as exc:
             raise ValueError(str(exc))
-    args.torch_mem_budget = (0.5 * _mem_available() if args.torch_mem_budget is None
-                             else args.torch_mem_budget * 1e9)
+    args.torch_mem_budget = 0.5 * _mem_available() if args.torch_mem_budget is None else args.torch_mem_budget * 1e9
+
     def log(msg):
         print(msg, flush=True)
+
     threads = set_threads(args.threads, torch_too=not args.no_torch)
     load0 = os.getloadavg()
     peak = dgemm_rate(512 if args.quick else 2048)
     info = {
-        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-        "threads": args.threads, "thread_settings": threads, "python": platform.python_version(),
-        "numpy": np.__version__, "torch": None if args.no_torch else bt.version(),
-        "dgemm_gflops": peak, "load_before": load0,
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": args.threads,
+        "thread_settings": threads,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": None if args.no_torch else bt.version(),
+        "dgemm_gflops": peak,
+        "load_before": load0,
     }
-    log(f"refimpl bench: {info['machine']}, {info['cpus']} CPUs, threads {args.threads} ({', '.join(threads)}), "
-        f"load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
+    log(
+        f"refimpl bench: {info['machine']}, {info['cpus']} CPUs, threads {args.threads} ({', '.join(threads)}), "
+        f"load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
+    )
     log(f"machine float64 matrix-multiply rate (NumPy dgemm, {512 if args.quick else 2048}²): {peak:.1f} GFLOP/s")
     cases = cases_of(args)
     rows = []
@@ -546,9 +603,10 @@ def run_cli(args) -> int:
         for i, case in enumerate(cases):
             log(f"[{i + 1}/{len(cases)}] {case.label}  ({time.perf_counter() - t0:.0f} s elapsed)")
             rows.append(bench_case(case, args, log))
-            poll()                               # Ctrl-C: keep the cases timed so far
+            poll()  # Ctrl-C: keep the cases timed so far
     except BaseException as exc:
         from .interrupt import is_interrupt
+
         if not is_interrupt(exc):
             raise
         # the cases timed so far are kept (a row is appended only when its case is complete)
@@ -556,25 +614,32 @@ def run_cli(args) -> int:
         info["load_after"] = os.getloadavg()
         if args.out:
             write_json(args.out, info, {}, rows, peak)
-        kept = (f"; the {len(rows)} finished case(s) of {len(cases)} are in {args.out}" if args.out
-                else f"; {len(rows)} of {len(cases)} cases had finished (no --out)")
+        kept = (
+            f"; the {len(rows)} finished case(s) of {len(cases)} are in {args.out}"
+            if args.out
+            else f"; {len(rows)} of {len(cases)} cases had finished (no --out)"
+        )
         print(f"refimpl bench: interrupted (Ctrl-C){kept}", file=sys.stderr)
         return 130
     startup = {}
     if not args.no_startup:
         startup["lyapunov"] = startup_seconds(["lyapunov", "--T", "200", "--k", "8"])
         startup["floss"] = startup_seconds(["floss", "--T", "200", "--k", "8", "--steps", "0"])
-        log(f"second process, warm JIT cache, start to exit: refimpl lyapunov {startup['lyapunov']:.2f} s, "
-            f"refimpl floss (one gradient) {startup['floss']:.2f} s")
+        log(
+            f"second process, warm JIT cache, start to exit: refimpl lyapunov {startup['lyapunov']:.2f} s, "
+            f"refimpl floss (one gradient) {startup['floss']:.2f} s"
+        )
     info["load_after"] = os.getloadavg()
     log("")
     if not args.no_torch:
         worst = max(r.rel_diff for r in rows)
         log(f"agreement: max relative difference refimpl vs PyTorch over all cases {worst:.2e}")
     log(format_table(rows, peak))
-    log(f"load average after: {info['load_after'][0]:.2f}; ratio = pytorch/refimpl; GFLOP/s of the method's "
+    log(
+        f"load average after: {info['load_after'][0]:.2f}; ratio = pytorch/refimpl; GFLOP/s of the method's "
         f"FLOP count (docs/performance.md); 'of peak' = refimpl GFLOP/s / dgemm rate; MB = max-RSS growth "
-        f"of one evaluation in a fresh process; need = what the method must store")
+        f"of one evaluation in a fresh process; need = what the method must store"
+    )
     if args.out:
         write_json(args.out, info, startup, rows, peak)
         log(f"wrote {args.out}")

@@ -40,6 +40,7 @@ uses one trajectory and ``K = k`` tangent vectors. No kernel ever forms a
 dense Jacobian: the products with ``W_in`` and ``W_rec`` are matrix products
 over all rows at once.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,6 +60,7 @@ ACT_SPIKE, ACT_TANH = 0, 1
 # ---------------------------------------------------------------------------
 # activation and its derivatives
 # ---------------------------------------------------------------------------
+
 
 @njit(cache=True, inline="always")
 def tanh_derivatives(x):
@@ -98,6 +100,7 @@ def activation_derivative(v, theta, act, sur, gamma, order):
 # pass of refimpl.kernels.batched, the BPTT kernel of refimpl.adjoint and the fused kernels of
 # refimpl.kernels.fused) computes a neuron's update, its D_t and its D_tᵀ with these
 # ---------------------------------------------------------------------------
+
 
 @njit(cache=True, inline="always")
 def membrane(V, I, I_new, b, alpha, beta, g, syn_old):
@@ -160,9 +163,9 @@ def adjoint_element(Vbar_next, Ibar_next, mbar_extra, rho, c, alpha, beta, g, sy
 # forward
 # ---------------------------------------------------------------------------
 
+
 @njit(cache=True)
-def forward_step(V, I, S, z, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset,
-                 act, sur, gamma, smooth, V_out, I_out, S_out):
+def forward_step(V, I, S, z, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset, act, sur, gamma, smooth, V_out, I_out, S_out):
     """One step ``(V_t, I_t, S_t, z_t) -> (V_{t+1}, I_{t+1}, S_{t+1})`` for ``B`` trajectories."""
     B, N = V.shape
     I_new = np.dot(z, W_in.T) + np.dot(S, W_rec.T)
@@ -184,8 +187,7 @@ def initial_states(X0, B: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def forward(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset,
-            act, sur, gamma, smooth):
+def forward(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset, act, sur, gamma, smooth):
     """Simulate the layer for ``T = len(z)`` steps from ``(V0, I0)``, each ``(B, N)``: one
     initial state per trajectory (:func:`initial_states` broadcasts a shared one).
 
@@ -202,8 +204,28 @@ def forward(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset,
             I[0, bb, i] = I0[bb, i]
             S[0, bb, i] = activation(V0[bb, i], theta, act, sur, gamma, smooth)
     for t in range(T):
-        forward_step(V[t], I[t], S[t], z[t], W_in, W_rec, b, alpha, beta, g, theta,
-                     syn_old, reset, act, sur, gamma, smooth, V[t + 1], I[t + 1], S[t + 1])
+        forward_step(
+            V[t],
+            I[t],
+            S[t],
+            z[t],
+            W_in,
+            W_rec,
+            b,
+            alpha,
+            beta,
+            g,
+            theta,
+            syn_old,
+            reset,
+            act,
+            sur,
+            gamma,
+            smooth,
+            V[t + 1],
+            I[t + 1],
+            S[t + 1],
+        )
     return V, I, S
 
 
@@ -211,9 +233,9 @@ def forward(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset,
 # tangent (forward mode): D_t applied to a block of R = B*K rows
 # ---------------------------------------------------------------------------
 
+
 @njit(cache=True)
-def jvp_step(K, s, rho, c, alpha, beta, g, syn_old, W_in, W_rec,
-             dV, dI, dz, dV_out, dI_out, dm_out, P):
+def jvp_step(K, s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, dV, dI, dz, dV_out, dI_out, dm_out, P):
     """``(dV', dI') = D_t (dV, dI)`` for one layer at one step.
 
     ``s, rho, c`` are the step's coefficients ``(B, N)``; ``dz`` is the input
@@ -237,7 +259,8 @@ def jvp_step(K, s, rho, c, alpha, beta, g, syn_old, W_in, W_rec,
         for i in range(N):
             p = P[bb, i] if has_p else 0.0
             dV_out[r, i], dI_out[r, i], dm_out[r, i] = tangent_element(
-                dV[r, i], dI[r, i], dI_new[r, i], p, rho[bb, i], c[bb, i], alpha[i], beta[i], g[i], syn_old)
+                dV[r, i], dI[r, i], dI_new[r, i], p, rho[bb, i], c[bb, i], alpha[i], beta[i], g[i], syn_old
+            )
 
 
 @njit(cache=True)
@@ -254,10 +277,31 @@ def param_tangent(z, S, dW_in, dW_rec, db):
 # adjoint (reverse mode): D_tᵀ applied to a block of rows
 # ---------------------------------------------------------------------------
 
+
 @njit(cache=True)
-def vjp_step(K, rho, c, alpha, beta, g, syn_old, W_in, W_rec,
-             Vbar_next, Ibar_next, mbar_extra, Vbar, Ibar, Sbar, zbar,
-             z, S, gW_in, gW_rec, gb):
+def vjp_step(
+    K,
+    rho,
+    c,
+    alpha,
+    beta,
+    g,
+    syn_old,
+    W_in,
+    W_rec,
+    Vbar_next,
+    Ibar_next,
+    mbar_extra,
+    Vbar,
+    Ibar,
+    Sbar,
+    zbar,
+    z,
+    S,
+    gW_in,
+    gW_rec,
+    gb,
+):
     """Pull ``(V̄_{t+1}, Ī_{t+1})`` back through one step of one layer.
 
     Accumulates into ``V̄_t, Ī_t`` (rows ``(R, N)``), into the spike adjoint
@@ -275,8 +319,9 @@ def vjp_step(K, rho, c, alpha, beta, g, syn_old, W_in, W_rec,
         bb = r // K
         for i in range(N):
             extra = mbar_extra[r, i] if has_extra else 0.0
-            vb, ib, J[r, i] = adjoint_element(Vbar_next[r, i], Ibar_next[r, i], extra, rho[bb, i], c[bb, i],
-                                              alpha[i], beta[i], g[i], syn_old)
+            vb, ib, J[r, i] = adjoint_element(
+                Vbar_next[r, i], Ibar_next[r, i], extra, rho[bb, i], c[bb, i], alpha[i], beta[i], g[i], syn_old
+            )
             Vbar[r, i] += vb
             Ibar[r, i] += ib
     Sbar += np.dot(J, W_rec)
@@ -304,6 +349,7 @@ def spike_to_membrane(K, s, Sbar, Vbar):
 # second order: the derivative of D_t Q with respect to the state and θ
 # (needed by flossing, docs/model.md §7; one trajectory, K = k columns of Q as rows)
 # ---------------------------------------------------------------------------
+
 
 @njit(cache=True)
 def _weighted_spike_tangent(W, dW, s, s2, Vdot, q):
@@ -344,10 +390,34 @@ def _weighted_spike_adjoint(J, W, s, s2, q, gW, Vbar):
 # the second-order kernels
 # ---------------------------------------------------------------------------
 
+
 @njit(cache=True)
-def jvp2_step(s, s2, rho, m, theta, beta, g, syn_old, reset, reset_grad,
-              W_in, W_rec, dW_in, dW_rec, qV, qm, qVpre, spre, s2pre,
-              Vdot, Vdot_pre, mdot, AVdot, AIdot):
+def jvp2_step(
+    s,
+    s2,
+    rho,
+    m,
+    theta,
+    beta,
+    g,
+    syn_old,
+    reset,
+    reset_grad,
+    W_in,
+    W_rec,
+    dW_in,
+    dW_rec,
+    qV,
+    qm,
+    qVpre,
+    spre,
+    s2pre,
+    Vdot,
+    Vdot_pre,
+    mdot,
+    AVdot,
+    AIdot,
+):
     """Accumulate ``(Ḋ_t Q)`` into ``(ȦV, ȦI)``.
 
     ``Ḋ_t = ∂D_t/∂x · ẋ + ∂D_t/∂θ · θ̇`` for a state tangent ``ẋ`` (``Vdot``
@@ -379,9 +449,32 @@ def jvp2_step(s, s2, rho, m, theta, beta, g, syn_old, reset, reset_grad,
 
 
 @njit(cache=True)
-def vjp2_step(s, s2, rho, m, theta, beta, g, syn_old, reset, reset_grad,
-              W_in, W_rec, qV, qm, qVpre, spre, s2pre, AVbar, AIbar,
-              Vbar, Vbar_pre, mbar_extra, gW_in, gW_rec):
+def vjp2_step(
+    s,
+    s2,
+    rho,
+    m,
+    theta,
+    beta,
+    g,
+    syn_old,
+    reset,
+    reset_grad,
+    W_in,
+    W_rec,
+    qV,
+    qm,
+    qVpre,
+    spre,
+    s2pre,
+    AVbar,
+    AIbar,
+    Vbar,
+    Vbar_pre,
+    mbar_extra,
+    gW_in,
+    gW_rec,
+):
     """The transpose of :func:`jvp2_step`: pull ``Ā = (ĀV, ĀI)`` back onto the state and θ.
 
     Accumulates ``∂⟨Ā, D_t(x, θ) Q⟩/∂x`` into ``V̄`` (this layer) and

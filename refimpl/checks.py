@@ -3,6 +3,7 @@
 
 This module imports nothing numerical (NumPy scalars are recognised through :mod:`numbers`), so that
 the command-line parsers, which check their flags with it, stay immediate."""
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,7 @@ def check_float(key, v, lo=None, hi=None, lo_open=False, hi_open=False, allow_in
     if not is_num(v) or math.isnan(v) or (math.isinf(v) and not allow_inf):
         what = "a number" if allow_inf else "a finite number"
         raise ValueError(f"{key} must be {what}{_range(lo, hi, lo_open, hi_open, ' ')}{none}, got {v!r}")
-    bad = ((lo is not None and (v < lo or (lo_open and v == lo)))
-           or (hi is not None and (v > hi or (hi_open and v == hi))))
+    bad = (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and (v > hi or (hi_open and v == hi)))
     if bad:
         raise ValueError(f"{key} must be{_range(lo, hi, lo_open, hi_open, ' ')}{none}, got {v!r}")
     return float(v)
@@ -77,6 +77,7 @@ def check_choice(key, v, allowed):
     """``v`` if it is one of ``allowed``; else an error with the closest allowed value."""
     if isinstance(v, (list, dict)) or v not in allowed:
         import difflib
+
         hint = difflib.get_close_matches(str(v), [str(a) for a in allowed], n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise ValueError(f"{key} must be one of {list(allowed)}, got {v!r}{extra}")
@@ -104,6 +105,7 @@ def check_numbers(key, value):
     """A real number, or (``tau_mem``, ``tau_syn``) a sequence of them: not a string or a bool, which
     NumPy would turn into numbers without a word."""
     import numpy as np
+
     items = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
     for v in np.ravel(np.asarray(items, dtype=object)):
         if isinstance(v, (str, bytes)) or not is_num(v):
@@ -113,6 +115,7 @@ def check_numbers(key, value):
 def check_positive_values(key, value, allow_zero=False):
     """A number or a sequence of numbers, each finite and ``> 0`` (``>= 0`` with ``allow_zero``)."""
     import numpy as np
+
     check_numbers(key, value)
     arr = np.asarray(value, dtype=float)
     if arr.size == 0 or not np.all(np.isfinite(arr)):

@@ -4,6 +4,7 @@ Every field follows the names of docs/model.md and of the golden-vector config
 (docs/golden-format.md). A bad value raises ``ValueError`` naming the parameter and the
 expected form as soon as the object is built, i.e. before any work starts.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from .checks import check_choice, check_int, check_numbers, check_positive_values
-from .schema import (CELLS, DIALECTS, FLOSS_PARAMS, INPUT_GAINS, LOSSES, READOUT_SOURCES,  # noqa: F401
-                     RESET_GRADS, RESETS, SURROGATES, SYN_INPUTS, setting)
+from .schema import setting
+
+# the named choices are declared with the settings (refimpl/schema.py); re-exported here, where the model's
+# config objects that use them live
+from .schema import CELLS, DIALECTS, FLOSS_PARAMS, INPUT_GAINS, LOSSES, READOUT_SOURCES  # noqa: F401
+from .schema import RESET_GRADS, RESETS, SURROGATES, SYN_INPUTS  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,10 @@ class NetworkConfig:
             if np.ndim(value) == 1:
                 object.__setattr__(self, name, tuple(float(v) for v in value))
                 if any(n != len(value) for n in self.layers):
-                    raise ValueError(f"{name} has {len(value)} values but layers are {self.layers}: "
-                                     "a per-neuron sequence must match every layer size")
+                    raise ValueError(
+                        f"{name} has {len(value)} values but layers are {self.layers}: "
+                        "a per-neuron sequence must match every layer size"
+                    )
         check_numbers("theta", self.theta)
         if not math.isfinite(self.theta):
             raise ValueError(f"theta must be finite, got {self.theta!r}")
@@ -130,13 +137,23 @@ class NetworkConfig:
 
     def to_dict(self) -> dict:
         """The golden-vector config keys (docs/golden-format.md) of the network part."""
+
         def num(v):
             return list(v) if isinstance(v, tuple) else float(v)
+
         return {
-            "cell": self.cell, "layers": list(self.layers), "n_in": self.n_in, "n_out": self.n_out,
-            "dt": float(self.dt), "tau_mem": num(self.tau_mem), "tau_syn": num(self.tau_syn),
-            "theta": float(self.theta), "syn_input": self.syn_input, "input_gain": self.input_gain,
-            "reset": self.reset, "reset_grad": self.reset_grad,
+            "cell": self.cell,
+            "layers": list(self.layers),
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "dt": float(self.dt),
+            "tau_mem": num(self.tau_mem),
+            "tau_syn": num(self.tau_syn),
+            "theta": float(self.theta),
+            "syn_input": self.syn_input,
+            "input_gain": self.input_gain,
+            "reset": self.reset,
+            "reset_grad": self.reset_grad,
             "surrogate": {"name": self.surrogate.name, "slope": float(self.surrogate.slope)},
             "smooth": bool(self.smooth),
             "readout": {"tau_out": float(self.readout.tau_out), "source": self.readout.source},
@@ -168,10 +185,9 @@ class LyapunovConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for key in ("k", "ons", "warmup", "transient", "seed"):   # the [lyapunov] settings of refimpl.schema
+        for key in ("k", "ons", "warmup", "transient", "seed"):  # the [lyapunov] settings of refimpl.schema
             setting("lyapunov", key).check(f"lyapunov.{key}", getattr(self, key))
         check_int("lyapunov.batch_index", self.batch_index, 0)
-
 
 
 @dataclass(frozen=True)

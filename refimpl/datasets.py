@@ -31,6 +31,7 @@ missing file (with where to get it), unreadable file, missing datasets,
 wrong dtypes, ragged length mismatches, units or labels out of range,
 negative or non-finite times.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -42,11 +43,21 @@ import numpy as np
 from .checks import check_int, check_positive
 from .tasks import CLASS_LOSSES, TaskBatch
 
-__all__ = ["SHD_URL", "SHD_DEFAULTS", "SpikeData", "read_shd", "bin_spikes", "load_shd", "write_shd_like",
-           "check_shd_options", "shd_probe", "shd_sets"]
+__all__ = [
+    "SHD_URL",
+    "SHD_DEFAULTS",
+    "SpikeData",
+    "read_shd",
+    "bin_spikes",
+    "load_shd",
+    "write_shd_like",
+    "check_shd_options",
+    "shd_probe",
+    "shd_sets",
+]
 
 SHD_URL = "https://zenkelab.org/datasets/"
-EDGE_TOL = 1e-9   # in bins: see the module docstring
+EDGE_TOL = 1e-9  # in bins: see the module docstring
 
 #: the [task] keys of the training task ``shd`` and their defaults (docs/training.md)
 SHD_DEFAULTS = {
@@ -57,32 +68,35 @@ SHD_DEFAULTS = {
     "n_units": 700,
     "channel_factor": 1,
     "n_classes": 20,
-    "max_samples": 0,                 # 0: all training samples
-    "test_max_samples": 0,            # 0: all test samples
+    "max_samples": 0,  # 0: all training samples
+    "test_max_samples": 0,  # 0: all test samples
     "binary": True,
     "loss": "ce_max",
 }
 
 
 def _missing_message(path: Path) -> str:
-    return (f"SHD file {str(path)!r} does not exist. refimpl never downloads data: get shd_train.h5.gz and "
-            f"shd_test.h5.gz from {SHD_URL}, unpack them (gunzip) and pass their paths "
-            "(task.train_path / task.test_path, or load_shd(path)); the shd preset looks for "
-            "data/shd_train.h5 and data/shd_test.h5 in the working directory")
+    return (
+        f"SHD file {str(path)!r} does not exist. refimpl never downloads data: get shd_train.h5.gz and "
+        f"shd_test.h5.gz from {SHD_URL}, unpack them (gunzip) and pass their paths "
+        "(task.train_path / task.test_path, or load_shd(path)); the shd preset looks for "
+        "data/shd_train.h5 and data/shd_test.h5 in the working directory"
+    )
 
 
 # ---------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class SpikeData:
     """The samples read from one SHD-like file (see :func:`read_shd`)."""
 
-    times: list                 # per sample, float64 seconds
-    units: list                 # per sample, int64
-    labels: np.ndarray          # int64 (B,)
-    indices: np.ndarray         # the samples' indices in the file
+    times: list  # per sample, float64 seconds
+    units: list  # per sample, int64
+    labels: np.ndarray  # int64 (B,)
+    indices: np.ndarray  # the samples' indices in the file
     extra: dict = field(default_factory=dict)
     path: str = ""
 
@@ -92,19 +106,21 @@ class SpikeData:
     def subset(self, idx) -> "SpikeData":
         idx = np.asarray(idx, dtype=np.int64)
         n = len(self.labels)
-        extra = {k: (v[idx] if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n else v)
-                 for k, v in self.extra.items()}
-        return SpikeData([self.times[i] for i in idx], [self.units[i] for i in idx], self.labels[idx],
-                         self.indices[idx], extra, self.path)
+        extra = {
+            k: (v[idx] if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n else v) for k, v in self.extra.items()
+        }
+        return SpikeData(
+            [self.times[i] for i in idx], [self.units[i] for i in idx], self.labels[idx], self.indices[idx], extra, self.path
+        )
 
 
 def _vlen_base(ds):
     import h5py
+
     return h5py.check_vlen_dtype(ds.dtype)
 
 
-def read_shd(path, *, max_samples=None, seed: int = 0, n_units: int = 700, n_classes: int = 20,
-             indices=None) -> SpikeData:
+def read_shd(path, *, max_samples=None, seed: int = 0, n_units: int = 700, n_classes: int = 20, indices=None) -> SpikeData:
     """Read and check an SHD-like HDF5 file (layout in the module docstring).
 
     ``max_samples`` (None: all) keeps a random subset of that many samples,
@@ -115,6 +131,7 @@ def read_shd(path, *, max_samples=None, seed: int = 0, n_units: int = 700, n_cla
     sample are subset like the samples).
     """
     import h5py
+
     if not isinstance(path, (str, Path)) or str(path) == "":
         raise ValueError(f"path must be a non-empty file path, got {path!r}")
     max_samples = check_int("max_samples", max_samples, 1, allow_none=True)
@@ -132,23 +149,27 @@ def read_shd(path, *, max_samples=None, seed: int = 0, n_units: int = 700, n_cla
     with f:
         for name in ("spikes/times", "spikes/units", "labels"):
             if name not in f or not isinstance(f[name], h5py.Dataset):
-                raise ValueError(f"{where}: dataset {name!r} is missing (an SHD file has spikes/times, "
-                                 "spikes/units and labels)")
+                raise ValueError(f"{where}: dataset {name!r} is missing (an SHD file has spikes/times, spikes/units and labels)")
         dt_, du, dl = f["spikes/times"], f["spikes/units"], f["labels"]
         bt, bu = _vlen_base(dt_), _vlen_base(du)
         if dt_.ndim != 1 or bt is None or np.dtype(bt).kind != "f":
-            raise ValueError(f"{where}: dataset 'spikes/times' must be a 1-d ragged (vlen) dataset of floats "
-                             f"(seconds), got dtype {dt_.dtype} shape {dt_.shape}")
+            raise ValueError(
+                f"{where}: dataset 'spikes/times' must be a 1-d ragged (vlen) dataset of floats "
+                f"(seconds), got dtype {dt_.dtype} shape {dt_.shape}"
+            )
         if du.ndim != 1 or bu is None or np.dtype(bu).kind not in "iu":
-            raise ValueError(f"{where}: dataset 'spikes/units' must be a 1-d ragged (vlen) dataset of integers, "
-                             f"got dtype {du.dtype} shape {du.shape}")
+            raise ValueError(
+                f"{where}: dataset 'spikes/units' must be a 1-d ragged (vlen) dataset of integers, "
+                f"got dtype {du.dtype} shape {du.shape}"
+            )
         if dl.ndim != 1 or dl.dtype.kind not in "iu":
-            raise ValueError(f"{where}: dataset 'labels' must be a 1-d integer dataset, got dtype {dl.dtype} "
-                             f"shape {dl.shape}")
+            raise ValueError(f"{where}: dataset 'labels' must be a 1-d integer dataset, got dtype {dl.dtype} shape {dl.shape}")
         n = dl.shape[0]
         if dt_.shape[0] != n or du.shape[0] != n:
-            raise ValueError(f"{where}: ragged length mismatch: spikes/times has {dt_.shape[0]} samples, "
-                             f"spikes/units {du.shape[0]}, labels {n}")
+            raise ValueError(
+                f"{where}: ragged length mismatch: spikes/times has {dt_.shape[0]} samples, "
+                f"spikes/units {du.shape[0]}, labels {n}"
+            )
         if n == 0:
             raise ValueError(f"{where}: the file holds no samples")
         if indices is not None:
@@ -166,12 +187,14 @@ def read_shd(path, *, max_samples=None, seed: int = 0, n_units: int = 700, n_cla
         labels = (dl[()] if whole else dl[idx]).astype(np.int64)
         extra = {}
         if "extra" in f and isinstance(f["extra"], h5py.Group):
+
             def visit(name, obj):
                 if isinstance(obj, h5py.Dataset):
                     v = obj[()]
                     if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n and not whole:
                         v = v[idx]
                     extra[name] = v
+
             f["extra"].visititems(visit)
     times, units = [], []
     for j, (t, u) in enumerate(zip(raw_t, raw_u)):
@@ -179,18 +202,19 @@ def read_shd(path, *, max_samples=None, seed: int = 0, n_units: int = 700, n_cla
         t = np.asarray(t, dtype=np.float64)
         u = np.asarray(u)
         if t.shape != u.shape:
-            raise ValueError(f"{where}: ragged length mismatch in sample {i}: {t.size} spike times but "
-                             f"{u.size} units")
+            raise ValueError(f"{where}: ragged length mismatch in sample {i}: {t.size} spike times but {u.size} units")
         if t.size and (not np.all(np.isfinite(t)) or t.min() < 0):
             raise ValueError(f"{where}: spikes/times of sample {i} must be finite and >= 0 (seconds)")
         if u.size and (u.min() < 0 or u.max() >= n_units):
-            raise ValueError(f"{where}: spikes/units of sample {i} must lie in [0, n_units = {n_units}), got "
-                             f"values in [{u.min()}, {u.max()}]")
+            raise ValueError(
+                f"{where}: spikes/units of sample {i} must lie in [0, n_units = {n_units}), got values in [{u.min()}, {u.max()}]"
+            )
         times.append(t)
         units.append(u.astype(np.int64))
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"{where}: labels must lie in [0, n_classes = {n_classes}), got values in "
-                         f"[{labels.min()}, {labels.max()}]")
+        raise ValueError(
+            f"{where}: labels must lie in [0, n_classes = {n_classes}), got values in [{labels.min()}, {labels.max()}]"
+        )
     return SpikeData(times, units, labels, idx, extra, where)
 
 
@@ -198,8 +222,19 @@ def read_shd(path, *, max_samples=None, seed: int = 0, n_units: int = 700, n_cla
 # binning
 # ---------------------------------------------------------------------------
 
-def bin_spikes(times, units, *, dt: float, T: int, n_units: int = 700, channel_factor: int = 1,
-               binary: bool = True, max_time=None, dtype=np.float64) -> np.ndarray:
+
+def bin_spikes(
+    times,
+    units,
+    *,
+    dt: float,
+    T: int,
+    n_units: int = 700,
+    channel_factor: int = 1,
+    binary: bool = True,
+    max_time=None,
+    dtype=np.float64,
+) -> np.ndarray:
     """Spike trains → input raster ``(T, B, ceil(n_units/channel_factor))`` (rules in the module docstring).
 
     ``times`` (seconds) and ``units`` are sequences of one array per sample;
@@ -225,8 +260,9 @@ def bin_spikes(times, units, *, dt: float, T: int, n_units: int = 700, channel_f
         t = np.asarray(t, dtype=np.float64)
         u = np.asarray(u)
         if t.shape != u.shape or t.ndim != 1:
-            raise ValueError(f"sample {b}: times and units must be 1-d arrays of the same length, got shapes "
-                             f"{t.shape} and {u.shape}")
+            raise ValueError(
+                f"sample {b}: times and units must be 1-d arrays of the same length, got shapes {t.shape} and {u.shape}"
+            )
         if u.size and (u.min() < 0 or u.max() >= n_units):
             raise ValueError(f"sample {b}: units must lie in [0, n_units = {n_units})")
         if t.size and (not np.all(np.isfinite(t)) or t.min() < 0):
@@ -245,9 +281,20 @@ def bin_spikes(times, units, *, dt: float, T: int, n_units: int = 700, channel_f
     return out
 
 
-def load_shd(path, *, dt: float, T: int, n_units: int = 700, channel_factor: int = 1, binary: bool = True,
-             max_time=None, max_samples=None, seed: int = 0, n_classes: int = 20,
-             loss: str = "ce_max") -> TaskBatch:
+def load_shd(
+    path,
+    *,
+    dt: float,
+    T: int,
+    n_units: int = 700,
+    channel_factor: int = 1,
+    binary: bool = True,
+    max_time=None,
+    max_samples=None,
+    seed: int = 0,
+    n_classes: int = 20,
+    loss: str = "ce_max",
+) -> TaskBatch:
     """An SHD-like file as a :class:`refimpl.tasks.TaskBatch`: inputs ``(T, B, n_ch)`` float64, int64 labels.
 
     :func:`read_shd` (checks, ``max_samples``/``seed`` subset) followed by
@@ -259,8 +306,9 @@ def load_shd(path, *, dt: float, T: int, n_units: int = 700, channel_factor: int
     T = check_int("T", T, 1)
     channel_factor = check_int("channel_factor", channel_factor, 1)
     data = read_shd(path, max_samples=max_samples, seed=seed, n_units=n_units, n_classes=n_classes)
-    u = bin_spikes(data.times, data.units, dt=dt, T=T, n_units=n_units, channel_factor=channel_factor,
-                   binary=binary, max_time=max_time)
+    u = bin_spikes(
+        data.times, data.units, dt=dt, T=T, n_units=n_units, channel_factor=channel_factor, binary=binary, max_time=max_time
+    )
     return TaskBatch(inputs=u, targets=data.labels, loss=loss, t0=0, n_classes=n_classes)
 
 
@@ -268,8 +316,10 @@ def load_shd(path, *, dt: float, T: int, n_units: int = 700, channel_factor: int
 # writing small files of the same layout (tests, examples)
 # ---------------------------------------------------------------------------
 
-def write_shd_like(path, times, units, labels, *, speaker=None, keys=None, time_dtype=np.float32,
-                   unit_dtype=np.uint16, label_dtype=np.uint16) -> Path:
+
+def write_shd_like(
+    path, times, units, labels, *, speaker=None, keys=None, time_dtype=np.float32, unit_dtype=np.uint16, label_dtype=np.uint16
+) -> Path:
     """Write an HDF5 file in the SHD layout: ``spikes/times``, ``spikes/units`` (h5py vlen), ``labels``,
     ``extra/speaker`` and ``extra/keys`` (when given).
 
@@ -278,6 +328,7 @@ def write_shd_like(path, times, units, labels, *, speaker=None, keys=None, time_
     files; nothing is checked beyond the shapes h5py needs.
     """
     import h5py
+
     path = Path(path)
     n = len(labels)
     with h5py.File(path, "w") as f:
@@ -290,14 +341,14 @@ def write_shd_like(path, times, units, labels, *, speaker=None, keys=None, time_
         if speaker is not None:
             f.create_dataset("extra/speaker", data=np.asarray(speaker, dtype=np.uint16))
         if keys is not None:
-            f.create_dataset("extra/keys", data=np.asarray([str(k).encode() for k in keys]),
-                             dtype=h5py.string_dtype("ascii"))
+            f.create_dataset("extra/keys", data=np.asarray([str(k).encode() for k in keys]), dtype=h5py.string_dtype("ascii"))
     return path
 
 
 # ---------------------------------------------------------------------------
 # the training task ``shd`` (refimpl.training wires these in)
 # ---------------------------------------------------------------------------
+
 
 def check_shd_options(opts: dict) -> dict:
     """Validate the ``[task]`` options of ``shd`` (names ``task.<key>``); return them with defaults filled."""
@@ -310,8 +361,14 @@ def check_shd_options(opts: dict) -> dict:
     f = o["test_fraction"]
     if isinstance(f, (bool, np.bool_)) or not isinstance(f, numbers.Real) or not 0 < f < 1:
         raise ValueError(f"task.test_fraction must be a number in (0, 1), got {f!r}")
-    for key, lo in (("T", 1), ("n_units", 1), ("channel_factor", 1), ("n_classes", 2), ("max_samples", 0),
-                    ("test_max_samples", 0)):
+    for key, lo in (
+        ("T", 1),
+        ("n_units", 1),
+        ("channel_factor", 1),
+        ("n_classes", 2),
+        ("max_samples", 0),
+        ("test_max_samples", 0),
+    ):
         v = o[key]
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"task.{key} must be an integer >= {lo}, got {v!r}")
@@ -327,8 +384,9 @@ def shd_probe(opts: dict) -> TaskBatch:
     so that configurations validate where the data is absent."""
     o = check_shd_options(opts)
     n_ch = -(-o["n_units"] // o["channel_factor"])
-    return TaskBatch(inputs=np.zeros((o["T"], 1, n_ch)), targets=np.zeros(1, np.int64), loss=o["loss"], t0=0,
-                     n_classes=o["n_classes"])
+    return TaskBatch(
+        inputs=np.zeros((o["T"], 1, n_ch)), targets=np.zeros(1, np.int64), loss=o["loss"], t0=0, n_classes=o["n_classes"]
+    )
 
 
 def shd_sets(opts: dict, dt: float, seed: int = 0):
@@ -351,8 +409,7 @@ def shd_sets(opts: dict, dt: float, seed: int = 0):
         n = len(full)
         n_test = min(max(int(round(o["test_fraction"] * n)), 1), n - 1) if n > 1 else 0
         if n_test < 1:
-            raise ValueError(f"{full.path}: one sample cannot be split into training and test data; "
-                             "set task.test_path")
+            raise ValueError(f"{full.path}: one sample cannot be split into training and test data; set task.test_path")
         perm = np.random.default_rng(s_split).permutation(n)
         test, train = full.subset(np.sort(perm[:n_test])), full.subset(np.sort(perm[n_test:]))
         for part, key, s in ((train, "max_samples", s_train), (test, "test_max_samples", s_test)):
@@ -366,7 +423,15 @@ def shd_sets(opts: dict, dt: float, seed: int = 0):
     dtype = np.uint8 if o["binary"] else np.uint16
     out = []
     for part in (train, test):
-        u = bin_spikes(part.times, part.units, dt=dt, T=o["T"], n_units=o["n_units"],
-                       channel_factor=o["channel_factor"], binary=o["binary"], dtype=dtype)
+        u = bin_spikes(
+            part.times,
+            part.units,
+            dt=dt,
+            T=o["T"],
+            n_units=o["n_units"],
+            channel_factor=o["channel_factor"],
+            binary=o["binary"],
+            dtype=dtype,
+        )
         out.append((u, part.labels))
     return tuple(out)

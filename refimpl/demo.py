@@ -17,6 +17,7 @@ and writes ``report.png``, ``summary.json`` and both runs' ``log.h5`` /
 ``checkpoint.h5`` (sub-directories ``no_flossing/`` and ``flossing/``).
 ``--quick`` shrinks everything for tests (a few seconds after compilation).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,12 +28,22 @@ import numpy as np
 
 #: the built-in configuration (refimpl.training.configfile keys); see docs/training.md "The demo"
 DEMO = {
-    "network": {"cell": "clif", "dialect": "engelken", "layers": [64], "dt": 5.0, "tau_mem": 10.0,
-                "tau_syn": 5.0, "surrogate": "fast_sigmoid", "slope": 2.0, "tau_out": 0.0,
-                "seed": 0, "w_in": 3.0, "g_rec": 2.0},
+    "network": {
+        "cell": "clif",
+        "dialect": "engelken",
+        "layers": [64],
+        "dt": 5.0,
+        "tau_mem": 10.0,
+        "tau_syn": 5.0,
+        "surrogate": "fast_sigmoid",
+        "slope": 2.0,
+        "tau_out": 0.0,
+        "seed": 0,
+        "w_in": 3.0,
+        "g_rec": 2.0,
+    },
     "task": {"name": "delayed_xor", "T": 80, "delta": 3, "h": 1, "encoding": "pulse", "seed": 0},
-    "training": {"epochs": 20, "batch_size": 32, "steps_per_epoch": 20, "test_size": 256, "lr": 5e-3,
-                 "clip_norm": 1.0},
+    "training": {"epochs": 20, "batch_size": 32, "steps_per_epoch": 20, "test_size": 256, "lr": 5e-3, "clip_norm": 1.0},
     "flossing": {"schedule": "pre", "pre_steps": 60, "k": 16, "target": 0.0, "lr": 0.01},
     "lyapunov": {"k": 16, "every": 0},
     "output": {"checkpoint_every": 0, "progress": False},
@@ -47,7 +58,7 @@ QUICK = {
     "lyapunov": {"k": 4},
 }
 
-ERROR_BATCH = 16   # trajectories averaged in the error-norm panel
+ERROR_BATCH = 16  # trajectories averaged in the error-norm panel
 
 
 #: what a finished (or interrupted) demo leaves in its directory
@@ -64,6 +75,7 @@ def _merge(base: dict, extra: dict) -> dict:
 def demo_config(quick: bool = False, seed: int | None = None):
     """The two runs (plain, pre-flossing) of the demo as :class:`RunConfig` objects."""
     from .training.configfile import from_dict
+
     d = _merge(DEMO, QUICK) if quick else _merge(DEMO, {})
     if seed is not None:
         d["network"]["seed"] = d["task"]["seed"] = seed
@@ -74,10 +86,10 @@ def demo_config(quick: bool = False, seed: int | None = None):
 
 def _error_curve(cfg, params, data, loss_cfg):
     from .measures import error_norm_vs_lag
-    lags, norms = error_norm_vs_lag(cfg, params, data.test_inputs, data.test_targets, loss_cfg,
-                                    batch=ERROR_BATCH)
+
+    lags, norms = error_norm_vs_lag(cfg, params, data.test_inputs, data.test_targets, loss_cfg, batch=ERROR_BATCH)
     with np.errstate(divide="ignore"):
-        return lags, np.exp(np.mean(np.log(norms), axis=0))   # geometric mean over trajectories
+        return lags, np.exp(np.mean(np.log(norms), axis=0))  # geometric mean over trajectories
 
 
 def _slope(lags, curve, lo, hi):
@@ -91,17 +103,20 @@ def demo(out_dir="demo_out", *, quick: bool = False, seed: int | None = None, ec
     """Run the demo; returns the summary (also written to ``summary.json``)."""
     from . import lyapunov
     from .training import Trainer
+
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plain_cfg, floss_cfg = demo_config(quick, seed)
     net, task, tr_cfg, fl = floss_cfg.network, floss_cfg.task.opts, floss_cfg.training, floss_cfg.flossing
     n_steps = tr_cfg.epochs * tr_cfg.steps_per_epoch
-    echo(f"refimpl demo{' --quick' if quick else ''}: spiking delayed XOR (delta = {task['delta']}, "
-         f"target x[t-{task['delta']}] xor x[t-{2 * task['delta']}], T = {task['T']}), cLIF N = "
-         f"{net.layers[0]} ({net.dialect}, {net.surrogate} γ = {net.slope:g}, dt = {net.dt:g} ms); "
-         f"{n_steps} Adam steps per run, with and without {fl.pre_steps} pre-flossing steps (k = {fl.k})",
-         flush=True)
+    echo(
+        f"refimpl demo{' --quick' if quick else ''}: spiking delayed XOR (delta = {task['delta']}, "
+        f"target x[t-{task['delta']}] xor x[t-{2 * task['delta']}], T = {task['T']}), cLIF N = "
+        f"{net.layers[0]} ({net.dialect}, {net.surrogate} γ = {net.slope:g}, dt = {net.dt:g} ms); "
+        f"{n_steps} Adam steps per run, with and without {fl.pre_steps} pre-flossing steps (k = {fl.k})",
+        flush=True,
+    )
 
     # ---- initial network: spectrum and error norms (this also compiles the kernels)
     t = time.perf_counter()
@@ -116,8 +131,7 @@ def demo(out_dir="demo_out", *, quick: bool = False, seed: int | None = None, ec
     t = time.perf_counter()
     plain.fit()
     t_plain = time.perf_counter() - t
-    echo(f"  without flossing: test accuracy {plain.history.rows['test_acc'][-1]:.3f} "
-         f"({t_plain:.1f} s)", flush=True)
+    echo(f"  without flossing: test accuracy {plain.history.rows['test_acc'][-1]:.3f} ({t_plain:.1f} s)", flush=True)
 
     # ---- pre-flossing + training (same seeds), keeping the parameters right after pre-flossing
     after_pre = {}
@@ -135,8 +149,11 @@ def demo(out_dir="demo_out", *, quick: bool = False, seed: int | None = None, ec
     t_pre = marks["pre_done"] - t
     spec1 = lyapunov.spectrum(floss.cfg, after_pre, spec_input, lcfg)
     _, err1 = _error_curve(floss.cfg, after_pre, floss.data, floss.loss_cfg)
-    echo(f"  with pre-flossing: test accuracy {floss.history.rows['test_acc'][-1]:.3f} "
-         f"({t_floss_run:.1f} s, of which {t_pre:.1f} s pre-flossing)", flush=True)
+    echo(
+        f"  with pre-flossing: test accuracy {floss.history.rows['test_acc'][-1]:.3f} "
+        f"({t_floss_run:.1f} s, of which {t_pre:.1f} s pre-flossing)",
+        flush=True,
+    )
     spec_plain_end = plain.spectrum()
     spec_floss_end = floss.spectrum()
 
@@ -144,33 +161,49 @@ def demo(out_dir="demo_out", *, quick: bool = False, seed: int | None = None, ec
     hp, hf = plain.history.rows, floss.history.rows
     fit_hi = max(2, min(int(task["T"]) // 4, 20))
     summary = {
-        "task": {"name": "delayed_xor", **{k: v for k, v in task.items()}, "t0": plain.loss_cfg.t0,
-                 "chance_accuracy": 0.5},
-        "accuracy": {"no_flossing": hp["test_acc"][-1], "flossing": hf["test_acc"][-1],
-                     "best_no_flossing": max(hp["test_acc"]), "best_flossing": max(hf["test_acc"]),
-                     "initial": hp["test_acc"][0]},
-        "test_loss": {"no_flossing": hp["test_loss"][-1], "flossing": hf["test_loss"][-1],
-                      "initial": hp["test_loss"][0]},
-        "lambda1_per_step": {"initial": float(spec0.exponents[0]), "after_preflossing": float(spec1.exponents[0]),
-                             "after_training_no_flossing": float(spec_plain_end.exponents[0]),
-                             "after_training_flossing": float(spec_floss_end.exponents[0])},
-        "spectra_per_step": {"initial": spec0.exponents.tolist(), "after_preflossing": spec1.exponents.tolist(),
-                             "after_training_no_flossing": spec_plain_end.exponents.tolist(),
-                             "after_training_flossing": spec_floss_end.exponents.tolist()},
-        "error_norm_log_slope": {"lags": [1, fit_hi], "initial": _slope(lags, err0, 1, fit_hi),
-                                 "after_preflossing": _slope(lags, err1, 1, fit_hi)},
+        "task": {"name": "delayed_xor", **{k: v for k, v in task.items()}, "t0": plain.loss_cfg.t0, "chance_accuracy": 0.5},
+        "accuracy": {
+            "no_flossing": hp["test_acc"][-1],
+            "flossing": hf["test_acc"][-1],
+            "best_no_flossing": max(hp["test_acc"]),
+            "best_flossing": max(hf["test_acc"]),
+            "initial": hp["test_acc"][0],
+        },
+        "test_loss": {"no_flossing": hp["test_loss"][-1], "flossing": hf["test_loss"][-1], "initial": hp["test_loss"][0]},
+        "lambda1_per_step": {
+            "initial": float(spec0.exponents[0]),
+            "after_preflossing": float(spec1.exponents[0]),
+            "after_training_no_flossing": float(spec_plain_end.exponents[0]),
+            "after_training_flossing": float(spec_floss_end.exponents[0]),
+        },
+        "spectra_per_step": {
+            "initial": spec0.exponents.tolist(),
+            "after_preflossing": spec1.exponents.tolist(),
+            "after_training_no_flossing": spec_plain_end.exponents.tolist(),
+            "after_training_flossing": spec_floss_end.exponents.tolist(),
+        },
+        "error_norm_log_slope": {
+            "lags": [1, fit_hi],
+            "initial": _slope(lags, err0, 1, fit_hi),
+            "after_preflossing": _slope(lags, err1, 1, fit_hi),
+        },
         "adam_steps_per_run": n_steps,
         "preflossing_steps": fl.pre_steps,
-        "timings_s": {"initial_measurements_incl_compilation": t_measure, "training_no_flossing": t_plain,
-                      "preflossing": t_pre, "training_flossing_incl_preflossing": t_floss_run},
+        "timings_s": {
+            "initial_measurements_incl_compilation": t_measure,
+            "training_no_flossing": t_plain,
+            "preflossing": t_pre,
+            "training_flossing_incl_preflossing": t_floss_run,
+        },
         "quick": quick,
-        "config": floss_cfg.replace("output", dir=str(out)).to_dict(),   # where this demo wrote
+        "config": floss_cfg.replace("output", dir=str(out)).to_dict(),  # where this demo wrote
     }
     d_acc = summary["accuracy"]["flossing"] - summary["accuracy"]["no_flossing"]
     summary["verdict"] = (
         f"pre-flossing {'helped' if d_acc > 0.02 else 'hurt' if d_acc < -0.02 else 'made no clear difference'} "
         f"at this budget: final test accuracy {summary['accuracy']['flossing']:.3f} with vs "
-        f"{summary['accuracy']['no_flossing']:.3f} without (difference {d_acc:+.3f}; one seed, chance 0.5)")
+        f"{summary['accuracy']['no_flossing']:.3f} without (difference {d_acc:+.3f}; one seed, chance 0.5)"
+    )
 
     t = time.perf_counter()
     _plot(out / "report.png", summary, lags, err0, err1, hp, hf, fit_hi)
@@ -178,21 +211,27 @@ def demo(out_dir="demo_out", *, quick: bool = False, seed: int | None = None, ec
     summary["timings_s"]["plot"] = t_plot
     summary["timings_s"]["total"] = time.perf_counter() - t_start
     from .io import atomic_text
+
     atomic_text(out / "summary.json", json.dumps(_finite(summary), indent=2, allow_nan=False) + "\n")
 
     lam = summary["lambda1_per_step"]
     es = summary["error_norm_log_slope"]
-    echo(f"  λ₁ [1/step]: initial {lam['initial']:+.3f} -> after pre-flossing {lam['after_preflossing']:+.3f}; "
-         f"after training: without flossing {lam['after_training_no_flossing']:+.3f}, "
-         f"with {lam['after_training_flossing']:+.3f}")
-    echo(f"  error norm |dL/dx_t| decays per step of lag (fit over lags 1-{fit_hi}): "
-         f"initial {es['initial']:+.3f} (λ₁ {lam['initial']:+.3f}), after pre-flossing "
-         f"{es['after_preflossing']:+.3f} (λ₁ {lam['after_preflossing']:+.3f})")
-    echo(f"  test accuracy (chance 0.5): without flossing {summary['accuracy']['no_flossing']:.3f}, "
-         f"with pre-flossing {summary['accuracy']['flossing']:.3f}")
+    echo(
+        f"  λ₁ [1/step]: initial {lam['initial']:+.3f} -> after pre-flossing {lam['after_preflossing']:+.3f}; "
+        f"after training: without flossing {lam['after_training_no_flossing']:+.3f}, "
+        f"with {lam['after_training_flossing']:+.3f}"
+    )
+    echo(
+        f"  error norm |dL/dx_t| decays per step of lag (fit over lags 1-{fit_hi}): "
+        f"initial {es['initial']:+.3f} (λ₁ {lam['initial']:+.3f}), after pre-flossing "
+        f"{es['after_preflossing']:+.3f} (λ₁ {lam['after_preflossing']:+.3f})"
+    )
+    echo(
+        f"  test accuracy (chance 0.5): without flossing {summary['accuracy']['no_flossing']:.3f}, "
+        f"with pre-flossing {summary['accuracy']['flossing']:.3f}"
+    )
     echo(f"  {summary['verdict']}")
-    echo(f"  wall time {summary['timings_s']['total']:.1f} s; wrote {out / 'report.png'}, "
-         f"{out / 'summary.json'}")
+    echo(f"  wall time {summary['timings_s']['total']:.1f} s; wrote {out / 'report.png'}, {out / 'summary.json'}")
     return summary
 
 
@@ -209,15 +248,20 @@ def _finite(obj):
 
 def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     spectra = summary["spectra_per_step"]
     lam = summary["lambda1_per_step"]
     fig, ax = plt.subplots(2, 2, figsize=(10, 7.5))
     a = ax[0, 0]
-    styles = {"initial": ("C0", "o-", "initial network"), "after_preflossing": ("C1", "s-", "after pre-flossing"),
-              "after_training_no_flossing": ("C0", "x--", "trained, no flossing"),
-              "after_training_flossing": ("C1", "x--", "trained, with flossing")}
+    styles = {
+        "initial": ("C0", "o-", "initial network"),
+        "after_preflossing": ("C1", "s-", "after pre-flossing"),
+        "after_training_no_flossing": ("C0", "x--", "trained, no flossing"),
+        "after_training_flossing": ("C1", "x--", "trained, with flossing"),
+    }
     for key, (c, st, label) in styles.items():
         v = np.asarray(spectra[key])
         a.plot(np.arange(1, v.size + 1), v, st, color=c, ms=4, label=label)
@@ -242,8 +286,7 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     a.plot(ep, hp["test_loss"], "o-", ms=3, color="C0", label="no flossing: test")
     a.plot(np.asarray(hf["epoch"]), hf["test_loss"], "o-", ms=3, color="C1", label="pre-flossing: test")
     a.plot(ep[1:], hp["train_loss"][1:], "--", color="C0", alpha=0.6, label="no flossing: train")
-    a.plot(np.asarray(hf["epoch"])[1:], hf["train_loss"][1:], "--", color="C1", alpha=0.6,
-           label="pre-flossing: train")
+    a.plot(np.asarray(hf["epoch"])[1:], hf["train_loss"][1:], "--", color="C1", alpha=0.6, label="pre-flossing: train")
     a.axhline(np.log(2), color="k", lw=0.6, ls=":")
     a.set_xlabel("epoch")
     a.set_ylabel("BCE loss")
@@ -251,8 +294,10 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     a.legend(fontsize=8)
 
     a = ax[1, 1]
-    for curve, key, c, label in ((err0, "initial", "C0", "initial network"),
-                                 (err1, "after_preflossing", "C1", "after pre-flossing")):
+    for curve, key, c, label in (
+        (err0, "initial", "C0", "initial network"),
+        (err1, "after_preflossing", "C1", "after pre-flossing"),
+    ):
         a.semilogy(lags, curve, "-", color=c, label=f"{label}")
         ref = 1
         pred = curve[ref] * np.exp(lam[key] * (lags - ref))
@@ -266,5 +311,6 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     fig.suptitle(summary["verdict"], fontsize=9)
     fig.tight_layout()
     from .io import atomic_savefig
+
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

@@ -30,6 +30,7 @@ the covariance), and for rank-one samples ``K`` is a Hadamard product,
 :meth:`GradientSamples.participation_ratios` never stores the whole Gram
 matrix either).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,9 +42,7 @@ from .measures import state_adjoints
 from .network import layers_of, state_slices
 from .schema import SAMPLE_PARAMS
 
-__all__ = ["participation_ratio", "participation_ratio_gram", "GradientSamples", "gradient_samples",
-           "SAMPLE_PARAMS"]
-
+__all__ = ["participation_ratio", "participation_ratio_gram", "GradientSamples", "gradient_samples", "SAMPLE_PARAMS"]
 
 
 def participation_ratio_gram(K, *, center: bool = True) -> float:
@@ -191,13 +190,13 @@ class GradientSamples:
                 if b == b2:
                     tr += float(np.trace(blk))
                     fro += float(np.sum(blk * blk))
-                    k[b * T:(b + 1) * T] += blk.sum(axis=1)
+                    k[b * T : (b + 1) * T] += blk.sum(axis=1)
                     Kt += blk
                     Kb[b, b] = s
                 else:
                     fro += 2.0 * float(np.sum(blk * blk))
-                    k[b * T:(b + 1) * T] += blk.sum(axis=1)
-                    k[b2 * T:(b2 + 1) * T] += blk.sum(axis=0)
+                    k[b * T : (b + 1) * T] += blk.sum(axis=1)
+                    k[b2 * T : (b2 + 1) * T] += blk.sum(axis=0)
                     Kt += blk + blk.T
                     Kb[b, b2] = Kb[b2, b] = s
         if center:
@@ -207,12 +206,14 @@ class GradientSamples:
         else:
             tr_c, fro_c = tr, fro
         pr_all = tr_c * tr_c / fro_c if fro_c > 0 and tr_c > 0 else float("nan")
-        return {"all": pr_all, "time": participation_ratio_gram(Kt, center=center),
-                "batch": participation_ratio_gram(Kb, center=center) if B > 1 else float("nan")}
+        return {
+            "all": pr_all,
+            "time": participation_ratio_gram(Kt, center=center),
+            "batch": participation_ratio_gram(Kb, center=center) if B > 1 else float("nan"),
+        }
 
 
-def gradient_samples(cfg: NetworkConfig, params: dict, traj, ybar, *, names=("W_rec",),
-                     layers=None) -> GradientSamples:
+def gradient_samples(cfg: NetworkConfig, params: dict, traj, ybar, *, names=("W_rec",), layers=None) -> GradientSamples:
     """The ``(b, t)`` terms of the BPTT gradient of ``Σ_t ȳ_t·y_t`` (docs/model.md §5) with respect to ``names``.
 
     ``traj`` is :func:`refimpl.network.simulate`'s trajectory and ``ybar``
@@ -225,8 +226,7 @@ def gradient_samples(cfg: NetworkConfig, params: dict, traj, ybar, *, names=("W_
     gradients (tests/test_dimensionality.py).
     """
     if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
-        raise ValueError(f"names must be a non-empty list of parameter kinds from {list(SAMPLE_PARAMS)}, "
-                         f"got {names!r}")
+        raise ValueError(f"names must be a non-empty list of parameter kinds from {list(SAMPLE_PARAMS)}, got {names!r}")
     for nm in names:
         if nm not in SAMPLE_PARAMS:
             raise ValueError(f"names entry must be one of {list(SAMPLE_PARAMS)}, got {nm!r}")
@@ -243,23 +243,23 @@ def gradient_samples(cfg: NetworkConfig, params: dict, traj, ybar, *, names=("W_
     sl = state_slices(cfg)
     J = [np.zeros((B, T, N)) for N in cfg.layers]
     for b in range(B):
-        xbar = state_adjoints(cfg, params, traj, ybar, b)        # (T+1, M): x̄_0 … x̄_T
+        xbar = state_adjoints(cfg, params, traj, ybar, b)  # (T+1, M): x̄_0 … x̄_T
         for l in layers:
             sV, sI = sl[l]
-            Vb = xbar[1:, sV]                                     # V̄_{t+1}, t = 0 … T-1
-            Ib = xbar[1:, sI] if sI is not None else 0.0          # map cells: I is no state (α = 0)
+            Vb = xbar[1:, sV]  # V̄_{t+1}, t = 0 … T-1
+            Ib = xbar[1:, sI] if sI is not None else 0.0  # map cells: I is no state (α = 0)
             L = Ls[l]
             if L.syn_old:
                 J[l][b] = Ib
             else:
-                rho_hat = traj.lin[l].rho[:, b]                    # ρ̂_t (1 for reset_grad = ignored)
+                rho_hat = traj.lin[l].rho[:, b]  # ρ̂_t (1 for reset_grad = ignored)
                 J[l][b] = Ib + L.g * rho_hat * Vb
     pre, full = {}, []
     for l in layers:
         for nm in names:
             key = f"layer{l + 1}/{nm}"
             if nm == "W_rec":
-                pre[key] = np.ascontiguousarray(np.swapaxes(traj.S[l][:-1], 0, 1))     # S_t
+                pre[key] = np.ascontiguousarray(np.swapaxes(traj.S[l][:-1], 0, 1))  # S_t
             elif nm == "W_in":
                 pre[key] = np.ascontiguousarray(np.swapaxes(traj.layer_input(l), 0, 1))  # z_t
             else:

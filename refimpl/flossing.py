@@ -24,6 +24,7 @@ The forward-mode :func:`directional_derivative` differentiates the same
 computation with the QR tangent rule and :func:`cell.jvp2_step`; it shares
 no reverse-mode code and is the independent check of docs/model.md §8.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,10 +34,29 @@ import numpy as np
 from . import cell
 from .kernels import fused
 from .config import FlossConfig, LyapunovConfig, NetworkConfig
-from .lyapunov import (zero_diagonal, check_lyapunov, exponent_conditions, fused_ok, layer_arrays, qr_diagnostics,
-                       qr_steps, warn_ill_conditioned)
-from .network import (EMPTY2, apply_D, apply_DT, check_inputs, check_params, initial_state_names,
-                      layers_of, pack, param_shapes, simulate, unpack)
+from .lyapunov import (
+    zero_diagonal,
+    check_lyapunov,
+    exponent_conditions,
+    fused_ok,
+    layer_arrays,
+    qr_diagnostics,
+    qr_steps,
+    warn_ill_conditioned,
+)
+from .network import (
+    EMPTY2,
+    apply_D,
+    apply_DT,
+    check_inputs,
+    check_params,
+    initial_state_names,
+    layers_of,
+    pack,
+    param_shapes,
+    simulate,
+    unpack,
+)
 from .qr import qr_backward, qr_jvp, qr_positive
 
 
@@ -47,8 +67,8 @@ class FlossingError(ValueError):
 @dataclass
 class FlossResult:
     loss: float
-    exponents: np.ndarray   # (k,) 1/step
-    grads: dict             # flossed parameter name -> gradient
+    exponents: np.ndarray  # (k,) 1/step
+    grads: dict  # flossed parameter name -> gradient
     n_steps: int
 
 
@@ -56,8 +76,7 @@ def flossed_keys(cfg: NetworkConfig, fcfg: FlossConfig) -> list:
     allowed = set(initial_state_names(cfg)) | {"W_in", "W_rec", "b"}
     bad = [p for p in fcfg.params if p not in allowed]
     if bad:
-        raise ValueError(f"flossing.params {bad} do not exist for cell={cfg.cell!r}; "
-                         f"choose from {sorted(allowed)}")
+        raise ValueError(f"flossing.params {bad} do not exist for cell={cfg.cell!r}; choose from {sorted(allowed)}")
     return [k for k in param_shapes(cfg) if k.split("/")[1] in fcfg.params and k.startswith("layer")]
 
 
@@ -65,7 +84,8 @@ def _degenerate_error(t, idx, lcfg):
     return FlossingError(
         f"R_ii = 0 at step t = {t} for exponent(s) {[int(i) + 1 for i in idx]}: λ is -inf and the "
         f"flossing loss has no gradient. Use a smaller lyapunov.k (now {lcfg.k}), or reset_grad = "
-        f"'ignored' so that zero-reset rows do not annihilate tangent directions.")
+        f"'ignored' so that zero-reset rows do not annihilate tangent directions."
+    )
 
 
 def _qr_or_refuse(A, t, lcfg):
@@ -82,13 +102,19 @@ def _prepare(cfg, params, inputs, lcfg, Q0):
     inputs = check_inputs(cfg, inputs)
     Q0 = check_lyapunov(cfg, lcfg, inputs.shape[0], inputs.shape[1], Q0)
     b = lcfg.batch_index
-    traj = simulate(cfg, params, inputs[:, b:b + 1], check=False)
+    traj = simulate(cfg, params, inputs[:, b : b + 1], check=False)
     return params, traj, Q0
 
 
-def value_and_grad(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig,
-                   fcfg: FlossConfig = FlossConfig(), Q0=None, checkpoint_every: int | None = None,
-                   ) -> FlossResult:
+def value_and_grad(
+    cfg: NetworkConfig,
+    params: dict,
+    inputs,
+    lcfg: LyapunovConfig,
+    fcfg: FlossConfig = FlossConfig(),
+    Q0=None,
+    checkpoint_every: int | None = None,
+) -> FlossResult:
     """Flossing loss and its exact reverse-mode gradient for the flossed parameters."""
     if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
         raise ValueError(f"checkpoint_every must be None or an integer >= 1, got {checkpoint_every!r}")
@@ -124,8 +150,8 @@ def value_and_grad(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfi
 
     # ---- backward
     grads = {key: np.zeros(shape) for key, shape in param_shapes(cfg).items()}
-    xbar = [(np.zeros((1, L.N)), np.zeros((1, L.N))) for L in Ls]   # adjoint of x_{t+1}
-    Qbar = [(np.zeros((k, L.N)), np.zeros((k, L.N))) for L in Ls]   # adjoint of Q_{t+1}
+    xbar = [(np.zeros((1, L.N)), np.zeros((1, L.N))) for L in Ls]  # adjoint of x_{t+1}
+    Qbar = [(np.zeros((k, L.N)), np.zeros((k, L.N))) for L in Ls]  # adjoint of Q_{t+1}
     counted_steps = {t for t, _, counted in sched if counted}
     starts = sorted(checkpoints)
     seg_end = traj.T
@@ -140,8 +166,9 @@ def value_and_grad(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfi
             if is_qr:
                 blocks = unpack(cfg, qr_positive(pack(cfg, blocks).T)[0].T)
         for t, is_qr, _ in reversed(seg):
-            _flossing_step_backward(cfg, Ls, params, traj, t, is_qr, t in counted_steps, Qin[t],
-                                    Rs.get(t), lam_bar / n_steps, Qbar, xbar, grads)
+            _flossing_step_backward(
+                cfg, Ls, params, traj, t, is_qr, t in counted_steps, Qin[t], Rs.get(t), lam_bar / n_steps, Qbar, xbar, grads
+            )
         seg_end = t0
     # states before warmup: plain BPTT of the state adjoint
     for t in range(lcfg.warmup - 1, -1, -1):
@@ -162,29 +189,50 @@ def _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, every, keys):
     recomputed inside each segment too, so only the checkpoints are stored.
     """
     L, W_in, W_rec, s, s2, m, rho, c, z, S = layer_arrays(cfg, params, traj)
-    traj.V = traj.I = traj.lin = None   # the kernels need only the arrays above: free the rest
+    traj.V = traj.I = traj.lin = None  # the kernels need only the arrays above: free the rest
     if not (L.reset_grad == cell.GRAD_ATTACHED and L.reset == cell.RESET_ZERO):
-        m = np.zeros((0, m.shape[1]))   # m_t enters only for attached zero reset
+        m = np.zeros((0, m.shape[1]))  # m_t enters only for attached zero reset
     has_I = cfg.cell == "clif"
-    Qck, Rs, diagR, amax = fused.floss_forward_rows(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I,
-                                                   W_rec, np.ascontiguousarray(Q0.T), lcfg.warmup,
-                                                   lcfg.ons, every)
+    Qck, Rs, diagR, amax = fused.floss_forward_rows(
+        s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I, W_rec, np.ascontiguousarray(Q0.T), lcfg.warmup, lcfg.ons, every
+    )
     logd, zero = qr_diagnostics(diagR, amax, max(Q0.shape))
     bad = np.nonzero(zero.any(axis=1))[0]
     if bad.size:
         q = bad[0]
         raise _degenerate_error(lcfg.warmup + (q + 1) * lcfg.ons - 1, np.nonzero(zero[q])[0], lcfg)
-    warn_ill_conditioned(exponent_conditions(diagR), lcfg, "exponents (and their flossing gradient)",
-                         stacklevel=4)
-    logs = logd[lcfg.transient:]
+    warn_ill_conditioned(exponent_conditions(diagR), lcfg, "exponents (and their flossing gradient)", stacklevel=4)
+    logs = logd[lcfg.transient :]
     n_steps = logs.shape[0] * lcfg.ons
     lam = np.sum(logs, axis=0) / n_steps
     k = lcfg.k
     loss = float(np.mean((lam - fcfg.target) ** 2))
     rbar = 2.0 * (lam - fcfg.target) / k / n_steps
     gW_in, gW_rec, gb, V0bar, I0bar = fused.floss_backward_rows(
-        s, s2, m, rho, c, L.alpha, L.beta, L.g, L.theta, L.syn_old, has_I, L.reset, L.reset_grad,
-        W_rec, z, S, Qck, Rs, rbar, lcfg.warmup, lcfg.ons, lcfg.transient, every)
+        s,
+        s2,
+        m,
+        rho,
+        c,
+        L.alpha,
+        L.beta,
+        L.g,
+        L.theta,
+        L.syn_old,
+        has_I,
+        L.reset,
+        L.reset_grad,
+        W_rec,
+        z,
+        S,
+        Qck,
+        Rs,
+        rbar,
+        lcfg.warmup,
+        lcfg.ons,
+        lcfg.transient,
+        every,
+    )
     del Qck, Rs
     names = initial_state_names(cfg)
     grads = {"layer1/W_in": gW_in, "layer1/W_rec": gW_rec, "layer1/b": gb, f"layer1/{names[0]}": V0bar}
@@ -193,8 +241,7 @@ def _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, every, keys):
     return FlossResult(loss, lam, {key: grads[key] for key in keys}, n_steps)
 
 
-def _flossing_step_backward(cfg, Ls, params, traj, t, is_qr, counted, Qt, R, lam_bar_per_step,
-                            Qbar, xbar, grads):
+def _flossing_step_backward(cfg, Ls, params, traj, t, is_qr, counted, Qt, R, lam_bar_per_step, Qbar, xbar, grads):
     """One step of the reverse pass; updates ``Qbar`` and ``xbar`` in place (to step ``t``)."""
     A_blocks, dms = apply_D(cfg, Ls, params, traj, t, Qt, want_dm=True)
     Qbar_mat = pack(cfg, Qbar).T
@@ -219,10 +266,32 @@ def _flossing_step_backward(cfg, Ls, params, traj, t, is_qr, counted, Qt, R, lam
         else:
             qVpre, spre, s2pre, Vbar_pre = EMPTY2, np.zeros(0), np.zeros(0), np.zeros(0)
         mb = np.zeros(L.N)
-        cell.vjp2_step(s[t, 0], s2[t, 0], rho[t, 0], m[t, 0], L.theta, L.beta, L.g, L.syn_old,
-                       L.reset, L.reset_grad, params[p + "W_in"], params[p + "W_rec"], Qt[l][0], dms[l],
-                       qVpre, spre, s2pre, Abar_blocks[l][0], Abar_blocks[l][1], Vbar_direct[l],
-                       Vbar_pre, mb, grads[p + "W_in"], grads[p + "W_rec"])
+        cell.vjp2_step(
+            s[t, 0],
+            s2[t, 0],
+            rho[t, 0],
+            m[t, 0],
+            L.theta,
+            L.beta,
+            L.g,
+            L.syn_old,
+            L.reset,
+            L.reset_grad,
+            params[p + "W_in"],
+            params[p + "W_rec"],
+            Qt[l][0],
+            dms[l],
+            qVpre,
+            spre,
+            s2pre,
+            Abar_blocks[l][0],
+            Abar_blocks[l][1],
+            Vbar_direct[l],
+            Vbar_pre,
+            mb,
+            grads[p + "W_in"],
+            grads[p + "W_rec"],
+        )
         mbar_extra.append(mb[None])
     # state adjoint: x̄_t = D_tᵀ x̄_{t+1} (+ the m̄ injection), plus the direct terms
     xbar[:] = apply_DT(cfg, Ls, params, traj, t, xbar, mbar_extra=mbar_extra, grads=grads)
@@ -230,8 +299,9 @@ def _flossing_step_backward(cfg, Ls, params, traj, t, is_qr, counted, Qt, R, lam
         xbar[l][0][0] += Vbar_direct[l]
 
 
-def directional_derivative(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig,
-                           fcfg: FlossConfig, dparams: dict, Q0=None) -> float:
+def directional_derivative(
+    cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, fcfg: FlossConfig, dparams: dict, Q0=None
+) -> float:
     """``d L_floss`` along the parameter tangent ``dparams``, in forward mode.
 
     ``dparams`` is a dict like ``params``; only the layer parameters enter
@@ -243,9 +313,13 @@ def directional_derivative(cfg: NetworkConfig, params: dict, inputs, lcfg: Lyapu
     k = lcfg.k
     names = initial_state_names(cfg)
     # ẋ_0 from the tangent of the initial state
-    xdot = [(dparams[f"layer{l + 1}/{names[0]}"][None].copy(),
-             dparams[f"layer{l + 1}/{names[1]}"][None].copy() if len(names) == 2 else np.zeros((1, L.N)))
-            for l, L in enumerate(Ls)]
+    xdot = [
+        (
+            dparams[f"layer{l + 1}/{names[0]}"][None].copy(),
+            dparams[f"layer{l + 1}/{names[1]}"][None].copy() if len(names) == 2 else np.zeros((1, L.N)),
+        )
+        for l, L in enumerate(Ls)
+    ]
     blocks = unpack(cfg, Q0.T)
     Qdot = [(np.zeros((k, L.N)), np.zeros((k, L.N))) for L in Ls]
     sched = {t: (is_qr, counted) for t, is_qr, counted in qr_steps(traj.T, lcfg)}
@@ -264,11 +338,32 @@ def directional_derivative(cfg: NetworkConfig, params: dict, inputs, lcfg: Lyapu
                     Vdot_pre = xdot[l - 1][0][0]
                 else:
                     qVpre, spre, s2pre, Vdot_pre = EMPTY2, np.zeros(0), np.zeros(0), np.zeros(0)
-                cell.jvp2_step(s[t, 0], s2[t, 0], rho[t, 0], m[t, 0], L.theta, L.beta, L.g, L.syn_old,
-                               L.reset, L.reset_grad, params[p + "W_in"], params[p + "W_rec"],
-                               dparams[p + "W_in"], dparams[p + "W_rec"], blocks[l][0], qms[l],
-                               qVpre, spre, s2pre, xdot[l][0][0], Vdot_pre, mdot[l][0],
-                               Adot[l][0], Adot[l][1])
+                cell.jvp2_step(
+                    s[t, 0],
+                    s2[t, 0],
+                    rho[t, 0],
+                    m[t, 0],
+                    L.theta,
+                    L.beta,
+                    L.g,
+                    L.syn_old,
+                    L.reset,
+                    L.reset_grad,
+                    params[p + "W_in"],
+                    params[p + "W_rec"],
+                    dparams[p + "W_in"],
+                    dparams[p + "W_rec"],
+                    blocks[l][0],
+                    qms[l],
+                    qVpre,
+                    spre,
+                    s2pre,
+                    xdot[l][0][0],
+                    Vdot_pre,
+                    mdot[l][0],
+                    Adot[l][0],
+                    Adot[l][1],
+                )
             if is_qr:
                 Q, R = _qr_or_refuse(pack(cfg, A).T, t, lcfg)
                 dQ, dR = qr_jvp(Q, R, pack(cfg, Adot).T)
@@ -285,9 +380,9 @@ def directional_derivative(cfg: NetworkConfig, params: dict, inputs, lcfg: Lyapu
     return float(np.sum(2.0 * (lam - fcfg.target) * lam_dot) / k)
 
 
-def loss(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, fcfg: FlossConfig = FlossConfig(),
-         Q0=None) -> float:
+def loss(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, fcfg: FlossConfig = FlossConfig(), Q0=None) -> float:
     """The flossing loss alone (for finite differences and monitoring)."""
     from .lyapunov import spectrum
+
     lam = spectrum(cfg, params, inputs, lcfg, Q0).exponents
     return float(np.mean((lam - fcfg.target) ** 2))

@@ -23,6 +23,7 @@ Relative errors: ``|a - b| / max(|a|, |b|, floor)``, where ``floor`` is
 gradient), so that a block whose derivative is near zero is judged on the
 scale of the whole gradient rather than on its own vanishing scale.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,6 +53,7 @@ class Check:
 # ---------------------------------------------------------------------------
 # numerical helpers
 # ---------------------------------------------------------------------------
+
 
 def richardson(f, h: float = 1e-4):
     """Central difference of ``f`` at 0, extrapolated: ``(4 D(h/2) - D(h)) / 3`` (error O(h⁴))."""
@@ -135,23 +137,29 @@ def _shift(params, d, h):
 # BPTT
 # ---------------------------------------------------------------------------
 
+
 def check_bptt(cfg, params, inputs, targets, loss, mode: str, seed: int = 0) -> list:
     """Per parameter block: ``⟨∇L, d⟩`` by BPTT against ``fd`` or ``fwd_rev``."""
     _, grads, _ = adjoint.value_and_grad(cfg, params, inputs, targets, loss)
     d = _directions(network.param_shapes(cfg), seed)
     rev = {k: float(np.sum(grads[k] * d[k])) for k in grads}
     if mode == "fd":
-        other = {k: fd_derivative(lambda h, k=k: adjoint.value_and_grad(
-            cfg, _shift(params, _only(k, d), h), inputs, targets, loss)[0], _fd_starts(cfg)) for k in grads}
+        other = {
+            k: fd_derivative(
+                lambda h, k=k: adjoint.value_and_grad(cfg, _shift(params, _only(k, d), h), inputs, targets, loss)[0],
+                _fd_starts(cfg),
+            )
+            for k in grads
+        }
     else:
-        other = {k: tangent.directional_derivative(cfg, params, inputs, targets, loss, _only(k, d))
-                 for k in grads}
+        other = {k: tangent.directional_derivative(cfg, params, inputs, targets, loss, _only(k, d)) for k in grads}
     return [Check(f"bptt {mode}", k, e, TOL[mode]) for k, e in _rel_errors(rev, other).items()]
 
 
 # ---------------------------------------------------------------------------
 # Jacobians
 # ---------------------------------------------------------------------------
+
 
 def check_jacobians(cfg, params, inputs, steps, b: int = 0, seed: int = 0, fd: bool = False) -> list:
     """Structured ``D_t V``, ``D_tᵀ W`` against the dense ``D_t``; with ``fd`` also dense vs FD."""
@@ -177,10 +185,11 @@ def check_jacobians(cfg, params, inputs, steps, b: int = 0, seed: int = 0, fd: b
             noise = 1e4 * np.finfo(float).eps * np.linalg.norm(network.step(cfg, params, x, u_t)) / h
             for v in V:
                 num = richardson(lambda e: network.step(cfg, params, x + e * v, u_t), h)
-                worst["D vs FD"] = max(worst["D vs FD"], np.linalg.norm(num - D @ v) / max(
-                    np.linalg.norm(D @ v), noise, 1e-300))
-    out = [Check("jacobian dense", "D V", worst["D V"], TOL["dense"]),
-           Check("jacobian dense", "D^T W", worst["D^T W"], TOL["dense"])]
+                worst["D vs FD"] = max(worst["D vs FD"], np.linalg.norm(num - D @ v) / max(np.linalg.norm(D @ v), noise, 1e-300))
+    out = [
+        Check("jacobian dense", "D V", worst["D V"], TOL["dense"]),
+        Check("jacobian dense", "D^T W", worst["D^T W"], TOL["dense"]),
+    ]
     if fd:
         out.append(Check("jacobian fd", "D_t", worst["D vs FD"], TOL["dense_fd"]))
     return out
@@ -190,18 +199,21 @@ def check_jacobians(cfg, params, inputs, steps, b: int = 0, seed: int = 0, fd: b
 # flossing
 # ---------------------------------------------------------------------------
 
-def check_flossing(cfg, params, inputs, lcfg, fcfg, mode: str, seed: int = 0,
-                   checkpoint_every=None) -> list:
+
+def check_flossing(cfg, params, inputs, lcfg, fcfg, mode: str, seed: int = 0, checkpoint_every=None) -> list:
     """Per flossed parameter block: the reverse flossing gradient against ``fd`` or ``fwd_rev``."""
     res = flossing.value_and_grad(cfg, params, inputs, lcfg, fcfg, checkpoint_every=checkpoint_every)
     d = _directions(network.param_shapes(cfg), seed)
     rev = {k: float(np.sum(res.grads[k] * d[k])) for k in res.grads}
     if mode == "fd":
-        other = {k: fd_derivative(lambda h, k=k: flossing.loss(
-            cfg, _shift(params, _only(k, d), h), inputs, lcfg, fcfg), _fd_starts(cfg)) for k in res.grads}
+        other = {
+            k: fd_derivative(
+                lambda h, k=k: flossing.loss(cfg, _shift(params, _only(k, d), h), inputs, lcfg, fcfg), _fd_starts(cfg)
+            )
+            for k in res.grads
+        }
     else:
-        other = {k: flossing.directional_derivative(cfg, params, inputs, lcfg, fcfg, _only(k, d))
-                 for k in res.grads}
+        other = {k: flossing.directional_derivative(cfg, params, inputs, lcfg, fcfg, _only(k, d)) for k in res.grads}
     return [Check(f"flossing {mode}", k, e, TOL[mode]) for k, e in _rel_errors(rev, other).items()]
 
 
@@ -209,16 +221,20 @@ def check_flossing(cfg, params, inputs, lcfg, fcfg, mode: str, seed: int = 0,
 # deliberately wrong derivatives
 # ---------------------------------------------------------------------------
 
+
 def _zeroed(i: int, name: str):
     """A wrapper for :func:`_patch` that passes zeros for the kernel's ``i``-th argument (``name``): a term
     of the derivative that the kernel takes as an argument (``c`` = the reset term E_t, ``s2`` = σ'') dropped."""
+
     def wrap(orig):
         def f(*args):
             args = list(args)
             args[i] = np.zeros_like(args[i])
             return orig(*args)
+
         f.__name__ = f"{getattr(orig, '__name__', 'kernel')}_without_{name}"
         return f
+
     return wrap
 
 
@@ -231,14 +247,15 @@ def _patch(module, name, wrapper):
             yield
         finally:
             setattr(module, name, original)
-    return ctx
 
+    return ctx
 
 
 def _bptt_flip_rec(orig):
     def f(*args):
         Vb0, Ib0, gW_in, gW_rec, gb, zbar = orig(*args)
         return Vb0, Ib0, gW_in, -gW_rec, gb, zbar
+
     return f
 
 
@@ -246,29 +263,28 @@ def _dense_flip_block(orig):
     def f(cfg, params, traj, t, b=0):
         D = orig(cfg, params, traj, t, b).copy()
         N = cfg.layers[0]
-        D[N:2 * N, :N] *= -1.0 if cfg.cell == "clif" else 1.0   # ∂I/∂V of layer 1
+        D[N : 2 * N, :N] *= -1.0 if cfg.cell == "clif" else 1.0  # ∂I/∂V of layer 1
         if cfg.cell != "clif":
             D[:N, :N] *= -1.0
         return D
+
     return f
-
-
-
-
-
 
 
 def _recompiled(helper: str, bad):
     """A wrapper for :func:`_patch` that compiles the kernel again with ``helper`` replaced by ``bad``: the
     fault then sits inside the compiled kernel, where no argument of it could put it."""
+
     def wrap(orig):
         import types
 
         from numba import njit
+
         py = orig.py_func
         env = dict(py.__globals__)
         env[helper] = bad
         return njit(types.FunctionType(py.__code__, env, py.__name__, py.__defaults__, py.__closure__))
+
     return wrap
 
 
@@ -276,19 +292,22 @@ def _copyltu_is_m():
     from numba import njit
 
     @njit
-    def copy(M, out):       # the fault: M itself instead of tril(M) + tril(M, -1)ᵀ
+    def copy(M, out):  # the fault: M itself instead of tril(M) + tril(M, -1)ᵀ
         out[:, :] = M
+
     return copy
 
 
 def _both(*patches):
     """Several patches switched on together (one fault reaching every kernel that has the term)."""
+
     @contextlib.contextmanager
     def ctx():
         with contextlib.ExitStack() as stack:
             for p in patches:
                 stack.enter_context(p())
             yield
+
     return ctx
 
 
@@ -296,30 +315,43 @@ def _qr_backward_no_copyltu(orig):
     def f(Q, R, Qbar, Rbar):
         M = R @ Rbar.T - Qbar.T @ Q
         return qr.right_solve(R, Qbar + Q @ M, transpose=True)
+
     return f
 
 
 #: name -> (description, context manager factory)
 FAULTS = {
-    "bptt_drop_reset_term": ("BPTT adjoint without the attached-reset term E_t",
-                             _patch(adjoint, "layer_backward", _zeroed(2, "c"))),
-    "bptt_flip_W_rec": ("BPTT gradient of W_rec with the wrong sign",
-                        _patch(adjoint, "layer_backward", _bptt_flip_rec)),
-    "dense_flip_block": ("dense Jacobian with the sign of the ∂I/∂V block of layer 1 flipped",
-                         _patch(network, "dense_jacobian", _dense_flip_block)),
+    "bptt_drop_reset_term": (
+        "BPTT adjoint without the attached-reset term E_t",
+        _patch(adjoint, "layer_backward", _zeroed(2, "c")),
+    ),
+    "bptt_flip_W_rec": ("BPTT gradient of W_rec with the wrong sign", _patch(adjoint, "layer_backward", _bptt_flip_rec)),
+    "dense_flip_block": (
+        "dense Jacobian with the sign of the ∂I/∂V block of layer 1 flipped",
+        _patch(network, "dense_jacobian", _dense_flip_block),
+    ),
     # each of the next three reaches the step kernels (networks of several layers) and the fused one-layer
     # kernels (one layer: every spectrum, flossing gradient and benchmarked number), so that a check that
     # passes is shown to be able to fail on both paths
-    "structured_drop_reset_term": ("structured D_t V without the attached-reset term E_t",
-                                   _both(_patch(cell, "jvp_step", _zeroed(3, "c")),
-                                         _patch(fused, "floss_forward_rows", _zeroed(2, "c")),
-                                         _patch(fused, "floss_backward_rows", _zeroed(4, "c")))),
-    "flossing_drop_sigma2": ("flossing reverse pass without σ''",
-                             _both(_patch(cell, "vjp2_step", _zeroed(1, "s2")),
-                                   _patch(fused, "floss_backward_rows", _zeroed(1, "s2")))),
-    "qr_backward_no_copyltu": ("QR reverse rule using M instead of copyltu(M)",
-                               _both(_patch(flossing, "qr_backward", _qr_backward_no_copyltu),
-                                     _patch(fused, "floss_backward_rows", _recompiled("copyltu", _copyltu_is_m())))),
+    "structured_drop_reset_term": (
+        "structured D_t V without the attached-reset term E_t",
+        _both(
+            _patch(cell, "jvp_step", _zeroed(3, "c")),
+            _patch(fused, "floss_forward_rows", _zeroed(2, "c")),
+            _patch(fused, "floss_backward_rows", _zeroed(4, "c")),
+        ),
+    ),
+    "flossing_drop_sigma2": (
+        "flossing reverse pass without σ''",
+        _both(_patch(cell, "vjp2_step", _zeroed(1, "s2")), _patch(fused, "floss_backward_rows", _zeroed(1, "s2"))),
+    ),
+    "qr_backward_no_copyltu": (
+        "QR reverse rule using M instead of copyltu(M)",
+        _both(
+            _patch(flossing, "qr_backward", _qr_backward_no_copyltu),
+            _patch(fused, "floss_backward_rows", _recompiled("copyltu", _copyltu_is_m())),
+        ),
+    ),
 }
 
 
@@ -333,6 +365,7 @@ def inject(name: str):
 # ---------------------------------------------------------------------------
 # a whole gradcheck run (used by the CLI)
 # ---------------------------------------------------------------------------
+
 
 def random_problem(cfg: NetworkConfig, T: int, B: int, seed: int, loss: LossConfig):
     """Parameters (random initial state too), inputs and targets that make the network fire."""
@@ -355,8 +388,16 @@ def random_problem(cfg: NetworkConfig, T: int, B: int, seed: int, loss: LossConf
     return params, inputs, targets
 
 
-def run(cfg: NetworkConfig, *, T: int = 20, B: int = 2, seed: int = 0, loss: LossConfig = LossConfig(),
-        lcfg: LyapunovConfig | None = None, fcfg: FlossConfig | None = None) -> list:
+def run(
+    cfg: NetworkConfig,
+    *,
+    T: int = 20,
+    B: int = 2,
+    seed: int = 0,
+    loss: LossConfig = LossConfig(),
+    lcfg: LyapunovConfig | None = None,
+    fcfg: FlossConfig | None = None,
+) -> list:
     """All checks on ``cfg``: surrogate mode as configured, and smooth mode with attached reset."""
     if lcfg is None:
         lcfg = LyapunovConfig(k=min(3, cfg.state_size), ons=2, warmup=2, transient=1, seed=seed)
@@ -380,6 +421,5 @@ def format_table(rows: list) -> str:
     """Worst error per check and quantity, one row each."""
     lines = [f"{'check':<18} {'quantity':<16} {'worst error':>12} {'tol':>8}  status"]
     for r in rows:
-        lines.append(f"{r.check:<18} {r.quantity:<16} {r.error:12.3e} {r.tol:8.0e}  "
-                     f"{'ok' if r.passed else 'FAIL'}")
+        lines.append(f"{r.check:<18} {r.quantity:<16} {r.error:12.3e} {r.tol:8.0e}  {'ok' if r.passed else 'FAIL'}")
     return "\n".join(lines)

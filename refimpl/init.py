@@ -33,6 +33,7 @@ API: :func:`kernel` (the discrete kernel by running the recursion),
 moments) and :func:`fluctuation_init` (a parameter dict like
 :func:`refimpl.network.init_params`).
 """
+
 from __future__ import annotations
 
 import math
@@ -43,13 +44,23 @@ import numpy as np
 from .config import NetworkConfig
 from .network import check_params, layers_of, param_shapes
 
-__all__ = ["kernel", "kernel_closed_form", "kernel_sums", "bernoulli_moments", "moments",
-           "moments_continuous", "solve_weights", "plan", "fluctuation_init"]
+__all__ = [
+    "kernel",
+    "kernel_closed_form",
+    "kernel_sums",
+    "bernoulli_moments",
+    "moments",
+    "moments_continuous",
+    "solve_weights",
+    "plan",
+    "fluctuation_init",
+]
 
 
 # ---------------------------------------------------------------------------
 # the kernel of one layer
 # ---------------------------------------------------------------------------
+
 
 def _layer_constants(cfg: NetworkConfig, layer: int):
     if not isinstance(cfg, NetworkConfig):
@@ -89,7 +100,7 @@ def kernel(cfg: NetworkConfig, layer: int = 0, *, tol: float = 1e-12) -> np.ndar
         squeeze = False
     V = np.zeros_like(alpha)
     I = np.zeros_like(alpha)
-    out = [V.copy()]                    # ε_0 = V_0 = 0: the input acts from step 1 on
+    out = [V.copy()]  # ε_0 = V_0 = 0: the input acts from step 1 on
     total = np.zeros_like(alpha)
     for t in range(10_000_000):
         z = 1.0 if t == 0 else 0.0
@@ -124,7 +135,7 @@ def kernel_closed_form(cfg: NetworkConfig, layer: int = 0, length: int = 100) ->
     same = np.isclose(a, b, rtol=1e-9, atol=0.0)
     diff = np.where(same, 1.0, a - b)
     with np.errstate(divide="ignore", invalid="ignore"):
-        distinct = gg * (a ** t - b ** t) / diff
+        distinct = gg * (a**t - b**t) / diff
         # α = β: the limit g t α^{t-1} (written t α^t / α without dividing by α = 0)
         equal = gg * t * np.where(t >= 1, a ** np.maximum(t - 1, 0.0), 0.0)
     eps = np.where(same, equal, distinct)
@@ -140,7 +151,7 @@ def kernel_sums(cfg: NetworkConfig, layer: int = 0):
     """
     alpha, beta, g, _ = _layer_constants(cfg, layer)
     eps_bar = g / ((1.0 - alpha) * (1.0 - beta))
-    eps_hat = g ** 2 * (1.0 + alpha * beta) / ((1.0 - alpha ** 2) * (1.0 - beta ** 2) * (1.0 - alpha * beta))
+    eps_hat = g**2 * (1.0 + alpha * beta) / ((1.0 - alpha**2) * (1.0 - beta**2) * (1.0 - alpha * beta))
     if _uniform(alpha, beta, g):
         return float(eps_bar[0]), float(eps_hat[0])
     return eps_bar, eps_hat
@@ -150,6 +161,7 @@ def kernel_sums(cfg: NetworkConfig, layer: int = 0):
 # input statistics and the moments of U
 # ---------------------------------------------------------------------------
 
+
 def _real(name, v, lo=None, hi=None, lo_open=False, hi_open=False):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v):
         raise ValueError(f"{name} must be a finite number, got {v!r}")
@@ -157,8 +169,11 @@ def _real(name, v, lo=None, hi=None, lo_open=False, hi_open=False):
     if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and (v > hi or (hi_open and v == hi))):
         lb = "" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
         hb = "" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
-        rng = f"in {lb}, {hb}" if lo is not None and hi is not None else (
-            f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else f"{'<' if hi_open else '<='} {hi:g}")
+        rng = (
+            f"in {lb}, {hb}"
+            if lo is not None and hi is not None
+            else (f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else f"{'<' if hi_open else '<='} {hi:g}")
+        )
         raise ValueError(f"{name} must be {rng}, got {v!r}")
     return v
 
@@ -172,8 +187,9 @@ def bernoulli_moments(nu: float, dt: float):
     dt = _real("dt", dt, lo=0.0, lo_open=True)
     p = nu * dt / 1000.0
     if p > 1.0:
-        raise ValueError(f"nu must satisfy nu*dt/1000 <= 1 (a spike probability per step), got nu={nu:g} Hz "
-                         f"with dt={dt:g} ms (p = {p:g})")
+        raise ValueError(
+            f"nu must satisfy nu*dt/1000 <= 1 (a spike probability per step), got nu={nu:g} Hz with dt={dt:g} ms (p = {p:g})"
+        )
     return p, p * (1.0 - p)
 
 
@@ -193,7 +209,7 @@ def moments(*, n, mu_w, sigma_w, eps_bar, eps_hat, mean, var):
     n, mu_w, sigma_w = np.asarray(n, float), np.asarray(mu_w, float), np.asarray(sigma_w, float)
     a, v = np.asarray(mean, float), np.asarray(var, float)
     mu = n * mu_w * a * eps_bar
-    var_U = n * ((sigma_w ** 2 + mu_w ** 2) * v * eps_hat + sigma_w ** 2 * a ** 2 * np.asarray(eps_bar) ** 2)
+    var_U = n * ((sigma_w**2 + mu_w**2) * v * eps_hat + sigma_w**2 * a**2 * np.asarray(eps_bar) ** 2)
     return mu, np.sqrt(var_U)
 
 
@@ -231,19 +247,20 @@ def solve_weights(*, mu_U, sigma_U, n, eps_bar, eps_hat, mean, var, what="the ta
         mu_w = np.zeros_like(mu_U * eps_bar)
     else:
         mu_w = mu_U / (n * a * eps_bar)
-    denom = v * eps_hat + a ** 2 * eps_bar ** 2
+    denom = v * eps_hat + a**2 * eps_bar**2
     if np.any(denom <= 0.0):
         if np.any(sigma_U > 0):
-            raise ValueError(f"{what}: the inputs never fluctuate or fire (rate and variance 0), so sigma_U > 0 "
-                             "is impossible")
+            raise ValueError(f"{what}: the inputs never fluctuate or fire (rate and variance 0), so sigma_U > 0 is impossible")
         return mu_w, np.zeros_like(mu_w)
-    num = sigma_U ** 2 / n - mu_w ** 2 * v * eps_hat
-    if np.any(num < -1e-12 * sigma_U ** 2 / n):
-        bound = np.max(np.sqrt(np.abs(mu_U) ** 2 * v * eps_hat / (n * a ** 2 * eps_bar ** 2)))
-        raise ValueError(f"{what}: sigma_U = {float(np.max(sigma_U)):.4g} is too small for mu_U = "
-                         f"{float(np.max(np.abs(mu_U))):.4g} with these inputs: a weight mean that gives mu_U already "
-                         f"gives sigma_U >= {bound:.4g}; raise sigma_U, lower |mu_U|, or raise the number or "
-                         "rate of inputs")
+    num = sigma_U**2 / n - mu_w**2 * v * eps_hat
+    if np.any(num < -1e-12 * sigma_U**2 / n):
+        bound = np.max(np.sqrt(np.abs(mu_U) ** 2 * v * eps_hat / (n * a**2 * eps_bar**2)))
+        raise ValueError(
+            f"{what}: sigma_U = {float(np.max(sigma_U)):.4g} is too small for mu_U = "
+            f"{float(np.max(np.abs(mu_U))):.4g} with these inputs: a weight mean that gives mu_U already "
+            f"gives sigma_U >= {bound:.4g}; raise sigma_U, lower |mu_U|, or raise the number or "
+            "rate of inputs"
+        )
     sigma_w = np.sqrt(np.maximum(num, 0.0) / denom)
     return mu_w, sigma_w
 
@@ -254,26 +271,29 @@ def _gauss_moments(f, mu, sigma):
     w = w / w.sum()
     y = f(mu + sigma * x)
     m1 = float(np.dot(w, y))
-    return m1, max(float(np.dot(w, y * y)) - m1 ** 2, 0.0)
+    return m1, max(float(np.dot(w, y * y)) - m1**2, 0.0)
 
 
 # ---------------------------------------------------------------------------
 # the whole network
 # ---------------------------------------------------------------------------
 
+
 def _per_layer(name, value, n_layers, check):
     """A scalar or a sequence of one value per layer → a list of ``n_layers`` checked values."""
     if isinstance(value, (list, tuple, np.ndarray)):
         vals = list(np.asarray(value).ravel()) if isinstance(value, np.ndarray) else list(value)
         if len(vals) != n_layers:
-            raise ValueError(f"{name} must be a number or a sequence of {n_layers} values (one per layer), "
-                             f"got {len(vals)} values")
+            raise ValueError(
+                f"{name} must be a number or a sequence of {n_layers} values (one per layer), got {len(vals)} values"
+            )
         return [check(f"{name}[{i}]", v) for i, v in enumerate(vals)]
     return [check(name, value)] * n_layers
 
 
-def plan(cfg: NetworkConfig, *, mu_U, sigma_U, nu_in=None, nu_rec=None, rec_share=0.0,
-         rec_mean_share=0.0, input_moments=None) -> list:
+def plan(
+    cfg: NetworkConfig, *, mu_U, sigma_U, nu_in=None, nu_rec=None, rec_share=0.0, rec_mean_share=0.0, input_moments=None
+) -> list:
     """Weight moments of every layer that give the targets; the arithmetic of :func:`fluctuation_init`.
 
     Returns one dict per layer with the absolute targets (``mu_U``,
@@ -293,8 +313,10 @@ def plan(cfg: NetworkConfig, *, mu_U, sigma_U, nu_in=None, nu_rec=None, rec_shar
     dt = float(cfg.dt)
     if cfg.cell == "clif":
         if not cfg.theta > 0:
-            raise ValueError(f"theta must be > 0 for a fluctuation-driven initialization of clif (targets are in "
-                             f"units of theta), got {cfg.theta!r}")
+            raise ValueError(
+                f"theta must be > 0 for a fluctuation-driven initialization of clif (targets are in "
+                f"units of theta), got {cfg.theta!r}"
+            )
         unit = float(cfg.theta)
     else:
         unit = 1.0
@@ -303,33 +325,37 @@ def plan(cfg: NetworkConfig, *, mu_U, sigma_U, nu_in=None, nu_rec=None, rec_shar
         if nu_in is not None:
             raise ValueError("give either nu_in or input_moments, not both")
         if not isinstance(input_moments, (tuple, list)) or len(input_moments) != 2:
-            raise ValueError(f"input_moments must be a pair (mean, variance) of the inputs per step, "
-                             f"got {input_moments!r}")
+            raise ValueError(f"input_moments must be a pair (mean, variance) of the inputs per step, got {input_moments!r}")
         a_in = _real("input_moments[0] (mean)", input_moments[0])
         v_in = _real("input_moments[1] (variance)", input_moments[1], lo=0.0)
     else:
         if nu_in is None:
-            raise ValueError("nu_in (Hz, the rate of the input spike trains) is required unless "
-                             "input_moments is given")
+            raise ValueError("nu_in (Hz, the rate of the input spike trains) is required unless input_moments is given")
         nu_in = _real("nu_in", nu_in, lo=0.0, lo_open=True)
         if nu_in * dt / 1000.0 > 1.0:
-            raise ValueError(f"nu_in must satisfy nu_in*dt/1000 <= 1 (a spike probability per step), got "
-                             f"nu_in={nu_in:g} Hz with dt={dt:g} ms")
+            raise ValueError(
+                f"nu_in must satisfy nu_in*dt/1000 <= 1 (a spike probability per step), got nu_in={nu_in:g} Hz with dt={dt:g} ms"
+            )
         a_in, v_in = bernoulli_moments(nu_in, dt)
     # the statistics of each layer's own activity (recurrent input; input of the next layer)
     if nu_rec is None:
         nus = [None] * nL
     else:
+
         def chk(k, v):
             v = _real(k, v, lo=0.0, lo_open=True)
             if v * dt / 1000.0 > 1.0:
-                raise ValueError(f"{k} must satisfy {k}*dt/1000 <= 1 (a spike probability per step), got "
-                                 f"{v:g} Hz with dt={dt:g} ms")
+                raise ValueError(
+                    f"{k} must satisfy {k}*dt/1000 <= 1 (a spike probability per step), got {v:g} Hz with dt={dt:g} ms"
+                )
             return v
+
         nus = _per_layer("nu_rec", nu_rec, nL, chk)
     if cfg.cell == "rate" and nu_rec is not None:
-        raise ValueError("nu_rec must be None for cell='rate': its recurrent input tanh(x) is not a spike train; "
-                         "its statistics follow from mu_U and sigma_U (Gaussian mean field)")
+        raise ValueError(
+            "nu_rec must be None for cell='rate': its recurrent input tanh(x) is not a spike train; "
+            "its statistics follow from mu_U and sigma_U (Gaussian mean field)"
+        )
     if cfg.cell == "clif":
         for l in range(nL):
             need = shares[l] > 0 or l < nL - 1
@@ -360,29 +386,51 @@ def plan(cfg: NetworkConfig, *, mu_U, sigma_U, nu_in=None, nu_rec=None, rec_shar
         else:
             act = None
         r, mr = shares[l], mshares[l]
-        ff = dict(n=cfg.layer_inputs(l), mean=a, var=v, mu_U=(1.0 - mr) * mu_abs,
-                  sigma_U=math.sqrt(1.0 - r) * sigma_abs)
-        ff["mu_w"], ff["sigma_w"] = solve_weights(mu_U=ff["mu_U"], sigma_U=ff["sigma_U"], n=ff["n"], eps_bar=eb,
-                                                  eps_hat=eh, mean=a, var=v,
-                                                  what=f"layer {l + 1}, W_in")
+        ff = dict(n=cfg.layer_inputs(l), mean=a, var=v, mu_U=(1.0 - mr) * mu_abs, sigma_U=math.sqrt(1.0 - r) * sigma_abs)
+        ff["mu_w"], ff["sigma_w"] = solve_weights(
+            mu_U=ff["mu_U"], sigma_U=ff["sigma_U"], n=ff["n"], eps_bar=eb, eps_hat=eh, mean=a, var=v, what=f"layer {l + 1}, W_in"
+        )
         if r > 0 or mr > 0:
             if act is None:
-                raise ValueError(f"nu_rec (Hz, the target rate of layer {l + 1}) is required when "
-                                 "rec_mean_share > 0")
+                raise ValueError(f"nu_rec (Hz, the target rate of layer {l + 1}) is required when rec_mean_share > 0")
             rec = dict(n=N - 1, mean=act[0], var=act[1], mu_U=mr * mu_abs, sigma_U=math.sqrt(r) * sigma_abs)
-            rec["mu_w"], rec["sigma_w"] = solve_weights(mu_U=rec["mu_U"], sigma_U=rec["sigma_U"], n=rec["n"],
-                                                        eps_bar=eb, eps_hat=eh, mean=act[0], var=act[1],
-                                                        what=f"layer {l + 1}, W_rec")
+            rec["mu_w"], rec["sigma_w"] = solve_weights(
+                mu_U=rec["mu_U"],
+                sigma_U=rec["sigma_U"],
+                n=rec["n"],
+                eps_bar=eb,
+                eps_hat=eh,
+                mean=act[0],
+                var=act[1],
+                what=f"layer {l + 1}, W_rec",
+            )
         else:
-            rec = dict(n=N - 1, mean=None if act is None else act[0], var=None if act is None else act[1],
-                       mu_U=0.0, sigma_U=0.0, mu_w=0.0, sigma_w=0.0)
-        out.append(dict(mu_U=mu_abs, sigma_U=sigma_abs, eps_bar=eb, eps_hat=eh, W_in=ff, W_rec=rec,
-                        activity=act))
+            rec = dict(
+                n=N - 1,
+                mean=None if act is None else act[0],
+                var=None if act is None else act[1],
+                mu_U=0.0,
+                sigma_U=0.0,
+                mu_w=0.0,
+                sigma_w=0.0,
+            )
+        out.append(dict(mu_U=mu_abs, sigma_U=sigma_abs, eps_bar=eb, eps_hat=eh, W_in=ff, W_rec=rec, activity=act))
     return out
 
 
-def fluctuation_init(cfg: NetworkConfig, *, mu_U, sigma_U, nu_in=None, nu_rec=None, rec_share=0.0,
-                     seed: int, rec_mean_share=0.0, input_moments=None, w_out: float = 1.0) -> dict:
+def fluctuation_init(
+    cfg: NetworkConfig,
+    *,
+    mu_U,
+    sigma_U,
+    nu_in=None,
+    nu_rec=None,
+    rec_share=0.0,
+    seed: int,
+    rec_mean_share=0.0,
+    input_moments=None,
+    w_out: float = 1.0,
+) -> dict:
     """Parameters like :func:`refimpl.network.init_params` with fluctuation-driven ``W_in``, ``W_rec``.
 
     Every weight of a pathway is ``μ_w + σ_w·ξ``, ``ξ ~ N(0, 1)`` i.i.d., with
@@ -416,8 +464,16 @@ def fluctuation_init(cfg: NetworkConfig, *, mu_U, sigma_U, nu_in=None, nu_rec=No
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     w_out = _real("w_out", w_out, lo=0.0)
-    layers = plan(cfg, mu_U=mu_U, sigma_U=sigma_U, nu_in=nu_in, nu_rec=nu_rec, rec_share=rec_share,
-                  rec_mean_share=rec_mean_share, input_moments=input_moments)
+    layers = plan(
+        cfg,
+        mu_U=mu_U,
+        sigma_U=sigma_U,
+        nu_in=nu_in,
+        nu_rec=nu_rec,
+        rec_share=rec_share,
+        rec_mean_share=rec_mean_share,
+        input_moments=input_moments,
+    )
     rng = np.random.default_rng(seed)
     params = {}
     for name, shape in param_shapes(cfg).items():
@@ -429,7 +485,7 @@ def fluctuation_init(cfg: NetworkConfig, *, mu_U, sigma_U, nu_in=None, nu_rec=No
             # per-neuron time constants give per-row moments: broadcast over rows
             mu_w = np.broadcast_to(np.asarray(pw["mu_w"], float), (shape[0],))[:, None]
             sigma_w = np.broadcast_to(np.asarray(pw["sigma_w"], float), (shape[0],))[:, None]
-            W *= sigma_w          # in place: W_rec of a large layer is the biggest array here
+            W *= sigma_w  # in place: W_rec of a large layer is the biggest array here
             W += mu_w
             if kind == "W_rec":
                 np.fill_diagonal(W, 0.0)

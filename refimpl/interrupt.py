@@ -11,6 +11,7 @@ Ctrl-C that no poll consumed is raised when the deferral ends. A second Ctrl-C i
 Deferrals nest: ``refimpl``'s ``main`` defers for the whole command, and a trainer or a flossing
 loop inside it shares that flag, so that its own polls see the Ctrl-C.
 """
+
 from __future__ import annotations
 
 import signal
@@ -48,25 +49,25 @@ class DeferredInterrupt:
         self.message = message
         self.requested = False
         self._old = None
-        self._owner = None      # the deferral whose flag this one uses (itself when it owns the handler)
+        self._owner = None  # the deferral whose flag this one uses (itself when it owns the handler)
 
     def install(self) -> "DeferredInterrupt":
         self.requested = False
-        if _ACTIVE:                                   # nested: share the outermost deferral's flag
+        if _ACTIVE:  # nested: share the outermost deferral's flag
             self._owner = _ACTIVE[0]
             _ACTIVE.append(self)
             return self
         if threading.current_thread() is not threading.main_thread():
             return self
         if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            return self     # someone else (a test, an embedding program) handles SIGINT
+            return self  # someone else (a test, an embedding program) handles SIGINT
 
         def handler(signum, frame):
             if self.requested:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 raise KeyboardInterrupt
             self.requested = True
-            if self.message and sys.stderr.isatty():   # a person at a terminal; a pipe gets only the final line
+            if self.message and sys.stderr.isatty():  # a person at a terminal; a pipe gets only the final line
                 print("\n" + self.message, file=sys.stderr, flush=True)
 
         self._old = signal.signal(signal.SIGINT, handler)

@@ -1,4 +1,5 @@
 """Files: atomic HDF5 writes, so that an interrupted run never leaves a half-written result."""
+
 from __future__ import annotations
 
 import json
@@ -51,7 +52,7 @@ def atomic_text(path, text: str) -> None:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, path)
-    except BaseException:   # Ctrl-C while writing: no half-written file, no temporary left behind
+    except BaseException:  # Ctrl-C while writing: no half-written file, no temporary left behind
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
@@ -112,7 +113,7 @@ def directory_lock(directory):
     directory.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
-    except ImportError:      # not a POSIX system: no locking
+    except ImportError:  # not a POSIX system: no locking
         yield
         return
     path = directory / ".lock"
@@ -122,14 +123,15 @@ def directory_lock(directory):
     except OSError:
         holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise DirectoryInUse(f"{directory} is in use by another run (process {holder}); wait for it to "
-                             "finish or choose another --out") from None
+        raise DirectoryInUse(
+            f"{directory} is in use by another run (process {holder}); wait for it to finish or choose another --out"
+        ) from None
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        os.close(fd)   # closing the descriptor releases the lock
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def write_dict(group, d: dict) -> None:
@@ -145,6 +147,7 @@ def read_dict(group) -> dict:
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset):
             out[name] = obj[()]
+
     group.visititems(visit)
     return out
 

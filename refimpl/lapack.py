@@ -7,6 +7,7 @@ is the column-major ``M×k`` matrix that LAPACK factorizes in place. This
 module is only plumbing; the mathematics of the thin QR and its derivative
 rules is in :mod:`refimpl.qr`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,25 +37,25 @@ def _bind(module, name, *argtypes):
     return _nt.ExternalFunction(symbol, _nt.void(*argtypes))
 
 
-_dgemm = _bind("scipy.linalg.cython_blas", "dgemm",
-               _PC, _PC, _PI, _PI, _PI, _PD, _PD, _PI, _PD, _PI, _PD, _PD, _PI)
-_dtrsm = _bind("scipy.linalg.cython_blas", "dtrsm",
-               _PC, _PC, _PC, _PC, _PI, _PI, _PD, _PD, _PI, _PD, _PI)
+_dgemm = _bind("scipy.linalg.cython_blas", "dgemm", _PC, _PC, _PI, _PI, _PI, _PD, _PD, _PI, _PD, _PI, _PD, _PD, _PI)
+_dtrsm = _bind("scipy.linalg.cython_blas", "dtrsm", _PC, _PC, _PC, _PC, _PI, _PI, _PD, _PD, _PI, _PD, _PI)
 _dgeqrf = _bind("scipy.linalg.cython_lapack", "dgeqrf", _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
 _dorgqr = _bind("scipy.linalg.cython_lapack", "dorgqr", _PI, _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
 _dgeqrt = _bind("scipy.linalg.cython_lapack", "dgeqrt", _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
-_dgemqrt = _bind("scipy.linalg.cython_lapack", "dgemqrt",
-                 _PC, _PC, _PI, _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
+_dgemqrt = _bind("scipy.linalg.cython_lapack", "dgemqrt", _PC, _PC, _PI, _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
 
 
 def _stack_ptr(ptr_type, value_type, what):
     """An intrinsic giving a pointer to a stack copy of its argument as ``value_type`` (the Fortran calling
     convention passes every scalar by reference)."""
+
     @_intrinsic
     def ptr(typingctx, x):
         def codegen(context, builder, sig, args):
             return _cgutils.alloca_once_value(builder, context.cast(builder, args[0], sig.args[0], value_type))
+
         return ptr_type(x), codegen
+
     ptr.__doc__ = f"Pointer to a stack copy of ``x`` as {what}."
     return ptr
 
@@ -67,8 +68,10 @@ _chr_ptr = _stack_ptr(_PC, _nt.int8, "the character code")
 @_intrinsic
 def _data_ptr(typingctx, a):
     """The data pointer of a float64 array."""
+
     def codegen(context, builder, sig, args):
         return context.make_array(sig.args[0])(context, builder, args[0]).data
+
     return _PD(a), codegen
 
 
@@ -97,9 +100,21 @@ def gemm(trans_a, trans_b, alpha, A, B, beta, C):
                 C[i, j] = beta * C[i, j] if beta != 0.0 else 0.0
         return
     # column-major view: Cᵀ = op(B)ᵀ op(A)ᵀ
-    _dgemm(_chr_ptr(_T if trans_b else _N), _chr_ptr(_T if trans_a else _N), _int_ptr(n), _int_ptr(m),
-           _int_ptr(kk), _dbl_ptr(alpha), _data_ptr(B), _int_ptr(max(1, B.shape[1])), _data_ptr(A),
-           _int_ptr(max(1, A.shape[1])), _dbl_ptr(beta), _data_ptr(C), _int_ptr(max(1, n)))
+    _dgemm(
+        _chr_ptr(_T if trans_b else _N),
+        _chr_ptr(_T if trans_a else _N),
+        _int_ptr(n),
+        _int_ptr(m),
+        _int_ptr(kk),
+        _dbl_ptr(alpha),
+        _data_ptr(B),
+        _int_ptr(max(1, B.shape[1])),
+        _data_ptr(A),
+        _int_ptr(max(1, A.shape[1])),
+        _dbl_ptr(beta),
+        _data_ptr(C),
+        _int_ptr(max(1, n)),
+    )
 
 
 #: from this many columns (and rows) on, the QR runs blocked (compact WY, LAPACK dgeqrt +
@@ -130,11 +145,20 @@ def qr_rows(X, R, tau, work):
     info = np.zeros(1, np.int32)
     if k >= QR_BLOCKED_FROM and M >= QR_BLOCKED_ROWS:
         nb = QR_BLOCK
-        Tw = work[:nb * k]
-        lw = work[nb * k:nb * (k + M)]
-        Y = work[nb * (k + M):nb * (k + M) + k * M]
-        _dgeqrt(_int_ptr(M), _int_ptr(k), _int_ptr(nb), _data_ptr(X), _int_ptr(M), _data_ptr(Tw),
-                _int_ptr(nb), _data_ptr(lw), info.ctypes)
+        Tw = work[: nb * k]
+        lw = work[nb * k : nb * (k + M)]
+        Y = work[nb * (k + M) : nb * (k + M) + k * M]
+        _dgeqrt(
+            _int_ptr(M),
+            _int_ptr(k),
+            _int_ptr(nb),
+            _data_ptr(X),
+            _int_ptr(M),
+            _data_ptr(Tw),
+            _int_ptr(nb),
+            _data_ptr(lw),
+            info.ctypes,
+        )
         for i in range(k):
             for j in range(k):
                 R[i, j] = X[j, i] if j >= i else 0.0
@@ -143,20 +167,43 @@ def qr_rows(X, R, tau, work):
         for i in range(k):
             Y[i * M + i] = 1.0
         # Q = H_1 ⋯ H_b [I_k; 0], applied to the first k columns of the identity
-        _dgemqrt(_chr_ptr(_L), _chr_ptr(_N), _int_ptr(M), _int_ptr(k), _int_ptr(k), _int_ptr(nb),
-                 _data_ptr(X), _int_ptr(M), _data_ptr(Tw), _int_ptr(nb), _data_ptr(Y), _int_ptr(M),
-                 _data_ptr(lw), info.ctypes)
+        _dgemqrt(
+            _chr_ptr(_L),
+            _chr_ptr(_N),
+            _int_ptr(M),
+            _int_ptr(k),
+            _int_ptr(k),
+            _int_ptr(nb),
+            _data_ptr(X),
+            _int_ptr(M),
+            _data_ptr(Tw),
+            _int_ptr(nb),
+            _data_ptr(Y),
+            _int_ptr(M),
+            _data_ptr(lw),
+            info.ctypes,
+        )
         for i in range(k):
             for j in range(M):
                 X[i, j] = Y[i * M + j]
     else:
-        _dgeqrf(_int_ptr(M), _int_ptr(k), _data_ptr(X), _int_ptr(M), _data_ptr(tau), _data_ptr(work),
-                _int_ptr(work.size), info.ctypes)
+        _dgeqrf(
+            _int_ptr(M), _int_ptr(k), _data_ptr(X), _int_ptr(M), _data_ptr(tau), _data_ptr(work), _int_ptr(work.size), info.ctypes
+        )
         for i in range(k):
             for j in range(k):
                 R[i, j] = X[j, i] if j >= i else 0.0
-        _dorgqr(_int_ptr(M), _int_ptr(k), _int_ptr(k), _data_ptr(X), _int_ptr(M), _data_ptr(tau),
-                _data_ptr(work), _int_ptr(work.size), info.ctypes)
+        _dorgqr(
+            _int_ptr(M),
+            _int_ptr(k),
+            _int_ptr(k),
+            _data_ptr(X),
+            _int_ptr(M),
+            _data_ptr(tau),
+            _data_ptr(work),
+            _int_ptr(work.size),
+            info.ctypes,
+        )
     for i in range(k):
         if R[i, i] < 0.0:
             for j in range(k):
@@ -170,5 +217,16 @@ def solve_rt_rows(R, X):
     """In place ``Bᵀ ← Bᵀ R⁻ᵀ`` for ``B`` given by its rows ``X (k, M)`` (dtrsm, no inverse)."""
     k, M = X.shape
     # column-major: X is B (M×k); R in row-major storage is Rᵀ (lower) in column-major
-    _dtrsm(_chr_ptr(_R), _chr_ptr(_L), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(M), _int_ptr(k),
-           _dbl_ptr(1.0), _data_ptr(R), _int_ptr(k), _data_ptr(X), _int_ptr(M))
+    _dtrsm(
+        _chr_ptr(_R),
+        _chr_ptr(_L),
+        _chr_ptr(_N),
+        _chr_ptr(_N),
+        _int_ptr(M),
+        _int_ptr(k),
+        _dbl_ptr(1.0),
+        _data_ptr(R),
+        _int_ptr(k),
+        _data_ptr(X),
+        _int_ptr(M),
+    )

@@ -6,6 +6,7 @@ logits; ``mse_per_step`` has no factor 1/2; the ``ce_*`` losses reduce the
 per-class logits over time (max, mean, last) and apply softmax cross-entropy
 to integer labels.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,9 @@ def check_targets(loss: LossConfig, targets, T: int, B: int, n_out: int) -> np.n
         raise ValueError(f"loss.t0 must be < T = {T} so that some step is scored, got {loss.t0}")
     if loss.name.startswith("ce_"):
         if t.shape != (B,) or not np.issubdtype(t.dtype, np.integer):
-            raise ValueError(f"targets for {loss.name} must be integer class labels of shape (B={B},), "
-                             f"got {t.dtype} array of shape {t.shape}")
+            raise ValueError(
+                f"targets for {loss.name} must be integer class labels of shape (B={B},), got {t.dtype} array of shape {t.shape}"
+            )
         if n_out < 2 or np.any(t < 0) or np.any(t >= n_out):
             raise ValueError(f"targets for {loss.name} must be labels in [0, n_out={n_out}) with n_out >= 2")
         return t.astype(np.int64)

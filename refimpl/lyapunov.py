@@ -7,6 +7,7 @@ the surrogate tangent map, ``A = D_t Q_t``, and re-orthonormalized every
 linearization through which BPTT sends its error signals (docs/model.md §3), the
 exponents measure how fast those signals grow or decay with the lag.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -16,8 +17,7 @@ import numpy as np
 
 from .kernels import fused
 from .config import LyapunovConfig, NetworkConfig
-from .network import (apply_D, check_inputs, check_params, layers_of, pack, simulate,
-                      step, unpack)
+from .network import apply_D, check_inputs, check_params, layers_of, pack, simulate, step, unpack
 from .qr import qr_positive
 
 
@@ -49,8 +49,7 @@ def exponent_conditions(diag: np.ndarray) -> np.ndarray:
     return np.maximum(ratio.max(axis=0), 1.0)
 
 
-def warn_ill_conditioned(kappa: np.ndarray, lcfg: LyapunovConfig, what: str = "exponents",
-                         stacklevel: int = 3, skip=()) -> None:
+def warn_ill_conditioned(kappa: np.ndarray, lcfg: LyapunovConfig, what: str = "exponents", stacklevel: int = 3, skip=()) -> None:
     """:class:`ConditioningWarning` naming the exponents (1-based) whose ``κ_i`` exceed :data:`CONDITION_LIMIT`.
 
     Exponents whose ``R_ii`` vanished (``κ_i = inf``, or the indices in ``skip``) are reported by
@@ -63,7 +62,10 @@ def warn_ill_conditioned(kappa: np.ndarray, lcfg: LyapunovConfig, what: str = "e
         f"{what} {[int(i) + 1 for i in bad]}, so they are set by rounding (relative error up to "
         f"{kappa[bad].max() * np.finfo(float).eps:.0e} per QR step); use "
         + (f"lyapunov.ons = 1 (now {lcfg.ons}) or " if lcfg.ons > 1 else "")
-        + f"a smaller k (now {lcfg.k})", ConditioningWarning, stacklevel=stacklevel)
+        + f"a smaller k (now {lcfg.k})",
+        ConditioningWarning,
+        stacklevel=stacklevel,
+    )
 
 
 #: below this, float64 numbers are subnormal and lose relative precision
@@ -74,15 +76,15 @@ _SUBNORMAL = np.finfo(float).tiny
 class LyapunovResult:
     """The spectrum and its companions (all exponents in 1/step unless ``_per_ms``)."""
 
-    exponents: np.ndarray          # (k,) λ_1 ≥ … (Benettin order, not re-sorted)
-    local: np.ndarray              # (n_counted, k) log R_ii / ons at each counted QR step
-    error: np.ndarray              # (k,) standard error of the mean by batch means
-    n_steps: int                   # time steps covered by the counted QR steps
+    exponents: np.ndarray  # (k,) λ_1 ≥ … (Benettin order, not re-sorted)
+    local: np.ndarray  # (n_counted, k) log R_ii / ons at each counted QR step
+    error: np.ndarray  # (k,) standard error of the mean by batch means
+    n_steps: int  # time steps covered by the counted QR steps
     dt: float
-    Q0: np.ndarray                 # (M, k)
-    Q_final: np.ndarray            # (M, k)
-    participation_ratio: float     # time average of PR(Q[:, 0]) over counted steps
-    qr_condition: float = 1.0      # max over QR steps of max_i R_ii / min_i R_ii (= max of kappa)
+    Q0: np.ndarray  # (M, k)
+    Q_final: np.ndarray  # (M, k)
+    participation_ratio: float  # time average of PR(Q[:, 0]) over counted steps
+    qr_condition: float = 1.0  # max over QR steps of max_i R_ii / min_i R_ii (= max of kappa)
     degenerate: list = field(default_factory=list)  # (step, index) where R_ii = 0
     kappa: np.ndarray | None = None  # (k,) per exponent: max over QR steps of max_j R_jj / R_ii
 
@@ -120,7 +122,7 @@ def kaplan_yorke(lam) -> float:
 def participation_ratio(v) -> float:
     """``(Σ v_i²)² / Σ v_i⁴``: how many state components a vector spreads over."""
     v2 = np.asarray(v, float) ** 2
-    return float(v2.sum() ** 2 / np.sum(v2 ** 2))
+    return float(v2.sum() ** 2 / np.sum(v2**2))
 
 
 def batch_means_error(local: np.ndarray) -> np.ndarray:
@@ -165,8 +167,10 @@ def check_lyapunov(cfg: NetworkConfig, lcfg: LyapunovConfig, T: int, B: int, Q0=
         raise ValueError(f"lyapunov.batch_index must be < B = {B}, got {lcfg.batch_index}")
     n_qr = (T - lcfg.warmup) // lcfg.ons if T > lcfg.warmup else 0
     if n_qr <= lcfg.transient:
-        raise ValueError(f"no counted QR step: T = {T}, warmup = {lcfg.warmup}, ons = {lcfg.ons} give "
-                         f"{n_qr} QR steps, of which lyapunov.transient = {lcfg.transient} are discarded")
+        raise ValueError(
+            f"no counted QR step: T = {T}, warmup = {lcfg.warmup}, ons = {lcfg.ons} give "
+            f"{n_qr} QR steps, of which lyapunov.transient = {lcfg.transient} are discarded"
+        )
     if Q0 is None:
         return initial_Q(M, lcfg.k, lcfg.seed)
     Q0 = np.asarray(Q0, dtype=float)
@@ -184,8 +188,7 @@ def zero_diagonal(R: np.ndarray, A: np.ndarray) -> np.ndarray:
     return np.nonzero(np.abs(np.diag(R)) <= tol)[0]
 
 
-def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: np.ndarray,
-             on_step=None):
+def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: np.ndarray, on_step=None):
     """Run the QR iteration on a one-element trajectory.
 
     Returns ``(logs (n_counted, k), Q_final (M, k), pr_mean, kappa (k,), degenerate)``;
@@ -225,9 +228,12 @@ def benettin(cfg: NetworkConfig, params: dict, traj, lcfg: LyapunovConfig, Q0: n
             prs.append(participation_ratio(Q[:, 0]))
         blocks = unpack(cfg, Q.T)
     if subnormal is not None:
-        warnings.warn(f"R_ii fell into the subnormal range at t = {subnormal}: the {lcfg.ons}-step "
-                      f"product lost relative precision; use a smaller lyapunov.ons", PrecisionWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"R_ii fell into the subnormal range at t = {subnormal}: the {lcfg.ons}-step "
+            f"product lost relative precision; use a smaller lyapunov.ons",
+            PrecisionWarning,
+            stacklevel=3,
+        )
     kappa = exponent_conditions(np.array(diags).reshape(len(diags), lcfg.k))
     return np.array(logs), pack(cfg, blocks).T, float(np.mean(prs)), kappa, degenerate
 
@@ -251,8 +257,18 @@ def layer_arrays(cfg: NetworkConfig, params: dict, traj):
     """
     L = layers_of(cfg)[0]
     s, s2, m, rho, c = (np.ascontiguousarray(a[:, 0]) for a in traj.lin[0])
-    return (L, params["layer1/W_in"], params["layer1/W_rec"], s, s2, m, rho, c,
-            np.ascontiguousarray(traj.Z[0][:, 0]), np.ascontiguousarray(traj.S[0][:, 0]))
+    return (
+        L,
+        params["layer1/W_in"],
+        params["layer1/W_rec"],
+        s,
+        s2,
+        m,
+        rho,
+        c,
+        np.ascontiguousarray(traj.Z[0][:, 0]),
+        np.ascontiguousarray(traj.S[0][:, 0]),
+    )
 
 
 def qr_diagnostics(diagR: np.ndarray, amax: np.ndarray, M: int):
@@ -269,21 +285,24 @@ def _benettin_fused(cfg, params, traj, lcfg, Q0):
     """:func:`benettin` in one compiled call (one-layer networks)."""
     L, _, W_rec, s, _, _, rho, c, _, _ = layer_arrays(cfg, params, traj)
     has_I = cfg.cell == "clif"
-    diagR, amax, pr, Xf = fused.benettin_rows(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I, W_rec,
-                                             np.ascontiguousarray(Q0.T), lcfg.warmup, lcfg.ons)
+    diagR, amax, pr, Xf = fused.benettin_rows(
+        s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I, W_rec, np.ascontiguousarray(Q0.T), lcfg.warmup, lcfg.ons
+    )
     M = Q0.shape[0]
     logd, zero = qr_diagnostics(diagR, amax, max(M, Q0.shape[1]))
     d = np.abs(diagR)
     kappa = exponent_conditions(d)
     sub = np.nonzero(np.any((d > 0) & (d < _SUBNORMAL), axis=1))[0]
     counted = np.arange(d.shape[0]) >= lcfg.transient
-    degenerate = [(lcfg.warmup + (q + 1) * lcfg.ons - 1, int(i)) for q, i in zip(*np.nonzero(zero))
-                  if counted[q]]
+    degenerate = [(lcfg.warmup + (q + 1) * lcfg.ons - 1, int(i)) for q, i in zip(*np.nonzero(zero)) if counted[q]]
     if sub.size:
         t = lcfg.warmup + (sub[0] + 1) * lcfg.ons - 1
-        warnings.warn(f"R_ii fell into the subnormal range at t = {t}: the {lcfg.ons}-step "
-                      f"product lost relative precision; use a smaller lyapunov.ons", PrecisionWarning,
-                      stacklevel=4)
+        warnings.warn(
+            f"R_ii fell into the subnormal range at t = {t}: the {lcfg.ons}-step "
+            f"product lost relative precision; use a smaller lyapunov.ons",
+            PrecisionWarning,
+            stacklevel=4,
+        )
     return logd[counted], Xf.T.copy(), float(np.mean(pr[counted])), kappa, degenerate
 
 
@@ -293,7 +312,7 @@ def spectrum(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=
     inputs = check_inputs(cfg, inputs)
     Q0 = check_lyapunov(cfg, lcfg, inputs.shape[0], inputs.shape[1], Q0)
     b = lcfg.batch_index
-    traj = simulate(cfg, params, inputs[:, b:b + 1], check=False)
+    traj = simulate(cfg, params, inputs[:, b : b + 1], check=False)
     logs, Qf, pr, kappa, degenerate = benettin(cfg, params, traj, lcfg, Q0)
     n_steps = logs.shape[0] * lcfg.ons
     lam = logs.sum(axis=0) / n_steps
@@ -303,15 +322,28 @@ def spectrum(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=
             f"R_ii = 0 at {len(degenerate)} counted QR step(s) (first at t = {degenerate[0][0]}) for "
             f"exponent(s) {[i + 1 for i in idx]}: the tangent map annihilated those directions "
             f"(a zero-reset row of D_t when reset='zero' and reset_grad!='ignored', or k = {lcfg.k} "
-            f"above the rank of D_t); they are reported as -inf", DegenerateSpectrumWarning, stacklevel=2)
+            f"above the rank of D_t); they are reported as -inf",
+            DegenerateSpectrumWarning,
+            stacklevel=2,
+        )
     warn_ill_conditioned(kappa, lcfg, skip={i for _, i in degenerate})
     local = logs / lcfg.ons
-    return LyapunovResult(lam, local, batch_means_error(local), n_steps, cfg.dt, Q0, Qf, pr,
-                          float(kappa.max()) if kappa.size else 1.0, degenerate, kappa)
+    return LyapunovResult(
+        lam,
+        local,
+        batch_means_error(local),
+        n_steps,
+        cfg.dt,
+        Q0,
+        Qf,
+        pr,
+        float(kappa.max()) if kappa.size else 1.0,
+        degenerate,
+        kappa,
+    )
 
 
-def direct_lambda1(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, eps: float = 1e-7,
-                   v0=None) -> float:
+def direct_lambda1(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, eps: float = 1e-7, v0=None) -> float:
     """λ₁ from two nearby trajectories simulated directly (no Jacobian).
 
     The perturbed copy starts at ``x + ε v0`` (``v0`` defaults to the first
@@ -322,8 +354,9 @@ def direct_lambda1(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfi
     params = check_params(cfg, params)
     inputs = check_inputs(cfg, inputs)
     b = lcfg.batch_index
-    traj = simulate(cfg, params, inputs[:, b:b + 1], check=False)
+    traj = simulate(cfg, params, inputs[:, b : b + 1], check=False)
     from .network import state_at
+
     v = initial_Q(cfg.state_size, lcfg.k, lcfg.seed)[:, 0] if v0 is None else np.asarray(v0, float)
     v = v / np.linalg.norm(v)
     total, count = 0.0, 0

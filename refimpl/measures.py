@@ -1,5 +1,6 @@
 """Measurements of a network on data: accuracy, firing rates, ‖∂L/∂x₀‖, and the backpropagated state
 adjoints and error norms against lag (docs/model.md §5; the error decay that λ₁ predicts)."""
+
 from __future__ import annotations
 
 
@@ -7,8 +8,7 @@ import numpy as np
 
 from . import readout
 from .config import LossConfig
-from .network import (apply_DT, initial_state_keys, layers_of, pack,
-                      simulate)
+from .network import apply_DT, initial_state_keys, layers_of, pack, simulate
 from .tasks import CLASS_LOSSES
 
 
@@ -21,8 +21,7 @@ def accuracy(loss: LossConfig, y: np.ndarray, targets: np.ndarray) -> float:
     t0 = loss.t0
     if loss.name in CLASS_LOSSES:
         scored = y[t0:]
-        z = {"ce_max": lambda: scored.max(axis=0), "ce_mean": lambda: scored.mean(axis=0),
-             "ce_last": lambda: y[-1]}[loss.name]()
+        z = {"ce_max": lambda: scored.max(axis=0), "ce_mean": lambda: scored.mean(axis=0), "ce_last": lambda: y[-1]}[loss.name]()
         return float(np.mean(np.argmax(z, axis=1) == targets))
     thr = 0.0 if loss.name == "bce_per_step" else 0.5
     return float(np.mean((y[t0:] > thr) == (targets[t0:] > 0.5)))
@@ -77,8 +76,7 @@ def error_norms(cfg, params: dict, traj, ybar: np.ndarray, b: int = 0) -> np.nda
     return np.linalg.norm(state_adjoints(cfg, params, traj, ybar, b), axis=1)
 
 
-def error_norm_vs_lag(cfg, params: dict, inputs, targets, loss: LossConfig, t_err: int | None = None,
-                      batch: int | None = None):
+def error_norm_vs_lag(cfg, params: dict, inputs, targets, loss: LossConfig, t_err: int | None = None, batch: int | None = None):
     """Backpropagated error norm against lag, for the loss of a single step.
 
     The loss is scored at the single step ``t_err`` (default ``T - 1``), so
@@ -90,6 +88,7 @@ def error_norm_vs_lag(cfg, params: dict, inputs, targets, loss: LossConfig, t_er
     ``exp(λ₁·lag)``.
     """
     from .losses import loss_and_grad
+
     inputs = np.ascontiguousarray(inputs, dtype=float)
     T = inputs.shape[0]
     t_err = T - 1 if t_err is None else int(t_err)
@@ -99,14 +98,11 @@ def error_norm_vs_lag(cfg, params: dict, inputs, targets, loss: LossConfig, t_er
     traj = simulate(cfg, params, inputs[:, :B])
     if loss.name in CLASS_LOSSES:
         lcfg = LossConfig("ce_last", 0)
-        _, ybar = loss_and_grad(lcfg, traj.y[:t_err + 1], np.asarray(targets)[:B])
+        _, ybar = loss_and_grad(lcfg, traj.y[: t_err + 1], np.asarray(targets)[:B])
         ybar = np.concatenate([ybar, np.zeros((T - t_err - 1,) + ybar.shape[1:])])
     else:
         lcfg = LossConfig(loss.name, t_err)
         _, ybar = loss_and_grad(lcfg, traj.y, np.asarray(targets)[:, :B])
-        ybar[t_err + 1:] = 0.0
-    norms = np.array([error_norms(cfg, params, traj, ybar, b)[:t_err + 2][::-1]
-                      for b in range(B)])
+        ybar[t_err + 1 :] = 0.0
+    norms = np.array([error_norms(cfg, params, traj, ybar, b)[: t_err + 2][::-1] for b in range(B)])
     return np.arange(t_err + 2), norms
-
-

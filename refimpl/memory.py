@@ -10,6 +10,7 @@ lets freed blocks be reused instead. The numbers are unchanged; only the
 process keeps up to its peak memory. ``REFIMPL_MALLOC=system`` leaves the C
 library's defaults alone.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -17,8 +18,8 @@ import os
 import sys
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-MMAP_THRESHOLD = 1 << 30   # allocations below 1 GiB come from the heap
-TRIM_THRESHOLD = 1 << 31   # give memory back only when 2 GiB are free at the top of the heap
+MMAP_THRESHOLD = 1 << 30  # allocations below 1 GiB come from the heap
+TRIM_THRESHOLD = 1 << 31  # give memory back only when 2 GiB are free at the top of the heap
 TOP_PAD = 1 << 26
 
 _done = False
@@ -33,9 +34,11 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        ok = (libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-              and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
-              and libc.mallopt(M_TOP_PAD, TOP_PAD) == 1)
+        ok = (
+            libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+            and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+            and libc.mallopt(M_TOP_PAD, TOP_PAD) == 1
+        )
     except (OSError, AttributeError):
         return False
     _done = ok

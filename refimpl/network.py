@@ -10,6 +10,7 @@ layer by layer (:func:`apply_D`, :func:`apply_DT`) to blocks of tangent
 vectors, never as a dense matrix; :func:`dense_jacobian` assembles the dense
 ``M×M`` matrix from the block formulas of docs/model.md §4 for tests and export only.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -32,6 +33,7 @@ EMPTY1 = np.zeros(0)
 # constants of each layer (the dialect switches as kernel arguments)
 # ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Layer:
     """Kernel constants of one layer; see :mod:`refimpl.cell`."""
@@ -52,8 +54,7 @@ class Layer:
 
     def args(self):
         """Positional arguments shared by :func:`cell.forward` (after the weights)."""
-        return (self.alpha, self.beta, self.g, self.theta, self.syn_old, self.reset,
-                self.act, self.sur, self.gamma, self.smooth)
+        return (self.alpha, self.beta, self.g, self.theta, self.syn_old, self.reset, self.act, self.sur, self.gamma, self.smooth)
 
 
 def layers_of(cfg: NetworkConfig) -> list[Layer]:
@@ -66,21 +67,50 @@ def layers_of(cfg: NetworkConfig) -> list[Layer]:
             alpha = np.broadcast_to(np.exp(-cfg.dt / np.asarray(cfg.tau_syn, float)), (N,)).copy()
             beta = np.broadcast_to(np.exp(-cfg.dt / np.asarray(cfg.tau_mem, float)), (N,)).copy()
             g = 1.0 - beta if cfg.input_gain == "one_minus_beta" else np.ones(N)
-            out.append(Layer(N, n_in, alpha, beta, g, float(cfg.theta), cfg.syn_input == "old",
-                             ("zero", "subtract", "none").index(cfg.reset),
-                             ("detached", "attached", "ignored").index(cfg.reset_grad),
-                             cell.ACT_SPIKE, sur, gamma, bool(cfg.smooth)))
+            out.append(
+                Layer(
+                    N,
+                    n_in,
+                    alpha,
+                    beta,
+                    g,
+                    float(cfg.theta),
+                    cfg.syn_input == "old",
+                    ("zero", "subtract", "none").index(cfg.reset),
+                    ("detached", "attached", "ignored").index(cfg.reset_grad),
+                    cell.ACT_SPIKE,
+                    sur,
+                    gamma,
+                    bool(cfg.smooth),
+                )
+            )
         else:
             # docs/model.md §1.3 as the clif update with α = β = 0, g = 1, θ = 0, no reset.
             act = cell.ACT_SPIKE if cfg.cell == "binary" else cell.ACT_TANH
-            out.append(Layer(N, n_in, np.zeros(N), np.zeros(N), np.ones(N), 0.0, False,
-                             cell.RESET_NONE, cell.GRAD_DETACHED, act, sur, gamma, bool(cfg.smooth)))
+            out.append(
+                Layer(
+                    N,
+                    n_in,
+                    np.zeros(N),
+                    np.zeros(N),
+                    np.ones(N),
+                    0.0,
+                    False,
+                    cell.RESET_NONE,
+                    cell.GRAD_DETACHED,
+                    act,
+                    sur,
+                    gamma,
+                    bool(cfg.smooth),
+                )
+            )
     return out
 
 
 # ---------------------------------------------------------------------------
 # parameters
 # ---------------------------------------------------------------------------
+
 
 def initial_state_names(cfg: NetworkConfig) -> tuple:
     return ("V0", "I0") if cfg.cell == "clif" else ("x0",)
@@ -106,9 +136,18 @@ def param_shapes(cfg: NetworkConfig) -> dict:
     return shapes
 
 
-def init_params(cfg: NetworkConfig, seed: int = 0, *, w_in: float = 1.0, g_rec: float = 1.0,
-                w_out: float = 1.0, bias: float = 0.0, bias_spread: float = 0.0,
-                keep_diagonal: bool = False, bias_out: float = 0.0) -> dict:
+def init_params(
+    cfg: NetworkConfig,
+    seed: int = 0,
+    *,
+    w_in: float = 1.0,
+    g_rec: float = 1.0,
+    w_out: float = 1.0,
+    bias: float = 0.0,
+    bias_spread: float = 0.0,
+    keep_diagonal: bool = False,
+    bias_out: float = 0.0,
+) -> dict:
     """Gaussian initialization: ``W_in ~ N(0, w_in²/n_in)``, ``W_rec ~ N(0, g_rec²/N)``.
 
     ``W_rec`` has zero diagonal (no autapses) unless ``keep_diagonal``; biases
@@ -144,8 +183,9 @@ def init_params(cfg: NetworkConfig, seed: int = 0, *, w_in: float = 1.0, g_rec: 
     return params
 
 
-def relaxed_initial_state(cfg: NetworkConfig, params: dict, *, slots: int = 1, steps: int = 100,
-                          scale: float = 1.0, seed: int = 0) -> dict:
+def relaxed_initial_state(
+    cfg: NetworkConfig, params: dict, *, slots: int = 1, steps: int = 100, scale: float = 1.0, seed: int = 0
+) -> dict:
     """Initial states reached by running the network freely (no input) from a random state.
 
     Every layer starts from ``V ~ N(0, scale²)`` (clif: ``I = 0``) in each of
@@ -210,10 +250,13 @@ def check_params(cfg: NetworkConfig, params: dict, name: str = "params") -> dict
         out[key] = np.ascontiguousarray(arr, dtype=np.float64)
         big = float(np.max(np.abs(out[key]))) if out[key].size else 0.0
         if big > PARAM_SCALE_LIMIT:
-            warnings.warn(f"{name}[{key!r}] has entries up to {big:.1e} (> {PARAM_SCALE_LIMIT:.0e}): spikes "
-                          f"saturate and tangent products approach float64's range, so exponents and gradients "
-                          f"at this scale say little about the network; check how {key} was scaled",
-                          ScaleWarning, stacklevel=3)
+            warnings.warn(
+                f"{name}[{key!r}] has entries up to {big:.1e} (> {PARAM_SCALE_LIMIT:.0e}): spikes "
+                f"saturate and tangent products approach float64's range, so exponents and gradients "
+                f"at this scale say little about the network; check how {key} was scaled",
+                ScaleWarning,
+                stacklevel=3,
+            )
     return out
 
 
@@ -241,6 +284,7 @@ def layer_params(cfg: NetworkConfig, params: dict, l: int):
 # ---------------------------------------------------------------------------
 # forward pass
 # ---------------------------------------------------------------------------
+
 
 class Linearization(NamedTuple):
     """The coefficients of a layer's tangent map along a trajectory (docs/model.md §4, ``cell``'s docstring),
@@ -293,6 +337,7 @@ def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True) -> Traj
         params = check_params(cfg, params)
         u = check_inputs(cfg, u)
     from .readout import forward as readout_forward
+
     Ls = layers_of(cfg)
     Zs, Vs, Is, Ss, lins = [], [], [], [], []
     z = u = np.ascontiguousarray(u)  # one kernel specialization: C-contiguous inputs
@@ -302,9 +347,25 @@ def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True) -> Traj
         # the forward pass and its linearization in one pass
         B = z.shape[1]
         V0, I0 = cell.initial_states(V0, B), cell.initial_states(I0, B)
-        V, I, S, *lin = forward_linearized(z, V0, I0, W_in, W_rec, b, L.alpha, L.beta, L.g, L.theta,
-                                                L.syn_old, L.reset, L.reset_grad, L.act, L.sur, L.gamma,
-                                                L.smooth)
+        V, I, S, *lin = forward_linearized(
+            z,
+            V0,
+            I0,
+            W_in,
+            W_rec,
+            b,
+            L.alpha,
+            L.beta,
+            L.g,
+            L.theta,
+            L.syn_old,
+            L.reset,
+            L.reset_grad,
+            L.act,
+            L.sur,
+            L.gamma,
+            L.smooth,
+        )
         lins.append(Linearization(*lin))
         Vs.append(V), Is.append(I), Ss.append(S)
         z = np.ascontiguousarray(S[:-1])
@@ -316,16 +377,23 @@ def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True) -> Traj
 def select(traj: Trajectory, b: int) -> Trajectory:
     """The sub-trajectory of batch element ``b`` (keeps a batch axis of size 1)."""
     sl = slice(b, b + 1)
-    return Trajectory(traj.inputs[:, sl], [np.ascontiguousarray(z[:, sl]) for z in traj.Z],
-                      [v[:, sl] for v in traj.V], [i[:, sl] for i in traj.I],
-                      [s[:, sl] for s in traj.S],
-                      [Linearization(*(np.ascontiguousarray(a[:, sl]) for a in lin)) for lin in traj.lin],
-                      traj.readout_s[:, sl], traj.U[:, sl], traj.y[:, sl])
+    return Trajectory(
+        traj.inputs[:, sl],
+        [np.ascontiguousarray(z[:, sl]) for z in traj.Z],
+        [v[:, sl] for v in traj.V],
+        [i[:, sl] for i in traj.I],
+        [s[:, sl] for s in traj.S],
+        [Linearization(*(np.ascontiguousarray(a[:, sl]) for a in lin)) for lin in traj.lin],
+        traj.readout_s[:, sl],
+        traj.U[:, sl],
+        traj.y[:, sl],
+    )
 
 
 # ---------------------------------------------------------------------------
 # state vectors: x = [V^1, I^1, V^2, I^2, …] (docs/model.md §1.2)
 # ---------------------------------------------------------------------------
+
 
 def state_slices(cfg: NetworkConfig) -> list:
     """Per layer, the slices of ``V`` and ``I`` (``None`` for map cells) in ``x``."""
@@ -362,8 +430,7 @@ def pack(cfg: NetworkConfig, blocks: list) -> np.ndarray:
 
 def initial_state(cfg: NetworkConfig, params: dict) -> np.ndarray:
     """``x_0`` as a vector of size ``M``."""
-    return pack(cfg, [tuple(a[None] for a in layer_params(cfg, params, l)[3:5])
-                      for l in range(cfg.n_layers)])[0]
+    return pack(cfg, [tuple(a[None] for a in layer_params(cfg, params, l)[3:5]) for l in range(cfg.n_layers)])[0]
 
 
 def state_at(cfg: NetworkConfig, traj: Trajectory, t: int, b: int = 0) -> np.ndarray:
@@ -374,6 +441,7 @@ def state_at(cfg: NetworkConfig, traj: Trajectory, t: int, b: int = 0) -> np.nda
 # ---------------------------------------------------------------------------
 # the tangent map of the whole stack at one step, on blocks of vectors
 # ---------------------------------------------------------------------------
+
 
 def apply_D(cfg, Ls, params, traj, t, blocks, b=0, want_dm=False, dparams=None):
     """``D_t Q`` for the rows of ``blocks`` (one trajectory ``b``, ``K`` rows).
@@ -394,11 +462,11 @@ def apply_D(cfg, Ls, params, traj, t, blocks, b=0, want_dm=False, dparams=None):
             P = EMPTY2
         else:
             z_t = traj.layer_input(l)[t, bs]
-            P = cell.param_tangent(z_t, traj.S[l][t, bs], dparams[f"layer{l + 1}/W_in"],
-                                   dparams[f"layer{l + 1}/W_rec"], dparams[f"layer{l + 1}/b"])
+            P = cell.param_tangent(
+                z_t, traj.S[l][t, bs], dparams[f"layer{l + 1}/W_in"], dparams[f"layer{l + 1}/W_rec"], dparams[f"layer{l + 1}/b"]
+            )
         aV, aI, dm = np.empty((K, L.N)), np.empty((K, L.N)), np.empty((K, L.N))
-        cell.jvp_step(K, s[t, bs], rho[t, bs], c[t, bs], L.alpha, L.beta, L.g, L.syn_old,
-                      W_in, W_rec, qV, qI, dz, aV, aI, dm, P)
+        cell.jvp_step(K, s[t, bs], rho[t, bs], c[t, bs], L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec, qV, qI, dz, aV, aI, dm, P)
         out.append((aV, aI))
         dms.append(dm)
     return (out, dms) if want_dm else out
@@ -428,8 +496,29 @@ def apply_DT(cfg, Ls, params, traj, t, blocks_bar, b=0, mbar_extra=None, grads=N
         else:
             z_t, S_t = traj.layer_input(l)[t, bs], traj.S[l][t, bs]
             gW_in, gW_rec, gb = grads[p + "W_in"], grads[p + "W_rec"], grads[p + "b"]
-        cell.vjp_step(K, rho[t, bs], c[t, bs], L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec,
-                      aV, aI, extra, Vb[l], Ib[l], Sb[l], zbar, z_t, S_t, gW_in, gW_rec, gb)
+        cell.vjp_step(
+            K,
+            rho[t, bs],
+            c[t, bs],
+            L.alpha,
+            L.beta,
+            L.g,
+            L.syn_old,
+            W_in,
+            W_rec,
+            aV,
+            aI,
+            extra,
+            Vb[l],
+            Ib[l],
+            Sb[l],
+            zbar,
+            z_t,
+            S_t,
+            gW_in,
+            gW_rec,
+            gb,
+        )
     for l in range(len(Ls)):
         cell.spike_to_membrane(K, traj.lin[l].s[t, bs], Sb[l], Vb[l])
     return [(Vb[l], Ib[l]) for l in range(len(Ls))]
@@ -447,6 +536,7 @@ def dense_jacobian(cfg: NetworkConfig, params: dict, traj: Trajectory, t: int, b
     D = np.zeros((M2, M2))
     offs = np.cumsum([0] + [2 * N for N in cfg.layers])
     from .surrogate import sigma_prime_v
+
     for l, L in enumerate(Ls):
         V, I, S = traj.V[l][t, b], traj.I[l][t, b], traj.S[l][t, b]
         I_next = traj.I[l][t + 1, b]

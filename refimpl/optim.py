@@ -3,6 +3,7 @@
 Written out here rather than imported so that the reference has no
 framework dependency; the test checks one step against the closed form.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ class AdamConfig:
     beta2: float = 0.999
     eps: float = 1e-8
     clip_norm: float | None = None  # clip the gradient norm before the update
-    per_array: bool = False         # clip each array by its own norm (Flux's ClipNorm), not the global norm
+    per_array: bool = False  # clip each array by its own norm (Flux's ClipNorm), not the global norm
 
     def __post_init__(self):
         if not (self.lr > 0 and np.isfinite(self.lr)):
@@ -83,7 +84,7 @@ def adam_step(params: dict, grads: dict, state: AdamState, cfg: AdamConfig) -> d
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
         state.m[k], state.v[k] = m, v
-        mhat = m / (1 - b1 ** state.t)
-        vhat = v / (1 - b2 ** state.t)
+        mhat = m / (1 - b1**state.t)
+        vhat = v / (1 - b2**state.t)
         out[k] = params[k] - cfg.lr * mhat / (np.sqrt(vhat) + cfg.eps)
     return out

@@ -4,6 +4,7 @@
 The reverse rule maps ``(Q̄, R̄)`` to ``Ā``; the tangent rule maps ``dA`` to
 ``(dQ, dR)``. Both use triangular solves with ``R``, never an inverse.
 """
+
 from __future__ import annotations
 
 import numpy as np

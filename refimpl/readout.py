@@ -4,6 +4,7 @@
 The readout is not part of the state ``x``: it never feeds back, so it does
 not enter the Lyapunov spectrum, only the loss.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,7 @@ def forward(s, W_out, b_out, k):
     # one (T·B, N) product, not T small ones
     drive = (1.0 - k) * ((s[1:].reshape(T * B, N) @ W_out.T).reshape(T, B, -1) + b_out)
     if k == 0.0:
-        U[1:] = drive      # instantaneous readout: the recursion is the identity
+        U[1:] = drive  # instantaneous readout: the recursion is the identity
         return U, U[1:]
     for t in range(T):
         U[t + 1] = k * U[t] + drive[t]
@@ -45,7 +46,7 @@ def vjp(s, ybar, W_out, k):
     """Pull ``ȳ (T, B, n_out)`` back: returns ``s̄ (T+1, B, N)``, ``W̄_out``, ``b̄_out``."""
     T, B, n_out = ybar.shape
     if k == 0.0:
-        Ubar = ybar        # instantaneous readout
+        Ubar = ybar  # instantaneous readout
     else:
         Ubar = np.zeros_like(ybar)  # adjoint of U_{t+1}
         acc = np.zeros(ybar.shape[1:])

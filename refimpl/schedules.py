@@ -37,6 +37,7 @@ counted as a session). The exact rules, also in docs/training.md:
     ``λ₁ < lo`` or ``λ₁ > hi`` or (``grad_threshold > 0`` and
     ``‖∂L/∂x₀‖ < grad_threshold``). The first reason that applies is logged.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,16 +59,13 @@ class ScheduleConfig:
     def validate(self):
         s = self.schedule
         if s == "none" and self.pre_steps:
-            raise ValueError("flossing.pre_steps must be 0 with schedule = 'none' "
-                             "(use schedule = 'pre' for pre-flossing)")
+            raise ValueError("flossing.pre_steps must be 0 with schedule = 'none' (use schedule = 'pre' for pre-flossing)")
         if s == "pre" and self.pre_steps < 1:
-            raise ValueError("flossing.pre_steps must be >= 1 with schedule = 'pre', got "
-                             f"{self.pre_steps}")
+            raise ValueError(f"flossing.pre_steps must be >= 1 with schedule = 'pre', got {self.pre_steps}")
         if s == "periodic":
             for name in ("every", "steps", "max_sessions"):
                 if getattr(self, name) < 1:
-                    raise ValueError(f"flossing.{name} must be >= 1 with schedule = 'periodic', "
-                                     f"got {getattr(self, name)}")
+                    raise ValueError(f"flossing.{name} must be >= 1 with schedule = 'periodic', got {getattr(self, name)}")
         if s == "adaptive":
             if self.steps < 1:
                 raise ValueError(f"flossing.steps must be >= 1 with schedule = 'adaptive', got {self.steps}")
@@ -76,8 +74,9 @@ class ScheduleConfig:
             if not self.lo < self.hi:
                 raise ValueError(f"flossing.lo must be < flossing.hi, got lo = {self.lo}, hi = {self.hi}")
             if math.isinf(self.lo) and math.isinf(self.hi) and self.grad_threshold == 0:
-                raise ValueError("schedule = 'adaptive' needs a criterion: a finite flossing.lo or "
-                                 "flossing.hi, or flossing.grad_threshold > 0")
+                raise ValueError(
+                    "schedule = 'adaptive' needs a criterion: a finite flossing.lo or flossing.hi, or flossing.grad_threshold > 0"
+                )
 
     @property
     def floss_ever(self) -> bool:
@@ -90,11 +89,10 @@ class ScheduleState:
 
     pre_done: bool = False
     sessions: int = 0
-    events: list = field(default_factory=list)   # (epoch, steps, reason code)
+    events: list = field(default_factory=list)  # (epoch, steps, reason code)
 
     def to_dict(self) -> dict:
-        return {"pre_done": self.pre_done, "sessions": self.sessions,
-                "events": [list(e) for e in self.events]}
+        return {"pre_done": self.pre_done, "sessions": self.sessions, "events": [list(e) for e in self.events]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ScheduleState":
@@ -118,8 +116,9 @@ def needs_measurement(cfg: ScheduleConfig, state: ScheduleState, epoch: int) -> 
     return cfg.max_sessions == 0 or state.sessions < cfg.max_sessions
 
 
-def decide(cfg: ScheduleConfig, state: ScheduleState, epoch: int, lambda1: float | None = None,
-           grad_x0: float | None = None) -> tuple:
+def decide(
+    cfg: ScheduleConfig, state: ScheduleState, epoch: int, lambda1: float | None = None, grad_x0: float | None = None
+) -> tuple:
     """Phase 2: ``(steps, reason)`` of the session at boundary ``epoch`` (``(0, None)``: none).
 
     ``lambda1`` and ``grad_x0`` are only read when :func:`needs_measurement`

@@ -18,6 +18,7 @@ The ``[task]`` section is not here: its keys are the parameters of the task gene
 
 Like :mod:`refimpl.checks`, this module imports nothing numerical, so that ``--help`` is immediate.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,7 @@ INPUT_GAINS = ("one_minus_beta", "unit")
 RESETS = ("zero", "subtract", "none")
 RESET_GRADS = ("detached", "attached", "ignored")
 SURROGATES = ("fast_sigmoid", "sigmoid", "arctan", "gaussian", "triangle")
-READOUT_SOURCES = {"clif": ("spikes", "membrane"), "binary": ("state", "activation"),
-                   "rate": ("state", "activation")}
+READOUT_SOURCES = {"clif": ("spikes", "membrane"), "binary": ("state", "activation"), "rate": ("state", "activation")}
 LOSSES = ("bce_per_step", "mse_per_step", "ce_max", "ce_mean", "ce_last")
 #: Named dialects of docs/model.md §1.1: (syn_input, input_gain, reset).
 DIALECTS = {
@@ -77,11 +77,19 @@ class Setting(NamedTuple):
             return None
         k = self.kind
         if k == "int":
-            return check_int(where, value, -math.inf if self.lo is None else int(self.lo),
-                             None if self.hi is None else int(self.hi))
+            return check_int(
+                where, value, -math.inf if self.lo is None else int(self.lo), None if self.hi is None else int(self.hi)
+            )
         if k == "float":
-            return check_float(where, value, self.lo, self.hi, lo_open=self.open in ("lo", "both"),
-                               hi_open=self.open in ("hi", "both"), allow_inf=self.allow_inf)
+            return check_float(
+                where,
+                value,
+                self.lo,
+                self.hi,
+                lo_open=self.open in ("lo", "both"),
+                hi_open=self.open in ("hi", "both"),
+                allow_inf=self.allow_inf,
+            )
         if k == "bool":
             return check_bool(where, value)
         if k == "choice":
@@ -108,13 +116,17 @@ class Setting(NamedTuple):
             hi = "" if self.hi is None else f"{self.hi:g}" + (")" if self.open in ("hi", "both") else "]")
             if self.lo is not None and self.hi is not None:
                 return f"{lo}, {hi}"
-            return f"{'>' if self.open in ('lo', 'both') else '>='} {self.lo:g}" if self.lo is not None \
+            return (
+                f"{'>' if self.open in ('lo', 'both') else '>='} {self.lo:g}"
+                if self.lo is not None
                 else f"{'<' if self.open else '<='} {self.hi:g}"
-        return {"layers": "list of integers >= 1", "float": "number", "int": "integer", "bool": "true, false",
-                "str": "text"}[self.kind]
+            )
+        return {"layers": "list of integers >= 1", "float": "number", "int": "integer", "bool": "true, false", "str": "text"}[
+            self.kind
+        ]
 
 
-def S(key, kind, default, help, **kw) -> Setting:   # noqa: N802 - reads as a table row
+def S(key, kind, default, help, **kw) -> Setting:  # noqa: N802 - reads as a table row
     return Setting(key, kind, default, help, **kw)
 
 
@@ -125,25 +137,33 @@ _UNIT = dict(lo=0.0, hi=1.0, open="hi")
 SCHEMA: dict[str, tuple[Setting, ...]] = {
     "network": (
         S("cell", "choice", "clif", "neuron model (docs/model.md §1)", choices=CELLS),
-        S("dialect", "choice", "engelken", "clif: named combination of syn_input, input_gain, reset (§1.1)",
-          choices=tuple(DIALECTS)),
+        S(
+            "dialect",
+            "choice",
+            "engelken",
+            "clif: named combination of syn_input, input_gain, reset (§1.1)",
+            choices=tuple(DIALECTS),
+        ),
         S("layers", "layers", (64,), "layer sizes (one layer for binary and rate)"),
         S("dt", "float", 1.0, "time step, ms", **_POS),
         S("tau_mem", "float", 10.0, "membrane time constant, ms", **_POS),
         S("tau_syn", "float", 5.0, "synaptic time constant, ms", **_POS),
         S("theta", "float", 1.0, "spike threshold (clif: > 0)"),
-        S("syn_input", "choice", None, "override the dialect's synaptic input (default: the dialect's)",
-          choices=SYN_INPUTS),
-        S("input_gain", "choice", None, "override the dialect's input gain (default: the dialect's)",
-          choices=INPUT_GAINS),
+        S("syn_input", "choice", None, "override the dialect's synaptic input (default: the dialect's)", choices=SYN_INPUTS),
+        S("input_gain", "choice", None, "override the dialect's input gain (default: the dialect's)", choices=INPUT_GAINS),
         S("reset", "choice", None, "override the dialect's reset (default: the dialect's)", choices=RESETS),
         S("reset_grad", "choice", "detached", "what the surrogate sees of the reset (§3)", choices=RESET_GRADS),
         S("surrogate", "choice", "fast_sigmoid", "surrogate derivative σ' (§2)", choices=SURROGATES),
         S("slope", "float", 10.0, "surrogate slope γ", **_POS),
         S("smooth", "bool", False, "smooth mode: σ instead of the spike (§2)"),
         S("tau_out", "float", 5.0, "readout time constant, ms (0: instantaneous)", lo=0.0),
-        S("readout", "choice", None, "readout source (default: spikes for clif, state for binary/rate)",
-          choices=("spikes", "membrane", "state", "activation")),
+        S(
+            "readout",
+            "choice",
+            None,
+            "readout source (default: spikes for clif, state for binary/rate)",
+            choices=("spikes", "membrane", "state", "activation"),
+        ),
         S("seed", "int", 0, "seed of the weights", lo=0),
         S("w_in", "float", 1.0, "input weights W_in ~ N(0, w_in²/n_in)", lo=0.0),
         S("g_rec", "float", 1.0, "recurrent weights W_rec ~ N(0, g_rec²/N)", lo=0.0),
@@ -158,8 +178,7 @@ SCHEMA: dict[str, tuple[Setting, ...]] = {
         S("bias_spread", "float", 0.0, "default init: b = bias + bias_spread·U[0, 1)", lo=0.0),
         S("keep_diagonal", "bool", False, "default init: keep the diagonal of W_rec (autapses)"),
         S("bias_out", "float", 0.0, "initial readout bias b_out"),
-        S("x0_init", "choice", "zero", "initial state: zero, or relaxed (free-running from a random state)",
-          choices=X0_INITS),
+        S("x0_init", "choice", "zero", "initial state: zero, or relaxed (free-running from a random state)", choices=X0_INITS),
         S("x0_relax_steps", "int", 100, "relaxed: steps of free running", lo=0),
         S("x0_scale", "float", 1.0, "relaxed: SD of the random starting state", lo=0.0),
         S("x0_per_slot", "bool", False, "one initial state per batch slot (needs x0_init = relaxed)"),
@@ -176,8 +195,7 @@ SCHEMA: dict[str, tuple[Setting, ...]] = {
         S("beta2", "float", 0.999, "Adam β₂", **_UNIT),
         S("eps", "float", 1e-8, "Adam ε", **_POS),
         S("clip_norm", "float", 1.0, "gradient-norm clipping (0: none)", lo=0.0),
-        S("clip", "choice", "global", "global: the norm of all gradients; per_array: each array's own norm",
-          choices=CLIPS),
+        S("clip", "choice", "global", "global: the norm of all gradients; per_array: each array's own norm", choices=CLIPS),
         S("params", "names", ("W_in", "W_rec", "b", "W_out", "b_out"), "trained parameters", choices=TRAINABLE),
         S("eval_every", "int", 1, "a test evaluation and log row every n epochs, and after the last", lo=1),
     ),
@@ -216,8 +234,7 @@ SCHEMA: dict[str, tuple[Setting, ...]] = {
         S("T", "int", 0, "length of the spectrum input (0: as the flossing inputs)", lo=0),
         S("dimensionality", "bool", True, "with each logged spectrum, log the gradient dimensionality"),
         S("dimensionality_batch", "int", 8, "test samples whose per-step gradient terms are the samples", lo=1),
-        S("dimensionality_params", "names", ("W_rec",), "parameters whose gradient terms are used",
-          choices=SAMPLE_PARAMS),
+        S("dimensionality_params", "names", ("W_rec",), "parameters whose gradient terms are used", choices=SAMPLE_PARAMS),
         S("dimensionality_threshold", "float", -0.05, "n_slow counts exponents above this (1/step)"),
     ),
     "output": (
@@ -228,8 +245,7 @@ SCHEMA: dict[str, tuple[Setting, ...]] = {
 }
 
 #: the schedule keys of [flossing] (the fields of ScheduleConfig)
-SCHEDULE_KEYS = ("schedule", "pre_steps", "every", "steps", "max_sessions", "check_every", "lo", "hi",
-                 "grad_threshold", "phase")
+SCHEDULE_KEYS = ("schedule", "pre_steps", "every", "steps", "max_sessions", "check_every", "lo", "hi", "grad_threshold", "phase")
 
 
 def setting(section_name: str, key: str) -> Setting:
@@ -258,7 +274,7 @@ def section(name: str, keys=None, exclude=()):
 
         def __post_init__(self):
             if base_post is not None:
-                base_post(self)       # the base's keys and its validate()
+                base_post(self)  # the base's keys and its validate()
             for s in chosen:
                 object.__setattr__(self, s.key, s.check(f"{name}.{s.key}", getattr(self, s.key)))
             coerce_floats(self)
@@ -276,7 +292,7 @@ def section(name: str, keys=None, exclude=()):
 def table_markdown(names=None) -> str:
     """The settings as the Markdown table of docs/training.md (key, default, allowed values, meaning)."""
     rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
-    for name in (names or SCHEMA):
+    for name in names or SCHEMA:
         rows.append(f"| **[{name}]** | | | |")
         for s in SCHEMA[name]:
             rows.append(f"| `{s.key}` | {format_default(s.default)} | {s.describe()} | {s.help} |")

@@ -11,6 +11,7 @@ differences can check.
 The scalar kernels are Numba functions selected by an integer code so that
 the cell kernels can call them inside their loops without Python objects.
 """
+
 from __future__ import annotations
 
 import math
@@ -115,6 +116,7 @@ def heaviside(x):
 
 
 # -- array versions for analysis code and tests ------------------------------
+
 
 @vectorize(["float64(float64, int64, float64)"], cache=True)
 def sigma_prime_v(x, code, gamma):

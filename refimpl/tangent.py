@@ -7,6 +7,7 @@ the tangent ``ẋ_t`` of the state is propagated forward through the tangent map
 (forward) is the check of docs/model.md §8 that works in surrogate mode, where finite
 differences cannot (the forward pass is piecewise constant in the spikes).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,13 +16,11 @@ from numba import njit
 from . import cell, readout
 from .config import LossConfig, NetworkConfig
 from .losses import check_targets, loss_and_grad
-from .network import (check_inputs, check_params, layer_params, layers_of, param_shapes,
-                      simulate)
+from .network import check_inputs, check_params, layer_params, layers_of, param_shapes, simulate
 
 
 @njit(cache=True)
-def layer_tangent(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S,
-                  dV0, dI0, dW_in, dW_rec, db, dz):
+def layer_tangent(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S, dV0, dI0, dW_in, dW_rec, db, dz):
     """Forward tangent of one layer over all steps (``K = 1``): ``dV, dI (T+1, B, N)``.
 
     ``dz (T, B, n_in)`` is the tangent of the layer's input (empty first axis for
@@ -40,8 +39,7 @@ def layer_tangent(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S,
     for t in range(T):
         P = cell.param_tangent(z[t], S[t], dW_in, dW_rec, db)
         dzt = dz[t] if dz.shape[0] > 0 else empty
-        cell.jvp_step(1, s[t], rho[t], c[t], alpha, beta, g, syn_old, W_in, W_rec,
-                      dV[t], dI[t], dzt, dV[t + 1], dI[t + 1], dm, P)
+        cell.jvp_step(1, s[t], rho[t], c[t], alpha, beta, g, syn_old, W_in, W_rec, dV[t], dI[t], dzt, dV[t + 1], dI[t + 1], dm, P)
     return dV, dI
 
 
@@ -55,9 +53,25 @@ def state_tangent(cfg: NetworkConfig, params: dict, traj, dparams: dict):
         W_in, W_rec, _, _, _ = layer_params(cfg, params, l)
         dW_in, dW_rec, db, dV0, dI0 = layer_params(cfg, dparams, l)
         B = traj.S[l].shape[1]
-        dV, dI = layer_tangent(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec,
-                               traj.layer_input(l), traj.S[l], cell.initial_states(dV0, B),
-                               cell.initial_states(dI0, B), dW_in, dW_rec, db, dz)
+        dV, dI = layer_tangent(
+            s,
+            rho,
+            c,
+            L.alpha,
+            L.beta,
+            L.g,
+            L.syn_old,
+            W_in,
+            W_rec,
+            traj.layer_input(l),
+            traj.S[l],
+            cell.initial_states(dV0, B),
+            cell.initial_states(dI0, B),
+            dW_in,
+            dW_rec,
+            db,
+            dz,
+        )
         out.append((dV, dI))
         dz = np.ascontiguousarray(s[:-1] * dV[:-1])  # tangent of S^l_t, the input of layer l+1
     return out
@@ -70,12 +84,12 @@ def output_tangent(cfg: NetworkConfig, params: dict, traj, dparams: dict) -> np.
         ds = traj.lin[-1].s * dV
     else:
         ds = dV
-    return readout.jvp(traj.readout_s, ds, params["readout/W_out"], dparams["readout/W_out"],
-                       dparams["readout/b_out"], readout.kappa(cfg))
+    return readout.jvp(
+        traj.readout_s, ds, params["readout/W_out"], dparams["readout/W_out"], dparams["readout/b_out"], readout.kappa(cfg)
+    )
 
 
-def directional_derivative(cfg: NetworkConfig, params: dict, inputs, targets, loss: LossConfig,
-                           dparams: dict) -> float:
+def directional_derivative(cfg: NetworkConfig, params: dict, inputs, targets, loss: LossConfig, dparams: dict) -> float:
     """``dL = ⟨∂L/∂θ, θ̇⟩`` computed in forward mode."""
     params = check_params(cfg, params)
     dparams = check_params(cfg, dparams, name="dparams")

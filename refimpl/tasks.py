@@ -103,31 +103,28 @@ class TaskBatch:
         T, B, _ = u.shape
         if self.loss in PER_STEP_LOSSES:
             y = self.targets
-            if (not isinstance(y, np.ndarray) or y.dtype != np.float64
-                    or y.ndim != 3 or y.shape[:2] != (T, B)):
+            if not isinstance(y, np.ndarray) or y.dtype != np.float64 or y.ndim != 3 or y.shape[:2] != (T, B):
                 raise ValueError(
                     f"TaskBatch: 'targets' for loss {self.loss!r} must be a float64 "
-                    f"ndarray of shape (T, B, n_out) = ({T}, {B}, n_out)")
+                    f"ndarray of shape (T, B, n_out) = ({T}, {B}, n_out)"
+                )
             if self.n_classes is not None:
                 raise ValueError("TaskBatch: 'n_classes' must be None for per-step losses")
         elif self.loss in CLASS_LOSSES:
             y = self.targets
             if not isinstance(y, np.ndarray) or y.dtype != np.int64 or y.shape != (B,):
                 raise ValueError(
-                    f"TaskBatch: 'targets' for loss {self.loss!r} must be an int64 "
-                    f"ndarray of class labels of shape (B,) = ({B},)")
+                    f"TaskBatch: 'targets' for loss {self.loss!r} must be an int64 ndarray of class labels of shape (B,) = ({B},)"
+                )
             if not is_int(self.n_classes) or self.n_classes < 1:
                 raise ValueError("TaskBatch: 'n_classes' must be a positive int for class losses")
             if y.size and (y.min() < 0 or y.max() >= self.n_classes):
                 raise ValueError(f"TaskBatch: 'targets' labels must lie in [0, {self.n_classes})")
         else:
-            raise ValueError(
-                f"TaskBatch: 'loss' must be one of {PER_STEP_LOSSES + CLASS_LOSSES}, "
-                f"got {self.loss!r}")
+            raise ValueError(f"TaskBatch: 'loss' must be one of {PER_STEP_LOSSES + CLASS_LOSSES}, got {self.loss!r}")
         if not is_int(self.t0) or not 0 <= self.t0 < T:
             raise ValueError(f"TaskBatch: 't0' must be an int in [0, T) = [0, {T}), got {self.t0!r}")
-        if self.bits is not None and (not isinstance(self.bits, np.ndarray)
-                                      or self.bits.shape != (T, B)):
+        if self.bits is not None and (not isinstance(self.bits, np.ndarray) or self.bits.shape != (T, B)):
             raise ValueError(f"TaskBatch: 'bits' must be None or an ndarray of shape (T, B) = ({T}, {B})")
 
     @property
@@ -158,8 +155,9 @@ class TaskBatch:
 # ---------------------------------------------------------------------------
 
 
-def _check_encoding_args(where: str, encoding: Any, channels: Any, rate_hz: Any,
-                         background_hz: Any, dt: Any) -> tuple[str, int, float, float, float]:
+def _check_encoding_args(
+    where: str, encoding: Any, channels: Any, rate_hz: Any, background_hz: Any, dt: Any
+) -> tuple[str, int, float, float, float]:
     encoding = check_choice(f"{where}: parameter 'encoding'", encoding, ENCODINGS)
     channels = check_int(f"{where}: parameter 'channels'", channels, 1)
     dt = check_float(f"{where}: parameter 'dt'", dt, lo=0.0, lo_open=True)
@@ -173,7 +171,8 @@ def _check_encoding_args(where: str, encoding: Any, channels: Any, rate_hz: Any,
                 raise ValueError(
                     f"{where}: parameter {name!r} must satisfy {name} * dt / 1000 <= 1 "
                     f"(a spike probability per step), got {name}={rate:g} Hz with dt={dt:g} ms "
-                    f"(probability {rate * dt / 1000.0:g})")
+                    f"(probability {rate * dt / 1000.0:g})"
+                )
     return encoding, channels, rate_hz, background_hz, dt
 
 
@@ -182,8 +181,7 @@ def _check_bit_task_args(where, T, batch, seed, encoding, channels, rate_hz, bac
     T = check_int(f"{where}: parameter 'T'", T, 1)
     batch = check_int(f"{where}: parameter 'batch'", batch, 1)
     seed = check_int(f"{where}: parameter 'seed'", seed, 0)
-    encoding, channels, rate_hz, background_hz, dt = _check_encoding_args(
-        where, encoding, channels, rate_hz, background_hz, dt)
+    encoding, channels, rate_hz, background_hz, dt = _check_encoding_args(where, encoding, channels, rate_hz, background_hz, dt)
     loss = check_choice(f"{where}: parameter 'loss'", loss, PER_STEP_LOSSES)
     return T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss
 
@@ -193,9 +191,16 @@ def _check_bit_task_args(where, T, batch, seed, encoding, channels, rate_hz, bac
 # ---------------------------------------------------------------------------
 
 
-def encode_bits(bits: np.ndarray, *, encoding: str = "pulse", channels: int = 1,
-                rate_hz: float = 100.0, background_hz: float = 0.0, dt: float = 1.0,
-                rng: np.random.Generator | None = None) -> np.ndarray:
+def encode_bits(
+    bits: np.ndarray,
+    *,
+    encoding: str = "pulse",
+    channels: int = 1,
+    rate_hz: float = 100.0,
+    background_hz: float = 0.0,
+    dt: float = 1.0,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """Turn a bit stream into network input.
 
     Parameters
@@ -234,16 +239,14 @@ def encode_bits(bits: np.ndarray, *, encoding: str = "pulse", channels: int = 1,
     ndarray, float64, shape (T, B, n_in)
     """
     where = "encode_bits"
-    encoding, channels, rate_hz, background_hz, dt = _check_encoding_args(
-        where, encoding, channels, rate_hz, background_hz, dt)
+    encoding, channels, rate_hz, background_hz, dt = _check_encoding_args(where, encoding, channels, rate_hz, background_hz, dt)
     b = np.asarray(bits)
     if b.ndim != 2:
         raise ValueError(f"{where}: parameter 'bits' must have shape (T, B), got shape {b.shape}")
     if b.dtype.kind not in "biuf" or not np.all((b == 0) | (b == 1)):
         raise ValueError(f"{where}: parameter 'bits' must contain only 0 and 1")
     if encoding == "poisson" and not isinstance(rng, np.random.Generator):
-        raise ValueError(f"{where}: parameter 'rng' must be a numpy.random.Generator "
-                         f"for encoding 'poisson', got {rng!r}")
+        raise ValueError(f"{where}: parameter 'rng' must be a numpy.random.Generator for encoding 'poisson', got {rng!r}")
     on = b.astype(bool)
 
     if encoding == "analog":
@@ -260,8 +263,8 @@ def encode_bits(bits: np.ndarray, *, encoding: str = "pulse", channels: int = 1,
     p_first = np.where(on, p_active, p_inactive)
     p_second = np.where(on, p_inactive, p_active)
     prob = np.concatenate(
-        [np.repeat(p_first[:, :, None], channels, axis=2),
-         np.repeat(p_second[:, :, None], channels, axis=2)], axis=2)
+        [np.repeat(p_first[:, :, None], channels, axis=2), np.repeat(p_second[:, :, None], channels, axis=2)], axis=2
+    )
 
     if encoding == "pulse":
         return prob.astype(np.float64)
@@ -274,10 +277,21 @@ def encode_bits(bits: np.ndarray, *, encoding: str = "pulse", channels: int = 1,
 # ---------------------------------------------------------------------------
 
 
-def delayed_xor(*, T: int, batch: int, delta: int, h: int = 1, seed: int,
-                encoding: str = "pulse", channels: int = 1, rate_hz: float = 100.0,
-                background_hz: float = 0.0, dt: float = 1.0,
-                loss: str = "bce_per_step", t0_shift: int = 0) -> TaskBatch:
+def delayed_xor(
+    *,
+    T: int,
+    batch: int,
+    delta: int,
+    h: int = 1,
+    seed: int,
+    encoding: str = "pulse",
+    channels: int = 1,
+    rate_hz: float = 100.0,
+    background_hz: float = 0.0,
+    dt: float = 1.0,
+    loss: str = "bce_per_step",
+    t0_shift: int = 0,
+) -> TaskBatch:
     """Delayed XOR / delayed parity of a random bit stream.
 
     A bit ``x_t ∈ {0, 1}`` is drawn i.i.d. with probability 1/2 on every step
@@ -321,19 +335,20 @@ def delayed_xor(*, T: int, batch: int, delta: int, h: int = 1, seed: int,
     """
     where = "delayed_xor"
     T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss = _check_bit_task_args(
-        where, T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss)
+        where, T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss
+    )
     delta = check_int(f"{where}: parameter 'delta'", delta, 1)
     h = check_int(f"{where}: parameter 'h'", h, 0)
-    lags = [delta * 2 ** k for k in range(h + 1)]
+    lags = [delta * 2**k for k in range(h + 1)]
     d = lags[-1]
     if T <= d:
-        raise ValueError(
-            f"{where}: parameter 'T' must be an int > d = 2**h * delta = {d} "
-            f"(at least one scored step), got T={T}")
+        raise ValueError(f"{where}: parameter 'T' must be an int > d = 2**h * delta = {d} (at least one scored step), got T={T}")
 
     if not is_int(t0_shift) or not -d <= t0_shift <= 0:
-        raise ValueError(f"{where}: parameter 't0_shift' must be an int in [-d, 0] = [{-d}, 0] "
-                         f"(first scored step d + t0_shift), got {t0_shift!r}")
+        raise ValueError(
+            f"{where}: parameter 't0_shift' must be an int in [-d, 0] = [{-d}, 0] "
+            f"(first scored step d + t0_shift), got {t0_shift!r}"
+        )
     t0 = d + int(t0_shift)
 
     rng = np.random.default_rng(seed)
@@ -341,7 +356,7 @@ def delayed_xor(*, T: int, batch: int, delta: int, h: int = 1, seed: int,
         bits = rng.integers(0, 2, size=(T, batch), dtype=np.int64)
         parity = np.zeros((T - d, batch), dtype=np.int64)
         for lag in lags:
-            parity ^= bits[d - lag:T - lag]
+            parity ^= bits[d - lag : T - lag]
         targets = np.zeros((T, batch, 1), dtype=np.float64)
         targets[d:, :, 0] = parity
     else:
@@ -350,18 +365,26 @@ def delayed_xor(*, T: int, batch: int, delta: int, h: int = 1, seed: int,
         bits = stream[d:]
         parity = np.zeros((T - t0, batch), dtype=np.int64)
         for lag in lags:
-            parity ^= stream[d + t0 - lag:d + T - lag]
+            parity ^= stream[d + t0 - lag : d + T - lag]
         targets = np.zeros((T, batch, 1), dtype=np.float64)
         targets[t0:, :, 0] = parity
-    inputs = encode_bits(bits, encoding=encoding, channels=channels, rate_hz=rate_hz,
-                         background_hz=background_hz, dt=dt, rng=rng)
+    inputs = encode_bits(bits, encoding=encoding, channels=channels, rate_hz=rate_hz, background_hz=background_hz, dt=dt, rng=rng)
     return TaskBatch(inputs=inputs, targets=targets, loss=loss, t0=t0, bits=bits)
 
 
-def delayed_copy(*, T: int, batch: int, delay: int, seed: int,
-                 encoding: str = "pulse", channels: int = 1, rate_hz: float = 100.0,
-                 background_hz: float = 0.0, dt: float = 1.0,
-                 loss: str = "bce_per_step") -> TaskBatch:
+def delayed_copy(
+    *,
+    T: int,
+    batch: int,
+    delay: int,
+    seed: int,
+    encoding: str = "pulse",
+    channels: int = 1,
+    rate_hz: float = 100.0,
+    background_hz: float = 0.0,
+    dt: float = 1.0,
+    loss: str = "bce_per_step",
+) -> TaskBatch:
     """Delayed copy of a random bit stream: ``y_t = x_{t-delay}``.
 
     The pure-memory counterpart of :func:`delayed_xor` (same bit stream for
@@ -384,19 +407,17 @@ def delayed_copy(*, T: int, batch: int, delay: int, seed: int,
     """
     where = "delayed_copy"
     T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss = _check_bit_task_args(
-        where, T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss)
+        where, T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss
+    )
     delay = check_int(f"{where}: parameter 'delay'", delay, 0)
     if T <= delay:
-        raise ValueError(
-            f"{where}: parameter 'T' must be an int > delay = {delay} "
-            f"(at least one scored step), got T={T}")
+        raise ValueError(f"{where}: parameter 'T' must be an int > delay = {delay} (at least one scored step), got T={T}")
 
     rng = np.random.default_rng(seed)
     bits = rng.integers(0, 2, size=(T, batch), dtype=np.int64)
     targets = np.zeros((T, batch, 1), dtype=np.float64)
-    targets[delay:, :, 0] = bits[:T - delay]
-    inputs = encode_bits(bits, encoding=encoding, channels=channels, rate_hz=rate_hz,
-                         background_hz=background_hz, dt=dt, rng=rng)
+    targets[delay:, :, 0] = bits[: T - delay]
+    inputs = encode_bits(bits, encoding=encoding, channels=channels, rate_hz=rate_hz, background_hz=background_hz, dt=dt, rng=rng)
     return TaskBatch(inputs=inputs, targets=targets, loss=loss, t0=delay, bits=bits)
 
 
@@ -411,10 +432,20 @@ def _fourier_features(x: np.ndarray, n_components: int) -> np.ndarray:
     return np.concatenate([np.sin(arg), np.cos(arg)], axis=-1)
 
 
-def randman(*, n_classes: int, n_units: int, n_steps: int, dim_manifold: int,
-            alpha: float, samples_per_class: int, seed: int, dt: float = 1.0,
-            n_components: int = 16, jitter_ms: float = 0.0,
-            loss: str = "ce_max") -> TaskBatch:
+def randman(
+    *,
+    n_classes: int,
+    n_units: int,
+    n_steps: int,
+    dim_manifold: int,
+    alpha: float,
+    samples_per_class: int,
+    seed: int,
+    dt: float = 1.0,
+    n_components: int = 16,
+    jitter_ms: float = 0.0,
+    loss: str = "ce_max",
+) -> TaskBatch:
     """Random-manifold spike-timing classification (after Zenke & Vogels 2021).
 
     Each class is a smooth, random ``dim_manifold``-dimensional manifold in the
@@ -543,25 +574,21 @@ def make_task(name: str, **kwargs: Any) -> TaskBatch:
             close = difflib.get_close_matches(name, list(TASKS), n=1, cutoff=0.4)
             if close:
                 hint = f"; did you mean {close[0]!r}?"
-        raise ValueError(f"make_task: parameter 'name' must be one of {sorted(TASKS)}, "
-                         f"got {name!r}{hint}")
+        raise ValueError(f"make_task: parameter 'name' must be one of {sorted(TASKS)}, got {name!r}{hint}")
     fn = TASKS[name]
     params = inspect.signature(fn).parameters
     for key in kwargs:
         if key not in params:
             close = difflib.get_close_matches(key, list(params), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"make_task({name!r}): unknown parameter {key!r}; "
-                             f"valid parameters are {list(params)}{hint}")
-    missing = [p for p, spec in params.items()
-               if spec.default is inspect.Parameter.empty and p not in kwargs]
+            raise ValueError(f"make_task({name!r}): unknown parameter {key!r}; valid parameters are {list(params)}{hint}")
+    missing = [p for p, spec in params.items() if spec.default is inspect.Parameter.empty and p not in kwargs]
     if missing:
         raise ValueError(f"make_task({name!r}): missing required parameter(s) {missing}")
     return fn(**kwargs)
 
 
-def poisson_inputs(*, T: int, batch: int, n_in: int, rate_hz: float, seed: int,
-                   dt: float = 1.0) -> np.ndarray:
+def poisson_inputs(*, T: int, batch: int, n_in: int, rate_hz: float, seed: int, dt: float = 1.0) -> np.ndarray:
     """Independent Poisson spike trains: ``(T, batch, n_in)`` of 0/1, each channel at ``rate_hz``.
 
     The background drive used to measure spectra of networks at rest on noise

@@ -3,6 +3,7 @@
 On a 2-core machine under load, 2 OpenBLAS threads can be 10-50x slower than 1 for the small QR
 steps of a spectrum (docs/performance.md), so sweeps and the benchmark set this explicitly.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -13,6 +14,7 @@ def _openblas_libs():
     """Handles of the OpenBLAS libraries loaded in this process (NumPy's and SciPy's)."""
     import numpy  # noqa: F401  (loads NumPy's OpenBLAS)
     import scipy.linalg  # noqa: F401  (loads SciPy's, which the numba kernels call)
+
     paths = set()
     try:
         with open("/proc/self/maps") as f:
@@ -28,8 +30,12 @@ def _openblas_libs():
             lib = ctypes.CDLL(p)
         except OSError:
             continue
-        for setter in ("openblas_set_num_threads", "scipy_openblas_set_num_threads",
-                       "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_"):
+        for setter in (
+            "openblas_set_num_threads",
+            "scipy_openblas_set_num_threads",
+            "scipy_openblas_set_num_threads64_",
+            "openblas_set_num_threads64_",
+        ):
             fn = getattr(lib, setter, None)
             if fn is not None:
                 getter = getattr(lib, setter.replace("set_num_threads", "get_num_threads"), None)
@@ -48,6 +54,7 @@ def set_threads(n: int, torch_too: bool = True) -> list:
     if torch_too:
         try:
             import torch
+
             torch.set_num_threads(n)
             done.append(f"torch={torch.get_num_threads()}")
         except ImportError:

@@ -1,4 +1,5 @@
 """The instruments of analysis/ that numbers in docs/results.md come from, checked like the library's."""
+
 import importlib.util
 from pathlib import Path
 
@@ -23,10 +24,23 @@ def test_lag_decomposition_sums_to_the_bptt_gradient(preset, monkeypatch):
     from refimpl.adjoint import value_and_grad
     from refimpl.training.configfile import load_preset
     from refimpl.training import Trainer
+
     gu = _module("gf_gradient_use")
-    run = load_preset(preset, ["task.delta=4", "task.T=40", "output.progress=false", "lyapunov.every=0",
-                               "training.epochs=1", "network.layers=[12]", "flossing.k=4", "lyapunov.k=4",
-                               "flossing.T=20", "training.test_size=4"])
+    run = load_preset(
+        preset,
+        [
+            "task.delta=4",
+            "task.T=40",
+            "output.progress=false",
+            "lyapunov.every=0",
+            "training.epochs=1",
+            "network.layers=[12]",
+            "flossing.k=4",
+            "lyapunov.k=4",
+            "flossing.T=20",
+            "training.test_size=4",
+        ],
+    )
     tr = Trainer(run, None)
     u, y = tr.data.test_inputs[:, :2], tr.data.test_targets[:, :2]
     params = tr.params_for(2)
@@ -38,12 +52,14 @@ def test_lag_decomposition_sums_to_the_bptt_gradient(preset, monkeypatch):
     assert shares.sum() == pytest.approx(1.0, abs=1e-12)
     # a deliberately wrong decomposition fails the same check
     import refimpl.network as network
+
     real = network.simulate
 
     def shifted(*a, **k):
         traj = real(*a, **k)
         traj.S[0][:-1] = traj.S[0][1:].copy()
         return traj
+
     monkeypatch.setattr(network, "simulate", shifted)
     wrong = sum(gu.lag_profile(tr.cfg, params, u, y, tr.loss_cfg, b, return_total=True)[1] for b in range(2))
     assert np.abs(wrong - ref).max() > 1e-3 * np.abs(ref).max()

@@ -1,5 +1,6 @@
 """The shape of the package (issue 14): no import cycle between refimpl's modules, counting imports inside
 functions too, and no module importing another module's private (``_name``) names."""
+
 import ast
 from pathlib import Path
 
@@ -27,16 +28,17 @@ def import_graph():
             if isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = pkg.split(".")
-                    base = base[:len(base) - (node.level - 1)]
+                    base = base[: len(base) - (node.level - 1)]
                     target = ".".join(base + ([node.module] if node.module else []))
                 else:
                     target = node.module or ""
                 if not target.startswith("refimpl"):
                     continue
-                for alias in node.names:   # `from . import x` imports the module refimpl.x
+                for alias in node.names:  # `from . import x` imports the module refimpl.x
                     sub = f"{target}.{alias.name}"
-                    if (ROOT.parent / (sub.replace(".", "/") + ".py")).exists() or \
-                            (ROOT.parent / sub.replace(".", "/") / "__init__.py").exists():
+                    if (ROOT.parent / (sub.replace(".", "/") + ".py")).exists() or (
+                        ROOT.parent / sub.replace(".", "/") / "__init__.py"
+                    ).exists():
                         edges.setdefault(sub, [])
                     else:
                         edges.setdefault(target, []).append(alias.name)
@@ -57,7 +59,7 @@ def _cycles(graph):
         stack.append(v)
         on.add(v)
         for w in graph.get(v, {}):
-            if w == v or w.startswith(v + "."):    # a package importing its own submodules
+            if w == v or w.startswith(v + "."):  # a package importing its own submodules
                 continue
             if w not in index:
                 visit(w)
@@ -74,6 +76,7 @@ def _cycles(graph):
                     break
             if len(comp) > 1:
                 out.append(sorted(comp))
+
     for v in list(graph):
         if v not in index:
             visit(v)
@@ -85,6 +88,11 @@ def test_no_import_cycle():
 
 
 def test_no_module_imports_private_names_of_another():
-    bad = [(m, t, n) for m, edges in import_graph().items() for t, names in edges.items()
-           for n in names if n.startswith("_") and not n.startswith("__") and t != m]
+    bad = [
+        (m, t, n)
+        for m, edges in import_graph().items()
+        for t, names in edges.items()
+        for n in names
+        if n.startswith("_") and not n.startswith("__") and t != m
+    ]
     assert bad == [], bad

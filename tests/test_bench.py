@@ -1,4 +1,5 @@
 """``refimpl bench`` (tiny sizes): both sides agree, the report is complete. No timing is asserted."""
+
 import json
 
 import numpy as np
@@ -12,8 +13,22 @@ from refimpl.cli import main  # noqa: E402
 
 def test_quick_bench_agrees_and_reports(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    rc = main(["bench", "--quick", "--repeats", "1", "--no-memory", "--no-startup", "--threads", "1",
-               "--torch-jacobian", "rows", "--out", str(out)])
+    rc = main(
+        [
+            "bench",
+            "--quick",
+            "--repeats",
+            "1",
+            "--no-memory",
+            "--no-startup",
+            "--threads",
+            "1",
+            "--torch-jacobian",
+            "rows",
+            "--out",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "max relative difference" in text and "ratio" in text
@@ -39,6 +54,7 @@ def test_memory_child_and_required_bytes():
 def test_peer_error_is_one_line(monkeypatch, capsys):
     def missing():
         raise RuntimeError("refimpl bench needs PyTorch for its peer")
+
     monkeypatch.setattr(bench, "_torch", missing)
     assert main(["bench", "--quick", "--no-memory", "--no-startup"]) == 2
     assert "needs PyTorch" in capsys.readouterr().err

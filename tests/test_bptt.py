@@ -1,4 +1,5 @@
 """docs/model.md §5, §8: the surrogate gradient by BPTT, checked two independent ways."""
+
 import numpy as np
 import pytest
 from dataclasses import replace
@@ -36,8 +37,7 @@ def test_loss_gradient_against_finite_differences(name, seed):
     rng = np.random.default_rng(seed)
     loss = LossConfig(name, t0=1)
     y = rng.standard_normal((6, 3, 3))
-    targets = (rng.integers(0, 3, 3) if name.startswith("ce_")
-               else (rng.random(y.shape) < 0.5).astype(float))
+    targets = rng.integers(0, 3, 3) if name.startswith("ce_") else (rng.random(y.shape) < 0.5).astype(float)
     _, ybar = losses.loss_and_grad(loss, y, targets)
     d = rng.standard_normal(y.shape)
     fd = gradcheck.richardson(lambda h: losses.loss_and_grad(loss, y + h * d, targets)[0], 1e-4)
@@ -56,8 +56,7 @@ def test_batch_elements_are_independent():
     np.testing.assert_allclose(full.y[:, 1:2], one.y, rtol=0, atol=1e-13)
     # the batch gradient is the mean of the per-element gradients (per-element losses are means)
     _, g_full, _ = adjoint.value_and_grad(cfg, params, inputs, targets, loss)
-    parts = [adjoint.value_and_grad(cfg, params, inputs[:, b:b + 1], targets[:, b:b + 1], loss)[1]
-             for b in range(3)]
+    parts = [adjoint.value_and_grad(cfg, params, inputs[:, b : b + 1], targets[:, b : b + 1], loss)[1] for b in range(3)]
     for k in g_full:
         np.testing.assert_allclose(g_full[k], sum(p[k] for p in parts) / 3, rtol=1e-12, atol=1e-15)
 
@@ -75,8 +74,9 @@ def test_bit_identical_for_the_same_seed():
 @pytest.mark.parametrize("fault", ["bptt_drop_reset_term", "bptt_flip_W_rec"])
 @pytest.mark.parametrize("mode", ["fwd_rev", "fd"])
 def test_checker_catches_a_wrong_derivative(fault, mode):
-    cfg = network_config(layers=(5,), n_in=2, n_out=2, reset_grad="attached", smooth=(mode == "fd"),
-                         surrogate={"name": "sigmoid", "slope": 2.0})
+    cfg = network_config(
+        layers=(5,), n_in=2, n_out=2, reset_grad="attached", smooth=(mode == "fd"), surrogate={"name": "sigmoid", "slope": 2.0}
+    )
     loss = LossConfig()
     problem = gradcheck.random_problem(cfg, 15, 2, 3, loss)
     assert all(r.passed for r in gradcheck.check_bptt(cfg, *problem, loss, mode))

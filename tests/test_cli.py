@@ -1,4 +1,5 @@
 """The command line: exit codes 0 (ok), 1 (a failed check), 2 (bad input, one line)."""
+
 import h5py
 import numpy as np
 
@@ -9,8 +10,7 @@ def test_gradcheck_passes_and_fails(capsys):
     assert main(["gradcheck", "--T", "10", "--layers", "4,3"]) == 0
     out = capsys.readouterr().out
     assert "bptt fwd_rev" in out and "0 failed" in out
-    assert main(["gradcheck", "--T", "10", "--layers", "4,3", "--reset-grad", "attached",
-                 "--fault", "bptt_drop_reset_term"]) == 1
+    assert main(["gradcheck", "--T", "10", "--layers", "4,3", "--reset-grad", "attached", "--fault", "bptt_drop_reset_term"]) == 1
     assert "FAIL" in capsys.readouterr().out
 
 
@@ -24,14 +24,31 @@ def test_gradcheck_bad_input(capsys):
 
 def test_lyapunov_and_floss_write_files(tmp_path, capsys):
     spec = tmp_path / "spec.h5"
-    assert main(["lyapunov", "--layers", "8", "--n-in", "10", "--T", "60", "--k", "4",
-                 "--out", str(spec), "--plot", str(tmp_path / "spec.png")]) == 0
+    assert (
+        main(
+            [
+                "lyapunov",
+                "--layers",
+                "8",
+                "--n-in",
+                "10",
+                "--T",
+                "60",
+                "--k",
+                "4",
+                "--out",
+                str(spec),
+                "--plot",
+                str(tmp_path / "spec.png"),
+            ]
+        )
+        == 0
+    )
     with h5py.File(spec) as f:
         assert f["spectrum"].shape == (4,) and np.all(np.isfinite(f["spectrum"][()]))
     assert (tmp_path / "spec.png").stat().st_size > 0
     hist = tmp_path / "floss.h5"
-    assert main(["floss", "--layers", "8", "--n-in", "10", "--T", "60", "--k", "2", "--steps", "3",
-                 "--out", str(hist)]) == 0
+    assert main(["floss", "--layers", "8", "--n-in", "10", "--T", "60", "--k", "2", "--steps", "3", "--out", str(hist)]) == 0
     with h5py.File(hist) as f:
         assert f["exponents"].shape == (4, 2)
     assert main(["lyapunov", "--layers", "8", "--k", "17"]) == 2
@@ -43,5 +60,6 @@ def test_the_package_docstring_example_runs():
     import doctest
 
     import refimpl
+
     res = doctest.testmod(refimpl, verbose=False)
     assert res.attempted >= 8 and res.failed == 0

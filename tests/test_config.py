@@ -1,4 +1,5 @@
 """Bad input gets a ValueError naming the parameter and the expected form, before any work."""
+
 import numpy as np
 import pytest
 
@@ -6,27 +7,30 @@ from refimpl import adjoint, lyapunov, network
 from refimpl.config import FlossConfig, LossConfig, LyapunovConfig, Surrogate, network_config
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(tau_mem=0.0), "tau_mem must be > 0"),
-    (dict(tau_syn=-1.0), "tau_syn must be > 0"),
-    (dict(dt=0.0), "dt must be > 0"),
-    (dict(dt=float("nan")), "dt must be finite"),
-    (dict(theta=float("inf")), "theta must be finite"),
-    (dict(layers=()), "layers"),
-    (dict(layers=(4, 0)), r"layers\[1\]"),
-    (dict(n_in=0), "n_in"),
-    (dict(cell="lif"), "cell must be one of"),
-    (dict(reset="zeroo"), "did you mean 'zero'"),
-    (dict(reset_grad="detach"), "reset_grad"),
-    (dict(syn_input="newest"), "syn_input"),
-    (dict(surrogate={"name": "fast_sigmoid", "slope": 0.0}), "surrogate.slope"),
-    (dict(surrogate={"name": "relu"}), "surrogate.name"),
-    (dict(readout={"tau_out": -1.0}), "readout.tau_out"),
-    (dict(readout={"source": "state"}), "readout.source"),
-    (dict(cell="binary", layers=(3, 3)), "exactly one entry"),
-    (dict(tau_mem=(5.0, 6.0), layers=(3,)), "per-neuron"),
-    (dict(lyers=(3,)), "did you mean 'layers'"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(tau_mem=0.0), "tau_mem must be > 0"),
+        (dict(tau_syn=-1.0), "tau_syn must be > 0"),
+        (dict(dt=0.0), "dt must be > 0"),
+        (dict(dt=float("nan")), "dt must be finite"),
+        (dict(theta=float("inf")), "theta must be finite"),
+        (dict(layers=()), "layers"),
+        (dict(layers=(4, 0)), r"layers\[1\]"),
+        (dict(n_in=0), "n_in"),
+        (dict(cell="lif"), "cell must be one of"),
+        (dict(reset="zeroo"), "did you mean 'zero'"),
+        (dict(reset_grad="detach"), "reset_grad"),
+        (dict(syn_input="newest"), "syn_input"),
+        (dict(surrogate={"name": "fast_sigmoid", "slope": 0.0}), "surrogate.slope"),
+        (dict(surrogate={"name": "relu"}), "surrogate.name"),
+        (dict(readout={"tau_out": -1.0}), "readout.tau_out"),
+        (dict(readout={"source": "state"}), "readout.source"),
+        (dict(cell="binary", layers=(3, 3)), "exactly one entry"),
+        (dict(tau_mem=(5.0, 6.0), layers=(3,)), "per-neuron"),
+        (dict(lyers=(3,)), "did you mean 'layers'"),
+    ],
+)
 def test_bad_network_config(kw, match):
     with pytest.raises(ValueError, match=match):
         network_config(**kw)
@@ -95,6 +99,7 @@ def test_errors_come_before_any_work(problem, monkeypatch):
 
     def boom(*a, **k):
         raise AssertionError("simulation started before validation")
+
     monkeypatch.setattr(network.cell, "forward", boom)
     with pytest.raises(ValueError):
         adjoint.value_and_grad(cfg, params, inputs, targets[:, :1], LossConfig())

@@ -1,24 +1,43 @@
 """TOML configurations, presets and the `refimpl train` command (exit codes, messages, files)."""
+
 import json
 
 import h5py
 import pytest
 
 from refimpl import cli
-from refimpl.training.configfile import (load, load_preset, loads, preset_names, resolve_path, to_toml)
+from refimpl.training.configfile import load, load_preset, loads, preset_names, resolve_path, to_toml
 from refimpl.training import RunConfig
 
 #: overrides that make any bit-task preset tiny
-TINY = ["network.layers=[6]", "training.batch_size=4", "training.steps_per_epoch=2",
-        "training.test_size=4", "flossing.k=2", "flossing.pre_steps=1", "flossing.steps=1",
-        "flossing.every=1", "lyapunov.k=2", "lyapunov.every=1", "task.T=24", "output.checkpoint_every=1"]
+TINY = [
+    "network.layers=[6]",
+    "training.batch_size=4",
+    "training.steps_per_epoch=2",
+    "training.test_size=4",
+    "flossing.k=2",
+    "flossing.pre_steps=1",
+    "flossing.steps=1",
+    "flossing.every=1",
+    "lyapunov.k=2",
+    "lyapunov.every=1",
+    "task.T=24",
+    "output.checkpoint_every=1",
+]
 TINY_PRESET = {
     "delayed_xor": TINY + ["task.delta=2"],
     "delayed_copy": TINY + ["task.delay=3"],
     "binary_delayed_xor": TINY + ["task.delta=2"],
     "randman": [s for s in TINY if not s.startswith(("task.T", "training.steps", "training.test"))]
-               + ["task.n_steps=20", "task.n_units=5", "task.samples_per_class=4",
-                  "task.test_samples_per_class=2", "flossing.check_every=1", "flossing.lo=0.5", "flossing.hi=1.0"],
+    + [
+        "task.n_steps=20",
+        "task.n_units=5",
+        "task.samples_per_class=4",
+        "task.test_samples_per_class=2",
+        "flossing.check_every=1",
+        "flossing.lo=0.5",
+        "flossing.hi=1.0",
+    ],
 }
 
 MINI = """
@@ -58,7 +77,7 @@ def test_every_preset_is_shipped_and_parses():
     for name in preset_names():
         run = load_preset(name)
         assert isinstance(run, RunConfig)
-        assert loads(to_toml(run)) == run          # the canonical TOML reads back to the same run
+        assert loads(to_toml(run)) == run  # the canonical TOML reads back to the same run
         assert resolve_path(name + ".toml") == resolve_path(name)
 
 
@@ -85,8 +104,7 @@ def test_train_cli_progress_and_resume(tmp_path, capsys):
     # a second fresh start into the same directory would overwrite the run
     code, err = main_err(capsys, ["train", cfg, "--out", str(out)])
     assert code == 2 and "--resume" in err
-    assert cli.main(["train", cfg, "--out", str(out), "--resume", str(out / "checkpoint.h5"),
-                     "--epochs", "3", "--quiet"]) == 0
+    assert cli.main(["train", cfg, "--out", str(out), "--resume", str(out / "checkpoint.h5"), "--epochs", "3", "--quiet"]) == 0
     assert "resuming" in capsys.readouterr().out
     with h5py.File(out / "log.h5") as f:
         assert f["epochs/epoch"][()].tolist() == [0, 1, 2, 3]
@@ -102,27 +120,29 @@ def test_unknown_key_suggests_the_closest(tmp_path, capsys):
     assert code == 2 and "no configuration file" in err
     code, err = main_err(capsys, ["train", write(tmp_path, MINI + "\n[trainig]\nlr = 1.0\n", "b.toml")])
     assert code == 2 and "unknown section [trainig]" in err and "did you mean 'training'" in err
-    code, err = main_err(capsys, ["train", write(tmp_path, MINI.replace("delta = 1", "delta = 1\nlr = 0.1"),
-                                                 "c.toml")])
+    code, err = main_err(capsys, ["train", write(tmp_path, MINI.replace("delta = 1", "delta = 1\nlr = 0.1"), "c.toml")])
     assert code == 2 and "'lr' belongs in [training]" in err
     code, err = main_err(capsys, ["train", cfg, "--set", "network.tau_mem_=3"])
     assert code == 2 and "did you mean 'tau_mem'" in err
 
 
-@pytest.mark.parametrize("override,message", [
-    ("training.lr=-0.1", "training.lr must be > 0, got -0.1"),
-    ("training.beta2=1.0", "training.beta2 must be in [0, 1)"),
-    ("training.epochs=2.5", "training.epochs must be an integer >= 0"),
-    ("network.tau_mem=0", "tau_mem must be > 0"),
-    ("network.reset=\"zeros\"", "did you mean 'zero'"),
-    ("task.delta=0", "'delta' must be an integer >= 1"),
-    ("task.T=2", "'T' must be an int > d"),
-    ("flossing.schedule=\"periodc\"", "did you mean 'periodic'"),
-    ("flossing.schedule=\"periodic\"", "flossing.every must be >= 1"),
-    ("lyapunov.k=100", "lyapunov.k must be <= M = 12"),
-    ("training.params=[\"W_rec\", \"x0\"]", "'x0' does not exist for cell = 'clif'"),
-    ("output.checkpoint_every=-1", "output.checkpoint_every must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("training.lr=-0.1", "training.lr must be > 0, got -0.1"),
+        ("training.beta2=1.0", "training.beta2 must be in [0, 1)"),
+        ("training.epochs=2.5", "training.epochs must be an integer >= 0"),
+        ("network.tau_mem=0", "tau_mem must be > 0"),
+        ('network.reset="zeros"', "did you mean 'zero'"),
+        ("task.delta=0", "'delta' must be an integer >= 1"),
+        ("task.T=2", "'T' must be an int > d"),
+        ('flossing.schedule="periodc"', "did you mean 'periodic'"),
+        ('flossing.schedule="periodic"', "flossing.every must be >= 1"),
+        ("lyapunov.k=100", "lyapunov.k must be <= M = 12"),
+        ('training.params=["W_rec", "x0"]', "'x0' does not exist for cell = 'clif'"),
+        ("output.checkpoint_every=-1", "output.checkpoint_every must be an integer >= 0"),
+    ],
+)
 def test_values_out_of_range(tmp_path, capsys, override, message):
     cfg = write(tmp_path, MINI)
     code, err = main_err(capsys, ["train", cfg, "--set", override, "--out", str(tmp_path / "o")])
@@ -149,13 +169,12 @@ def test_checkpoint_of_another_configuration(tmp_path, capsys):
     capsys.readouterr()
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
     other = write(tmp_path, MINI.replace("layers = [6]", "layers = [7]"), "other.toml")
-    code, err = main_err(capsys, ["train", other, "--out", str(out), "--resume", str(out / "checkpoint.h5"),
-                                  "--epochs", "4"])
+    code, err = main_err(capsys, ["train", other, "--out", str(out), "--resume", str(out / "checkpoint.h5"), "--epochs", "4"])
     assert code == 2
     assert "different configuration" in err and "network.layers: [6] in the checkpoint, [7] here" in err
     assert len(err.strip().splitlines()) == 1
     after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
-    assert after == before                      # nothing overwritten, nothing added
+    assert after == before  # nothing overwritten, nothing added
     code, err = main_err(capsys, ["train", cfg, "--resume", str(tmp_path / "nope.h5")])
     assert code == 2 and "--resume" in err and "no such file" in err
     code, err = main_err(capsys, ["train", cfg, "--resume", cfg])
@@ -163,8 +182,10 @@ def test_checkpoint_of_another_configuration(tmp_path, capsys):
 
 
 def test_set_parses_toml_values(tmp_path):
-    run = load(write(tmp_path, MINI), overrides=["network.layers=[5, 4]", "network.reset=subtract",
-                                                  "flossing.lo=-inf", "training.clip_norm=0"])
+    run = load(
+        write(tmp_path, MINI),
+        overrides=["network.layers=[5, 4]", "network.reset=subtract", "flossing.lo=-inf", "training.clip_norm=0"],
+    )
     assert run.network.layers == (5, 4) and run.network.reset == "subtract"
     assert run.training.adam().clip_norm is None
     with pytest.raises(ValueError, match="SECTION.KEY=VALUE"):

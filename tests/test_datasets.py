@@ -1,4 +1,5 @@
 """The SHD loader (refimpl.datasets) on small files of the real layout, and the `shd` training task."""
+
 import math
 
 import h5py
@@ -24,8 +25,7 @@ def random_samples(n, seed, n_units=700, n_classes=20, duration=0.3, max_spikes=
 
 def shd_file(path, n=12, seed=0, **kw):
     times, units, labels = random_samples(n, seed, **kw)
-    write_shd_like(path, times, units, labels, speaker=np.arange(n) % 3,
-                   keys=[f"digit-{i}" for i in range(20)])
+    write_shd_like(path, times, units, labels, speaker=np.arange(n) % 3, keys=[f"digit-{i}" for i in range(20)])
     return times, units, labels
 
 
@@ -44,10 +44,11 @@ def loop_binning(times, units, dt, T, n_ch, factor, binary):
 # reading and binning
 # ---------------------------------------------------------------------------
 
+
 def test_round_trip_of_the_layout(tmp_path):
     p = tmp_path / "s.h5"
     times, units, labels = shd_file(p)
-    with h5py.File(p) as f:    # the real layout: ragged (vlen) spikes, uint16 labels, extra/
+    with h5py.File(p) as f:  # the real layout: ragged (vlen) spikes, uint16 labels, extra/
         assert h5py.check_vlen_dtype(f["spikes/times"].dtype) == np.float32
         assert h5py.check_vlen_dtype(f["spikes/units"].dtype) == np.uint16
         assert f["labels"].dtype == np.uint16 and "extra/speaker" in f and "extra/keys" in f
@@ -63,12 +64,18 @@ def test_round_trip_of_the_layout(tmp_path):
     assert len(sub) == 5 and np.all(np.diff(sub.indices) > 0)
     assert sub.labels.tolist() == labels[sub.indices].tolist()
     assert sub.extra["speaker"].tolist() == (sub.indices % 3).tolist()
-    assert read_shd(p, max_samples=5, seed=4).indices.tolist() == sub.indices.tolist()   # deterministic
+    assert read_shd(p, max_samples=5, seed=4).indices.tolist() == sub.indices.tolist()  # deterministic
 
 
-@pytest.mark.parametrize("dt,T,factor,binary,time_dtype", [
-    (1.0, 300, 1, True, np.float32), (2.5, 100, 3, False, np.float32), (0.7, 500, 7, False, np.float16),
-    (14.0, 20, 2, True, np.float64)])
+@pytest.mark.parametrize(
+    "dt,T,factor,binary,time_dtype",
+    [
+        (1.0, 300, 1, True, np.float32),
+        (2.5, 100, 3, False, np.float32),
+        (0.7, 500, 7, False, np.float16),
+        (14.0, 20, 2, True, np.float64),
+    ],
+)
 def test_binning_equals_a_per_spike_loop(tmp_path, dt, T, factor, binary, time_dtype):
     times, units, labels = random_samples(9, 1, duration=0.4, max_spikes=400)
     p = write_shd_like(tmp_path / "s.h5", times, units, labels, time_dtype=time_dtype)
@@ -78,7 +85,7 @@ def test_binning_equals_a_per_spike_loop(tmp_path, dt, T, factor, binary, time_d
     ref = loop_binning(d.times, d.units, dt, T, n_ch, factor, binary)
     assert u.shape == (T, 9, n_ch) and u.dtype == np.float64
     np.testing.assert_array_equal(u, ref)
-    assert binary or u.max() > 1          # counts are kept when binary = False
+    assert binary or u.max() > 1  # counts are kept when binary = False
     tb = load_shd(p, dt=dt, T=T, channel_factor=factor, binary=binary)
     np.testing.assert_array_equal(tb.inputs, ref)
     assert tb.targets.dtype == np.int64 and tb.n_classes == 20 and tb.loss == "ce_max"
@@ -91,7 +98,7 @@ def test_spikes_on_bin_edges_and_truncation_at_T():
     u = bin_spikes([np.array(edge)], [np.arange(5)], dt=1.0, T=1200, n_units=5)
     assert [int(np.nonzero(u[:, 0, c])[0][0]) for c in range(5)] == [0, 3, 2, 1005, 7]
     u = bin_spikes([np.array(edge)], [np.arange(5)], dt=5.0, T=400, n_units=5)
-    assert 1.005 * 1000.0 / 5.0 < 201          # 200.99999999999997: the case the tolerance exists for
+    assert 1.005 * 1000.0 / 5.0 < 201  # 200.99999999999997: the case the tolerance exists for
     assert [int(np.nonzero(u[:, 0, c])[0][0]) for c in range(5)] == [0, 0, 0, 201, 1]
     # truncation: step T-1 covers [(T-1) dt, T dt); T dt itself and later are dropped
     t = np.array([0.0995, 0.09999, 0.1, 0.25])
@@ -105,14 +112,16 @@ def test_spikes_on_bin_edges_and_truncation_at_T():
 # malformed files
 # ---------------------------------------------------------------------------
 
+
 def _vlen(f, name, arrays, dtype):
     ds = f.create_dataset(name, (len(arrays),), dtype=h5py.vlen_dtype(np.dtype(dtype)))
     for i, a in enumerate(arrays):
         ds[i] = np.asarray(a, dtype=dtype)
 
 
-def _write(path, times=None, units=None, labels=None, skip=(), time_dtype=np.float32, unit_dtype=np.uint16,
-           label_dtype=np.uint16):
+def _write(
+    path, times=None, units=None, labels=None, skip=(), time_dtype=np.float32, unit_dtype=np.uint16, label_dtype=np.uint16
+):
     t0, u0, l0 = random_samples(4, 2, n_units=700)
     times = t0 if times is None else times
     units = u0 if units is None else units
@@ -135,15 +144,23 @@ MALFORMED = {
     "float_units": (dict(unit_dtype=np.float32), "'spikes/units' must be a 1-d ragged .*integers"),
     "float_labels": (dict(label_dtype=np.float32), "'labels' must be a 1-d integer dataset"),
     "short_labels": (dict(labels=[0, 1, 2]), "ragged length mismatch: spikes/times has 4 samples"),
-    "ragged_sample": (dict(times=[[0.1, 0.2], [0.1], [], [0.3]], units=[[1, 2], [3, 4], [], [5]]),
-                      "ragged length mismatch in sample 1: 1 spike times but 2 units"),
-    "unit_range": (dict(units=[[700], [1], [], [2]], times=[[0.1], [0.1], [], [0.2]]),
-                   r"spikes/units of sample 0 must lie in \[0, n_units = 700\)"),
+    "ragged_sample": (
+        dict(times=[[0.1, 0.2], [0.1], [], [0.3]], units=[[1, 2], [3, 4], [], [5]]),
+        "ragged length mismatch in sample 1: 1 spike times but 2 units",
+    ),
+    "unit_range": (
+        dict(units=[[700], [1], [], [2]], times=[[0.1], [0.1], [], [0.2]]),
+        r"spikes/units of sample 0 must lie in \[0, n_units = 700\)",
+    ),
     "label_range": (dict(labels=[0, 1, 20, 3]), r"labels must lie in \[0, n_classes = 20\)"),
-    "negative_time": (dict(times=[[-0.1], [0.1], [], [0.2]], units=[[1], [1], [], [2]]),
-                      "spikes/times of sample 0 must be finite and >= 0"),
-    "nan_time": (dict(times=[[0.1], [np.nan], [], [0.2]], units=[[1], [1], [], [2]]),
-                 "spikes/times of sample 1 must be finite and >= 0"),
+    "negative_time": (
+        dict(times=[[-0.1], [0.1], [], [0.2]], units=[[1], [1], [], [2]]),
+        "spikes/times of sample 0 must be finite and >= 0",
+    ),
+    "nan_time": (
+        dict(times=[[0.1], [np.nan], [], [0.2]], units=[[1], [1], [], [2]]),
+        "spikes/times of sample 1 must be finite and >= 0",
+    ),
 }
 
 
@@ -164,14 +181,19 @@ def test_missing_and_unreadable_files_and_bad_parameters(tmp_path):
         read_shd(tmp_path / "text.h5")
     p = tmp_path / "s.h5"
     shd_file(p)
-    for kw, match in [(dict(max_samples=0), "max_samples must be an integer >= 1"),
-                      (dict(n_units=0), "n_units must be an integer >= 1"),
-                      (dict(seed=-1), "seed must be an integer >= 0")]:
+    for kw, match in [
+        (dict(max_samples=0), "max_samples must be an integer >= 1"),
+        (dict(n_units=0), "n_units must be an integer >= 1"),
+        (dict(seed=-1), "seed must be an integer >= 0"),
+    ]:
         with pytest.raises(ValueError, match=match):
             read_shd(p, **kw)
-    for kw, match in [(dict(dt=0.0), "dt must be > 0"), (dict(T=0), "T must be an integer >= 1"),
-                      (dict(channel_factor=0), "channel_factor must be an integer >= 1"),
-                      (dict(loss="bce_per_step"), "loss must be one of")]:
+    for kw, match in [
+        (dict(dt=0.0), "dt must be > 0"),
+        (dict(T=0), "T must be an integer >= 1"),
+        (dict(channel_factor=0), "channel_factor must be an integer >= 1"),
+        (dict(loss="bce_per_step"), "loss must be one of"),
+    ]:
         with pytest.raises(ValueError, match=match):
             load_shd(p, **{"dt": 1.0, "T": 10, **kw})
     with pytest.raises(ValueError, match="binary must be True or False"):
@@ -182,16 +204,35 @@ def test_missing_and_unreadable_files_and_bad_parameters(tmp_path):
 # the training task `shd` and its preset
 # ---------------------------------------------------------------------------
 
-TINY_SHD = ["network.layers=[8]", "task.T=20", "task.channel_factor=50", "training.batch_size=4",
-            "lyapunov.k=4", "lyapunov.every=1", "lyapunov.dimensionality_batch=3", "output.checkpoint_every=1"]
+TINY_SHD = [
+    "network.layers=[8]",
+    "task.T=20",
+    "task.channel_factor=50",
+    "training.batch_size=4",
+    "lyapunov.k=4",
+    "lyapunov.every=1",
+    "lyapunov.dimensionality_batch=3",
+    "output.checkpoint_every=1",
+]
 
 
 def test_refimpl_train_shd_on_small_files(tmp_path, capsys):
     shd_file(tmp_path / "train.h5", n=16, seed=1, duration=0.25, max_spikes=300)
     shd_file(tmp_path / "test.h5", n=6, seed=2, duration=0.25, max_spikes=300)
     out = tmp_path / "run"
-    argv = ["train", "shd", "--epochs", "1", "--out", str(out), "--quiet",
-            "--set", f"task.train_path={tmp_path / 'train.h5'}", "--set", f"task.test_path={tmp_path / 'test.h5'}"]
+    argv = [
+        "train",
+        "shd",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+        "--set",
+        f"task.train_path={tmp_path / 'train.h5'}",
+        "--set",
+        f"task.test_path={tmp_path / 'test.h5'}",
+    ]
     for s in TINY_SHD:
         argv += ["--set", s]
     code = cli.main(argv)
@@ -204,38 +245,47 @@ def test_refimpl_train_shd_on_small_files(tmp_path, capsys):
     assert log["dimensionality/epoch"].tolist() == [0, 1]
     assert (out / "checkpoint.h5").is_file()
     # the files are missing: exit 2 with where to get them
-    code = cli.main(["train", "shd", "--out", str(tmp_path / "x"), "--quiet",
-                     "--set", f"task.train_path={tmp_path / 'nope.h5'}"] + [a for s in TINY_SHD for a in ("--set", s)])
+    code = cli.main(
+        ["train", "shd", "--out", str(tmp_path / "x"), "--quiet", "--set", f"task.train_path={tmp_path / 'nope.h5'}"]
+        + [a for s in TINY_SHD for a in ("--set", s)]
+    )
     err = capsys.readouterr().err
     assert code == 2 and SHD_URL in err and "nope.h5" in err
 
 
 def test_shd_task_split_subsets_and_fluctuation_init(tmp_path):
     shd_file(tmp_path / "all.h5", n=30, seed=3, duration=0.25, max_spikes=300)
-    run = load_preset("shd", overrides=[f"task.train_path={tmp_path / 'all.h5'}", 'task.test_path=""',
-                                        "task.test_fraction=0.25", "task.max_samples=16"] + TINY_SHD)
+    run = load_preset(
+        "shd",
+        overrides=[
+            f"task.train_path={tmp_path / 'all.h5'}",
+            'task.test_path=""',
+            "task.test_fraction=0.25",
+            "task.max_samples=16",
+        ]
+        + TINY_SHD,
+    )
     assert run.n_in == 14 and run.n_out == 20 and run.data_mode == "fixed"
     tr = Trainer(run)
     d = tr.data
     assert d.train_inputs.dtype == np.uint8 and d.train_inputs.shape == (20, 16, 14)
-    assert d.test_inputs.shape == (20, 8, 14)                  # round(0.25 * 30) test samples
+    assert d.test_inputs.shape == (20, 8, 14)  # round(0.25 * 30) test samples
     u, y = d.train_batch(0, 0)
     assert u.dtype == np.float64 and u.shape == (20, 4, 14) and y.shape == (4,)
     # fluctuation-driven initialization from the measured input statistics
     from refimpl import init
+
     mean, var = d.input_moments()
-    ref = init.fluctuation_init(tr.cfg, mu_U=0.0, sigma_U=1.0, input_moments=(mean, var), nu_rec=10.0,
-                                rec_share=0.3, seed=0)
+    ref = init.fluctuation_init(tr.cfg, mu_U=0.0, sigma_U=1.0, input_moments=(mean, var), nu_rec=10.0, rec_share=0.3, seed=0)
     for k in ref:
         np.testing.assert_array_equal(tr.params[k], ref[k])
-    ev = tr.evaluate()                                         # chunked evaluation path
+    ev = tr.evaluate()  # chunked evaluation path
     assert math.isfinite(ev["test_loss"]) and 0 <= ev["test_acc"] <= 1
     # the same split for the same seed, another for another seed
     again = Trainer(run).data
     np.testing.assert_array_equal(again.test_inputs, d.test_inputs)
     other = Trainer(run.replace("task", seed=1)).data
-    assert not np.array_equal(other.test_targets, d.test_targets) or not np.array_equal(
-        other.test_inputs, d.test_inputs)
+    assert not np.array_equal(other.test_targets, d.test_targets) or not np.array_equal(other.test_inputs, d.test_inputs)
 
 
 def test_shd_config_errors():

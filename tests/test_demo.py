@@ -1,4 +1,5 @@
 """`refimpl demo --quick`: the whole pipeline end to end on a toy size."""
+
 import json
 
 from refimpl import cli
@@ -24,8 +25,7 @@ def test_demo_quick_writes_report_and_summary(tmp_path, capsys):
 
 def test_demo_runs_share_seeds_and_differ_only_in_flossing():
     plain, floss = demo_config()
-    assert plain.to_dict()["network"] == floss.to_dict()["network"] == {
-        **plain.to_dict()["network"], **DEMO["network"]}
+    assert plain.to_dict()["network"] == floss.to_dict()["network"] == {**plain.to_dict()["network"], **DEMO["network"]}
     assert plain.task == floss.task and plain.training == floss.training
     assert plain.flossing.schedule == "none" and floss.flossing.schedule == "pre"
     assert floss.network_config().cell == "clif" and floss.network.dialect == "engelken"

@@ -1,4 +1,5 @@
 """Gradient dimensionality (refimpl.dimensionality) and its log in training."""
+
 import math
 
 import numpy as np
@@ -55,7 +56,7 @@ def test_samples_sum_to_the_bptt_gradient(case):
     Gb = G.reshape(3, 25, -1).sum(axis=1)
     assert gs.participation_ratio("time") == pytest.approx(participation_ratio(Gt), rel=1e-10)
     assert gs.participation_ratio("batch") == pytest.approx(participation_ratio(Gb), rel=1e-10)
-    for center in (True, False):   # the blockwise pass equals the stored Gram matrices
+    for center in (True, False):  # the blockwise pass equals the stored Gram matrices
         pr = gs.participation_ratios(center=center)
         for over in ("all", "time", "batch"):
             assert pr[over] == pytest.approx(participation_ratio_gram(gs.gram(over), center=center), rel=1e-9)
@@ -79,17 +80,17 @@ def test_participation_ratio_of_known_sample_sets():
     rng = np.random.default_rng(0)
     v = rng.standard_normal(50)
     rank1 = rng.standard_normal(200)[:, None] * v[None, :]
-    assert participation_ratio(rank1) == pytest.approx(1.0, abs=1e-10)          # n > d: covariance
-    assert participation_ratio(rank1[:20]) == pytest.approx(1.0, abs=1e-10)     # n < d: Gram matrix
+    assert participation_ratio(rank1) == pytest.approx(1.0, abs=1e-10)  # n > d: covariance
+    assert participation_ratio(rank1[:20]) == pytest.approx(1.0, abs=1e-10)  # n < d: Gram matrix
     d = 20
     iso = rng.standard_normal((40000, d))
     assert participation_ratio(iso) == pytest.approx(d, rel=0.02)
     # anisotropic: eigenvalues 1 and 1/4 on two axes -> PR = (1.25)² / (1 + 1/16)
     aniso = rng.standard_normal((40000, 2)) * [1.0, 0.5]
-    assert participation_ratio(aniso) == pytest.approx(1.25 ** 2 / (1 + 1 / 16), rel=0.02)
+    assert participation_ratio(aniso) == pytest.approx(1.25**2 / (1 + 1 / 16), rel=0.02)
     K = iso[:30] @ iso[:30].T
     assert participation_ratio_gram(K) == pytest.approx(participation_ratio(iso[:30]), rel=1e-12)
-    assert math.isnan(participation_ratio(np.ones((5, 3))))                      # no variation
+    assert math.isnan(participation_ratio(np.ones((5, 3))))  # no variation
     assert participation_ratio(np.ones((5, 3)), center=False) == pytest.approx(1.0)
 
 
@@ -108,11 +109,14 @@ def test_bad_input():
 
 
 def test_training_logs_the_gradient_dimensionality_with_the_spectrum(tmp_path):
-    run = from_dict({
-        "network": {"layers": [10], "dt": 5.0, "slope": 2.0, "g_rec": 2.0, "w_in": 3.0, "tau_out": 0.0},
-        "task": {"name": "delayed_xor", "T": 20, "delta": 1, "seed": 3},
-        "training": {"epochs": 2, "batch_size": 4, "steps_per_epoch": 2, "test_size": 8},
-        "lyapunov": {"k": 6, "every": 1, "dimensionality_batch": 4, "dimensionality_params": ["W_rec", "W_in"]}})
+    run = from_dict(
+        {
+            "network": {"layers": [10], "dt": 5.0, "slope": 2.0, "g_rec": 2.0, "w_in": 3.0, "tau_out": 0.0},
+            "task": {"name": "delayed_xor", "T": 20, "delta": 1, "seed": 3},
+            "training": {"epochs": 2, "batch_size": 4, "steps_per_epoch": 2, "test_size": 8},
+            "lyapunov": {"k": 6, "every": 1, "dimensionality_batch": 4, "dimensionality_params": ["W_rec", "W_in"]},
+        }
+    )
     tr = Trainer(run, tmp_path).fit()
     log = read_log(tmp_path / "log.h5")
     assert log["dimensionality/epoch"].tolist() == [0, 1, 2]
@@ -120,6 +124,7 @@ def test_training_logs_the_gradient_dimensionality_with_the_spectrum(tmp_path):
         assert np.all(np.isfinite(log[f"dimensionality/{key}"])) and np.all(log[f"dimensionality/{key}"] >= 1)
     ex = log["spectrum/exponents"]
     from refimpl.lyapunov import kaplan_yorke
+
     np.testing.assert_array_equal(log["dimensionality/ky_dim"], [kaplan_yorke(e) for e in ex])
     thr = run.lyapunov.dimensionality_threshold
     assert log["dimensionality/n_slow"].tolist() == [int(np.sum(e > thr)) for e in ex]

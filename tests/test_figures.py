@@ -4,6 +4,7 @@ The real figures take minutes to hours (docs/results.md); here each script's
 pipeline — sweep, aggregation, plotting, table — runs on a toy budget in a
 temporary directory, so a change that breaks a figure is caught by the suite.
 """
+
 import json
 import subprocess
 import sys
@@ -12,15 +13,30 @@ from pathlib import Path
 import pytest
 
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
-SCRIPTS = ["fig_a_binary_xor", "fig_b_binary_spectrum", "fig_c_clif_xor", "fig_d_error_vs_lambda", "fig_init",
-           "fig_e_slow_modes", "fig_multilayer", "fig_randman", "fig_schedules", "fig_gf_rate_xor",
-           "fig_gf_binary_xor", "fig_gf_rate_schedules"]
+SCRIPTS = [
+    "fig_a_binary_xor",
+    "fig_b_binary_spectrum",
+    "fig_c_clif_xor",
+    "fig_d_error_vs_lambda",
+    "fig_init",
+    "fig_e_slow_modes",
+    "fig_multilayer",
+    "fig_randman",
+    "fig_schedules",
+    "fig_gf_rate_xor",
+    "fig_gf_binary_xor",
+    "fig_gf_rate_schedules",
+]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_figure_quick(tmp_path, name):
-    r = subprocess.run([sys.executable, str(FIGURES / f"{name}.py"), "--quick", "--workers", "1",
-                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, str(FIGURES / f"{name}.py"), "--quick", "--workers", "1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for ext in ("png", "md", "json"):
         assert (tmp_path / f"{name}.{ext}").stat().st_size > 0

@@ -1,4 +1,5 @@
 """docs/model.md §7, §8: the exact flossing gradient, reverse vs forward vs finite differences."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -14,14 +15,14 @@ seeds = st.integers(0, 2**16)
 
 
 def _settings(cfg, draw_k, ons, warmup, transient, seed):
-    return LyapunovConfig(k=min(draw_k, cfg.state_size), ons=ons, warmup=warmup,
-                          transient=transient, seed=seed)
+    return LyapunovConfig(k=min(draw_k, cfg.state_size), ons=ons, warmup=warmup, transient=transient, seed=seed)
 
 
 def _well_conditioned(cfg, params, inputs, lc):
     """The fwd/rev and FD tolerances presume cond(R) <= 1e4 at every QR step: the
     derivatives pass through R⁻¹ and lose log10(cond) digits (docs/testing.md)."""
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assume(lyapunov.spectrum(cfg, params, inputs, lc).qr_condition < 1e4)
@@ -43,8 +44,7 @@ def test_reverse_equals_forward_mode(cfg, seed, k, ons, warmup, transient):
     assert all(r.passed for r in rows), gradcheck.format_table(rows)
 
 
-@given(configs(reset_grads=("attached",), surrogates=SMOOTH_SURROGATES), seeds, st.integers(1, 3),
-       st.integers(1, 2))
+@given(configs(reset_grads=("attached",), surrogates=SMOOTH_SURROGATES), seeds, st.integers(1, 3), st.integers(1, 2))
 def test_reverse_equals_finite_differences_in_smooth_mode(cfg, seed, k, ons):
     cfg = replace(cfg, smooth=True)
     params, inputs, _ = gradcheck.random_problem(cfg, 14, 1, seed, LossConfig())
@@ -56,8 +56,9 @@ def test_reverse_equals_finite_differences_in_smooth_mode(cfg, seed, k, ons):
 
 @pytest.mark.parametrize("surrogate", ["fast_sigmoid", "triangle"])
 def test_kinked_surrogates_against_finite_differences(surrogate):
-    cfg = network_config(layers=(4, 3), n_in=2, n_out=1, smooth=True, reset_grad="attached",
-                         surrogate={"name": surrogate, "slope": 1.0})
+    cfg = network_config(
+        layers=(4, 3), n_in=2, n_out=1, smooth=True, reset_grad="attached", surrogate={"name": surrogate, "slope": 1.0}
+    )
     params, inputs, _ = gradcheck.random_problem(cfg, 14, 1, 4, LossConfig())
     assert kink_margin(cfg, params, inputs) > 1e-2
     rows = gradcheck.check_flossing(cfg, params, inputs, LyapunovConfig(k=3), _all_params(cfg), "fd")
@@ -79,8 +80,9 @@ def test_checkpointing_gives_the_same_gradient(seed, every):
 @pytest.mark.parametrize("fault", ["flossing_drop_sigma2", "qr_backward_no_copyltu"])
 @pytest.mark.parametrize("mode", ["fwd_rev", "fd"])
 def test_checker_catches_a_wrong_derivative(fault, mode):
-    cfg = network_config(layers=(5,), n_in=2, n_out=1, reset_grad="attached", smooth=(mode == "fd"),
-                         surrogate={"name": "sigmoid", "slope": 2.0})
+    cfg = network_config(
+        layers=(5,), n_in=2, n_out=1, reset_grad="attached", smooth=(mode == "fd"), surrogate={"name": "sigmoid", "slope": 2.0}
+    )
     params, inputs, _ = gradcheck.random_problem(cfg, 14, 1, 1, LossConfig())
     lc, fc = LyapunovConfig(k=3), _all_params(cfg)
     assert all(r.passed for r in gradcheck.check_flossing(cfg, params, inputs, lc, fc, mode))

@@ -3,34 +3,43 @@
 The step-by-step path is the one checked against finite differences and forward mode
 (tests/test_flossing.py); the fused kernels are the fast path that one-layer networks take.
 """
+
 import numpy as np
 import pytest
 
 
-@pytest.mark.parametrize("kw", [
-    dict(layers=(5,), n_in=2),
-    dict(layers=(6,), n_in=3, syn_input="old", reset="subtract", reset_grad="attached"),
-    dict(layers=(5,), n_in=2, reset_grad="attached"),
-    dict(layers=(4,), n_in=2, reset_grad="ignored", input_gain="unit"),
-    dict(cell="rate", layers=(6,), n_in=2, readout={"tau_out": 5.0, "source": "state"}),
-    dict(cell="binary", layers=(6,), n_in=2, readout={"tau_out": 5.0, "source": "state"}),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(layers=(5,), n_in=2),
+        dict(layers=(6,), n_in=3, syn_input="old", reset="subtract", reset_grad="attached"),
+        dict(layers=(5,), n_in=2, reset_grad="attached"),
+        dict(layers=(4,), n_in=2, reset_grad="ignored", input_gain="unit"),
+        dict(cell="rate", layers=(6,), n_in=2, readout={"tau_out": 5.0, "source": "state"}),
+        dict(cell="binary", layers=(6,), n_in=2, readout={"tau_out": 5.0, "source": "state"}),
+    ],
+)
 def test_fused_one_layer_kernels_equal_the_step_by_step_path(kw, monkeypatch):
     """The fused kernels (docs/performance.md) against the step-by-step reference path."""
     from refimpl import flossing, gradcheck, lyapunov, network
     from refimpl.config import FlossConfig, LossConfig, LyapunovConfig, network_config
+
     cfg = network_config(n_out=1, **kw)
     params, inputs, _ = gradcheck.random_problem(cfg, 24, 2, 3, LossConfig())
     fc = FlossConfig(params=("W_in", "W_rec", "b") + network.initial_state_names(cfg), target=-0.05)
     lc = LyapunovConfig(k=min(4, cfg.state_size), ons=2, warmup=2, transient=1, batch_index=1)
-    fused = [lyapunov.spectrum(cfg, params, inputs, lc),
-             flossing.value_and_grad(cfg, params, inputs, lc, fc),
-             flossing.value_and_grad(cfg, params, inputs, lc, fc, checkpoint_every=3)]
+    fused = [
+        lyapunov.spectrum(cfg, params, inputs, lc),
+        flossing.value_and_grad(cfg, params, inputs, lc, fc),
+        flossing.value_and_grad(cfg, params, inputs, lc, fc, checkpoint_every=3),
+    ]
     monkeypatch.setattr(lyapunov, "fused_ok", lambda cfg: False)
     monkeypatch.setattr(flossing, "fused_ok", lambda cfg: False)
-    ref = [lyapunov.spectrum(cfg, params, inputs, lc),
-           flossing.value_and_grad(cfg, params, inputs, lc, fc),
-           flossing.value_and_grad(cfg, params, inputs, lc, fc, checkpoint_every=3)]
+    ref = [
+        lyapunov.spectrum(cfg, params, inputs, lc),
+        flossing.value_and_grad(cfg, params, inputs, lc, fc),
+        flossing.value_and_grad(cfg, params, inputs, lc, fc, checkpoint_every=3),
+    ]
     np.testing.assert_allclose(fused[0].exponents, ref[0].exponents, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(fused[0].Q_final, ref[0].Q_final, rtol=0, atol=1e-12)
     assert fused[0].participation_ratio == pytest.approx(ref[0].participation_ratio, rel=1e-12)
@@ -48,6 +57,7 @@ def test_every_deliberate_fault_reaches_the_fused_kernels(fault):
     path's), and then the checks must fail."""
     from refimpl import flossing, gradcheck, lyapunov
     from refimpl.config import LossConfig, LyapunovConfig, network_config
+
     cfg = network_config(cell="clif", layers=(6,), n_in=3, n_out=2, reset_grad="attached")
     assert lyapunov.fused_ok(cfg)
     params, inputs, _ = gradcheck.random_problem(cfg, 20, 1, 0, LossConfig())

@@ -1,4 +1,5 @@
 """Golden vectors (docs/golden-format.md, issue 4): the shipped file, validate, bad files, PyTorch round trip."""
+
 import json
 import shutil
 import sys
@@ -9,8 +10,7 @@ import numpy as np
 import pytest
 
 from refimpl import cli, golden
-from refimpl.config import (CELLS, LOSSES, RESET_GRADS, RESETS, SURROGATES, FlossConfig, LossConfig,
-                            LyapunovConfig)
+from refimpl.config import CELLS, LOSSES, RESET_GRADS, RESETS, SURROGATES, FlossConfig, LossConfig, LyapunovConfig
 from refimpl.network import param_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +44,7 @@ def candidate(tmp_path):
 # config_from_dict
 # ---------------------------------------------------------------------------
 
+
 def test_config_round_trip_of_every_case():
     for case in golden.CASES:
         assert golden.config_to_dict(*golden.config_from_dict(case.config)) == case.config
@@ -51,16 +52,27 @@ def test_config_round_trip_of_every_case():
 
 
 def test_config_of_the_spec_example():
-    d = {"cell": "clif", "layers": [16, 8], "n_in": 4, "n_out": 2,
-         "dt": 1.0, "tau_mem": 10.0, "tau_syn": 5.0, "theta": 1.0,
-         "syn_input": "new", "input_gain": "one_minus_beta", "reset": "zero",
-         "reset_grad": "detached",
-         "surrogate": {"name": "fast_sigmoid", "slope": 10.0}, "smooth": False,
-         "readout": {"tau_out": 5.0, "source": "spikes"},
-         "loss": {"name": "bce_per_step", "t0": 0},
-         "lyapunov": {"k": 4, "ons": 1, "warmup": 0, "transient": 0, "batch_index": 0},
-         "flossing": {"target": 0.0, "params": ["W_in", "W_rec", "b"]},
-         "my_own_key": [1, 2]}                      # implementations may add keys
+    d = {
+        "cell": "clif",
+        "layers": [16, 8],
+        "n_in": 4,
+        "n_out": 2,
+        "dt": 1.0,
+        "tau_mem": 10.0,
+        "tau_syn": 5.0,
+        "theta": 1.0,
+        "syn_input": "new",
+        "input_gain": "one_minus_beta",
+        "reset": "zero",
+        "reset_grad": "detached",
+        "surrogate": {"name": "fast_sigmoid", "slope": 10.0},
+        "smooth": False,
+        "readout": {"tau_out": 5.0, "source": "spikes"},
+        "loss": {"name": "bce_per_step", "t0": 0},
+        "lyapunov": {"k": 4, "ons": 1, "warmup": 0, "transient": 0, "batch_index": 0},
+        "flossing": {"target": 0.0, "params": ["W_in", "W_rec", "b"]},
+        "my_own_key": [1, 2],
+    }  # implementations may add keys
     cfg, loss, lcfg, fcfg = golden.config_from_dict(d)
     assert cfg.layers == (16, 8) and cfg.state_size == 48
     assert loss == LossConfig("bce_per_step", 0)
@@ -81,32 +93,35 @@ def _with(d, path, value):
     return d
 
 
-@pytest.mark.parametrize("path, value, words", [
-    ("reset", "zeros", ["reset", "zero"]),
-    ("reset_grad", "detach", ["reset_grad"]),
-    ("surrogate.name", "superspike", ["surrogate.name"]),
-    ("cell", "lif", ["cell"]),
-    ("loss.name", "ce_sum", ["loss.name"]),
-    ("readout.source", "state", ["readout.source"]),
-    ("syn_input", "newest", ["syn_input"]),
-    ("input_gain", 1.0, ["input_gain"]),
-    ("smooth", "no", ["smooth"]),
-    ("layers", [6, 0], ["layers"]),
-    ("layers", [], ["layers"]),
-    ("n_in", 3.0, ["n_in"]),
-    ("dt", -1.0, ["dt"]),
-    ("tau_mem", [5.0, 6.0], ["tau_mem"]),
-    ("theta", True, ["theta"]),
-    ("lyapunov.k", 99, ["lyapunov.k"]),
-    ("lyapunov.ons", 0, ["lyapunov.ons"]),
-    ("lyapunov.seed", -1, ["lyapunov.seed"]),
-    ("flossing.params", ["W_in", "W_out"], ["flossing.params"]),
-    ("flossing.params", ["x0"], ["flossing.params"]),
-    ("flossing.target", [0.0], ["flossing.target"]),
-    ("reset", KeyError, ["reset", "missing"]),
-    ("lyapunov.transient", KeyError, ["lyapunov.transient", "missing"]),
-    ("surrogate", "fast_sigmoid", ["surrogate"]),
-])
+@pytest.mark.parametrize(
+    "path, value, words",
+    [
+        ("reset", "zeros", ["reset", "zero"]),
+        ("reset_grad", "detach", ["reset_grad"]),
+        ("surrogate.name", "superspike", ["surrogate.name"]),
+        ("cell", "lif", ["cell"]),
+        ("loss.name", "ce_sum", ["loss.name"]),
+        ("readout.source", "state", ["readout.source"]),
+        ("syn_input", "newest", ["syn_input"]),
+        ("input_gain", 1.0, ["input_gain"]),
+        ("smooth", "no", ["smooth"]),
+        ("layers", [6, 0], ["layers"]),
+        ("layers", [], ["layers"]),
+        ("n_in", 3.0, ["n_in"]),
+        ("dt", -1.0, ["dt"]),
+        ("tau_mem", [5.0, 6.0], ["tau_mem"]),
+        ("theta", True, ["theta"]),
+        ("lyapunov.k", 99, ["lyapunov.k"]),
+        ("lyapunov.ons", 0, ["lyapunov.ons"]),
+        ("lyapunov.seed", -1, ["lyapunov.seed"]),
+        ("flossing.params", ["W_in", "W_out"], ["flossing.params"]),
+        ("flossing.params", ["x0"], ["flossing.params"]),
+        ("flossing.target", [0.0], ["flossing.target"]),
+        ("reset", KeyError, ["reset", "missing"]),
+        ("lyapunov.transient", KeyError, ["lyapunov.transient", "missing"]),
+        ("surrogate", "fast_sigmoid", ["surrogate"]),
+    ],
+)
 def test_config_is_strict(path, value, words):
     base = golden.get_case("clif_engelken").config
     with pytest.raises(ValueError) as exc:
@@ -123,6 +138,7 @@ def test_config_not_json():
 # ---------------------------------------------------------------------------
 # the cases
 # ---------------------------------------------------------------------------
+
 
 def test_cases_are_small_and_cover_every_switch():
     assert len(golden.CASES) >= 12
@@ -155,8 +171,7 @@ def test_shipped_cases_are_robust_to_rounding():
         net, loss, _, _ = golden.config_from_dict(cfg)
         gamma = net.surrogate.slope
         if net.cell == "clif":
-            x = np.concatenate([(d[f"forward/layer{l + 1}/V"] - net.theta).ravel()
-                                for l in range(net.n_layers)])
+            x = np.concatenate([(d[f"forward/layer{l + 1}/V"] - net.theta).ravel() for l in range(net.n_layers)])
             S = [d[f"forward/layer{l + 1}/S"] for l in range(net.n_layers)]
             if not net.smooth:
                 assert all(set(np.unique(s)) <= {0.0, 1.0} for s in S)
@@ -165,12 +180,11 @@ def test_shipped_cases_are_robust_to_rounding():
         else:
             x = d["forward/layer1/x"].ravel()
         if net.cell != "rate":
-            kinks = {"fast_sigmoid": (0.0,), "triangle": (-1 / gamma, 0.0, 1 / gamma)}.get(
-                net.surrogate.name, (0.0,))
+            kinks = {"fast_sigmoid": (0.0,), "triangle": (-1 / gamma, 0.0, 1 / gamma)}.get(net.surrogate.name, (0.0,))
             margin = min(np.min(np.abs(x - k)) for k in kinks)
             assert margin > 1e-4, (c.name, margin)
         if loss.name == "ce_max":
-            y = np.sort(d["forward/readout/y"][loss.t0:], axis=0)
+            y = np.sort(d["forward/readout/y"][loss.t0 :], axis=0)
             assert np.min(y[-1] - y[-2]) > 1e-4, c.name
         assert np.all(np.isfinite(d["lyapunov/spectrum"]))
 
@@ -203,7 +217,7 @@ def test_shipped_file_has_every_quantity():
         assert d["lyapunov/Q0"].shape == (M, lcfg.k)
         assert np.allclose(d["lyapunov/Q0"].T @ d["lyapunov/Q0"], np.eye(lcfg.k), atol=1e-14)
         assert d["lyapunov/spectrum"].shape == (lcfg.k,)
-    assert SHIPPED.stat().st_size < 2 * 1024 ** 2
+    assert SHIPPED.stat().st_size < 2 * 1024**2
 
 
 def test_fresh_export_equals_shipped_file(tmp_path):
@@ -244,14 +258,17 @@ def test_fresh_export_equals_shipped_file(tmp_path):
                     differ.append((float(np.max(np.abs(da[k] - db[k])) / scale), f"{name}/{k}"))
     if differ:
         worst = max(differ)
-        pytest.fail(f"{len(differ)} dataset(s) differ from the shipped file, worst {worst[1]} "
-                    f"(max |diff| / max |value| = {worst[0]:.1e}); if intended, re-export with "
-                    "`refimpl golden export refimpl/data/golden.h5`")
+        pytest.fail(
+            f"{len(differ)} dataset(s) differ from the shipped file, worst {worst[1]} "
+            f"(max |diff| / max |value| = {worst[0]:.1e}); if intended, re-export with "
+            "`refimpl golden export refimpl/data/golden.h5`"
+        )
 
 
 # ---------------------------------------------------------------------------
 # refimpl validate: good, mismatching and missing
 # ---------------------------------------------------------------------------
+
 
 def test_validate_shipped_against_itself(capsys):
     rc, out, err = _validate(capsys, SHIPPED)
@@ -313,7 +330,7 @@ def test_missing_groups_are_listed_not_failed(capsys, candidate):
         del f["binary_surrogate"].attrs["config"]
     rc, out, err = _validate(capsys, candidate)
     assert rc == 0, out + err
-    tail = out[out.index("missing from the candidate"):]
+    tail = out[out.index("missing from the candidate") :]
     assert "clif_stork: jacobian/D, flossing/*" in tail
     assert "rate_state: (whole case)" in tail
     assert "binary_surrogate: attr config" in tail
@@ -325,13 +342,15 @@ def test_nan_in_candidate_is_a_mismatch(capsys, candidate):
         v[3] = np.nan
         f["rate_activation_full_spectrum/lyapunov/spectrum"][...] = v
     rc, out, err = _validate(capsys, candidate)
-    assert rc == 1 and "inf" in [ln for ln in out.splitlines() if "lyapunov/spectrum" in ln
-                                 and ln.startswith("rate_activation")][0]
+    assert (
+        rc == 1 and "inf" in [ln for ln in out.splitlines() if "lyapunov/spectrum" in ln and ln.startswith("rate_activation")][0]
+    )
 
 
 # ---------------------------------------------------------------------------
 # refimpl validate: files that are not in the format (exit 2, one line)
 # ---------------------------------------------------------------------------
+
 
 def test_text_file(capsys, tmp_path):
     p = tmp_path / "notes.h5"
@@ -346,7 +365,7 @@ def test_missing_file(capsys, tmp_path):
 @pytest.mark.parametrize("keep", [0.5, 0.999])
 def test_truncated_file(capsys, candidate, keep):
     data = candidate.read_bytes()
-    candidate.write_bytes(data[:int(len(data) * keep)])
+    candidate.write_bytes(data[: int(len(data) * keep)])
     _assert_one_line_error(*_validate(capsys, candidate), "truncated")
 
 
@@ -355,7 +374,7 @@ def test_corrupted_metadata(capsys, candidate, where):
     """Scribbled superblock, B-tree, local heap or symbol table node: exit 2, one line."""
     data = bytearray(candidate.read_bytes())
     offset = 8 if where == "superblock" else data.index(where.encode())
-    data[offset:offset + 32] = bytes(range(32))
+    data[offset : offset + 32] = bytes(range(32))
     candidate.write_bytes(bytes(data))
     _assert_one_line_error(*_validate(capsys, candidate), "corrupted")
 
@@ -365,7 +384,7 @@ def test_corrupted_raw_data_is_a_mismatch(capsys, candidate):
     with h5py.File(candidate, "r") as f:
         offset = f["clif_subtract_attached/forward/layer2/V"].id.get_offset()
     data = bytearray(candidate.read_bytes())
-    data[offset + 80:offset + 88] = b"\x12" * 8
+    data[offset + 80 : offset + 88] = b"\x12" * 8
     candidate.write_bytes(bytes(data))
     rc, out, err = _validate(capsys, candidate, "--mismatches-only")
     assert rc == 1
@@ -378,7 +397,7 @@ def test_corrupted_data_bytes_never_pass_silently(capsys, candidate):
     data = bytearray(candidate.read_bytes())
     rng = np.random.default_rng(0)
     for off in rng.integers(0, len(data) - 16, 40):
-        data[off:off + 16] = rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
+        data[off : off + 16] = rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
     candidate.write_bytes(bytes(data))
     rc, out, err = _validate(capsys, candidate)
     assert rc in (1, 2) and "Traceback" not in out + err
@@ -386,13 +405,16 @@ def test_corrupted_data_bytes_never_pass_silently(capsys, candidate):
         _assert_one_line_error(rc, out, err)
 
 
-@pytest.mark.parametrize("attr, value, words", [
-    ("format", "refimpl-golden-v2", ["format", "refimpl-golden"]),
-    ("format", None, ["'format' is missing"]),
-    ("format_version", np.int64(2), ["format_version"]),
-    ("format_version", "1", ["format_version"]),
-    ("format_version", None, ["'format_version' is missing"]),
-])
+@pytest.mark.parametrize(
+    "attr, value, words",
+    [
+        ("format", "refimpl-golden-v2", ["format", "refimpl-golden"]),
+        ("format", None, ["'format' is missing"]),
+        ("format_version", np.int64(2), ["format_version"]),
+        ("format_version", "1", ["format_version"]),
+        ("format_version", None, ["'format_version' is missing"]),
+    ],
+)
 def test_wrong_root_attributes(capsys, candidate, attr, value, words):
     with h5py.File(candidate, "r+") as f:
         if value is None:
@@ -406,7 +428,7 @@ def test_wrong_shape(capsys, candidate):
     with h5py.File(candidate, "r+") as f:
         W = f["clif_engelken/grad/layer1/W_in"][()]
         del f["clif_engelken/grad/layer1/W_in"]
-        f["clif_engelken/grad/layer1/W_in"] = W.T          # column-major writer, say
+        f["clif_engelken/grad/layer1/W_in"] = W.T  # column-major writer, say
     _assert_one_line_error(*_validate(capsys, candidate), "clif_engelken/grad/layer1/W_in", "shape")
 
 
@@ -446,6 +468,7 @@ def test_bad_reference_and_tolerance(capsys, candidate, tmp_path):
 # refimpl golden export / list
 # ---------------------------------------------------------------------------
 
+
 def test_golden_export_one_case_and_list(capsys, tmp_path):
     p = tmp_path / "one.h5"
     assert cli.main(["golden", "export", str(p), "--case", "rate_state"]) == 0
@@ -465,15 +488,17 @@ def test_golden_export_one_case_and_list(capsys, tmp_path):
 # the independent PyTorch reference agrees with the golden vectors
 # ---------------------------------------------------------------------------
 
+
 def test_torch_reference_round_trip(capsys, tmp_path):
     pytest.importorskip("torch")
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from validation import torch_reference
     import torch
+
     cand = tmp_path / "torch_candidate.h5"
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # tiny matrices: one thread is several times faster
+    torch.set_num_threads(1)  # tiny matrices: one thread is several times faster
     try:
         assert torch_reference.process_file(str(SHIPPED), str(cand), verbose=False) == 0
     finally:
@@ -482,13 +507,14 @@ def test_torch_reference_round_trip(capsys, tmp_path):
     rc, out, err = _validate(capsys, cand)
     assert rc == 0, out + err
     assert "0 MISMATCH; 0 missing" in out
-    with capsys.disabled():   # the worst error per quantity kind, for the log
-        print("\n" + out[out.index("worst error per quantity kind"):out.index("\n\n", out.index("worst"))])
+    with capsys.disabled():  # the worst error per quantity kind, for the log
+        print("\n" + out[out.index("worst error per quantity kind") : out.index("\n\n", out.index("worst"))])
 
 
 # ---------------------------------------------------------------------------
 # a peer library: snnTorch's own Synaptic neuron (validation/peers/)
 # ---------------------------------------------------------------------------
+
 
 def test_snntorch_synaptic_against_golden(capsys, tmp_path):
     """snnTorch's Synaptic reproduces the forward pass exactly; its float32 spikes round
@@ -498,19 +524,29 @@ def test_snntorch_synaptic_against_golden(capsys, tmp_path):
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from validation.peers import snntorch_adapter
+
     for mode in ("float64", "snntorch"):
         cand = tmp_path / f"snntorch_{mode}.h5"
         skipped = snntorch_adapter.process(str(SHIPPED), str(cand), mode=mode, verbose=False)
         assert "clif_snntorch_synaptic" not in dict(skipped)
         rc, out, err = _validate(capsys, cand)
         rows = {ln.split()[1]: ln for ln in out.splitlines() if ln.startswith("clif_snntorch_synaptic ")}
-        assert all(rows[q].endswith(" ok") for q in ("forward/layer1/V", "forward/layer1/I",
-                                                      "forward/layer1/S", "forward/readout/y", "loss",
-                                                      "grad/readout/W_out", "grad/readout/b_out"))
+        assert all(
+            rows[q].endswith(" ok")
+            for q in (
+                "forward/layer1/V",
+                "forward/layer1/I",
+                "forward/layer1/S",
+                "forward/readout/y",
+                "loss",
+                "grad/readout/W_out",
+                "grad/readout/b_out",
+            )
+        )
         through_spikes = [q for q in rows if q.startswith("grad/layer1/")]
         if mode == "float64":
             assert rc == 0, out
         else:
             assert rc == 1
             assert all("MISMATCH" in rows[q] for q in through_spikes)
-            assert max(float(rows[q].split()[3]) for q in through_spikes) < 2e-6   # float32 rounding
+            assert max(float(rows[q].split()[3]) for q in through_spikes) < 2e-6  # float32 rounding

@@ -1,4 +1,5 @@
 """docs/model.md §4, §8: structured products vs the dense Jacobian vs finite differences."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -40,11 +41,13 @@ def test_state_order_of_the_dense_jacobian():
     np.testing.assert_array_equal(D[0:6, 6:10], 0.0)  # no feedback from layer 2 to layer 1
 
 
-@pytest.mark.parametrize("fault,fd", [("dense_flip_block", False), ("dense_flip_block", True),
-                                      ("structured_drop_reset_term", False)])
+@pytest.mark.parametrize(
+    "fault,fd", [("dense_flip_block", False), ("dense_flip_block", True), ("structured_drop_reset_term", False)]
+)
 def test_checker_catches_a_wrong_jacobian(fault, fd):
-    cfg = network_config(layers=(4,), n_in=2, n_out=1, reset_grad="attached", smooth=fd,
-                         surrogate={"name": "sigmoid", "slope": 2.0})
+    cfg = network_config(
+        layers=(4,), n_in=2, n_out=1, reset_grad="attached", smooth=fd, surrogate={"name": "sigmoid", "slope": 2.0}
+    )
     params, inputs, _ = gradcheck.random_problem(cfg, 8, 1, 2, LossConfig())
     assert all(r.passed for r in gradcheck.check_jacobians(cfg, params, inputs, [2, 5], fd=fd))
     with gradcheck.inject(fault):

@@ -1,4 +1,5 @@
 """docs/model.md §6, §8: the surrogate Lyapunov spectrum."""
+
 import warnings
 
 import numpy as np
@@ -21,19 +22,17 @@ def test_sum_of_full_spectrum_is_mean_log_det(cfg, seed):
     assume(all(sign != 0 for sign, _ in logdets))  # a singular D_t has no finite log det
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", lyapunov.DegenerateSpectrumWarning)
-        warnings.simplefilter("ignore", lyapunov.ConditioningWarning)   # such cases are assumed away below
+        warnings.simplefilter("ignore", lyapunov.ConditioningWarning)  # such cases are assumed away below
         res = lyapunov.spectrum(cfg, params, inputs, LyapunovConfig(k=cfg.state_size))
     # log R_ii of a nearly singular step carries a relative error ~ eps·cond(R) (docs/testing.md)
     assume(not res.degenerate and res.qr_condition < 1e6)
-    assert abs(res.exponents.sum() - np.mean([ld for _, ld in logdets])) <= 1e-10 * max(
-        1.0, abs(res.exponents.sum()))
+    assert abs(res.exponents.sum() - np.mean([ld for _, ld in logdets])) <= 1e-10 * max(1.0, abs(res.exponents.sum()))
 
 
 @pytest.mark.parametrize("syn", ["new", "old"])
 @pytest.mark.parametrize("T", [200, 800])
 def test_uncoupled_cells_have_log_beta_and_log_alpha(syn, T):
-    cfg = network_config(layers=(3, 2), n_in=1, n_out=1, reset="none", syn_input=syn,
-                         tau_mem=10.0, tau_syn=5.0)
+    cfg = network_config(layers=(3, 2), n_in=1, n_out=1, reset="none", syn_input=syn, tau_mem=10.0, tau_syn=5.0)
     params = network.init_params(cfg)
     for l in (1, 2):
         params[f"layer{l}/W_rec"][:] = 0.0
@@ -57,8 +56,15 @@ def test_fixed_linear_map_gives_log_abs_eigenvalues():
 
 @given(seeds, st.sampled_from(["engelken", "spytorch", "stork"]), st.sampled_from([1, 2, 3]))
 def test_jacobian_lambda1_matches_two_trajectories(seed, dialect, ons):
-    cfg = network_config(dialect=dialect, layers=(6,), n_in=2, n_out=1, smooth=True,
-                         reset_grad="attached", surrogate={"name": "sigmoid", "slope": 2.0})
+    cfg = network_config(
+        dialect=dialect,
+        layers=(6,),
+        n_in=2,
+        n_out=1,
+        smooth=True,
+        reset_grad="attached",
+        surrogate={"name": "sigmoid", "slope": 2.0},
+    )
     params, inputs, _ = gradcheck.random_problem(cfg, 150, 1, seed, LossConfig())
     lc = LyapunovConfig(k=1, ons=ons, warmup=5, transient=3, seed=seed)
     res = lyapunov.spectrum(cfg, params, inputs, lc)
@@ -92,8 +98,8 @@ def test_subnormal_products_are_flagged():
 
 def test_schedule_of_qr_steps():
     steps = lyapunov.qr_steps(10, LyapunovConfig(ons=3, warmup=2, transient=1))
-    assert [t for t, q, _ in steps if q] == [4, 7]       # t + 1 - warmup ≡ 0 mod 3
-    assert [t for t, _, c in steps if c] == [7]           # the first QR step is transient
+    assert [t for t, q, _ in steps if q] == [4, 7]  # t + 1 - warmup ≡ 0 mod 3
+    assert [t for t, _, c in steps if c] == [7]  # the first QR step is transient
 
 
 def test_zero_diagonal_reports_minus_inf_and_flossing_refuses():

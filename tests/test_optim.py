@@ -19,7 +19,7 @@ def test_adam_matches_closed_form_over_steps():
     p, state = {"w": rng.standard_normal(4)}, AdamState()
     gs = [rng.standard_normal(4) for _ in range(5)]
     w, mw, vw = p["w"].copy(), 0.0, 0.0
-    for i, g in enumerate(gs):   # the update itself, written out: bias-corrected moments
+    for i, g in enumerate(gs):  # the update itself, written out: bias-corrected moments
         p = adam_step(p, {"w": g}, state, cfg)
         mw, vw = 0.8 * mw + 0.2 * g, 0.95 * vw + 0.05 * g * g
         w = w - cfg.lr * (mw / (1 - 0.8 ** (i + 1))) / (np.sqrt(vw / (1 - 0.95 ** (i + 1))) + cfg.eps)

@@ -4,6 +4,7 @@ Each test runs when its library is installed and skips otherwise (CI does not
 install them). The reference for the configurations that no shipped golden
 case has is built here by validation/peers/references.py, with refimpl.
 """
+
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def _require(name):
     """Import ``name`` or skip: like ``pytest.importorskip``, but any ImportError (a peer installed
     without one of its own dependencies, or PyPI's unrelated "stork") skips quietly."""
     import importlib
+
     try:
         return importlib.import_module(name)
     except ImportError as exc:
@@ -32,6 +34,7 @@ def _require(name):
 @pytest.fixture(scope="module")
 def peer_reference(tmp_path_factory):
     from validation.peers import references
+
     path = tmp_path_factory.mktemp("peers") / "peer_reference.h5"
     references.export(str(path))
     return path
@@ -64,8 +67,9 @@ def test_spyx_rlif_against_reference(capsys, tmp_path, request):
     (new, unit, subtract), attached: everything agrees to rounding."""
     _require("jax")
     _require("spyx")
-    peer_reference = request.getfixturevalue("peer_reference")     # built only when a peer runs
+    peer_reference = request.getfixturevalue("peer_reference")  # built only when a peer runs
     from validation.peers import spyx_adapter
+
     cases = ["spyx_rlif_superspike", "spyx_rlif_triangular"]
     cand = tmp_path / "spyx.h5"
     skipped = spyx_adapter.process(str(peer_reference), str(cand), cases=cases, verbose=False)
@@ -74,7 +78,7 @@ def test_spyx_rlif_against_reference(capsys, tmp_path, request):
     assert rc == 0
     for case in cases:
         _assert_exact(rows, case)
-    with h5py.File(cand) as f:      # I0 has no effect when α = 0
+    with h5py.File(cand) as f:  # I0 has no effect when α = 0
         assert not np.any(f["spyx_rlif_superspike/grad/layer1/I0"][()])
     # no shipped golden case has α = 0, so the adapter runs none of them
     skipped = spyx_adapter.process(str(SHIPPED), str(tmp_path / "none.h5"), verbose=False)
@@ -86,9 +90,10 @@ def test_stork_lifgroup_against_golden(capsys, tmp_path, request):
     """stork's LIFGroup is the stork dialect: the shipped clif_stork (attached, CustomSpike sigmoid)
     and the detached SuperSpike default agree to rounding."""
     _require("torch")
-    _require("stork.nodes")      # fmi-basel/stork; PyPI's "stork" is another package
+    _require("stork.nodes")  # fmi-basel/stork; PyPI's "stork" is another package
     peer_reference = request.getfixturevalue("peer_reference")
     from validation.peers import stork_adapter
+
     cand = tmp_path / "stork.h5"
     skipped = stork_adapter.process(str(SHIPPED), str(cand), verbose=False)
     assert "clif_stork" not in dict(skipped)
@@ -100,7 +105,8 @@ def test_stork_lifgroup_against_golden(capsys, tmp_path, request):
     rc, rows = _validate(capsys, cand2, peer_reference)
     assert rc == 0
     _assert_exact(rows, "stork_lifgroup_default")
-    from stork import activations    # the class attributes it set were restored
+    from stork import activations  # the class attributes it set were restored
+
     assert activations.SuperSpike.beta == 20 and activations.CustomSpike.surrogate_type == "SuperSpike"
 
 
@@ -113,6 +119,7 @@ def test_norse_lif_against_reference(capsys, tmp_path, request):
     norse = _require("norse")
     peer_reference = request.getfixturevalue("peer_reference")
     from validation.peers import norse_adapter
+
     cand = tmp_path / "norse.h5"
     cases = ["norse_subthreshold", "norse_subthreshold_gamma10", "norse_spiking"]
     assert norse_adapter.process(str(peer_reference), str(cand), cases=cases, verbose=False) == []
@@ -138,14 +145,13 @@ def test_norse_lif_against_reference(capsys, tmp_path, request):
         Vc = c["norse_spiking/forward/layer1/V"][()]
     t1 = int(np.argmax(S.reshape(len(S), -1).any(axis=1)))
     assert S[t1].any()
-    np.testing.assert_allclose(Vc[:t1 + 1], V[:t1 + 1], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(Vc[: t1 + 1], V[: t1 + 1], rtol=0, atol=1e-13)
     beta = np.exp(-1.0 / 10.0)
     np.testing.assert_allclose(Vc[t1 + 1] - V[t1 + 1], S[t1] * (1 - beta) * I[t1 + 1], rtol=0, atol=1e-13)
     assert np.abs(Vc[t1 + 1] - V[t1 + 1]).max() > 0.01
     # 4. lif_feed_forward_step: forward exact without spikes, gradients not (its reset is differentiated)
     cand_ff = tmp_path / "norse_ff.h5"
-    norse_adapter.process(str(peer_reference), str(cand_ff), cases=["norse_subthreshold"], step="feed_forward",
-                          verbose=False)
+    norse_adapter.process(str(peer_reference), str(cand_ff), cases=["norse_subthreshold"], step="feed_forward", verbose=False)
     rc, rows = _validate(capsys, cand_ff, peer_reference)
     got = _case_rows(rows, "norse_subthreshold")
     assert rc == 1
@@ -157,10 +163,16 @@ def test_adapters_import_nothing_from_refimpl():
     """The adapters and the common.py they share are the peers' side: they read the golden file
     themselves, so that a refimpl bug cannot hide in both sides (references.py may import refimpl)."""
     import ast
+
     for path in sorted((ROOT / "validation" / "peers").glob("*.py")):
         if path.name == "references.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             assert not any(n.split(".")[0] == "refimpl" for n in names), (path.name, names)

@@ -2,6 +2,7 @@
 "The published protocol"): bit inputs and the reference's scoring window, the reference's
 initialization, relaxed and per-slot initial states, per-array clipping, the phase of periodic
 flossing, separate flossing QR settings, sparse evaluation, and the presets themselves."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -20,20 +21,21 @@ from refimpl.training import Trainer, read_log
 # the task
 # ---------------------------------------------------------------------------
 
+
 @settings(max_examples=30, deadline=None)
 @given(delta=st.integers(1, 6), h=st.integers(0, 2), shift=st.integers(0, 4), seed=st.integers(0, 50))
 def test_hidden_past_targets_are_the_parity_of_the_whole_stream(delta, h, shift, seed):
-    d = delta * 2 ** h
+    d = delta * 2**h
     shift = -min(shift, d)
     T = d + 12
     b = delayed_xor(T=T, batch=3, delta=delta, h=h, seed=seed, encoding="bits", t0_shift=shift)
     assert b.t0 == d + shift and b.inputs.shape == (T, 3, 1)
-    np.testing.assert_array_equal(b.inputs[:, :, 0], b.bits)          # bits: u_t = x_t in {0, 1}
-    lags = [delta * 2 ** k for k in range(h + 1)]
-    for t in range(max(b.t0, d), T):                                   # visible part: the usual parity
+    np.testing.assert_array_equal(b.inputs[:, :, 0], b.bits)  # bits: u_t = x_t in {0, 1}
+    lags = [delta * 2**k for k in range(h + 1)]
+    for t in range(max(b.t0, d), T):  # visible part: the usual parity
         want = np.bitwise_xor.reduce([b.bits[t - lag] for lag in lags], axis=0)
         np.testing.assert_array_equal(b.targets[t, :, 0], want)
-    assert np.all(b.targets[:b.t0] == 0)
+    assert np.all(b.targets[: b.t0] == 0)
 
 
 def test_reference_window_and_default_unchanged():
@@ -54,16 +56,16 @@ def test_reference_window_and_default_unchanged():
 # initialization and initial states
 # ---------------------------------------------------------------------------
 
+
 def _rate(N=6, **kw):
-    return network_config(cell="rate", layers=(N,), n_in=1, n_out=1, readout={"tau_out": 0.0, "source": "state"},
-                          **kw)
+    return network_config(cell="rate", layers=(N,), n_in=1, n_out=1, readout={"tau_out": 0.0, "source": "state"}, **kw)
 
 
 def test_reference_initialization_options():
     cfg = _rate(N=50)
     base = network.init_params(cfg, 3)
     p = network.init_params(cfg, 3, bias=0.2, bias_spread=0.1, keep_diagonal=True, bias_out=0.001)
-    np.testing.assert_array_equal(base["layer1/W_in"], p["layer1/W_in"])   # the same weight draws
+    np.testing.assert_array_equal(base["layer1/W_in"], p["layer1/W_in"])  # the same weight draws
     off = ~np.eye(50, dtype=bool)
     np.testing.assert_array_equal(base["layer1/W_rec"][off], p["layer1/W_rec"][off])
     assert np.all(np.diag(base["layer1/W_rec"]) == 0) and np.all(np.diag(p["layer1/W_rec"]) != 0)
@@ -96,12 +98,14 @@ def test_per_slot_initial_state_gradient():
     L, g, _ = adjoint.value_and_grad(cfg, ps, u, y, loss)
     assert g["layer1/x0"].shape == (3, 6)
     eps = 1e-6
-    for (bb, i) in [(0, 0), (1, 3), (2, 5)]:
+    for bb, i in [(0, 0), (1, 3), (2, 5)]:
         Xp, Xm = X.copy(), X.copy()
         Xp[bb, i] += eps
         Xm[bb, i] -= eps
-        fd = (adjoint.value_and_grad(cfg, dict(p, **{"layer1/x0": Xp}), u, y, loss)[0]
-              - adjoint.value_and_grad(cfg, dict(p, **{"layer1/x0": Xm}), u, y, loss)[0]) / (2 * eps)
+        fd = (
+            adjoint.value_and_grad(cfg, dict(p, **{"layer1/x0": Xp}), u, y, loss)[0]
+            - adjoint.value_and_grad(cfg, dict(p, **{"layer1/x0": Xm}), u, y, loss)[0]
+        ) / (2 * eps)
         assert abs(fd - g["layer1/x0"][bb, i]) < 1e-7 * max(1.0, abs(fd))
     shared = dict(p, **{"layer1/x0": X[0]})
     g1 = adjoint.value_and_grad(cfg, shared, u, y, loss)[1]
@@ -125,14 +129,17 @@ def test_a_wrong_per_slot_gradient_fails_the_check():
     Xp, Xm = X.copy(), X.copy()
     Xp[1, 2] += 1e-6
     Xm[1, 2] -= 1e-6
-    fd = (adjoint.value_and_grad(cfg, dict(p, **{"layer1/x0": Xp}), u, y, loss)[0]
-          - adjoint.value_and_grad(cfg, dict(p, **{"layer1/x0": Xm}), u, y, loss)[0]) / 2e-6
+    fd = (
+        adjoint.value_and_grad(cfg, dict(p, **{"layer1/x0": Xp}), u, y, loss)[0]
+        - adjoint.value_and_grad(cfg, dict(p, **{"layer1/x0": Xm}), u, y, loss)[0]
+    ) / 2e-6
     assert abs(fd - g[1, 2]) < 1e-7 and abs(fd - wrong[1, 2]) > 1e-4
 
 
 # ---------------------------------------------------------------------------
 # optimizer and schedule
 # ---------------------------------------------------------------------------
+
 
 def test_per_array_clipping():
     g = {"a": np.array([3.0, 4.0]), "b": np.array([0.01]), "c": np.zeros(3)}
@@ -162,18 +169,49 @@ def test_periodic_phase_matches_the_reference_epochs():
 # the trainer
 # ---------------------------------------------------------------------------
 
+
 def _proto(**sections):
-    d = {"network": {"cell": "rate", "layers": [10], "tau_out": 0.0, "readout": "state", "keep_diagonal": True,
-                     "bias_spread": 0.1, "bias_out": 0.001, "x0_init": "relaxed", "x0_relax_steps": 5,
-                     "x0_per_slot": True, "w_out": 3.0},
-         "task": {"name": "delayed_xor", "T": 30, "delta": 3, "encoding": "bits", "t0_shift": -1, "seed": 2},
-         "training": {"epochs": 6, "batch_size": 4, "steps_per_epoch": 1, "test_size": 10, "clip_norm": 0.03,
-                      "clip": "per_array", "params": ["W_in", "W_rec", "b", "W_out", "b_out", "x0"],
-                      "eval_every": 2},
-         "flossing": {"schedule": "periodic", "pre_steps": 2, "every": 2, "phase": 1, "steps": 2,
-                      "max_sessions": 2, "k": 3, "lr": 1e-3, "T": 15, "warmup": 0, "transient": 4},
-         "lyapunov": {"k": 3, "every": 2, "T": 30, "transient": 2, "dimensionality": False},
-         "output": {"checkpoint_every": 2, "progress": False}}
+    d = {
+        "network": {
+            "cell": "rate",
+            "layers": [10],
+            "tau_out": 0.0,
+            "readout": "state",
+            "keep_diagonal": True,
+            "bias_spread": 0.1,
+            "bias_out": 0.001,
+            "x0_init": "relaxed",
+            "x0_relax_steps": 5,
+            "x0_per_slot": True,
+            "w_out": 3.0,
+        },
+        "task": {"name": "delayed_xor", "T": 30, "delta": 3, "encoding": "bits", "t0_shift": -1, "seed": 2},
+        "training": {
+            "epochs": 6,
+            "batch_size": 4,
+            "steps_per_epoch": 1,
+            "test_size": 10,
+            "clip_norm": 0.03,
+            "clip": "per_array",
+            "params": ["W_in", "W_rec", "b", "W_out", "b_out", "x0"],
+            "eval_every": 2,
+        },
+        "flossing": {
+            "schedule": "periodic",
+            "pre_steps": 2,
+            "every": 2,
+            "phase": 1,
+            "steps": 2,
+            "max_sessions": 2,
+            "k": 3,
+            "lr": 1e-3,
+            "T": 15,
+            "warmup": 0,
+            "transient": 4,
+        },
+        "lyapunov": {"k": 3, "every": 2, "T": 30, "transient": 2, "dimensionality": False},
+        "output": {"checkpoint_every": 2, "progress": False},
+    }
     for sec, kv in sections.items():
         d.setdefault(sec, {}).update(kv)
     return from_dict(d)
@@ -185,10 +223,10 @@ def test_protocol_run_rows_sessions_and_slots(tmp_path):
     assert run.lyapunov.config(3, flossing=run.flossing).transient == 4 and run.lyapunov.config().transient == 2
     tr = Trainer(run, tmp_path / "a").fit()
     assert tr.params["layer1/x0"].shape == (4, 10)
-    assert len({tuple(r) for r in tr.params["layer1/x0"]}) == 4            # the slots differ
+    assert len({tuple(r) for r in tr.params["layer1/x0"]}) == 4  # the slots differ
     log = read_log(tmp_path / "a" / "log.h5")
-    assert log["epochs/epoch"].tolist() == [0, 2, 4, 6]                   # eval_every = 2
-    assert log["flossing/events"][:, :2].tolist() == [[0, 2], [1, 2], [3, 2]]   # phase 1: before epochs 2, 4
+    assert log["epochs/epoch"].tolist() == [0, 2, 4, 6]  # eval_every = 2
+    assert log["flossing/events"][:, :2].tolist() == [[0, 2], [1, 2], [3, 2]]  # phase 1: before epochs 2, 4
     assert log["epochs/floss_steps"].tolist() == [0, 4, 2, 0]
     # evaluation does not touch the parameters: evaluating every epoch gives the same network
     every = Trainer(run.replace("training", eval_every=1)).fit()
@@ -221,14 +259,31 @@ def test_presets_state_the_published_protocol(name, cell):
     run = load_preset(name)
     n, t, tr, fl = run.network, run.task.opts, run.training, run.flossing
     assert (n.cell, n.layers, n.keep_diagonal, n.bias_spread, n.bias_out, n.x0_init, n.x0_per_slot) == (
-        cell, (80,), True, 0.1, 0.001, "relaxed", True)
-    assert n.w_out ** 2 / 80 == pytest.approx(1.0) and (n.w_in, n.g_rec) == (1.0, 1.0)
+        cell,
+        (80,),
+        True,
+        0.1,
+        0.001,
+        "relaxed",
+        True,
+    )
+    assert n.w_out**2 / 80 == pytest.approx(1.0) and (n.w_in, n.g_rec) == (1.0, 1.0)
     assert (t["T"], t["encoding"], t["t0_shift"], run.n_in) == (300, "bits", -1, 1)
-    assert (tr.epochs, tr.batch_size, tr.steps_per_epoch, tr.lr, tr.clip_norm, tr.clip) == (
-        3001, 16, 1, 1e-3, 0.03, "per_array")
+    assert (tr.epochs, tr.batch_size, tr.steps_per_epoch, tr.lr, tr.clip_norm, tr.clip) == (3001, 16, 1, 1e-3, 0.03, "per_array")
     assert "x0" in tr.params
-    assert (fl.schedule, fl.pre_steps, fl.every, fl.phase, fl.steps, fl.max_sessions, fl.k, fl.T, fl.transient,
-            fl.lr, fl.clip_norm) == ("periodic", 500, 100, 1, 500, 2, 75, 55, 16, 1e-3, 0.0)
+    assert (
+        fl.schedule,
+        fl.pre_steps,
+        fl.every,
+        fl.phase,
+        fl.steps,
+        fl.max_sessions,
+        fl.k,
+        fl.T,
+        fl.transient,
+        fl.lr,
+        fl.clip_norm,
+    ) == ("periodic", 500, 100, 1, 500, 2, 75, 55, 16, 1e-3, 0.0)
     assert run.loss_config().t0 == 2 * t["delta"] - 1
 
 
@@ -237,6 +292,7 @@ def test_flossing_inputs_shorter_than_the_delay():
     the first steps of a task-length sequence, as the reference cuts its 300-step sequences."""
     run = _proto(task={"delta": 9, "T": 40})
     from refimpl.training import TaskData
+
     data = TaskData(run)
     u = data.floss_input(0)
     assert u.shape == (15, 1, 1) and set(np.unique(u)) <= {0.0, 1.0}

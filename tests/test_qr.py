@@ -1,4 +1,5 @@
 """docs/model.md §7: the QR reverse and tangent rules against finite differences."""
+
 import numpy as np
 from hypothesis import given, strategies as st
 

@@ -1,4 +1,5 @@
 """Regression tests of issue 15's points fixed so far (each failed before its fix)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_readme_gradcheck_command_fits_a_map_cell(capsys):
     """Point 6: the README's `gradcheck --cell binary …` exited 2 because the default --layers 6,4 does not
     fit a one-layer cell; defaults now follow the cell."""
-    assert cli.main(["gradcheck", "--cell", "binary", "--surrogate", "arctan", "--slope", "2",
-                     "--reset-grad", "attached"]) == 0
+    assert cli.main(["gradcheck", "--cell", "binary", "--surrogate", "arctan", "--slope", "2", "--reset-grad", "attached"]) == 0
     assert "layers=(6,)" in capsys.readouterr().out
-    assert cli.main(["gradcheck", "--cell", "rate", "--layers", "6,4"]) == 2   # an explicit misfit still fails
+    assert cli.main(["gradcheck", "--cell", "rate", "--layers", "6,4"]) == 2  # an explicit misfit still fails
     assert "one entry" in capsys.readouterr().err
 
 
@@ -29,14 +29,20 @@ def test_demo_refuses_to_overwrite(tmp_path, capsys):
     assert (out / "summary.json").read_text() == "{}"
     assert cli.main(["demo", "--quick", "--out", str(out), "--force"]) == 0
     import json
+
     # point 15: summary.json recorded output.dir = "out" whatever --out was
     assert json.loads((out / "summary.json").read_text())["config"]["output"]["dir"] == str(out)
 
 
 def test_pytest_prints_its_summary_line():
     """Point 14: `python -m pytest -x -q` printed no summary (a `-q` in addopts made it `-qq`)."""
-    r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                        "tests/test_optim.py"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "tests/test_optim.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0
     assert any(" passed" in line for line in r.stdout.splitlines()[-2:]), r.stdout[-500:]
 
@@ -45,13 +51,27 @@ def test_resume_continues_in_the_checkpoints_directory(tmp_path, monkeypatch):
     """Point 5: `train runs/xor/config.toml --resume runs/xor/checkpoint.h5` continued into the preset's
     output.dir, not into runs/xor."""
     monkeypatch.chdir(tmp_path)
-    args = ["train", "delayed_xor", "--out", "runs/xor", "--epochs", "1", "--quiet",
-            "--set", "training.steps_per_epoch=1", "--set", "training.test_size=8", "--set", "lyapunov.every=0",
-            "--set", "network.layers=[20]"]
+    args = [
+        "train",
+        "delayed_xor",
+        "--out",
+        "runs/xor",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--set",
+        "training.steps_per_epoch=1",
+        "--set",
+        "training.test_size=8",
+        "--set",
+        "lyapunov.every=0",
+        "--set",
+        "network.layers=[20]",
+    ]
     assert cli.main(args) == 0
-    assert cli.main(["train", "runs/xor/config.toml", "--resume", "runs/xor/checkpoint.h5", "--epochs", "2",
-                     "--quiet"]) == 0
+    assert cli.main(["train", "runs/xor/config.toml", "--resume", "runs/xor/checkpoint.h5", "--epochs", "2", "--quiet"]) == 0
     from refimpl.training import read_log
+
     assert read_log(tmp_path / "runs/xor/log.h5")["epochs/epoch"].tolist() == [0, 1, 2]
     assert not (tmp_path / "runs" / "delayed_xor").exists()
 
@@ -60,6 +80,7 @@ def test_written_files_follow_the_umask(tmp_path):
     """Point 12: logs, checkpoints, configs and tables were 0600 whatever the umask (mkstemp)."""
     import os
     from refimpl.io import atomic_h5, atomic_text
+
     old = os.umask(0o022)
     try:
         atomic_text(tmp_path / "a.toml", "x = 1\n")
@@ -69,8 +90,7 @@ def test_written_files_follow_the_umask(tmp_path):
         atomic_text(tmp_path / "c.toml", "x = 1\n")
     finally:
         os.umask(old)
-    assert [oct((tmp_path / n).stat().st_mode & 0o777) for n in ("a.toml", "b.h5", "c.toml")] == [
-        "0o644", "0o644", "0o600"]
+    assert [oct((tmp_path / n).stat().st_mode & 0o777) for n in ("a.toml", "b.h5", "c.toml")] == ["0o644", "0o644", "0o600"]
 
 
 def test_read_log_names_a_file_that_is_not_a_log(tmp_path):
@@ -78,6 +98,7 @@ def test_read_log_names_a_file_that_is_not_a_log(tmp_path):
     import h5py
     import pytest
     from refimpl.training import read_log
+
     (tmp_path / "notes.txt").write_text("not hdf5")
     with pytest.raises(ValueError, match="not an HDF5 file"):
         read_log(tmp_path / "notes.txt")
@@ -94,8 +115,13 @@ def test_silent_no_ops_are_errors(capsys):
     `bench --quick --sizes abc` ignored --sizes; tau_mem = "10" was stored as a string; theta = -1 passed."""
     import pytest
     from refimpl.config import network_config
-    for argv, word in ((["floss", "--steps", "-3"], "--steps"), (["floss", "--tol", "-1"], "--tol"),
-                       (["floss", "--every", "0"], "--every"), (["bench", "--quick", "--sizes", "abc"], "--sizes")):
+
+    for argv, word in (
+        (["floss", "--steps", "-3"], "--steps"),
+        (["floss", "--tol", "-1"], "--tol"),
+        (["floss", "--every", "0"], "--every"),
+        (["bench", "--quick", "--sizes", "abc"], "--sizes"),
+    ):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err
         assert word in err and len(err.strip().splitlines()) == 1, err
@@ -109,24 +135,49 @@ def test_a_run_directory_has_one_owner(tmp_path, capsys):
     checkpoint.h5 of the other. The second now stops with exit 2 naming the holder's PID, before
     writing anything; the lock dies with its process."""
     import time as _time
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from refimpl.io import directory_lock\n"
-        f"with directory_lock({str(tmp_path / 'run')!r}):\n"
-        "    print('locked', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from refimpl.io import directory_lock\n"
+                f"with directory_lock({str(tmp_path / 'run')!r}):\n"
+                "    print('locked', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        argv = ["train", "delayed_xor", "--out", str(tmp_path / "run"), "--epochs", "1", "--quiet",
-                "--set", "network.layers=[20]", "--set", "training.steps_per_epoch=1",
-                "--set", "training.test_size=8", "--set", "lyapunov.every=0"]
+        argv = [
+            "train",
+            "delayed_xor",
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            "--quiet",
+            "--set",
+            "network.layers=[20]",
+            "--set",
+            "training.steps_per_epoch=1",
+            "--set",
+            "training.test_size=8",
+            "--set",
+            "lyapunov.every=0",
+        ]
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert f"process {holder.pid}" in err and len(err.strip().splitlines()) == 1, err
-        assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock"]   # nothing written
+        assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock"]  # nothing written
     finally:
         holder.kill()
         holder.wait()
     _time.sleep(0.1)
-    assert cli.main(argv) == 0          # the dead holder's lock is gone
+    assert cli.main(argv) == 0  # the dead holder's lock is gone
 
 
 def test_bad_output_paths_stop_before_any_work(tmp_path, capsys):
@@ -134,18 +185,23 @@ def test_bad_output_paths_stop_before_any_work(tmp_path, capsys):
     the computation (lyapunov, floss, bench) or at the end (train, demo, golden export)."""
     afile = tmp_path / "afile"
     afile.write_text("x")
-    bad = {"under /proc": "/proc/refimpl/out.h5", "below a file": str(afile / "out.h5"),
-           "a directory": str(tmp_path)}
+    bad = {"under /proc": "/proc/refimpl/out.h5", "below a file": str(afile / "out.h5"), "a directory": str(tmp_path)}
     small = ["--layers", "8", "--n-in", "4", "--T", "30", "--k", "2"]
     for why, path in bad.items():
-        for argv in (["lyapunov", *small, "--out", path], ["lyapunov", *small, "--plot", path],
-                     ["floss", *small, "--steps", "1", "--out", path], ["bench", "--quick", "--out", path],
-                     ["golden", "export", path, "--case", "rate_state"]):
+        for argv in (
+            ["lyapunov", *small, "--out", path],
+            ["lyapunov", *small, "--plot", path],
+            ["floss", *small, "--steps", "1", "--out", path],
+            ["bench", "--quick", "--out", path],
+            ["golden", "export", path, "--case", "rate_state"],
+        ):
             assert cli.main(argv) == 2, (why, argv)
             err = capsys.readouterr().err
             assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (why, argv, err)
-    for argv, msg in ((["train", "delayed_xor", "--out", str(afile / "run"), "--epochs", "1", "--quiet"],
-                       "is a file"), (["demo", "--quick", "--out", str(afile)], "is not a directory")):
+    for argv, msg in (
+        (["train", "delayed_xor", "--out", str(afile / "run"), "--epochs", "1", "--quiet"], "is a file"),
+        (["demo", "--quick", "--out", str(afile)], "is not a directory"),
+    ):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err
         assert msg in err and "--out" in err and len(err.strip().splitlines()) == 1, err
@@ -155,16 +211,38 @@ def test_bad_output_paths_stop_before_any_work(tmp_path, capsys):
 #: Ctrl-C arrives: seconds after the command's first line of output (True), or after its start (False:
 #: the command prints nothing before it ends), so that most moments fall while the work runs
 LONG_COMMANDS = {
-    "floss": (["floss", "--layers", "32", "--k", "8", "--T", "200", "--steps", "100000", "--out", "f.h5"],
-              (0.0, 2.0), True),
+    "floss": (["floss", "--layers", "32", "--k", "8", "--T", "200", "--steps", "100000", "--out", "f.h5"], (0.0, 2.0), True),
     "lyapunov": (["lyapunov", "--T", "60000", "--k", "16", "--out", "l.h5", "--plot", "l.png"], (0.5, 4.0), False),
-    "bench": (["bench", "--no-torch", "--no-memory", "--no-startup", "--sizes", "16,32,48", "--ks", "4,8",
-               "--T", "400", "--T-bptt", "200", "--batch", "4", "--out", "b.json"], (0.0, 2.0), True),
+    "bench": (
+        [
+            "bench",
+            "--no-torch",
+            "--no-memory",
+            "--no-startup",
+            "--sizes",
+            "16,32,48",
+            "--ks",
+            "4,8",
+            "--T",
+            "400",
+            "--T-bptt",
+            "200",
+            "--batch",
+            "4",
+            "--out",
+            "b.json",
+        ],
+        (0.0, 2.0),
+        True,
+    ),
     "golden": (["golden", "export", "g.h5"], (0.4, 1.0), False),
     "sweep": (["sweep", "s.toml", "--workers", "1"], (0.0, 3.0), True),
     "demo": (["demo", "--out", "d"], (0.0, 3.0), True),
-    "train": (["train", "delayed_xor", "--out", "t", "--set", "network.layers=[24]", "--set",
-               "lyapunov.every=2"], (0.0, 3.0), True),
+    "train": (
+        ["train", "delayed_xor", "--out", "t", "--set", "network.layers=[24]", "--set", "lyapunov.every=2"],
+        (0.0, 3.0),
+        True,
+    ),
 }
 
 SWEEP_FILE = """
@@ -188,6 +266,7 @@ def _no_damaged_files(root: Path) -> None:
     import json
     import tomllib
     import h5py
+
     for f in root.rglob("*"):
         if not f.is_file():
             continue
@@ -212,6 +291,7 @@ def test_ctrl_c_at_a_random_moment_of_every_long_command(tmp_path):
     import signal
     import threading
     import time as _time
+
     rng = random.Random(15)
 
     def interrupt(p, delay, after_first_line, result):
@@ -227,12 +307,13 @@ def test_ctrl_c_at_a_random_moment_of_every_long_command(tmp_path):
 
     for name, (argv, (lo, hi), after_first_line) in LONG_COMMANDS.items():
         trials = []
-        for trial in range(2):   # two moments at once (two cores)
+        for trial in range(2):  # two moments at once (two cores)
             d = tmp_path / f"{name}{trial}"
             d.mkdir()
             (d / "s.toml").write_text(SWEEP_FILE)
-            p = subprocess.Popen([sys.executable, "-m", "refimpl.cli", *argv], cwd=d, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+            p = subprocess.Popen(
+                [sys.executable, "-m", "refimpl.cli", *argv], cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
             res = {}
             th = threading.Thread(target=interrupt, args=(p, rng.uniform(lo, hi), after_first_line, res))
             th.start()
@@ -246,7 +327,7 @@ def test_ctrl_c_at_a_random_moment_of_every_long_command(tmp_path):
                 # the command had finished its work (and said so) when the signal came: while it exited, the
                 # signal is moot (exit 0) or kills the interpreter whose handlers are gone (-2; a shell says 130)
                 pass
-            elif res["finished_before"]:    # faster than the moment drawn: it must have succeeded
+            elif res["finished_before"]:  # faster than the moment drawn: it must have succeeded
                 assert p.returncode == 0, why
             else:
                 lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -262,11 +343,17 @@ def test_interrupted_floss_resumes_to_the_uninterrupted_result(tmp_path):
     import time as _time
     import h5py
     import numpy as np
+
     base = ["floss", "--layers", "16", "--k", "4", "--T", "100", "--n-in", "8", "--every", "1"]
     assert cli.main([*base, "--steps", "40", "--out", str(tmp_path / "whole.h5")]) == 0
     part = tmp_path / "part.h5"
-    p = subprocess.Popen([sys.executable, "-m", "refimpl.cli", *base, "--steps", "40", "--out", str(part)],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "refimpl.cli", *base, "--steps", "40", "--out", str(part)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     while not p.stdout.readline().startswith("step    3"):
         assert p.poll() is None, p.stderr.read()
     p.send_signal(signal.SIGINT)
@@ -292,13 +379,34 @@ def test_floss_reports_the_target_and_keeps_the_best_iterate(tmp_path, capsys):
     nothing; now the end says whether the target was met and the best iterate's parameters are kept."""
     import h5py
     import numpy as np
+
     out = tmp_path / "f.h5"
-    assert cli.main(["floss", "--layers", "64", "--k", "16", "--steps", "30", "--lr", "0.002", "--tol", "0.01",
-                     "--every", "10", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "floss",
+                "--layers",
+                "64",
+                "--k",
+                "16",
+                "--steps",
+                "30",
+                "--lr",
+                "0.002",
+                "--tol",
+                "0.01",
+                "--every",
+                "10",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "target max|λ_i - target| < 0.01: NOT met" in text and "best" in text
     first = next(ln for ln in text.splitlines() if ln.startswith("step    0"))
-    assert first.endswith("ETA     -")           # no ETA from the first (compiling) step
+    assert first.endswith("ETA     -")  # no ETA from the first (compiling) step
     with h5py.File(out, "r") as f:
         loss, b = f["loss"][()], int(f.attrs["best_step"])
         assert loss[b] == loss.min() and "best_params" in f
@@ -311,8 +419,8 @@ def _ill_conditioned():
     from refimpl.config import LyapunovConfig, network_config
     from refimpl.network import init_params
     from refimpl.tasks import poisson_inputs
-    cfg = network_config(cell="binary", layers=(32,), n_in=100, n_out=1,
-                         surrogate={"name": "gaussian", "slope": 2.59})
+
+    cfg = network_config(cell="binary", layers=(32,), n_in=100, n_out=1, surrogate={"name": "gaussian", "slope": 2.59})
     params = init_params(cfg, 3, w_in=36.0, g_rec=2.0)
     inputs = poisson_inputs(T=300, batch=1, n_in=100, rate_hz=10.0, seed=1, dt=1.0)
     return cfg, params, inputs, LyapunovConfig(k=6, ons=2)
@@ -325,12 +433,13 @@ def test_ill_conditioned_spectra_are_flagged(monkeypatch, tmp_path, capsys):
     import warnings
     import pytest
     from refimpl import flossing, golden, lyapunov
+
     cfg, params, inputs, lcfg = _ill_conditioned()
     with pytest.warns(lyapunov.ConditioningWarning, match=r"exponents \[\d.*6\].*ons = 1 \(now 2\).*smaller k") as rec:
         res = lyapunov.spectrum(cfg, params, inputs, lcfg)
     assert res.qr_condition > lyapunov.CONDITION_LIMIT and res.kappa.shape == (6,) and not res.degenerate
-    assert all("[1," not in str(w.message) for w in rec)     # the leading exponent is well resolved
-    for fused in (True, False):   # both code paths of the spectrum and of the flossing gradient
+    assert all("[1," not in str(w.message) for w in rec)  # the leading exponent is well resolved
+    for fused in (True, False):  # both code paths of the spectrum and of the flossing gradient
         if not fused:
             monkeypatch.setattr(flossing, "fused_ok", lambda cfg: False)
             monkeypatch.setattr(lyapunov, "fused_ok", lambda cfg: False)
@@ -360,6 +469,7 @@ def test_huge_weights_are_warned_about():
     from refimpl.lyapunov import spectrum
     from refimpl.network import ScaleWarning, init_params
     from refimpl.tasks import poisson_inputs
+
     cfg = network_config(cell="clif", layers=(16,), n_in=10, n_out=1)
     params = init_params(cfg, 0)
     params["layer1/W_rec"] = params["layer1/W_rec"] * 1e300
@@ -386,14 +496,16 @@ def test_messages_name_what_the_user_typed(tmp_path, capsys):
         (["floss", "--params", "W_out"], "--params"),
         (["train", "delayed_xor", "--set", "network.layers=[0]"], "--set network.layers=[0]: network.layers[0]"),
         (["train", "delayed_xor", "--set", "training.lr=abc"], "--set training.lr=abc: training.lr"),
-        (["train", "delayed_xor", "--set", "network.layers=[40]", "--set", "lyapunov.k=100"],
-         "--set lyapunov.k=100: "),
-        (["train", "delayed_xor", "--set", "network.layers=[16]", "--set", "flossing.k=100"],
-         "--set flossing.k=100: flossing.k must be <= M = 32"),
-        (["train", str(run)],
-         f"'{run}' is a directory, not a configuration file; did you mean '{run / 'config.toml'}'"),
-        (["train", "delayed_xor", "--resume", str(run)], f"--resume {run}: is a directory, not a checkpoint file; "
-                                                         f"did you mean '{run / 'checkpoint.h5'}'"),
+        (["train", "delayed_xor", "--set", "network.layers=[40]", "--set", "lyapunov.k=100"], "--set lyapunov.k=100: "),
+        (
+            ["train", "delayed_xor", "--set", "network.layers=[16]", "--set", "flossing.k=100"],
+            "--set flossing.k=100: flossing.k must be <= M = 32",
+        ),
+        (["train", str(run)], f"'{run}' is a directory, not a configuration file; did you mean '{run / 'config.toml'}'"),
+        (
+            ["train", "delayed_xor", "--resume", str(run)],
+            f"--resume {run}: is a directory, not a checkpoint file; did you mean '{run / 'checkpoint.h5'}'",
+        ),
         (["floss", "--checkpoint-every", "-1"], "--checkpoint-every must be >= 0 (0: off)"),
         (["floss", "--steps", "abc"], "argument --steps: invalid int value"),
     ]
@@ -411,6 +523,7 @@ def test_validate_can_be_strict_and_refuses_a_damaged_reference(tmp_path, capsys
     import shutil
     import h5py
     from refimpl.golden import default_reference
+
     ref = Path(default_reference())
     cand, damaged = tmp_path / "cand.h5", tmp_path / "ref.h5"
     shutil.copy(ref, cand)
@@ -435,6 +548,7 @@ def _readme_commands() -> list:
     """The commands of the README's "Commands" block: (argv after `refimpl`, the comment)."""
     import re
     import shlex
+
     text = (ROOT / "README.md").read_text()
     block = re.search(r"## Commands\n\n```bash\n(.*?)```", text, re.S).group(1)
     out = []
@@ -447,9 +561,22 @@ def _readme_commands() -> list:
 
 
 #: small budgets for the README's commands (the same flags, smaller numbers; appended flags win)
-SMALL_TRAIN = ["--set", "training.steps_per_epoch=1", "--set", "training.test_size=8", "--set", "lyapunov.every=0",
-               "--set", "network.layers=[12]", "--set", "lyapunov.k=4", "--set", "flossing.k=4",
-               "--set", "training.batch_size=4"]
+SMALL_TRAIN = [
+    "--set",
+    "training.steps_per_epoch=1",
+    "--set",
+    "training.test_size=8",
+    "--set",
+    "lyapunov.every=0",
+    "--set",
+    "network.layers=[12]",
+    "--set",
+    "lyapunov.k=4",
+    "--set",
+    "flossing.k=4",
+    "--set",
+    "training.batch_size=4",
+]
 
 
 def _small(argv: list) -> list:
@@ -461,10 +588,11 @@ def _small(argv: list) -> list:
             argv[argv.index(flag) + 1] = value
         else:
             argv.extend([flag, value])
+
     if cmd == "demo":
         return argv + ["--quick"]
     if cmd == "train":
-        if "--resume" in argv:        # continues the run the line before made: same configuration
+        if "--resume" in argv:  # continues the run the line before made: same configuration
             replace("--epochs", "2")
             return argv
         extra = list(SMALL_TRAIN)
@@ -480,7 +608,7 @@ def _small(argv: list) -> list:
         return argv
     if cmd == "bench":
         return argv + ["--no-torch", "--no-memory", "--no-startup"]
-    if cmd == "validate":             # "candidate.h5" stands for another implementation's file
+    if cmd == "validate":  # "candidate.h5" stands for another implementation's file
         return [("golden.h5" if a == "candidate.h5" else a) for a in argv]
     if cmd in ("gradcheck", "golden"):
         return argv
@@ -492,19 +620,20 @@ def test_every_readme_command_exits_as_documented(tmp_path, monkeypatch, capsys)
     "Commands" block now runs (on small budgets) and exits as its comment says: 1 where it says so, 2 (one
     line) for the SHD line without the SHD files, else 0."""
     import warnings
+
     monkeypatch.chdir(tmp_path)
     commands = _readme_commands()
     assert len(commands) >= 10
     for argv, comment in commands:
         expected = 1 if "exit 1" in comment else 2 if "if you have the files" in comment else 0
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")     # warnings are not exits
+            warnings.simplefilter("ignore")  # warnings are not exits
             rc = cli.main(_small(argv))
         err = capsys.readouterr().err
         assert rc == expected, (argv, rc, err)
         if rc == 2:
             assert len(err.strip().splitlines()) == 1, err
-    assert cli.main(["sweep", "example", "--dry-run"]) == 0     # the Sweeps section's listing
+    assert cli.main(["sweep", "example", "--dry-run"]) == 0  # the Sweeps section's listing
 
 
 def test_help_documents_every_option_and_imports_nothing_numerical():
@@ -512,6 +641,7 @@ def test_help_documents_every_option_and_imports_nothing_numerical():
     --target, --warmup, --transient, --seed, --n-in), --surrogate listed no choices, and `refimpl --help`
     took 1.5-3 s because every command's numerical modules were imported at start-up."""
     import argparse
+
     parser, _ = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     seen = set()
@@ -526,22 +656,47 @@ def test_help_documents_every_option_and_imports_nothing_numerical():
                 seen.add(a.option_strings[0])
         text = p.format_help()
         for a in p._actions:
-            if (a.option_strings and a.default not in (None, False, argparse.SUPPRESS) and a.dest != "help"
-                    and not isinstance(a.default, list)):
-                i = text.index("\n  " + a.option_strings[0])          # its entry, not the usage line
+            if (
+                a.option_strings
+                and a.default not in (None, False, argparse.SUPPRESS)
+                and a.dest != "help"
+                and not isinstance(a.default, list)
+            ):
+                i = text.index("\n  " + a.option_strings[0])  # its entry, not the usage line
                 j = text.find("\n  -", i + 3)
-                assert "default" in text[i:j if j > 0 else None], (
-                    f"refimpl {name} {a.option_strings[0]}: default not shown")
+                assert "default" in text[i : j if j > 0 else None], f"refimpl {name} {a.option_strings[0]}: default not shown"
+
     for n, q in sub.choices.items():
         walk(q, n)
-    assert {"--T", "--batch", "--loss", "--steps", "--lr", "--target", "--warmup", "--transient", "--seed",
-            "--n-in", "--surrogate"} <= seen
-    assert "gaussian" in sub.choices["lyapunov"].format_help()     # --surrogate lists its choices
-    r = subprocess.run([sys.executable, "-c", (
-        "import sys; from refimpl.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('numpy', 'numba', 'h5py', 'scipy', 'matplotlib') if m in sys.modules))")],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert {
+        "--T",
+        "--batch",
+        "--loss",
+        "--steps",
+        "--lr",
+        "--target",
+        "--warmup",
+        "--transient",
+        "--seed",
+        "--n-in",
+        "--surrogate",
+    } <= seen
+    assert "gaussian" in sub.choices["lyapunov"].format_help()  # --surrogate lists its choices
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys; from refimpl.cli import main\n"
+                "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+                "print(sorted(m for m in ('numpy', 'numba', 'h5py', 'scipy', 'matplotlib') if m in sys.modules))"
+            ),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout[-300:] + r.stderr
 
 
@@ -552,11 +707,13 @@ def test_a_ctrl_c_after_the_last_poll_is_not_lost():
     import signal
     import pytest
     from refimpl.interrupt import DeferredInterrupt
+
     with pytest.raises(KeyboardInterrupt):
         with DeferredInterrupt(message=None) as sigint:
             sigint.poll()
-            os.kill(os.getpid(), signal.SIGINT)     # after the last poll
+            os.kill(os.getpid(), signal.SIGINT)  # after the last poll
             import time
-            time.sleep(0.05)                        # let the handler run
-    with DeferredInterrupt(message=None) as sigint:   # nothing pending: leaves quietly
+
+            time.sleep(0.05)  # let the handler run
+    with DeferredInterrupt(message=None) as sigint:  # nothing pending: leaves quietly
         sigint.poll()

@@ -1,5 +1,6 @@
 """One configuration schema (refimpl/schema.py): the sections, the TOML keys, the CLI flags, the docs
 table and the golden config keys are derived from it or agree with it."""
+
 import argparse
 import dataclasses
 import math
@@ -15,9 +16,13 @@ from refimpl.schedules import ScheduleConfig
 from refimpl.training import runconfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CLASSES = {"network": runconfig.NetworkSection, "training": runconfig.TrainingSection,
-           "flossing": runconfig.FlossingSection, "lyapunov": runconfig.LyapunovSection,
-           "output": runconfig.OutputSection}
+CLASSES = {
+    "network": runconfig.NetworkSection,
+    "training": runconfig.TrainingSection,
+    "flossing": runconfig.FlossingSection,
+    "lyapunov": runconfig.LyapunovSection,
+    "output": runconfig.OutputSection,
+}
 
 
 @pytest.mark.parametrize("name", list(CLASSES))
@@ -60,18 +65,20 @@ def test_every_setting_is_checked_under_its_name(name):
             with pytest.raises(ValueError, match=rf"{name}\.{s.key}\b"):
                 CLASSES[name](**{s.key: bad})
             n += 1
-    assert n >= len(schema.SCHEMA[name]) - 3   # almost every key has a value that must be refused
+    assert n >= len(schema.SCHEMA[name]) - 3  # almost every key has a value that must be refused
 
 
 def test_docs_table_is_generated_from_the_schema():
-    out = subprocess.run([sys.executable, "-m", "refimpl.cli", "train", "--keys"], capture_output=True, text=True,
-                         check=True).stdout
-    table = out[:out.rindex("| **[task]**")]
+    out = subprocess.run(
+        [sys.executable, "-m", "refimpl.cli", "train", "--keys"], capture_output=True, text=True, check=True
+    ).stdout
+    table = out[: out.rindex("| **[task]**")]
     assert table in (ROOT / "docs" / "training.md").read_text()
 
 
 def _flag_defaults(command):
     from refimpl.cli import build_parser
+
     parser, _ = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return {a.dest: (a.default, a.help) for a in sub.choices[command]._actions}
@@ -82,6 +89,7 @@ def test_network_flags_come_from_the_schema(command):
     """Type, help and default of every network flag are the schema's; the only differences are the
     documented Poisson defaults (and gradcheck's small network)."""
     from refimpl.cli.flags import NETWORK_FLAGS, POISSON_DEFAULTS
+
     flags = _flag_defaults(command)
     own = {"gradcheck": {"w_in": 2.0, "g_rec": 1.5}}.get(command, {})
     for key in NETWORK_FLAGS:
@@ -93,17 +101,32 @@ def test_network_flags_come_from_the_schema(command):
 
 
 def test_model_configs_use_the_schema_choices():
-    for name in ("CELLS", "SURROGATES", "RESET_GRADS", "RESETS", "SYN_INPUTS", "INPUT_GAINS", "LOSSES",
-                 "FLOSS_PARAMS", "DIALECTS", "READOUT_SOURCES"):
+    for name in (
+        "CELLS",
+        "SURROGATES",
+        "RESET_GRADS",
+        "RESETS",
+        "SYN_INPUTS",
+        "INPUT_GAINS",
+        "LOSSES",
+        "FLOSS_PARAMS",
+        "DIALECTS",
+        "READOUT_SOURCES",
+    ):
         assert getattr(config, name) is getattr(schema, name), name
-    assert set(schema.setting("network", "readout").choices) == {x for v in schema.READOUT_SOURCES.values()
-                                                                 for x in v}
+    assert set(schema.setting("network", "readout").choices) == {x for v in schema.READOUT_SOURCES.values() for x in v}
     with pytest.raises(ValueError, match="lyapunov.ons"):
         config.LyapunovConfig(ons=0)
 
 
-KINDS = {"str": ("choice", "str"), "number": ("float",), "number_or_list": ("float",), "int": ("int",),
-         "bool": ("bool",), "int_list": ("layers",)}
+KINDS = {
+    "str": ("choice", "str"),
+    "number": ("float",),
+    "number_or_list": ("float",),
+    "int": ("int",),
+    "bool": ("bool",),
+    "int_list": ("layers",),
+}
 
 
 def test_golden_keys_agree_with_the_schema():
@@ -117,7 +140,7 @@ def test_golden_keys_agree_with_the_schema():
     assert len(shared) >= 8
     for k in shared:
         assert network[k].kind in KINDS[GOLDEN_SCHEMA[k]], k
-    assert set(GOLDEN_SCHEMA["surrogate"]) == {"name", "slope"}          # [network] surrogate, slope
+    assert set(GOLDEN_SCHEMA["surrogate"]) == {"name", "slope"}  # [network] surrogate, slope
     for k in ("k", "ons", "warmup", "transient"):
         assert GOLDEN_SCHEMA["lyapunov"][k] == "int" and schema.setting("lyapunov", k).kind == "int"
     assert set(GOLDEN_SCHEMA["flossing"]) == {"target", "params"}

@@ -1,4 +1,5 @@
 """docs/model.md §2: σ' is the derivative of Φ, σ'' the derivative of σ', Φ(-∞) = 0."""
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -35,8 +36,7 @@ def test_primitive_limits_and_table(name):
     _, _, phi = evaluate(name, [-1e6], slope)
     assert abs(phi[0]) < 1e-5
     d1, d2, _ = evaluate(name, [0.0], slope)
-    expected = {"fast_sigmoid": 1.0, "sigmoid": slope / 4, "arctan": slope / 2, "gaussian": 1.0,
-                "triangle": 1.0}[name]
+    expected = {"fast_sigmoid": 1.0, "sigmoid": slope / 4, "arctan": slope / 2, "gaussian": 1.0, "triangle": 1.0}[name]
     assert d1[0] == pytest.approx(expected)
     assert d2[0] == 0.0  # sign(0) = 0 at the kinks, and symmetric bumps elsewhere
 

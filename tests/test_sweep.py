@@ -1,4 +1,5 @@
 """Sweeps (refimpl.sweep, `refimpl sweep`): expansion, the engine, restart, aggregation, Dask."""
+
 import concurrent.futures as cf
 import csv
 import hashlib
@@ -90,7 +91,7 @@ def same_results(a: Path, b: Path) -> None:
     assert ma["spec_hash"] == mb["spec_hash"]
     assert sorted(da) == sorted(db)
     for key in da:
-        if "time" in key or key == "resumed_from_epoch":    # wall clock; how the run got there
+        if "time" in key or key == "resumed_from_epoch":  # wall clock; how the run got there
             continue
         np.testing.assert_array_equal(np.asarray(da[key]), np.asarray(db[key]), err_msg=key)
 
@@ -140,22 +141,34 @@ def test_expand_grid_names_and_overrides(tmp_path):
     assert len(jobs) == 3 * 2 * 2 * 2
     names = [j.name for j in jobs]
     assert len(set(names)) == len(names)
-    assert names == [j.name for j in expand(load_spec(p))]                       # deterministic
+    assert names == [j.name for j in expand(load_spec(p))]  # deterministic
     assert [j.digest for j in jobs] == [j.digest for j in expand(load_spec(p))]
     # the seed axis is outermost, the name lists the condition then the axes in file order
     assert {j.axes["seed"] for j in jobs[:8]} == {0}
     assert names[0] == "none-seed=0-delta=1-lr=0.001"
     job = next(j for j in jobs if j.name == "floss-seed=2-delta=2-lr=0.005")
     assert job.condition == "floss" and job.axes == {"seed": 2, "delta": 2, "lr": 0.005}
-    assert job.overrides == ("training.epochs=7", 'flossing.schedule="pre"', "flossing.pre_steps=3",
-                             "network.seed=2", "task.seed=7", "task.delta=2", "task.T=30", "training.lr=0.005")
+    assert job.overrides == (
+        "training.epochs=7",
+        'flossing.schedule="pre"',
+        "flossing.pre_steps=3",
+        "network.seed=2",
+        "task.seed=7",
+        "task.delta=2",
+        "task.T=30",
+        "training.lr=0.005",
+    )
     run = job.run_config()
     assert (run.network.seed, run.task.seed, run.task.opts["delta"], run.task.opts["T"]) == (2, 7, 2, 30)
     assert (run.training.epochs, run.training.lr, run.flossing.pre_steps) == (7, 0.005, 3)
-    assert run.network.layers == (12,)                                                # from the base
+    assert run.network.layers == (12,)  # from the base
     # unquoted dotted keys are the same keys; label = [...] names the values
-    p2 = write_sweep(tmp_path / "b", GRID.format(none='flossing.schedule = "none"')
-                     .replace('lr = { "training.lr"', 'lr = { label = ["slow", "fast"], "training.lr"'))
+    p2 = write_sweep(
+        tmp_path / "b",
+        GRID.format(none='flossing.schedule = "none"').replace(
+            'lr = { "training.lr"', 'lr = { label = ["slow", "fast"], "training.lr"'
+        ),
+    )
     jobs2 = expand(load_spec(p2))
     assert jobs2[0].name == "none-seed=0-delta=1-lr=slow"
     assert jobs2[0].run_config() == jobs[0].run_config()
@@ -169,23 +182,34 @@ def test_expand_without_conditions_and_with_custom_job(tmp_path):
     assert sweep.job_function(spec) is flaky
 
 
-@pytest.mark.parametrize("edit, message", [
-    (("[axes]", "[axis]"), r"unknown section \[axis\]; did you mean 'axes'"),
-    (("workers = 2", "worker = 2"), r"unknown key 'worker' in \[sweep\]; did you mean 'workers'"),
-    (('"task.seed" = [0, 1]', '"task.seed" = [0, 1, 2]'),
-     r"axes.seed: the zipped lists differ in length: 'network.seed' has 2 values, 'task.seed' has 3"),
-    (('"flossing.schedule" = "pre"', '"flossing.sheduler" = "pre"'),
-     r"\[conditions.floss\]: unknown key 'sheduler' in \[flossing\].*did you mean 'schedule'"),
-    (('"training.epochs"', '"trainig.epochs"'), r"\[set\]: 'trainig.epochs': unknown section \[trainig\]"),
-    (('"training.epochs" = 2', '"training.lr" = -1.0'), r"job none-seed=0: training.lr must be > 0"),
-    (('"flossing.pre_steps" = 2', '"flossing.pre_steps" = 2\n"network.seed" = 3'),
-     r"'network.seed' is set by both \[conditions\] and axes.seed"),
-    (('metric = "test_acc"', 'metric = "test_accuracy"'),
-     r"aggregate metric 'test_accuracy' is not a result of training jobs; did you mean 'test_acc'"),
-    (('metric = "test_acc"', 'x = "delta"'), r"aggregate.x = 'delta' must be one of the axes"),
-    (('seed = {', 'seed = [0, 1]\nother = {'), r"axes.seed must be a table of zipped lists"),
-    (('base = "tiny.toml"', 'base = "tiny_xor"'), r"no configuration file 'tiny_xor'"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("[axes]", "[axis]"), r"unknown section \[axis\]; did you mean 'axes'"),
+        (("workers = 2", "worker = 2"), r"unknown key 'worker' in \[sweep\]; did you mean 'workers'"),
+        (
+            ('"task.seed" = [0, 1]', '"task.seed" = [0, 1, 2]'),
+            r"axes.seed: the zipped lists differ in length: 'network.seed' has 2 values, 'task.seed' has 3",
+        ),
+        (
+            ('"flossing.schedule" = "pre"', '"flossing.sheduler" = "pre"'),
+            r"\[conditions.floss\]: unknown key 'sheduler' in \[flossing\].*did you mean 'schedule'",
+        ),
+        (('"training.epochs"', '"trainig.epochs"'), r"\[set\]: 'trainig.epochs': unknown section \[trainig\]"),
+        (('"training.epochs" = 2', '"training.lr" = -1.0'), r"job none-seed=0: training.lr must be > 0"),
+        (
+            ('"flossing.pre_steps" = 2', '"flossing.pre_steps" = 2\n"network.seed" = 3'),
+            r"'network.seed' is set by both \[conditions\] and axes.seed",
+        ),
+        (
+            ('metric = "test_acc"', 'metric = "test_accuracy"'),
+            r"aggregate metric 'test_accuracy' is not a result of training jobs; did you mean 'test_acc'",
+        ),
+        (('metric = "test_acc"', 'x = "delta"'), r"aggregate.x = 'delta' must be one of the axes"),
+        (("seed = {", "seed = [0, 1]\nother = {"), r"axes.seed must be a table of zipped lists"),
+        (('base = "tiny.toml"', 'base = "tiny_xor"'), r"no configuration file 'tiny_xor'"),
+    ],
+)
 def test_bad_specs_fail_before_anything_runs(tmp_path, edit, message, monkeypatch, capsys):
     p = write_sweep(tmp_path, SWEEP.format(epochs=2).replace(*edit))
     assert edit[0] in SWEEP.format(epochs=2)
@@ -202,6 +226,7 @@ def test_bad_specs_fail_before_anything_runs(tmp_path, edit, message, monkeypatc
 # ---------------------------------------------------------------------------
 # running, aggregating
 # ---------------------------------------------------------------------------
+
 
 def test_pool_writes_one_result_per_job_and_aggregates(pool_sweep):
     d, spec, jobs, res = pool_sweep
@@ -228,8 +253,14 @@ def test_pool_writes_one_result_per_job_and_aggregates(pool_sweep):
     for cond in ("none", "floss"):
         for metric in ("test_acc", "grad_x0", "lambda1_after"):
             vals = np.array([load_result(out / "jobs" / f"{cond}-seed={s}.h5")[1][metric] for s in (0, 1)])
-            want = {"n": 2, "mean": vals.mean(), "std": vals.std(ddof=1), "sem": vals.std(ddof=1) / np.sqrt(2),
-                    "min": vals.min(), "max": vals.max()}
+            want = {
+                "n": 2,
+                "mean": vals.mean(),
+                "std": vals.std(ddof=1),
+                "sem": vals.std(ddof=1) / np.sqrt(2),
+                "min": vals.min(),
+                "max": vals.max(),
+            }
             row = next(r for r in agg["rows"] if r["condition"] == cond and r["metric"] == metric)
             line = next(r for r in table if r["condition"] == cond and r["metric"] == metric)
             for k, v in want.items():
@@ -260,13 +291,16 @@ def flaky(job, job_dir):
     x = job.axes["x"]
     if x == 2 and not (Path(job_dir) / "ok").exists():
         raise RuntimeError("x = 2 is not allowed yet")
-    return {"value": float(x) ** 2, "vec": np.arange(x, dtype=float), "info": {"label": f"x={x}"},
-            "count": x}
+    return {"value": float(x) ** 2, "vec": np.arange(x, dtype=float), "info": {"label": f"x={x}"}, "count": x}
 
 
 def test_failed_job_is_recorded_and_rerun_runs_only_it(tmp_path):
-    spec = {"sweep": {"job": f"{__name__}:flaky"}, "axes": {"x": {"param.x": [1, 2, 3]}},
-            "aggregate": {"metric": "value"}, "_source": str(tmp_path / "s.toml")}
+    spec = {
+        "sweep": {"job": f"{__name__}:flaky"},
+        "axes": {"x": {"param.x": [1, 2, 3]}},
+        "aggregate": {"metric": "value"},
+        "_source": str(tmp_path / "s.toml"),
+    }
     jobs = expand(spec)
     out = tmp_path / "out"
     with cf.ThreadPoolExecutor(2) as ex:
@@ -299,15 +333,15 @@ def test_failed_job_is_recorded_and_rerun_runs_only_it(tmp_path):
 
 def test_interrupted_training_job_resumes_from_its_checkpoint(pool_sweep, tmp_path):
     d, spec, jobs, _ = pool_sweep
-    job = jobs[-1]                                        # floss-seed=1: pre-flossing, 2 epochs
+    job = jobs[-1]  # floss-seed=1: pre-flossing, 2 epochs
     jdir = tmp_path / "work" / job.name
-    cut = Trainer(job.run_config().replace("training", epochs=1), jdir).fit()   # a job cut short
+    cut = Trainer(job.run_config().replace("training", epochs=1), jdir).fit()  # a job cut short
     assert cut.epoch == 1
     res = run_jobs(train_job, [job], tmp_path, workers=1, progress=None)
     meta, data = load_result(res[0])
     assert data["resumed_from_epoch"] == 1 and data["epochs"] == 2
     assert data["history/epochs/epoch"].tolist() == [0, 1, 2]
-    assert data["history/flossing/epoch"].tolist() == [0, 0]          # pre-flossing ran once, not twice
+    assert data["history/flossing/epoch"].tolist() == [0, 0]  # pre-flossing ran once, not twice
     same_results(res[0], d / "out" / "jobs" / f"{job.name}.h5")
 
 
@@ -317,6 +351,7 @@ def test_killed_sweep_loses_nothing(tmp_path, monkeypatch, capsys):
     p = write_sweep(tmp_path, epochs=6)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "refimpl.cli", "sweep", str(p), "--workers", "1"]
+
     def partial():
         """Jobs with a checkpoint but no result yet."""
         work = list((out / "work").glob("*/checkpoint.h5"))
@@ -326,8 +361,7 @@ def test_killed_sweep_loses_nothing(tmp_path, monkeypatch, capsys):
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         t0 = time.time()
         # kill when one job has finished and another is half done
-        while not (list((out / "jobs").glob("*.h5")) and partial()) and proc.poll() is None \
-                and time.time() - t0 < 180:
+        while not (list((out / "jobs").glob("*.h5")) and partial()) and proc.poll() is None and time.time() - t0 < 180:
             time.sleep(0.01)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -340,7 +374,7 @@ def test_killed_sweep_loses_nothing(tmp_path, monkeypatch, capsys):
     for f in finished:
         assert f"skip {f.stem} (done)" in stdout
     assert {f: digest(f) for f in finished} == finished
-    for name in cut:                                    # continued from the checkpoint, not restarted
+    for name in cut:  # continued from the checkpoint, not restarted
         data = load_result(out / "jobs" / f"{name}.h5")[1]
         assert data["resumed_from_epoch"] > 0 and data["history/epochs/epoch"].tolist() == list(range(7))
     jobs = expand(load_spec(p))
@@ -353,14 +387,15 @@ def test_killed_sweep_loses_nothing(tmp_path, monkeypatch, capsys):
 # Dask
 # ---------------------------------------------------------------------------
 
+
 def test_dask_cluster_gives_the_pool_results(pool_sweep, tmp_path):
     pytest.importorskip("dask.distributed")
     from dask.distributed import LocalCluster
+
     d, spec, jobs, _ = pool_sweep
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         lines = []
-        res = run_jobs(train_job, jobs, tmp_path / "out", scheduler=cluster.scheduler_address,
-                       progress=lines.append)
+        res = run_jobs(train_job, jobs, tmp_path / "out", scheduler=cluster.scheduler_address, progress=lines.append)
     assert res.ok and len(res.ran) == 4 and "Dask cluster" in lines[0]
     for j, f in zip(jobs, res):
         same_results(f, d / "out" / "jobs" / f"{j.name}.h5")
@@ -378,6 +413,7 @@ def test_scheduler_without_dask_names_the_extra(monkeypatch, tmp_path):
 # command line
 # ---------------------------------------------------------------------------
 
+
 def always_fails(job, job_dir):
     raise ValueError("this job always fails")
 
@@ -394,8 +430,10 @@ def test_cli_exit_codes(pool_sweep, tmp_path, capsys):
     assert "4 jobs: 0 ran, 4 skipped, 0 failed" in o and "| none | 2 |" in o
     # a failing job: exit 1, the sweep goes on and says which failed
     bad = tmp_path / "bad.toml"
-    bad.write_text(f'[sweep]\njob = "{__name__}:always_fails"\nout = "o"\n[axes]\nx = {{ "p.x" = [1, 2] }}\n'
-                   '[aggregate]\nmetric = "nothing"\n')
+    bad.write_text(
+        f'[sweep]\njob = "{__name__}:always_fails"\nout = "o"\n[axes]\nx = {{ "p.x" = [1, 2] }}\n'
+        '[aggregate]\nmetric = "nothing"\n'
+    )
     assert cli.main(["sweep", str(bad), "--out", str(tmp_path / "o"), "--workers", "1"]) == 1
     c = capsys.readouterr()
     assert "FAILED base-x=1: ValueError: this job always fails" in c.out
@@ -404,5 +442,5 @@ def test_cli_exit_codes(pool_sweep, tmp_path, capsys):
     assert cli.main(["sweep", str(tmp_path / "missing.toml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no sweep file" in err[0]
-    assert cli.main(["sweep", "example", "--dry-run", "--out", str(tmp_path / "ex")]) == 0   # shipped
+    assert cli.main(["sweep", "example", "--dry-run", "--out", str(tmp_path / "ex")]) == 0  # shipped
     assert "8 jobs" in capsys.readouterr().out

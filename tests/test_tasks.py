@@ -5,8 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refimpl.tasks import (TASKS, TaskBatch, delayed_copy, delayed_xor, encode_bits,
-                           make_task, randman)
+from refimpl.tasks import TASKS, TaskBatch, delayed_copy, delayed_xor, encode_bits, make_task, randman
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -14,10 +13,9 @@ SETTINGS = settings(max_examples=25, deadline=None)
 def _xor_args(draw):
     delta = draw(st.integers(1, 4))
     h = draw(st.integers(0, 3))
-    d = delta * 2 ** h
+    d = delta * 2**h
     T = d + draw(st.integers(1, 20))
-    return dict(T=T, batch=draw(st.integers(1, 4)), delta=delta, h=h,
-                seed=draw(st.integers(0, 2 ** 32)))
+    return dict(T=T, batch=draw(st.integers(1, 4)), delta=delta, h=h, seed=draw(st.integers(0, 2**32)))
 
 
 xor_args = st.composite(_xor_args)()
@@ -34,7 +32,7 @@ encodings = st.sampled_from(["analog", "pulse", "poisson"])
 def test_xor_targets_match_direct_recomputation(args, encoding, channels):
     b = delayed_xor(**args, encoding=encoding, channels=channels, rate_hz=300.0)
     delta, h, T = args["delta"], args["h"], args["T"]
-    d = delta * 2 ** h
+    d = delta * 2**h
     assert b.t0 == d
     assert b.loss == "bce_per_step"
     assert b.targets.shape == (T, args["batch"], 1) and b.targets.dtype == np.float64
@@ -46,7 +44,7 @@ def test_xor_targets_match_direct_recomputation(args, encoding, channels):
             else:
                 acc = 0
                 for k in range(h + 1):
-                    acc ^= int(b.bits[t - delta * 2 ** k, j])
+                    acc ^= int(b.bits[t - delta * 2**k, j])
                 assert b.targets[t, j, 0] == float(acc)
 
 
@@ -61,7 +59,7 @@ def test_t0_is_first_step_whose_target_is_defined():
     # At t0 - 1 the largest lag would reach before step 0; at t0 it reaches exactly step 0.
     b = delayed_xor(T=40, batch=2, delta=5, h=2, seed=1)
     assert b.t0 == 20
-    assert b.t0 - 5 * 2 ** 2 == 0
+    assert b.t0 - 5 * 2**2 == 0
 
 
 @SETTINGS
@@ -75,19 +73,18 @@ def test_xor_h0_equals_copy(delta, extra, seed):
 
 
 @SETTINGS
-@given(delay=st.integers(0, 6), extra=st.integers(1, 10), batch=st.integers(1, 4),
-       seed=st.integers(0, 1000))
+@given(delay=st.integers(0, 6), extra=st.integers(1, 10), batch=st.integers(1, 4), seed=st.integers(0, 1000))
 def test_copy_targets(delay, extra, batch, seed):
     T = delay + extra
     b = delayed_copy(T=T, batch=batch, delay=delay, seed=seed)
     assert b.t0 == delay
-    np.testing.assert_array_equal(b.targets[delay:, :, 0], b.bits[:T - delay])
+    np.testing.assert_array_equal(b.targets[delay:, :, 0], b.bits[: T - delay])
     assert not b.targets[:delay].any()
 
 
 def test_xor_targets_are_balanced_bits():
     b = delayed_xor(T=2000, batch=10, delta=2, h=2, seed=3)
-    scored = b.targets[b.t0:]
+    scored = b.targets[b.t0 :]
     assert set(np.unique(scored)) <= {0.0, 1.0}
     assert abs(scored.mean() - 0.5) < 0.02
     assert abs(b.bits.mean() - 0.5) < 0.02
@@ -99,8 +96,7 @@ def test_xor_targets_are_balanced_bits():
 
 
 @SETTINGS
-@given(T=st.integers(1, 20), B=st.integers(1, 4), channels=st.integers(1, 4),
-       seed=st.integers(0, 1000))
+@given(T=st.integers(1, 20), B=st.integers(1, 4), channels=st.integers(1, 4), seed=st.integers(0, 1000))
 def test_encoding_shapes_and_values(T, B, channels, seed):
     bits = np.random.default_rng(seed).integers(0, 2, size=(T, B))
     rng = np.random.default_rng(seed)
@@ -117,8 +113,7 @@ def test_encoding_shapes_and_values(T, B, channels, seed):
         np.testing.assert_array_equal(p[:, :, channels + c], 1 - bits)
     np.testing.assert_array_equal(p.sum(axis=2), channels)
 
-    q = encode_bits(bits, encoding="poisson", channels=channels, rate_hz=400.0,
-                    background_hz=50.0, rng=rng)
+    q = encode_bits(bits, encoding="poisson", channels=channels, rate_hz=400.0, background_hz=50.0, rng=rng)
     assert q.shape == (T, B, 2 * channels) and q.dtype == np.float64
     assert set(np.unique(q)) <= {0.0, 1.0}
 
@@ -133,13 +128,21 @@ def test_poisson_extreme_rates_are_deterministic():
 
 
 @SETTINGS
-@given(rate=st.floats(0.0, 1000.0), background=st.floats(0.0, 200.0),
-       dt=st.sampled_from([0.1, 0.5, 1.0]), seed=st.integers(0, 2 ** 32))
+@given(
+    rate=st.floats(0.0, 1000.0), background=st.floats(0.0, 200.0), dt=st.sampled_from([0.1, 0.5, 1.0]), seed=st.integers(0, 2**32)
+)
 def test_poisson_rates_close_to_nominal(rate, background, dt, seed):
     T, B, channels = 400, 10, 5
     bits = np.random.default_rng(seed).integers(0, 2, size=(T, B))
-    u = encode_bits(bits, encoding="poisson", channels=channels, rate_hz=rate,
-                    background_hz=background, dt=dt, rng=np.random.default_rng(seed + 1))
+    u = encode_bits(
+        bits,
+        encoding="poisson",
+        channels=channels,
+        rate_hz=rate,
+        background_hz=background,
+        dt=dt,
+        rng=np.random.default_rng(seed + 1),
+    )
     on = bits.astype(bool)
     # Active population: channels [0, C) when the bit is 1, [C, 2C) when it is 0.
     active = np.concatenate([u[on][:, :channels], u[~on][:, channels:]], axis=0)
@@ -168,16 +171,14 @@ def test_same_bits_for_all_encodings():
 # ---------------------------------------------------------------------------
 
 SMALL = {
-    "delayed_xor": dict(T=40, batch=3, delta=3, encoding="poisson", channels=2, rate_hz=300.0,
-                        background_hz=20.0),
+    "delayed_xor": dict(T=40, batch=3, delta=3, encoding="poisson", channels=2, rate_hz=300.0, background_hz=20.0),
     "delayed_copy": dict(T=30, batch=3, delay=4, encoding="poisson", channels=2),
-    "randman": dict(n_classes=3, n_units=8, n_steps=30, dim_manifold=2, alpha=1.5,
-                    samples_per_class=4, jitter_ms=1.0),
+    "randman": dict(n_classes=3, n_units=8, n_steps=30, dim_manifold=2, alpha=1.5, samples_per_class=4, jitter_ms=1.0),
 }
 
 
 @SETTINGS
-@given(name=st.sampled_from(sorted(TASKS)), seed=st.integers(0, 2 ** 32))
+@given(name=st.sampled_from(sorted(TASKS)), seed=st.integers(0, 2**32))
 def test_deterministic_per_seed_and_different_across_seeds(name, seed):
     a = make_task(name, **SMALL[name], seed=seed)
     b = make_task(name, **SMALL[name], seed=seed)
@@ -194,14 +195,29 @@ def test_deterministic_per_seed_and_different_across_seeds(name, seed):
 
 
 @SETTINGS
-@given(n_classes=st.integers(2, 5), n_units=st.integers(1, 12), n_steps=st.integers(1, 40),
-       dim=st.integers(1, 3), alpha=st.floats(0.0, 4.0), spc=st.integers(1, 6),
-       jitter=st.sampled_from([0.0, 2.0]), dt=st.sampled_from([0.5, 1.0]),
-       seed=st.integers(0, 2 ** 32))
-def test_randman_shapes_labels_one_spike(n_classes, n_units, n_steps, dim, alpha, spc,
-                                         jitter, dt, seed):
-    b = randman(n_classes=n_classes, n_units=n_units, n_steps=n_steps, dim_manifold=dim,
-                alpha=alpha, samples_per_class=spc, seed=seed, dt=dt, jitter_ms=jitter)
+@given(
+    n_classes=st.integers(2, 5),
+    n_units=st.integers(1, 12),
+    n_steps=st.integers(1, 40),
+    dim=st.integers(1, 3),
+    alpha=st.floats(0.0, 4.0),
+    spc=st.integers(1, 6),
+    jitter=st.sampled_from([0.0, 2.0]),
+    dt=st.sampled_from([0.5, 1.0]),
+    seed=st.integers(0, 2**32),
+)
+def test_randman_shapes_labels_one_spike(n_classes, n_units, n_steps, dim, alpha, spc, jitter, dt, seed):
+    b = randman(
+        n_classes=n_classes,
+        n_units=n_units,
+        n_steps=n_steps,
+        dim_manifold=dim,
+        alpha=alpha,
+        samples_per_class=spc,
+        seed=seed,
+        dt=dt,
+        jitter_ms=jitter,
+    )
     B = n_classes * spc
     assert b.inputs.shape == (n_steps, B, n_units) and b.inputs.dtype == np.float64
     assert b.targets.shape == (B,) and b.targets.dtype == np.int64
@@ -213,8 +229,7 @@ def test_randman_shapes_labels_one_spike(n_classes, n_units, n_steps, dim, alpha
 
 
 def test_randman_is_shuffled():
-    b = randman(n_classes=4, n_units=5, n_steps=20, dim_manifold=1, alpha=2.0,
-                samples_per_class=10, seed=0)
+    b = randman(n_classes=4, n_units=5, n_steps=20, dim_manifold=1, alpha=2.0, samples_per_class=10, seed=0)
     assert not np.array_equal(b.targets, np.sort(b.targets))
 
 
@@ -233,8 +248,7 @@ def test_randman_manifold_independent_of_sample_count():
 def test_randman_uses_full_time_window():
     # Normalisation maps each unit's manifold coordinate onto the whole window.
     n_steps = 50
-    b = randman(n_classes=2, n_units=5, n_steps=n_steps, dim_manifold=1, alpha=2.0,
-                samples_per_class=300, seed=2)
+    b = randman(n_classes=2, n_units=5, n_steps=n_steps, dim_manifold=1, alpha=2.0, samples_per_class=300, seed=2)
     times = b.inputs.argmax(axis=0)  # (B, n_units)
     for c in range(2):
         tc = times[b.targets == c]
@@ -243,8 +257,7 @@ def test_randman_uses_full_time_window():
 
 
 def test_randman_jitter_changes_times_not_labels():
-    kw = dict(n_classes=3, n_units=10, n_steps=100, dim_manifold=1, alpha=2.0,
-              samples_per_class=5, seed=9)
+    kw = dict(n_classes=3, n_units=10, n_steps=100, dim_manifold=1, alpha=2.0, samples_per_class=5, seed=9)
     a = randman(**kw)
     b = randman(**kw, jitter_ms=3.0)
     np.testing.assert_array_equal(a.targets, b.targets)
@@ -255,8 +268,7 @@ def test_randman_jitter_changes_times_not_labels():
 
 
 def test_randman_loss_choice():
-    b = randman(n_classes=2, n_units=3, n_steps=10, dim_manifold=1, alpha=1.0,
-                samples_per_class=2, seed=0, loss="ce_last")
+    b = randman(n_classes=2, n_units=3, n_steps=10, dim_manifold=1, alpha=1.0, samples_per_class=2, seed=0, loss="ce_last")
     assert b.loss == "ce_last"
 
 
@@ -269,45 +281,47 @@ BASE = {
     "delayed_copy": dict(T=20, batch=2, delay=2, seed=0),
 }
 XOR_OK = BASE["delayed_xor"]
-BASE["randman"] = RM_OK = dict(n_classes=2, n_units=3, n_steps=10, dim_manifold=1, alpha=1.0,
-                                samples_per_class=2, seed=0)
+BASE["randman"] = RM_OK = dict(n_classes=2, n_units=3, n_steps=10, dim_manifold=1, alpha=1.0, samples_per_class=2, seed=0)
 
 
-@pytest.mark.parametrize("name, override, param", [
-    ("delayed_xor", dict(T=4), "T"),                     # T <= d = 4
-    ("delayed_xor", dict(T=4, h=0, delta=4), "T"),
-    ("delayed_xor", dict(delta=0), "delta"),
-    ("delayed_xor", dict(delta=-2), "delta"),
-    ("delayed_xor", dict(h=-1), "h"),
-    ("delayed_xor", dict(channels=-1), "channels"),
-    ("delayed_xor", dict(channels=0), "channels"),
-    ("delayed_xor", dict(channels=2.0), "channels"),
-    ("delayed_xor", dict(encoding="poisson", rate_hz=1500.0), "rate_hz"),
-    ("delayed_xor", dict(encoding="poisson", rate_hz=200.0, dt=10.0), "rate_hz"),
-    ("delayed_xor", dict(encoding="poisson", background_hz=2000.0), "background_hz"),
-    ("delayed_xor", dict(rate_hz=-1.0), "rate_hz"),
-    ("delayed_xor", dict(rate_hz=float("nan")), "rate_hz"),
-    ("delayed_xor", dict(dt=0.0), "dt"),
-    ("delayed_xor", dict(encoding="spikes"), "encoding"),
-    ("delayed_xor", dict(T=20.0), "T"),
-    ("delayed_xor", dict(T=True), "T"),
-    ("delayed_xor", dict(batch="2"), "batch"),
-    ("delayed_xor", dict(seed=None), "seed"),
-    ("delayed_xor", dict(seed=-1), "seed"),
-    ("delayed_xor", dict(loss="ce_max"), "loss"),
-    ("delayed_copy", dict(delay=20), "T"),
-    ("delayed_copy", dict(delay=-1), "delay"),
-    ("delayed_copy", dict(encoding="poisson", rate_hz=1001.0), "rate_hz"),
-    ("randman", dict(n_classes=1), "n_classes"),
-    ("randman", dict(n_units=0), "n_units"),
-    ("randman", dict(n_steps=0), "n_steps"),
-    ("randman", dict(dim_manifold=0), "dim_manifold"),
-    ("randman", dict(alpha=-1.0), "alpha"),
-    ("randman", dict(alpha="smooth"), "alpha"),
-    ("randman", dict(samples_per_class=0), "samples_per_class"),
-    ("randman", dict(jitter_ms=-0.5), "jitter_ms"),
-    ("randman", dict(loss="bce_per_step"), "loss"),
-])
+@pytest.mark.parametrize(
+    "name, override, param",
+    [
+        ("delayed_xor", dict(T=4), "T"),  # T <= d = 4
+        ("delayed_xor", dict(T=4, h=0, delta=4), "T"),
+        ("delayed_xor", dict(delta=0), "delta"),
+        ("delayed_xor", dict(delta=-2), "delta"),
+        ("delayed_xor", dict(h=-1), "h"),
+        ("delayed_xor", dict(channels=-1), "channels"),
+        ("delayed_xor", dict(channels=0), "channels"),
+        ("delayed_xor", dict(channels=2.0), "channels"),
+        ("delayed_xor", dict(encoding="poisson", rate_hz=1500.0), "rate_hz"),
+        ("delayed_xor", dict(encoding="poisson", rate_hz=200.0, dt=10.0), "rate_hz"),
+        ("delayed_xor", dict(encoding="poisson", background_hz=2000.0), "background_hz"),
+        ("delayed_xor", dict(rate_hz=-1.0), "rate_hz"),
+        ("delayed_xor", dict(rate_hz=float("nan")), "rate_hz"),
+        ("delayed_xor", dict(dt=0.0), "dt"),
+        ("delayed_xor", dict(encoding="spikes"), "encoding"),
+        ("delayed_xor", dict(T=20.0), "T"),
+        ("delayed_xor", dict(T=True), "T"),
+        ("delayed_xor", dict(batch="2"), "batch"),
+        ("delayed_xor", dict(seed=None), "seed"),
+        ("delayed_xor", dict(seed=-1), "seed"),
+        ("delayed_xor", dict(loss="ce_max"), "loss"),
+        ("delayed_copy", dict(delay=20), "T"),
+        ("delayed_copy", dict(delay=-1), "delay"),
+        ("delayed_copy", dict(encoding="poisson", rate_hz=1001.0), "rate_hz"),
+        ("randman", dict(n_classes=1), "n_classes"),
+        ("randman", dict(n_units=0), "n_units"),
+        ("randman", dict(n_steps=0), "n_steps"),
+        ("randman", dict(dim_manifold=0), "dim_manifold"),
+        ("randman", dict(alpha=-1.0), "alpha"),
+        ("randman", dict(alpha="smooth"), "alpha"),
+        ("randman", dict(samples_per_class=0), "samples_per_class"),
+        ("randman", dict(jitter_ms=-0.5), "jitter_ms"),
+        ("randman", dict(loss="bce_per_step"), "loss"),
+    ],
+)
 def test_bad_input_names_parameter(name, override, param, monkeypatch):
     kwargs = {**BASE[name], **override}
     # Validation must happen before any random number is drawn.
@@ -358,8 +372,7 @@ def test_taskbatch_validation_and_frozen():
         TaskBatch(inputs=u, targets=np.zeros(2, dtype=np.int64), loss="ce_max", t0=0)
     with pytest.raises(ValueError, match="'loss'"):
         TaskBatch(inputs=u, targets=np.zeros((5, 2, 1)), loss="l2", t0=0)
-    b = TaskBatch(inputs=u, targets=np.zeros(2, dtype=np.int64), loss="ce_mean", t0=0,
-                  n_classes=4)
+    b = TaskBatch(inputs=u, targets=np.zeros(2, dtype=np.int64), loss="ce_mean", t0=0, n_classes=4)
     assert (b.T, b.batch, b.n_in, b.n_out) == (5, 2, 3, 4)
     with pytest.raises(AttributeError):
         b.t0 = 1

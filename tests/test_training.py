@@ -1,4 +1,5 @@
 """Training loop, flossing schedules, logs, checkpoints and resume (refimpl.training, refimpl.schedules)."""
+
 import math
 
 import h5py
@@ -9,18 +10,19 @@ from refimpl import adjoint, network, schedules
 from refimpl.config import LossConfig, network_config
 from refimpl.training.configfile import from_dict
 from refimpl.schedules import ScheduleConfig, ScheduleState
-from refimpl.training import (TaskData, Trainer, accuracy, error_norm_vs_lag, read_log,
-                              state_adjoints)
+from refimpl.training import TaskData, Trainer, accuracy, error_norm_vs_lag, read_log, state_adjoints
 
 
 def tiny(**sections):
     """A run that trains in well under a second per epoch."""
-    d = {"network": {"layers": [12], "dt": 5.0, "slope": 2.0, "g_rec": 2.0, "w_in": 3.0, "tau_out": 0.0},
-         "task": {"name": "delayed_xor", "T": 24, "delta": 1, "seed": 3},
-         "training": {"epochs": 4, "batch_size": 8, "steps_per_epoch": 3, "test_size": 16, "lr": 1e-2},
-         "flossing": {"k": 3, "lr": 0.02},
-         "lyapunov": {"k": 4, "every": 1},
-         "output": {"checkpoint_every": 1}}
+    d = {
+        "network": {"layers": [12], "dt": 5.0, "slope": 2.0, "g_rec": 2.0, "w_in": 3.0, "tau_out": 0.0},
+        "task": {"name": "delayed_xor", "T": 24, "delta": 1, "seed": 3},
+        "training": {"epochs": 4, "batch_size": 8, "steps_per_epoch": 3, "test_size": 16, "lr": 1e-2},
+        "flossing": {"k": 3, "lr": 0.02},
+        "lyapunov": {"k": 4, "every": 1},
+        "output": {"checkpoint_every": 1},
+    }
     for sec, kv in sections.items():
         d.setdefault(sec, {}).update(kv)
     return from_dict(d)
@@ -30,15 +32,16 @@ def tiny(**sections):
 # measurements
 # ---------------------------------------------------------------------------
 
+
 def test_accuracy_bits_and_classes():
-    y = np.array([[[1.0]], [[-1.0]], [[2.0]], [[-0.5]]])      # (T=4, B=1, 1)
+    y = np.array([[[1.0]], [[-1.0]], [[2.0]], [[-0.5]]])  # (T=4, B=1, 1)
     t = np.array([[[0.0]], [[0.0]], [[1.0]], [[1.0]]])
-    assert accuracy(LossConfig("bce_per_step", 0), y, t) == 0.5   # y>0 at t=0 wrong, t=3 wrong
+    assert accuracy(LossConfig("bce_per_step", 0), y, t) == 0.5  # y>0 at t=0 wrong, t=3 wrong
     assert accuracy(LossConfig("bce_per_step", 1), y, t) == pytest.approx(2 / 3)
     assert accuracy(LossConfig("mse_per_step", 2), np.full((4, 1, 1), 0.6), t) == 1.0
     yc = np.zeros((3, 2, 3))
-    yc[1, 0, 2] = 5.0   # sample 0: class 2 by max
-    yc[:, 1, 1] = 1.0   # sample 1: class 1 everywhere
+    yc[1, 0, 2] = 5.0  # sample 0: class 2 by max
+    yc[:, 1, 1] = 1.0  # sample 1: class 1 everywhere
     labels = np.array([2, 0])
     assert accuracy(LossConfig("ce_max", 0), yc, labels) == 0.5
     assert accuracy(LossConfig("ce_last", 0), yc, labels) == 0.0
@@ -52,16 +55,14 @@ def test_state_adjoints_end_in_initial_state_gradient(kind):
     elif kind == "clif_membrane":
         cfg = network_config("stork", layers=(6,), n_in=2, n_out=1, readout={"tau_out": 0.0, "source": "membrane"})
     else:
-        cfg = network_config(cell=kind, layers=(6,), n_in=2, n_out=2,
-                             readout={"tau_out": 3.0, "source": "activation"})
+        cfg = network_config(cell=kind, layers=(6,), n_in=2, n_out=2, readout={"tau_out": 3.0, "source": "activation"})
     params = network.init_params(cfg, 1, w_in=3.0, g_rec=1.5)
     u = np.random.default_rng(0).random((15, 1, 2)) < 0.5
     traj = network.simulate(cfg, params, u.astype(float))
     ybar = np.random.default_rng(1).standard_normal(traj.y.shape)
     grads = adjoint.backward(cfg, params, traj, ybar)
     xbar = state_adjoints(cfg, params, traj, ybar)
-    expect = network.initial_state(cfg, {k: grads[k] if k.split("/")[1] in ("V0", "I0", "x0") else v
-                                         for k, v in params.items()})
+    expect = network.initial_state(cfg, {k: grads[k] if k.split("/")[1] in ("V0", "I0", "x0") else v for k, v in params.items()})
     np.testing.assert_allclose(xbar[0], expect, rtol=1e-12, atol=1e-14)
     assert xbar.shape == (16, cfg.state_size)
 
@@ -80,6 +81,7 @@ def test_error_norm_vs_lag_shape_and_origin():
 # data
 # ---------------------------------------------------------------------------
 
+
 def test_data_is_a_function_of_seed_and_counters():
     a, b = TaskData(tiny()), TaskData(tiny())
     np.testing.assert_array_equal(a.train_batch(2, 1)[0], b.train_batch(2, 1)[0])
@@ -96,7 +98,7 @@ def test_data_is_a_function_of_seed_and_counters():
 def test_fixed_data_reshuffles_each_epoch():
     run = tiny(training={"data": "fixed", "train_size": 20})
     d = TaskData(run)
-    assert d.steps_per_epoch() == 2   # 20 // 8, the last 4 are dropped
+    assert d.steps_per_epoch() == 2  # 20 // 8, the last 4 are dropped
     x0, x1 = d.train_batch(0, 0)[0], d.train_batch(1, 0)[0]
     assert x0.shape == (24, 8, 2) and not np.array_equal(x0, x1)
     with pytest.raises(ValueError, match="train_size"):
@@ -104,10 +106,24 @@ def test_fixed_data_reshuffles_each_epoch():
 
 
 def test_randman_split_is_stratified():
-    run = from_dict({"network": {"layers": [8]},
-                     "task": {"name": "randman", "n_classes": 3, "n_units": 5, "n_steps": 12, "dim_manifold": 1,
-                              "alpha": 2.0, "samples_per_class": 4, "test_samples_per_class": 2, "seed": 1},
-                     "training": {"batch_size": 4}, "lyapunov": {"k": 2}})
+    run = from_dict(
+        {
+            "network": {"layers": [8]},
+            "task": {
+                "name": "randman",
+                "n_classes": 3,
+                "n_units": 5,
+                "n_steps": 12,
+                "dim_manifold": 1,
+                "alpha": 2.0,
+                "samples_per_class": 4,
+                "test_samples_per_class": 2,
+                "seed": 1,
+            },
+            "training": {"batch_size": 4},
+            "lyapunov": {"k": 2},
+        }
+    )
     d = TaskData(run)
     assert np.bincount(d.train_targets).tolist() == [4, 4, 4]
     assert np.bincount(d.test_targets).tolist() == [2, 2, 2]
@@ -119,9 +135,13 @@ def test_randman_split_is_stratified():
 # training
 # ---------------------------------------------------------------------------
 
+
 def test_training_reduces_the_loss():
-    run = tiny(network={"layers": [24]}, training={"epochs": 15, "steps_per_epoch": 5, "test_size": 32, "lr": 2e-2},
-               lyapunov={"every": 0})
+    run = tiny(
+        network={"layers": [24]},
+        training={"epochs": 15, "steps_per_epoch": 5, "test_size": 32, "lr": 2e-2},
+        lyapunov={"every": 0},
+    )
     tr = Trainer(run).fit()
     loss = tr.history.rows["test_loss"]
     acc = tr.history.rows["test_acc"]
@@ -212,8 +232,12 @@ def test_resume_refuses_another_configuration(tmp_path):
 
 def test_flossing_raises_lambda1():
     """Pre-flossing moves the top exponents toward the target 0 (they start near log β = -0.5)."""
-    run = tiny(network={"layers": [16]}, task={"T": 40}, flossing={"schedule": "pre", "pre_steps": 12, "lr": 0.05},
-               lyapunov={"k": 3, "every": 0})
+    run = tiny(
+        network={"layers": [16]},
+        task={"T": 40},
+        flossing={"schedule": "pre", "pre_steps": 12, "lr": 0.05},
+        lyapunov={"k": 3, "every": 0},
+    )
     tr = Trainer(run)
     before = tr.spectrum().exponents
     tr.floss(12, 0)
@@ -225,6 +249,7 @@ def test_flossing_raises_lambda1():
 # ---------------------------------------------------------------------------
 # schedules: exact triggering rules with fake measurements
 # ---------------------------------------------------------------------------
+
 
 def _simulate(cfg, epochs, lam=None, gx0=None):
     """Boundaries e = 0..epochs-1: the steps run at each (pre + session) and the measurement calls."""
@@ -255,7 +280,7 @@ def test_schedule_none_and_pre():
 def test_schedule_periodic():
     cfg = ScheduleConfig("periodic", every=3, steps=4, max_sessions=2)
     steps, measured, st = _simulate(cfg, 12)
-    assert steps == [0, 0, 0, 4, 0, 0, 4, 0, 0, 0, 0, 0]   # after epochs 3 and 6, then N_i = 2 reached
+    assert steps == [0, 0, 0, 4, 0, 0, 4, 0, 0, 0, 0, 0]  # after epochs 3 and 6, then N_i = 2 reached
     assert st.sessions == 2 and measured == []
     steps, _, _ = _simulate(ScheduleConfig("periodic", pre_steps=5, every=1, steps=1, max_sessions=3), 6)
     assert steps == [5, 1, 1, 1, 0, 0]
@@ -267,7 +292,7 @@ def test_schedule_adaptive_band():
     cfg = ScheduleConfig("adaptive", steps=2, lo=-0.2, hi=0.05, check_every=2, max_sessions=3)
     lam = {0: -0.5, 2: 0.0, 4: 0.1, 6: -0.1, 8: -0.3, 10: -0.9}.__getitem__
     steps, measured, st = _simulate(cfg, 12, lam, lambda e: 1.0)
-    assert measured == [0, 2, 4, 6, 8]                 # no checks once max_sessions sessions ran
+    assert measured == [0, 2, 4, 6, 8]  # no checks once max_sessions sessions ran
     assert steps == [2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0]
     R = schedules.REASONS
     assert [r for _, _, r in st.events] == [R["lambda_low"], R["lambda_high"], R["lambda_low"]]
@@ -279,7 +304,7 @@ def test_schedule_adaptive_band():
 
 
 def test_schedule_adaptive_gradient_threshold_and_unlimited():
-    cfg = ScheduleConfig("adaptive", steps=1, grad_threshold=1e-3)     # max_sessions = 0: no limit
+    cfg = ScheduleConfig("adaptive", steps=1, grad_threshold=1e-3)  # max_sessions = 0: no limit
     g = [1e-2, 5e-4, 1e-3, 1e-5, 1e-4]
     steps, measured, st = _simulate(cfg, 5, lambda e: 0.0, lambda e: g[e])
     assert measured == [0, 1, 2, 3, 4]
@@ -293,12 +318,15 @@ def test_schedule_adaptive_gradient_threshold_and_unlimited():
 
 def test_adaptive_schedule_in_the_trainer():
     """The trainer measures λ₁ at the documented boundaries and logs the checks."""
-    run = tiny(training={"epochs": 3}, flossing={"schedule": "adaptive", "steps": 1, "lo": -0.05, "hi": 1.0,
-                                                  "check_every": 2}, lyapunov={"every": 0})
+    run = tiny(
+        training={"epochs": 3},
+        flossing={"schedule": "adaptive", "steps": 1, "lo": -0.05, "hi": 1.0, "check_every": 2},
+        lyapunov={"every": 0},
+    )
     tr = Trainer(run).fit()
     assert tr.history.checks["epoch"] == [0, 2]
     lam = tr.history.checks["lambda1"]
-    assert lam[0] < -0.05                               # the initial network contracts: flossing ran
+    assert lam[0] < -0.05  # the initial network contracts: flossing ran
     assert tr.history.rows["floss_steps"][1] == 1
     assert tr.history.rows["floss_steps"][3] == (1 if lam[1] < -0.05 else 0)
 
@@ -308,6 +336,7 @@ def test_ctrl_c_stops_at_the_next_step_and_checkpoints(tmp_path):
     holds the last complete epoch and the previous SIGINT handler is back afterwards."""
     import os
     import signal
+
     run = tiny(output={"checkpoint_every": 0}, lyapunov={"every": 0})
 
     def ctrl_c(ev):

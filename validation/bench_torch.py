@@ -23,6 +23,7 @@ Inputs and outputs are NumPy arrays; parameters use the golden-vector names
 (``layer1/W_in``, ``layer1/W_rec``, ``layer1/b``, ``readout/W_out``,
 ``readout/b_out``).
 """
+
 from __future__ import annotations
 
 import math
@@ -62,10 +63,14 @@ def spike(x, gamma):
 class Layer:
     """One clif layer of the engelken dialect (docs/model.md §1.1) with its readout (§1.2)."""
 
-    def __init__(self, params: dict, *, tau_mem=10.0, tau_syn=5.0, tau_out=5.0, theta=1.0, dt=1.0,
-                 gamma=10.0, requires_grad=True):
-        self.p = {k: torch.tensor(np.asarray(params[k], dtype=np.float64), dtype=DTYPE)
-                  .requires_grad_(requires_grad) for k in KEYS if k in params}
+    def __init__(
+        self, params: dict, *, tau_mem=10.0, tau_syn=5.0, tau_out=5.0, theta=1.0, dt=1.0, gamma=10.0, requires_grad=True
+    ):
+        self.p = {
+            k: torch.tensor(np.asarray(params[k], dtype=np.float64), dtype=DTYPE).requires_grad_(requires_grad)
+            for k in KEYS
+            if k in params
+        }
         self.W_in, self.W_rec, self.b = self.p["layer1/W_in"], self.p["layer1/W_rec"], self.p["layer1/b"]
         self.N = self.W_rec.shape[0]
         self.alpha = math.exp(-dt / tau_syn)
@@ -78,11 +83,11 @@ class Layer:
         """``(V_t, I_t, S_t, u_t) -> (V_{t+1}, I_{t+1})``; ``S_t = H(V_t - θ)`` is passed in."""
         I_new = self.alpha * I + u @ self.W_in.T + S @ self.W_rec.T + self.b
         m = self.beta * V + self.g * I_new
-        return (1.0 - S.detach()) * m, I_new          # zero reset, reset_grad = detached
+        return (1.0 - S.detach()) * m, I_new  # zero reset, reset_grad = detached
 
     def F(self, x, u):
         """The one-step map on the flat state ``x = [V, I]`` (any leading batch shape)."""
-        V, I = x[..., :self.N], x[..., self.N:]
+        V, I = x[..., : self.N], x[..., self.N :]
         Vn, In = self.step(V, I, spike(V - self.theta, self.gamma), u)
         return torch.cat([Vn, In], dim=-1)
 
@@ -94,8 +99,11 @@ class Layer:
             return torch.func.jacrev(self.F)(x, u)
         # the M-row trick: F on M copies of x, one reverse pass of the sum of the diagonal
         M = x.shape[-1]
-        xs = (x.unsqueeze(0).repeat(M, 1) if create_graph and x.requires_grad
-              else x.detach().unsqueeze(0).repeat(M, 1).requires_grad_(True))
+        xs = (
+            x.unsqueeze(0).repeat(M, 1)
+            if create_graph and x.requires_grad
+            else x.detach().unsqueeze(0).repeat(M, 1).requires_grad_(True)
+        )
         with torch.enable_grad():
             ys = self.F(xs, u)
             (D,) = torch.autograd.grad(ys.diagonal().sum(), xs, create_graph=create_graph)
@@ -122,7 +130,7 @@ def bptt(params: dict, inputs: np.ndarray, targets: np.ndarray, **kw):
     W_out, b_out = net.p["readout/W_out"], net.p["readout/b_out"]
     for t in range(T):
         V, I = net.step(V, I, S, u[t])
-        S = spike(V - net.theta, net.gamma)             # S_{t+1}: read out, and fed back at t+1
+        S = spike(V - net.theta, net.gamma)  # S_{t+1}: read out, and fed back at t+1
         U = net.kappa * U + (1.0 - net.kappa) * (S @ W_out.T + b_out)
         ys.append(U)
     y = torch.stack(ys)
@@ -157,7 +165,7 @@ def flossing(params: dict, inputs: np.ndarray, Q0: np.ndarray, method="jacrev", 
     net = Layer(params, **kw)
     u = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float64))
     lam = _lyapunov(net, u, Q0, True, method)
-    loss = (lam ** 2).mean()
+    loss = (lam**2).mean()
     keys = ("layer1/W_in", "layer1/W_rec", "layer1/b")
     grads = torch.autograd.grad(loss, [net.p[k] for k in keys])
     return loss.item(), lam.detach().numpy().copy(), {k: g.numpy().copy() for k, g in zip(keys, grads)}

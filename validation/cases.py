@@ -6,6 +6,7 @@ inputs, targets, Jacobian steps, Q0) for a config in the key layout of
 as a golden file without the computed groups, which
 ``validation/torch_reference.py`` (or any other implementation) can read.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,11 +21,20 @@ FORMAT_VERSION = 1
 #: the key layout of docs/golden-format.md with the defaults of docs/model.md; a config given to
 #: ``make_case`` is deep-merged into this.
 BASE_CONFIG = {
-    "cell": "clif", "layers": [4], "n_in": 3, "n_out": 2,
-    "dt": 1.0, "tau_mem": 10.0, "tau_syn": 5.0, "theta": 1.0,
-    "syn_input": "new", "input_gain": "one_minus_beta", "reset": "zero",
+    "cell": "clif",
+    "layers": [4],
+    "n_in": 3,
+    "n_out": 2,
+    "dt": 1.0,
+    "tau_mem": 10.0,
+    "tau_syn": 5.0,
+    "theta": 1.0,
+    "syn_input": "new",
+    "input_gain": "one_minus_beta",
+    "reset": "zero",
     "reset_grad": "detached",
-    "surrogate": {"name": "fast_sigmoid", "slope": 10.0}, "smooth": False,
+    "surrogate": {"name": "fast_sigmoid", "slope": 10.0},
+    "smooth": False,
     "readout": {"tau_out": 5.0, "source": None},
     "loss": {"name": "bce_per_step", "t0": 0},
     "lyapunov": {"k": None, "ons": 1, "warmup": 0, "transient": 0, "batch_index": 0},
@@ -66,10 +76,16 @@ def initial_Q(M: int, k: int, seed: int) -> np.ndarray:
     return Q * s
 
 
-def make_case(config: Mapping, seed: int, T: int = 8, B: int = 2,
-              jacobian_steps: Optional[Sequence[int]] = None,
-              w_in_scale: Optional[float] = None, w_rec_scale: Optional[float] = None,
-              input_scale: float = 1.0) -> dict:
+def make_case(
+    config: Mapping,
+    seed: int,
+    T: int = 8,
+    B: int = 2,
+    jacobian_steps: Optional[Sequence[int]] = None,
+    w_in_scale: Optional[float] = None,
+    w_rec_scale: Optional[float] = None,
+    input_scale: float = 1.0,
+) -> dict:
     """A random case for ``config`` (completed with ``complete_config``).
 
     Returns ``{"config": dict, "params": {"layer1/W_in": ..., "readout/b_out": ...},
@@ -127,8 +143,7 @@ def make_case(config: Mapping, seed: int, T: int = 8, B: int = 2,
     }
 
 
-def write_golden_like(path: str, cases: Mapping[str, Mapping], generator: str = "validation.cases"
-                      ) -> None:
+def write_golden_like(path: str, cases: Mapping[str, Mapping], generator: str = "validation.cases") -> None:
     """Write ``{name: case}`` (cases as returned by ``make_case``) as a golden file
     holding the inputs of each case: attr ``config`` (JSON), ``params/...``,
     ``inputs``, ``targets``, ``jacobian/steps``, ``lyapunov/Q0``."""
@@ -147,8 +162,6 @@ def write_golden_like(path: str, cases: Mapping[str, Mapping], generator: str = 
             g.create_dataset("inputs", data=np.asarray(case["inputs"], dtype=np.float64))
             g.create_dataset("targets", data=np.asarray(case["targets"]))
             if "jacobian/steps" in case:
-                g.create_dataset("jacobian/steps",
-                                 data=np.asarray(case["jacobian/steps"], dtype=np.int64))
+                g.create_dataset("jacobian/steps", data=np.asarray(case["jacobian/steps"], dtype=np.int64))
             if "lyapunov/Q0" in case:
-                g.create_dataset("lyapunov/Q0",
-                                 data=np.asarray(case["lyapunov/Q0"], dtype=np.float64))
+                g.create_dataset("lyapunov/Q0", data=np.asarray(case["lyapunov/Q0"], dtype=np.float64))

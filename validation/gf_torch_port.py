@@ -12,6 +12,7 @@ with (docs/performance.md). One thread:
 
     python -m validation.gf_torch_port [--no-floss] [--epochs 3001] [--delay 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,8 @@ import torch
 
 def make_batch(rng, B, T, delay):
     s = rng.integers(0, 2, size=(T + 2 * delay, B))
-    tgt = s[delay:-delay] ^ s[:-2 * delay]          # y_t = s_{t-delay} XOR s_{t-2 delay}
-    return (torch.tensor(s[2 * delay:, :, None], dtype=torch.float64),
-            torch.tensor(tgt[:, :, None], dtype=torch.float64))
+    tgt = s[delay:-delay] ^ s[: -2 * delay]  # y_t = s_{t-delay} XOR s_{t-2 delay}
+    return (torch.tensor(s[2 * delay :, :, None], dtype=torch.float64), torch.tensor(tgt[:, :, None], dtype=torch.float64))
 
 
 def run(epochs=3001, floss=True, delay=10, N=80, B=16, T=300, k=75, Tp=55, seed=1):
@@ -33,7 +33,7 @@ def run(epochs=3001, floss=True, delay=10, N=80, B=16, T=300, k=75, Tp=55, seed=
     rng = np.random.default_rng(seed)
     dd = torch.float64
     ws = torch.randn(N, 1, dtype=dd).requires_grad_()
-    J = (torch.randn(N, N, dtype=dd) / N ** 0.5).requires_grad_()
+    J = (torch.randn(N, N, dtype=dd) / N**0.5).requires_grad_()
     wr = torch.randn(1, N, dtype=dd).requires_grad_()
     b = (0.1 * torch.rand(N, dtype=dd)).requires_grad_()
     offset = torch.tensor([0.001], dtype=dd, requires_grad=True)
@@ -84,7 +84,7 @@ def run(epochs=3001, floss=True, delay=10, N=80, B=16, T=300, k=75, Tp=55, seed=
         opt.zero_grad()
         loss.backward()
         with torch.no_grad():
-            for p in params:   # Flux's ClipNorm(0.03), array by array
+            for p in params:  # Flux's ClipNorm(0.03), array by array
                 n = torch.linalg.vector_norm(p.grad)
                 if n > 0.03:
                     p.grad.mul_(0.03 / n)
@@ -101,8 +101,10 @@ def main(argv=None):
     torch.set_num_threads(1)
     t = time.perf_counter()
     loss = run(a.epochs, not a.no_floss, a.delay)
-    print(f"torch port: {a.epochs} epochs, flossing {'off' if a.no_floss else 'on'}: "
-          f"{time.perf_counter() - t:.1f} s, final training loss {loss:.4f}")
+    print(
+        f"torch port: {a.epochs} epochs, flossing {'off' if a.no_floss else 'on'}: "
+        f"{time.perf_counter() - t:.1f} s, final training loss {loss:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ Script use::
 reads every case group of a golden file and writes a candidate file in the
 same layout (see ``process_file``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,6 +63,7 @@ def generator_string() -> str:
 # Surrogates (docs/model.md §2)
 # ---------------------------------------------------------------------------
 
+
 def sigma_prime(x: torch.Tensor, name: str, slope: float) -> torch.Tensor:
     """sigma'(x; gamma), written with differentiable torch ops (so sigma'' is
     its autograd derivative, with sign(0) = 0 as torch's ``abs`` gives)."""
@@ -92,8 +94,8 @@ def sigma_primitive(x: torch.Tensor, name: str, slope: float) -> torch.Tensor:
         return (math.sqrt(math.pi / 2.0) / g) * (1.0 + torch.erf(g * x / math.sqrt(2.0)))
     if name == "triangle":
         a = 1.0 / g
-        left = 0.5 * g * (x + a) ** 2          # -1/g < x <= 0
-        right = a - 0.5 * g * (a - x) ** 2     # 0 < x < 1/g
+        left = 0.5 * g * (x + a) ** 2  # -1/g < x <= 0
+        right = a - 0.5 * g * (a - x) ** 2  # 0 < x < 1/g
         out = torch.where(x <= 0, left, right)
         out = torch.where(x <= -a, torch.zeros_like(x), out)
         out = torch.where(x >= a, torch.full_like(x, a), out)
@@ -129,14 +131,14 @@ class Spike(torch.autograd.Function):
         return grad_out * sigma_prime(x, ctx.name, ctx.slope), None, None, None
 
 
-def spike(x: torch.Tensor, name: str = "fast_sigmoid", slope: float = 10.0,
-          smooth: bool = False) -> torch.Tensor:
+def spike(x: torch.Tensor, name: str = "fast_sigmoid", slope: float = 10.0, smooth: bool = False) -> torch.Tensor:
     return Spike.apply(x, name, float(slope), bool(smooth))
 
 
 # ---------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------
+
 
 def normalize_config(config: Mapping) -> dict:
     """A copy of ``config`` with the defaults of docs/model.md/conventions filled in
@@ -158,7 +160,7 @@ def normalize_config(config: Mapping) -> dict:
     if dialect is not None:
         if dialect not in DIALECTS:
             raise ValueError(f"unknown dialect {dialect!r}")
-        for k, v in DIALECTS[dialect].items():   # explicit switches win
+        for k, v in DIALECTS[dialect].items():  # explicit switches win
             c.setdefault(k, v)
     c.setdefault("dt", 1.0)
     c.setdefault("tau_mem", 10.0)
@@ -168,10 +170,12 @@ def normalize_config(config: Mapping) -> dict:
     c.setdefault("input_gain", "one_minus_beta")
     c.setdefault("reset", "zero")
     c.setdefault("reset_grad", "detached")
-    for key, allowed in (("syn_input", ("new", "old")),
-                         ("input_gain", ("one_minus_beta", "unit")),
-                         ("reset", ("zero", "subtract", "none")),
-                         ("reset_grad", ("detached", "attached", "ignored"))):
+    for key, allowed in (
+        ("syn_input", ("new", "old")),
+        ("input_gain", ("one_minus_beta", "unit")),
+        ("reset", ("zero", "subtract", "none")),
+        ("reset_grad", ("detached", "attached", "ignored")),
+    ):
         if c[key] not in allowed:
             raise ValueError(f"{key} must be one of {allowed}, got {c[key]!r}")
     sur = c.get("surrogate", {})
@@ -245,7 +249,7 @@ def _per_layer(value, sizes: Sequence[int], what: str) -> List:
     if flat.size == sum(sizes):
         out, i = [], 0
         for n in sizes:
-            out.append(torch.tensor(flat[i:i + n], dtype=DTYPE))
+            out.append(torch.tensor(flat[i : i + n], dtype=DTYPE))
             i += n
         return out
     raise ValueError(f"{what}: list of length {flat.size} does not fit layers {list(sizes)}")
@@ -261,8 +265,8 @@ def _exp_decay(dt: float, tau):
 # The network
 # ---------------------------------------------------------------------------
 
-def to_tensor_params(params: Mapping[str, np.ndarray], requires_grad: bool = True
-                     ) -> Dict[str, torch.Tensor]:
+
+def to_tensor_params(params: Mapping[str, np.ndarray], requires_grad: bool = True) -> Dict[str, torch.Tensor]:
     """numpy arrays (keys like 'layer1/W_in') -> float64 leaf tensors."""
     out = {}
     for k, v in params.items():
@@ -293,7 +297,7 @@ class Network:
         self.p = dict(params)
         zeros = lambda n: torch.zeros(n, dtype=DTYPE)  # noqa: E731
         for l, n in enumerate(self.sizes, start=1):
-            for name in (("b", "V0", "I0") if self.cell == "clif" else ("b", "x0")):
+            for name in ("b", "V0", "I0") if self.cell == "clif" else ("b", "x0"):
                 self.p.setdefault(f"layer{l}/{name}", zeros(n))
             for name in ("W_in", "W_rec"):
                 if f"layer{l}/{name}" not in self.p:
@@ -363,25 +367,23 @@ class Network:
             return value.detach() + (m - m.detach())
         Sr = S if rg == "attached" else S.detach()
         if reset == "zero":
-            return (1.0 - Sr) * m          # rho = 1 - S, r = 0
-        return m - self.theta * Sr         # rho = 1, r = S
+            return (1.0 - Sr) * m  # rho = 1 - S, r = 0
+        return m - self.theta * Sr  # rho = 1, r = S
 
-    def step(self, state: Sequence[torch.Tensor], u: torch.Tensor
-             ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    def step(self, state: Sequence[torch.Tensor], u: torch.Tensor) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """One step of every layer from the same x_t.  Returns (x_{t+1}, S_t)."""
         p = self.p
         if self.cell != "clif":
             x = state[0]
             xn = self.phi(x) @ p["layer1/W_rec"].T + p["layer1/b"] + u @ p["layer1/W_in"].T
             return [xn], []
-        S = self.spikes(state)                       # spikes at the START of step t
+        S = self.spikes(state)  # spikes at the START of step t
         new = []
         for l in range(self.L):
             V, I = state[2 * l], state[2 * l + 1]
             z = u if l == 0 else S[l - 1]
             pre = f"layer{l + 1}/"
-            In = (self.alpha[l] * I + z @ p[pre + "W_in"].T
-                  + S[l] @ p[pre + "W_rec"].T + p[pre + "b"])
+            In = self.alpha[l] * I + z @ p[pre + "W_in"].T + S[l] @ p[pre + "W_rec"].T + p[pre + "b"]
             It = In if self.cfg["syn_input"] == "new" else I
             m = self.beta[l] * V + self.gain[l] * It
             new += [self._reset(m, S[l]), In]
@@ -408,8 +410,7 @@ class Network:
         new, _ = self.step(self.unflatten(x), u)
         return self.flatten(new)
 
-    def jacobian(self, x: torch.Tensor, u: torch.Tensor, create_graph: bool = False
-                 ) -> torch.Tensor:
+    def jacobian(self, x: torch.Tensor, u: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
         """Dense D = dF/dx at (x, u), by reverse-mode autograd.
 
         F is evaluated on M copies of x at once and the sum of the diagonal
@@ -432,6 +433,7 @@ class Network:
 # ---------------------------------------------------------------------------
 # Forward pass, losses
 # ---------------------------------------------------------------------------
+
 
 def simulate(net: Network, inputs: torch.Tensor) -> dict:
     """Run the network on inputs (T, B, n_in).
@@ -479,8 +481,9 @@ def loss_fn(config: Mapping, y: torch.Tensor, targets: torch.Tensor) -> torch.Te
         ys = y[t0:]
         yd = ys.detach()
         steps = torch.arange(ys.shape[0]).view(-1, 1, 1).expand_as(yd)
-        first = torch.where(yd == yd.max(dim=0, keepdim=True).values, steps,
-                            torch.full_like(steps, ys.shape[0])).min(dim=0).values
+        first = (
+            torch.where(yd == yd.max(dim=0, keepdim=True).values, steps, torch.full_like(steps, ys.shape[0])).min(dim=0).values
+        )
         z = torch.gather(ys, 0, first.unsqueeze(0)).squeeze(0)
     picked = z.gather(1, labels.view(-1, 1)).squeeze(1)
     return (torch.logsumexp(z, dim=1) - picked).mean()
@@ -490,6 +493,7 @@ def loss_fn(config: Mapping, y: torch.Tensor, targets: torch.Tensor) -> torch.Te
 # Lyapunov spectrum and flossing
 # ---------------------------------------------------------------------------
 
+
 def qr_positive(A: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Thin QR with diag R >= 0 (columns of Q signed; the signs are constants)."""
     Q, R = torch.linalg.qr(A, mode="reduced")
@@ -497,9 +501,14 @@ def qr_positive(A: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return Q * s, R * s.unsqueeze(1)
 
 
-def lyapunov_spectrum(net: Network, u_seq: torch.Tensor, Q0: torch.Tensor,
-                      lyap: Optional[Mapping] = None, jacobian_steps: Iterable[int] = (),
-                      create_graph: bool = False) -> dict:
+def lyapunov_spectrum(
+    net: Network,
+    u_seq: torch.Tensor,
+    Q0: torch.Tensor,
+    lyap: Optional[Mapping] = None,
+    jacobian_steps: Iterable[int] = (),
+    create_graph: bool = False,
+) -> dict:
     """Surrogate Lyapunov spectrum (docs/model.md §6) along one input sequence u_seq (T, n_in).
 
     Returns ``{"spectrum": (k,) [1/step], "D": {t: D_t (detached)},
@@ -520,7 +529,7 @@ def lyapunov_spectrum(net: Network, u_seq: torch.Tensor, Q0: torch.Tensor,
         raise ValueError(f"jacobian steps {want} outside 0..{T - 1}")
     # the QR steps: t >= warmup with (t + 1 - warmup) % ons == 0, t < T
     qr_steps = [t for t in range(warmup, T) if (t + 1 - warmup) % ons == 0]
-    last_q = qr_steps[-1] if qr_steps else -1   # trailing steps are not counted
+    last_q = qr_steps[-1] if qr_steps else -1  # trailing steps are not counted
     last_needed = max([last_q] + want)
 
     x = net.flatten(net.initial_state(()))
@@ -542,8 +551,10 @@ def lyapunov_spectrum(net: Network, u_seq: torch.Tensor, Q0: torch.Tensor,
                 if n_qr > transient:
                     diag = torch.diagonal(R)
                     if bool((diag == 0).any()):
-                        warnings.warn(f"R_ii = 0 at step {t} (rank-deficient D_t Q_t, e.g. "
-                                      "zero-reset rows or k above the rank): exponent -inf")
+                        warnings.warn(
+                            f"R_ii = 0 at step {t} (rank-deficient D_t Q_t, e.g. "
+                            "zero-reset rows or k above the rank): exponent -inf"
+                        )
                     lr = torch.log(diag)
                     logsum = logsum + lr
                     local.append(lr.detach())
@@ -553,11 +564,9 @@ def lyapunov_spectrum(net: Network, u_seq: torch.Tensor, Q0: torch.Tensor,
         if t < last_needed:
             x = net.F(x, u_seq[t])
     if n_counted == 0:
-        raise ValueError(f"no counted QR step (T={T}, warmup={warmup}, ons={ons}, "
-                         f"transient={transient})")
+        raise ValueError(f"no counted QR step (T={T}, warmup={warmup}, ons={ons}, transient={transient})")
     covered = n_counted * ons
-    return {"spectrum": logsum / covered, "D": D_store, "n_counted": n_counted,
-            "steps_covered": covered, "local": local}
+    return {"spectrum": logsum / covered, "D": D_store, "n_counted": n_counted, "steps_covered": covered, "local": local}
 
 
 def flossing_loss(spectrum: torch.Tensor, target=0.0) -> torch.Tensor:
@@ -591,17 +600,24 @@ def flossed_paths(config: Mapping, param_keys: Iterable[str]) -> List[str]:
 # One golden case
 # ---------------------------------------------------------------------------
 
-def evaluate(config: Mapping, params: Mapping[str, torch.Tensor], inputs, targets=None,
-             Q0=None, what: Sequence[str] = ("loss", "flossing"), jacobian_steps=(),
-             create_graph: bool = False) -> dict:
+
+def evaluate(
+    config: Mapping,
+    params: Mapping[str, torch.Tensor],
+    inputs,
+    targets=None,
+    Q0=None,
+    what: Sequence[str] = ("loss", "flossing"),
+    jacobian_steps=(),
+    create_graph: bool = False,
+) -> dict:
     """Evaluate a network on tensors (no gradients unless the caller takes them).
 
     ``what`` among 'loss' and 'flossing'.  Returns a dict with 'net', 'sim',
     'loss' and/or 'lyap', 'flossing_loss'.
     """
     net = Network(config, params)
-    inputs = torch.as_tensor(np.asarray(inputs, dtype=np.float64), dtype=DTYPE) \
-        if not torch.is_tensor(inputs) else inputs
+    inputs = torch.as_tensor(np.asarray(inputs, dtype=np.float64), dtype=DTYPE) if not torch.is_tensor(inputs) else inputs
     out = {"net": net}
     if "loss" in what or "forward" in what:
         sim = simulate(net, inputs)
@@ -610,22 +626,18 @@ def evaluate(config: Mapping, params: Mapping[str, torch.Tensor], inputs, target
             tg = torch.as_tensor(np.asarray(targets)) if not torch.is_tensor(targets) else targets
             out["loss"] = loss_fn(net.cfg, sim["y"], tg)
     if "flossing" in what:
-        Q0t = torch.as_tensor(np.asarray(Q0, dtype=np.float64), dtype=DTYPE) \
-            if not torch.is_tensor(Q0) else Q0
+        Q0t = torch.as_tensor(np.asarray(Q0, dtype=np.float64), dtype=DTYPE) if not torch.is_tensor(Q0) else Q0
         bi = net.cfg["lyapunov"]["batch_index"]
-        ly = lyapunov_spectrum(net, inputs[:, bi], Q0t, jacobian_steps=jacobian_steps,
-                               create_graph=create_graph)
+        ly = lyapunov_spectrum(net, inputs[:, bi], Q0t, jacobian_steps=jacobian_steps, create_graph=create_graph)
         out["lyap"] = ly
         out["flossing_loss"] = flossing_loss(ly["spectrum"], net.cfg["flossing"]["target"])
     return out
 
 
-def _grads(value: torch.Tensor, params: Mapping[str, torch.Tensor], keys: Sequence[str]
-           ) -> Dict[str, np.ndarray]:
+def _grads(value: torch.Tensor, params: Mapping[str, torch.Tensor], keys: Sequence[str]) -> Dict[str, np.ndarray]:
     ts = [params[k] for k in keys]
     gs = torch.autograd.grad(value, ts, allow_unused=True)
-    return {k: (torch.zeros_like(t) if g is None else g).detach().numpy().copy()
-            for k, t, g in zip(keys, ts, gs)}
+    return {k: (torch.zeros_like(t) if g is None else g).detach().numpy().copy() for k, t, g in zip(keys, ts, gs)}
 
 
 def compute_case(case: Mapping, errors: Optional[list] = None) -> Dict[str, np.ndarray]:
@@ -660,15 +672,11 @@ def compute_case(case: Mapping, errors: Optional[list] = None) -> Dict[str, np.n
         net, sim = ev["net"], ev["sim"]
         for l, n in enumerate(net.sizes, start=1):
             if net.cell == "clif":
-                res[f"forward/layer{l}/V"] = torch.stack(
-                    [s[2 * l - 2] for s in sim["states"]]).detach().numpy().copy()
-                res[f"forward/layer{l}/I"] = torch.stack(
-                    [s[2 * l - 1] for s in sim["states"]]).detach().numpy().copy()
-                res[f"forward/layer{l}/S"] = torch.stack(
-                    [S[l - 1] for S in sim["S"]]).detach().numpy().copy()
+                res[f"forward/layer{l}/V"] = torch.stack([s[2 * l - 2] for s in sim["states"]]).detach().numpy().copy()
+                res[f"forward/layer{l}/I"] = torch.stack([s[2 * l - 1] for s in sim["states"]]).detach().numpy().copy()
+                res[f"forward/layer{l}/S"] = torch.stack([S[l - 1] for S in sim["S"]]).detach().numpy().copy()
             else:
-                res[f"forward/layer{l}/x"] = torch.stack(
-                    [s[0] for s in sim["states"]]).detach().numpy().copy()
+                res[f"forward/layer{l}/x"] = torch.stack([s[0] for s in sim["states"]]).detach().numpy().copy()
         res["forward/readout/y"] = sim["y"].detach().numpy().copy()
         res["loss"] = np.asarray(ev["loss"].item(), dtype=np.float64)
         for k, g in _grads(ev["loss"], params, keys).items():
@@ -684,14 +692,11 @@ def compute_case(case: Mapping, errors: Optional[list] = None) -> Dict[str, np.n
         k_cfg = config["lyapunov"].get("k")
         k_q0 = np.shape(case["lyapunov/Q0"])[1]
         if k_cfg is not None and int(k_cfg) != k_q0:
-            warnings.warn(f"config lyapunov.k = {k_cfg} but Q0 has {k_q0} columns; "
-                          "using Q0 as given")
-        ev = evaluate(config, params, inputs, Q0=case["lyapunov/Q0"], what=("flossing",),
-                      jacobian_steps=steps, create_graph=True)
+            warnings.warn(f"config lyapunov.k = {k_cfg} but Q0 has {k_q0} columns; using Q0 as given")
+        ev = evaluate(config, params, inputs, Q0=case["lyapunov/Q0"], what=("flossing",), jacobian_steps=steps, create_graph=True)
         ly, net = ev["lyap"], ev["net"]
         if "jacobian/steps" in case:
-            res["jacobian/D"] = (np.stack([ly["D"][s].numpy() for s in steps]) if steps
-                                 else np.zeros((0, net.M, net.M)))
+            res["jacobian/D"] = np.stack([ly["D"][s].numpy() for s in steps]) if steps else np.zeros((0, net.M, net.M))
         res["lyapunov/spectrum"] = ly["spectrum"].detach().numpy().copy()
         res["flossing/loss"] = np.asarray(ev["flossing_loss"].item(), dtype=np.float64)
         for k, g in _grads(ev["flossing_loss"], params, fkeys).items():
@@ -706,6 +711,7 @@ def compute_case(case: Mapping, errors: Optional[list] = None) -> Dict[str, np.n
 # HDF5 I/O
 # ---------------------------------------------------------------------------
 
+
 def _attr_str(v) -> str:
     if isinstance(v, bytes):
         return v.decode("utf-8")
@@ -718,9 +724,11 @@ def read_case(group) -> dict:
     """A golden case group -> the dict ``compute_case`` takes (arrays as numpy)."""
     case = {"config": _attr_str(group.attrs["config"]), "params": {}}
     if "params" in group:
+
         def visit(name, obj):
             if hasattr(obj, "shape"):
                 case["params"][name] = np.asarray(obj[()], dtype=np.float64)
+
         group["params"].visititems(visit)
     case["inputs"] = np.asarray(group["inputs"][()], dtype=np.float64)
     case["targets"] = np.asarray(group["targets"][()])
@@ -731,8 +739,7 @@ def read_case(group) -> dict:
     return case
 
 
-def process_file(golden_path: str, candidate_path: str,
-                 cases: Optional[Sequence[str]] = None, verbose: bool = True) -> int:
+def process_file(golden_path: str, candidate_path: str, cases: Optional[Sequence[str]] = None, verbose: bool = True) -> int:
     """Read every case of a golden file and write the candidate file.
 
     Returns 0 if every quantity of every case was computed, 1 if some section
@@ -747,8 +754,7 @@ def process_file(golden_path: str, candidate_path: str,
             raise ValueError(f"{golden_path}: format attribute {fmt!r}, expected {FORMAT!r}")
         version = src.attrs.get("format_version", None)
         if version is not None and int(version) != FORMAT_VERSION:
-            warnings.warn(f"{golden_path}: format_version {version}, this reader knows "
-                          f"{FORMAT_VERSION}")
+            warnings.warn(f"{golden_path}: format_version {version}, this reader knows {FORMAT_VERSION}")
         dst.attrs["format"] = FORMAT
         dst.attrs["format_version"] = np.int64(FORMAT_VERSION)
         dst.attrs["generator"] = generator_string()
@@ -787,7 +793,7 @@ def process_file(golden_path: str, candidate_path: str,
                 msg = f"[{name}] loss={float(res['loss']):.12g}"
                 if "lyapunov/spectrum" in res:
                     lam = res["lyapunov/spectrum"]
-                    msg += (f" lambda_1={lam[0]:.6g} floss={float(res['flossing/loss']):.6g}")
+                    msg += f" lambda_1={lam[0]:.6g} floss={float(res['flossing/loss']):.6g}"
                 print(msg)
     return 1 if failures else 0
 
@@ -796,8 +802,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("golden", help="golden HDF5 file (input)")
     ap.add_argument("candidate", help="candidate HDF5 file (output, overwritten)")
-    ap.add_argument("--case", action="append", default=None,
-                    help="only this case (repeatable)")
+    ap.add_argument("--case", action="append", default=None, help="only this case (repeatable)")
     ap.add_argument("-q", "--quiet", action="store_true")
     a = ap.parse_args(argv)
     try:

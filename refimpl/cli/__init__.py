@@ -7,6 +7,7 @@ imports the numerical modules it needs. Exit codes: 0 success, 1 a failed
 check or mismatch, 2 bad input (one line, never a traceback), 130 Ctrl-C
 (one line; what finished is kept, see docs/cli.md "Interrupting a command").
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,14 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         d = action.default
-        if (d is not None and d is not False and d is not argparse.SUPPRESS and "default" not in text
-                and action.option_strings and not isinstance(d, list)):
+        if (
+            d is not None
+            and d is not False
+            and d is not argparse.SUPPRESS
+            and "default" not in text
+            and action.option_strings
+            and not isinstance(d, list)
+        ):
             text += f" (default: {d})"
         return text
 
@@ -63,13 +70,17 @@ def _import_heavy(module, args) -> None:
         try:
             importlib.import_module(name)
         except ImportError:
-            pass        # an optional peer: the command reports it when it needs it
+            pass  # an optional peer: the command reports it when it needs it
 
 
 def build_parser():
-    parser = Parser(prog="refimpl", description=(
-        "Reference implementation of surrogate gradients, surrogate Lyapunov exponents and "
-        "surrogate gradient flossing in spiking networks."))
+    parser = Parser(
+        prog="refimpl",
+        description=(
+            "Reference implementation of surrogate gradients, surrogate Lyapunov exponents and "
+            "surrogate gradient flossing in spiking networks."
+        ),
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     runners = {}
     for mod in COMMANDS:
@@ -85,11 +96,12 @@ def main(argv=None) -> int:
         parser, runners = build_parser()
         try:
             args = parser.parse_args(argv)
-        except SystemExit as exc:     # --help (0) or a usage error (2, one line already printed)
+        except SystemExit as exc:  # --help (0) or a usage error (2, one line already printed)
             return int(exc.code or 0)
         command = f"refimpl {args.command}"
         module = runners[args.command]
         from ..interrupt import DeferredInterrupt
+
         # Ctrl-C is deferred for the whole command (imports, Numba compiling and loading kernels, the
         # kernels themselves) and acted on at the commands' safe points, or when the command ends
         with DeferredInterrupt() as sigint:
@@ -99,17 +111,17 @@ def main(argv=None) -> int:
     except (UsageError, ValueError) as exc:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
-    except BrokenPipeError:   # `refimpl … | head`
+    except BrokenPipeError:  # `refimpl … | head`
         import os
+
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except BaseException as exc:
         # Ctrl-C, also in the disguise of an error it caused inside a kernel or a Numba cache load; the
         # commands with partial results to keep say what they kept themselves and return 130
         from ..interrupt import is_interrupt
+
         if not is_interrupt(exc):
             raise
         print(f"{command}: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
-
-

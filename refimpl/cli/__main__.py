@@ -1,4 +1,5 @@
 """``python -m refimpl.cli``: the same as the ``refimpl`` command."""
+
 import sys
 
 from . import main

@@ -4,6 +4,7 @@ Only the parser is defined at import time (nothing numerical is imported), so he
 errors are immediate; the ``*_from_args`` helpers import the model when a command runs. Errors
 name the flag as typed (``--T``, ``--rate``), not the library parameter behind it.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,8 +12,22 @@ import math
 from . import UsageError
 
 #: [network] keys that are flags of the commands on Poisson input, in the order --help lists them
-NETWORK_FLAGS = ("cell", "dialect", "reset", "surrogate", "slope", "reset_grad", "smooth", "tau_mem", "tau_syn",
-                 "dt", "seed", "w_in", "g_rec", "bias")
+NETWORK_FLAGS = (
+    "cell",
+    "dialect",
+    "reset",
+    "surrogate",
+    "slope",
+    "reset_grad",
+    "smooth",
+    "tau_mem",
+    "tau_syn",
+    "dt",
+    "seed",
+    "w_in",
+    "g_rec",
+    "bias",
+)
 #: where these commands' defaults differ from the [network] section's, and why: on 100 independent
 #: Poisson inputs at 10 Hz a network with w_in = 1, g_rec = 1 barely spikes, so its spectrum and
 #: gradients would be those of a silent network
@@ -22,6 +37,7 @@ POISSON_DEFAULTS = {"w_in": 6.0, "g_rec": 2.0}
 def schema_flag(g, section: str, key: str, default=None, **kw) -> None:
     """One ``--key`` flag with the schema's type, default, help text and allowed values."""
     from ..schema import setting
+
     s = setting(section, key)
     default = s.default if default is None else default
     allowed = f" ({s.describe()})" if s.kind == "choice" else ""
@@ -29,8 +45,7 @@ def schema_flag(g, section: str, key: str, default=None, **kw) -> None:
         g.add_argument("--" + key.replace("_", "-"), action="store_true", help=s.help)
         return
     typ = {"int": int, "float": float}.get(s.kind, str)
-    g.add_argument("--" + key.replace("_", "-"), type=typ, default=default, help=kw.pop("help", s.help) + allowed,
-                   **kw)
+    g.add_argument("--" + key.replace("_", "-"), type=typ, default=default, help=kw.pop("help", s.help) + allowed, **kw)
 
 
 def add_network_flags(p, *, layers="64", n_in=100, **defaults) -> None:
@@ -40,38 +55,63 @@ def add_network_flags(p, *, layers="64", n_in=100, **defaults) -> None:
     g = p.add_argument_group("network (docs/model.md §1)")
     for key in NETWORK_FLAGS:
         schema_flag(g, "network", key, defaults.get(key))
-    g.add_argument("--layers", default=None,
-                   help=f"comma-separated layer sizes, e.g. 64 or 32,16 (default {layers}; binary and rate "
-                        f"cells have one layer, default {layers.split(',')[0]})")
+    g.add_argument(
+        "--layers",
+        default=None,
+        help=f"comma-separated layer sizes, e.g. 64 or 32,16 (default {layers}; binary and rate "
+        f"cells have one layer, default {layers.split(',')[0]})",
+    )
     p.set_defaults(layers_default=layers)
     g.add_argument("--n-in", type=int, default=n_in, help="input channels")
     g.add_argument("--n-out", type=int, default=1, help="readout units")
 
 
 #: network_config's parameter names as the flags that set them
-NETWORK_KEYS = ("n_in", "n_out", "tau_mem", "tau_syn", "reset_grad", "dt", "layers", "cell", "dialect", "reset",
-                ("surrogate.name", "--surrogate"), ("surrogate.slope", "--slope"))
+NETWORK_KEYS = (
+    "n_in",
+    "n_out",
+    "tau_mem",
+    "tau_syn",
+    "reset_grad",
+    "dt",
+    "layers",
+    "cell",
+    "dialect",
+    "reset",
+    ("surrogate.name", "--surrogate"),
+    ("surrogate.slope", "--slope"),
+)
 
 
 def network_from_args(args):
     from ..config import network_config
+
     given = args.layers
-    if given is None:   # the default must fit the cell: map cells (binary, rate) have one layer
+    if given is None:  # the default must fit the cell: map cells (binary, rate) have one layer
         given = args.layers_default if args.cell == "clif" else args.layers_default.split(",")[0]
     try:
         layers = tuple(int(x) for x in str(given).split(","))
     except ValueError:
         raise UsageError(f"--layers must be comma-separated integers, got {args.layers!r}")
-    kw = dict(cell=args.cell, layers=layers, n_in=args.n_in, n_out=args.n_out, dt=args.dt,
-              tau_mem=args.tau_mem, tau_syn=args.tau_syn, reset_grad=args.reset_grad,
-              surrogate={"name": args.surrogate, "slope": args.slope}, smooth=args.smooth)
+    kw = dict(
+        cell=args.cell,
+        layers=layers,
+        n_in=args.n_in,
+        n_out=args.n_out,
+        dt=args.dt,
+        tau_mem=args.tau_mem,
+        tau_syn=args.tau_syn,
+        reset_grad=args.reset_grad,
+        surrogate={"name": args.surrogate, "slope": args.slope},
+        smooth=args.smooth,
+    )
     if args.cell == "clif":
         kw["dialect"] = args.dialect
         if args.reset is not None:
             kw["reset"] = args.reset
     try:
         return network_config(**kw)
-    except ValueError as exc:   # name the flag: network_config says 'n_in', the user typed --n-in
+    except ValueError as exc:  # name the flag: network_config says 'n_in', the user typed --n-in
         raise UsageError(as_flags(str(exc), NETWORK_KEYS)) from None
 
 
@@ -82,7 +122,7 @@ def as_flags(message: str, keys, prefix: str = "") -> str:
         key, flag = key if isinstance(key, tuple) else (key, "--" + key.replace("_", "-"))
         key = prefix + key
         if message.startswith((key + " ", key + "[")):
-            return flag + message[len(key):]
+            return flag + message[len(key) :]
     return message
 
 
@@ -101,6 +141,7 @@ def add_lyapunov_flags(p, *, k=32) -> None:
     for key in ("ons", "warmup", "transient"):
         schema_flag(g, "lyapunov", key)
     from ..schema import setting
+
     g.add_argument("--q-seed", type=int, default=0, help=setting("lyapunov", "seed").help)
 
 
@@ -111,8 +152,12 @@ def check_input_flags(args) -> None:
     if not (math.isfinite(args.rate) and 0 <= args.rate * args.dt <= 1000):
         raise UsageError(f"--rate must be in [0, 1000/dt] Hz (a probability per step), got {args.rate}")
     if hasattr(args, "k"):
-        for flag, v, lo in (("--k", args.k, 1), ("--ons", args.ons, 1), ("--warmup", args.warmup, 0),
-                            ("--transient", args.transient, 0)):
+        for flag, v, lo in (
+            ("--k", args.k, 1),
+            ("--ons", args.ons, 1),
+            ("--warmup", args.warmup, 0),
+            ("--transient", args.transient, 0),
+        ):
             if v < lo:
                 raise UsageError(f"{flag} must be >= {lo}, got {v}")
 
@@ -122,14 +167,13 @@ def problem_from_args(args):
     from ..config import LyapunovConfig
     from ..network import init_params
     from ..tasks import poisson_inputs
+
     check_input_flags(args)
     cfg = network_from_args(args)
     params = init_params(cfg, args.seed, w_in=args.w_in, g_rec=args.g_rec, bias=args.bias)
-    inputs = poisson_inputs(T=args.T, batch=1, n_in=cfg.n_in, rate_hz=args.rate, seed=args.input_seed,
-                            dt=cfg.dt)
+    inputs = poisson_inputs(T=args.T, batch=1, n_in=cfg.n_in, rate_hz=args.rate, seed=args.input_seed, dt=cfg.dt)
     try:
-        lcfg = LyapunovConfig(k=args.k, ons=args.ons, warmup=args.warmup, transient=args.transient,
-                              seed=args.q_seed)
+        lcfg = LyapunovConfig(k=args.k, ons=args.ons, warmup=args.warmup, transient=args.transient, seed=args.q_seed)
     except ValueError as exc:
         raise UsageError(as_flags(str(exc), ("k", "ons", "warmup", "transient"), "lyapunov.")) from None
     return cfg, params, inputs, lcfg

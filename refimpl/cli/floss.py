@@ -4,6 +4,7 @@ Interrupting (Ctrl-C) saves the steps so far to ``--out`` at the last safe point
 and losses, the parameters, the best iterate and the Adam moments — and ``--resume FILE``
 continues from there with the same flags, as ``refimpl train --resume`` does (docs/cli.md).
 """
+
 from __future__ import annotations
 
 import math
@@ -14,18 +15,48 @@ from . import UsageError
 from .flags import add_input_flags, as_flags, add_lyapunov_flags, add_network_flags, problem_from_args
 
 #: flags that define the problem: a resumed run must give the same values
-PROBLEM_FLAGS = ("cell", "dialect", "reset", "surrogate", "slope", "reset_grad", "smooth", "layers", "n_in",
-                 "n_out", "tau_mem", "tau_syn", "dt", "seed", "w_in", "g_rec", "bias", "T", "rate",
-                 "input_seed", "k", "ons", "warmup", "transient", "q_seed", "lr", "target", "params",
-                 "checkpoint_every")
+PROBLEM_FLAGS = (
+    "cell",
+    "dialect",
+    "reset",
+    "surrogate",
+    "slope",
+    "reset_grad",
+    "smooth",
+    "layers",
+    "n_in",
+    "n_out",
+    "tau_mem",
+    "tau_syn",
+    "dt",
+    "seed",
+    "w_in",
+    "g_rec",
+    "bias",
+    "T",
+    "rate",
+    "input_seed",
+    "k",
+    "ons",
+    "warmup",
+    "transient",
+    "q_seed",
+    "lr",
+    "target",
+    "params",
+    "checkpoint_every",
+)
 FORMAT = "refimpl-floss"
 
 
 def add_parser(sub) -> list:
-    p = sub.add_parser("floss", help="Adam steps on the flossing loss, showing the exponents move",
-                       description="Drive the k largest surrogate Lyapunov exponents of one network toward "
-                                   "--target by Adam steps on the flossing loss (1/k) Σ (λ_i - target)² "
-                                   "(docs/model.md §7).")
+    p = sub.add_parser(
+        "floss",
+        help="Adam steps on the flossing loss, showing the exponents move",
+        description="Drive the k largest surrogate Lyapunov exponents of one network toward "
+        "--target by Adam steps on the flossing loss (1/k) Σ (λ_i - target)² "
+        "(docs/model.md §7).",
+    )
     add_network_flags(p)
     add_input_flags(p)
     add_lyapunov_flags(p, k=16)
@@ -33,14 +64,18 @@ def add_parser(sub) -> list:
     p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
     p.add_argument("--target", type=float, default=0.0, help="target of every exponent [1/step]")
     p.add_argument("--params", default="W_in,W_rec,b", help="flossed parameters, comma-separated")
-    p.add_argument("--tol", type=float, default=None,
-                   help="stop once max|λ_i - target| < tol (default: run all --steps)")
-    p.add_argument("--checkpoint-every", type=int, default=0,
-                   help="recompute Q_t in segments of this many QR steps to save memory (0: off)")
+    p.add_argument("--tol", type=float, default=None, help="stop once max|λ_i - target| < tol (default: run all --steps)")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=0, help="recompute Q_t in segments of this many QR steps to save memory (0: off)"
+    )
     p.add_argument("--every", type=int, default=10, help="print every n steps")
     p.add_argument("--out", default=None, help="write the history to this HDF5 file")
-    p.add_argument("--resume", default=None, metavar="FLOSS_H5",
-                   help="continue an interrupted run from its --out file (the same flags; --steps is the total)")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="FLOSS_H5",
+        help="continue an interrupted run from its --out file (the same flags; --steps is the total)",
+    )
     return ["floss"]
 
 
@@ -74,11 +109,13 @@ def _load(path, args):
 
     from ..io import read_dict
     from ..optim import AdamState
+
     try:
         f = h5py.File(path, "r")
     except (OSError, FileNotFoundError) as exc:
-        what = ("is a directory" if os.path.isdir(path) else
-                "does not exist" if not os.path.exists(path) else "is not an HDF5 file")
+        what = (
+            "is a directory" if os.path.isdir(path) else "does not exist" if not os.path.exists(path) else "is not an HDF5 file"
+        )
         raise UsageError(f"--resume {path}: {what}") from exc
     with f:
         if f.attrs.get("format") != FORMAT or "adam" not in f:
@@ -95,8 +132,11 @@ def _load(path, args):
         state = AdamState(read_dict(g["m"]), read_dict(g["v"]), int(g.attrs["t"]))
         best = None
         if int(f.attrs["best_step"]) >= 0:
-            best = (float(f.attrs["best_loss"]), int(f.attrs["best_step"]),
-                    {k: np.array(v) for k, v in read_dict(f["best_params"]).items()})
+            best = (
+                float(f.attrs["best_loss"]),
+                int(f.attrs["best_step"]),
+                {k: np.array(v) for k, v in read_dict(f["best_params"]).items()},
+            )
         reached = int(f.attrs["steps_to_tol"])
     return history, losses, params, state, best, (None if reached < 0 else reached)
 
@@ -109,29 +149,31 @@ def run(args) -> int:
     from ..interrupt import DeferredInterrupt, is_interrupt
     from ..io import atomic_h5, check_writable, to_json, write_dict
     from ..optim import AdamConfig, AdamState, adam_step
+
     _check(args)
     if args.resume and not args.out:
-        args.out = args.resume      # a resumed run continues in its own file
+        args.out = args.resume  # a resumed run continues in its own file
     if args.out:
         check_writable(args.out, "--out")
     cfg, params, inputs, lcfg = problem_from_args(args)
     try:
         fcfg = FlossConfig(target=args.target, params=tuple(args.params.split(",")))
         from ..flossing import flossed_keys
+
         flossed_keys(cfg, fcfg)
     except ValueError as exc:
         raise UsageError(as_flags(str(exc), [("flossing.params", "--params")])) from None
     opt, state = AdamConfig(lr=args.lr), AdamState()
     history, losses = [], []
     reached = None
-    best = None   # (flossing loss, step, parameters): the best iterate is kept, not only the last
+    best = None  # (flossing loss, step, parameters): the best iterate is kept, not only the last
     if args.resume:
         history, losses, params, state, best, reached = _load(args.resume, args)
         print(f"resuming {args.resume} after {len(history)} flossing steps -> {args.steps}")
         if reached is not None:
             print(f"max|λ_i - target| < {args.tol} was reached at step {reached}; nothing to do")
     start = len(history)
-    safe = (params, AdamState(dict(state.m), dict(state.v), state.t), start)   # the last consistent state
+    safe = (params, AdamState(dict(state.m), dict(state.v), state.t), start)  # the last consistent state
     t0 = time.time()
     ce = args.checkpoint_every or None
 
@@ -146,10 +188,10 @@ def run(args) -> int:
             f["exponents"] = np.array(history[:n]).reshape(n, -1)
             f["loss"] = np.array(losses[:n])
             f.attrs["steps_to_tol"] = -1 if reached is None else reached
-            f.attrs["interrupted"] = interrupted      # True: the steps so far, cut short by Ctrl-C
+            f.attrs["interrupted"] = interrupted  # True: the steps so far, cut short by Ctrl-C
             f.attrs["best_step"] = -1 if best is None else best[1]
             f.attrs["best_loss"] = np.nan if best is None else best[0]
-            write_dict(f.create_group("params"), ps)   # the parameters after n Adam steps (resume point)
+            write_dict(f.create_group("params"), ps)  # the parameters after n Adam steps (resume point)
             if best is not None:
                 write_dict(f.create_group("best_params"), best[2])
             g = f.create_group("adam")
@@ -175,8 +217,10 @@ def run(args) -> int:
                     # the first steps include compilation: no ETA until 5 steps have run
                     done = step + 1 - start
                     eta = f"ETA {el / done * (args.steps - step):5.0f} s" if done > 5 else "ETA     -"
-                    print(f"step {step:4d}  L_floss {res.loss:.3e}  max|λ-λ*| {dev:.4f}  λ: [{shown}]  "
-                          f"{el:6.1f} s, {eta}", flush=True)
+                    print(
+                        f"step {step:4d}  L_floss {res.loss:.3e}  max|λ-λ*| {dev:.4f}  λ: [{shown}]  {el:6.1f} s, {eta}",
+                        flush=True,
+                    )
                 if args.tol is not None and dev < args.tol:
                     reached = step
                     print(f"max|λ_i - target| < {args.tol} after {step} Adam steps")
@@ -186,13 +230,16 @@ def run(args) -> int:
                 else:
                     safe = (params, safe[1], step + 1)
                 sigint.poll()
-    except BaseException as exc:   # Ctrl-C, also in the disguise of an error from inside a kernel
+    except BaseException as exc:  # Ctrl-C, also in the disguise of an error from inside a kernel
         if not is_interrupt(exc):
             raise
         save(True)
         n = safe[2]
-        where = (f"; wrote the {n} steps so far to {args.out} (continue with --resume {args.out})"
-                 if args.out else "; nothing was written (no --out)")
+        where = (
+            f"; wrote the {n} steps so far to {args.out} (continue with --resume {args.out})"
+            if args.out
+            else "; nothing was written (no --out)"
+        )
         print(f"refimpl floss: interrupted (Ctrl-C) after {n} flossing steps{where}", file=sys.stderr)
         return 130
     save(False)
@@ -201,8 +248,10 @@ def run(args) -> int:
             met = "met" if reached is not None else "NOT met"
             print(f"target max|λ_i - target| < {args.tol}: {met}")
         drift = " (the flossing loss rose: see --lr)" if losses[-1] > losses[0] else ""
-        print(f"flossing loss {losses[0]:.3e} -> {losses[-1]:.3e}{drift}; best {best[0]:.3e} at step {best[1]}"
-              + ("; best parameters kept in best_params" if args.out else ""))
+        print(
+            f"flossing loss {losses[0]:.3e} -> {losses[-1]:.3e}{drift}; best {best[0]:.3e} at step {best[1]}"
+            + ("; best parameters kept in best_params" if args.out else "")
+        )
     if args.out:
         print(f"wrote {args.out}")
     return 0

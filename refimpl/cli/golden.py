@@ -1,4 +1,5 @@
 """``refimpl validate`` and ``refimpl golden``: the golden vectors (docs/golden.md)."""
+
 from __future__ import annotations
 
 import math
@@ -7,22 +8,25 @@ from pathlib import Path
 HEAVY = ("numpy", "h5py", "numba", "refimpl.training", "refimpl.golden")
 
 
-
 def add_parser(sub) -> list:
-    p = sub.add_parser("validate", help="compare a candidate golden-format file with the golden vectors",
-                       description="Compare every quantity present in CANDIDATE with the reference golden "
-                                   "file. Exit 0: all present quantities agree; 1: a mismatch (or, with --strict, a "
-                                   "missing quantity); 2: a file cannot be read, is not in the golden "
-                                   "format, or the reference is damaged.")
+    p = sub.add_parser(
+        "validate",
+        help="compare a candidate golden-format file with the golden vectors",
+        description="Compare every quantity present in CANDIDATE with the reference golden "
+        "file. Exit 0: all present quantities agree; 1: a mismatch (or, with --strict, a "
+        "missing quantity); 2: a file cannot be read, is not in the golden "
+        "format, or the reference is damaged.",
+    )
     p.add_argument("candidate", help="candidate HDF5 file in the golden format (docs/golden-format.md)")
     p.add_argument("--reference", default=None, help="reference golden file (default: the shipped one)")
-    p.add_argument("--rtol", type=float, default=None,
-                   help="relative tolerance for every computed quantity (default: per quantity)")
-    p.add_argument("--atol", type=float, default=None,
-                   help="absolute tolerance for every computed quantity (default: per quantity)")
+    p.add_argument(
+        "--rtol", type=float, default=None, help="relative tolerance for every computed quantity (default: per quantity)"
+    )
+    p.add_argument(
+        "--atol", type=float, default=None, help="absolute tolerance for every computed quantity (default: per quantity)"
+    )
     p.add_argument("--mismatches-only", action="store_true", help="print only the rows that disagree")
-    p.add_argument("--strict", action="store_true",
-                   help="every quantity of the reference must be in the candidate, or exit 1")
+    p.add_argument("--strict", action="store_true", help="every quantity of the reference must be in the candidate, or exit 1")
     g = sub.add_parser("golden", help="the golden vectors: export the file, list the cases")
     gs = g.add_subparsers(dest="golden_command", required=True)
     e = gs.add_parser("export", help="compute every case with refimpl and write a golden file")
@@ -34,6 +38,7 @@ def add_parser(sub) -> list:
 
 def run(args) -> int:
     from ..golden import CASES, FormatError, compare, default_reference, export, format_report
+
     if args.command == "validate":
         for name in ("rtol", "atol"):
             v = getattr(args, name)
@@ -41,14 +46,16 @@ def run(args) -> int:
                 raise ValueError(f"--{name} must be a finite number >= 0, got {v}")
         ref = args.reference if args.reference is not None else default_reference()
         if args.reference is None and not Path(ref).exists():
-            raise FormatError(f"the shipped golden file {ref} is missing; "
-                              "write it with: refimpl golden export refimpl/data/golden.h5")
+            raise FormatError(
+                f"the shipped golden file {ref} is missing; write it with: refimpl golden export refimpl/data/golden.h5"
+            )
         rep = compare(ref, args.candidate, rtol=args.rtol, atol=args.atol, strict=args.strict)
         try:
             print(format_report(rep, only_mismatches=args.mismatches_only), flush=True)
         except BrokenPipeError:  # `refimpl validate … | head`
             import os
             import sys
+
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return rep.exit_code
     if args.golden_command == "list":
@@ -56,6 +63,7 @@ def run(args) -> int:
             print(f"{c.name:<32} T={c.T:<3} B={c.B}  {c.covers}")
         return 0
     from ..io import check_writable
+
     check_writable(args.path, "path")
     try:
         names = export(args.path, args.case)
@@ -63,10 +71,14 @@ def run(args) -> int:
         import sys
 
         from ..interrupt import is_interrupt
+
         if not is_interrupt(exc):
             raise
-        print(f"refimpl golden: interrupted (Ctrl-C); nothing was written (the file {args.path} is written "
-              "only when every case is done)", file=sys.stderr)
+        print(
+            f"refimpl golden: interrupted (Ctrl-C); nothing was written (the file {args.path} is written "
+            "only when every case is done)",
+            file=sys.stderr,
+        )
         return 130
     size = Path(args.path).stat().st_size
     print(f"wrote {len(names)} case(s) to {args.path} ({size / 1024:.0f} KiB)")

@@ -1,4 +1,5 @@
 """``refimpl gradcheck``: every derivative checked two independent ways (docs/model.md §8)."""
+
 from __future__ import annotations
 
 import time
@@ -7,18 +8,21 @@ from .flags import as_flags, add_network_flags, network_from_args
 
 
 def add_parser(sub) -> list:
-    p = sub.add_parser("gradcheck", help="check every derivative two independent ways (docs/model.md §8)",
-                       description="Check every derivative of one small network two independent ways: "
-                                   "forward (JVP) against reverse (VJP) mode, and against central finite "
-                                   "differences. Exit 1 if a check fails.")
+    p = sub.add_parser(
+        "gradcheck",
+        help="check every derivative two independent ways (docs/model.md §8)",
+        description="Check every derivative of one small network two independent ways: "
+        "forward (JVP) against reverse (VJP) mode, and against central finite "
+        "differences. Exit 1 if a check fails.",
+    )
     add_network_flags(p, layers="6,4", n_in=3, w_in=2.0, g_rec=1.5)
     p.set_defaults(n_out=2)
     p.add_argument("--T", type=int, default=20, help="number of time steps")
     p.add_argument("--batch", type=int, default=2, help="number of input sequences")
-    p.add_argument("--loss", default="bce_per_step",
-                   help="task loss: bce_per_step, mse_per_step, ce_max, ce_mean or ce_last")
-    p.add_argument("--fault", default=None,
-                   help="switch on a deliberately wrong derivative to see the checks fail (see --list-faults)")
+    p.add_argument("--loss", default="bce_per_step", help="task loss: bce_per_step, mse_per_step, ce_max, ce_mean or ce_last")
+    p.add_argument(
+        "--fault", default=None, help="switch on a deliberately wrong derivative to see the checks fail (see --list-faults)"
+    )
     p.add_argument("--list-faults", action="store_true", help="list the deliberate faults and exit")
     return ["gradcheck"]
 
@@ -27,6 +31,7 @@ def run(args) -> int:
     from .. import gradcheck
     from ..config import LossConfig
     from . import UsageError
+
     if args.list_faults:
         for name, (desc, _) in gradcheck.FAULTS.items():
             print(f"{name:<28} {desc}")
@@ -41,10 +46,12 @@ def run(args) -> int:
     except ValueError as exc:
         raise UsageError(as_flags(str(exc), [("loss.name", "--loss")])) from None
     t = time.time()
-    print(f"gradcheck: cell={cfg.cell} layers={cfg.layers} syn_input={cfg.syn_input} "
-          f"input_gain={cfg.input_gain} reset={cfg.reset} reset_grad={cfg.reset_grad} "
-          f"surrogate={cfg.surrogate.name}(γ={cfg.surrogate.slope}) T={args.T} seed={args.seed}"
-          + (f" FAULT={args.fault}" if args.fault else ""))
+    print(
+        f"gradcheck: cell={cfg.cell} layers={cfg.layers} syn_input={cfg.syn_input} "
+        f"input_gain={cfg.input_gain} reset={cfg.reset} reset_grad={cfg.reset_grad} "
+        f"surrogate={cfg.surrogate.name}(γ={cfg.surrogate.slope}) T={args.T} seed={args.seed}"
+        + (f" FAULT={args.fault}" if args.fault else "")
+    )
     if args.fault:
         with gradcheck.inject(args.fault):
             rows = gradcheck.run(cfg, T=args.T, B=args.batch, seed=args.seed, loss=loss)

@@ -1,4 +1,5 @@
 """``refimpl lyapunov``: the surrogate Lyapunov spectrum of one network on Poisson input (docs/model.md §6)."""
+
 from __future__ import annotations
 
 import sys
@@ -13,9 +14,12 @@ def heavy(args) -> tuple:
 
 
 def add_parser(sub) -> list:
-    p = sub.add_parser("lyapunov", help="surrogate Lyapunov spectrum of a network on Poisson input",
-                       description="The k largest surrogate Lyapunov exponents of one network driven by "
-                                   "independent Poisson spike trains (Benettin's QR method).")
+    p = sub.add_parser(
+        "lyapunov",
+        help="surrogate Lyapunov spectrum of a network on Poisson input",
+        description="The k largest surrogate Lyapunov exponents of one network driven by "
+        "independent Poisson spike trains (Benettin's QR method).",
+    )
     add_network_flags(p)
     add_input_flags(p)
     add_lyapunov_flags(p)
@@ -33,14 +37,16 @@ def spectrum_table(lam, err, dt) -> str:
 
 def run(args) -> int:
     from ..io import check_writable
+
     for flag, path in (("--out", args.out), ("--plot", args.plot)):
         if path:
-            check_writable(path, flag)   # before the computation, which would otherwise be lost
+            check_writable(path, flag)  # before the computation, which would otherwise be lost
     written = []
     try:
         _compute_and_write(args, written)
-    except BaseException as exc:   # every file is written atomically: it is complete or absent
+    except BaseException as exc:  # every file is written atomically: it is complete or absent
         from ..interrupt import is_interrupt
+
         if not is_interrupt(exc):
             raise
         kept = f"; {', '.join(written)} complete" if written else "; nothing was written"
@@ -57,16 +63,21 @@ def _compute_and_write(args, written: list) -> None:
     from ..io import atomic_h5, to_json
     from ..lyapunov import spectrum
     from ..network import simulate
+
     cfg, params, inputs, lcfg = problem_from_args(args)
     t = time.time()
     res = spectrum(cfg, params, inputs, lcfg)
     from ..interrupt import poll
-    poll()                       # Ctrl-C during the spectrum: stop before writing anything
+
+    poll()  # Ctrl-C during the spectrum: stop before writing anything
     rate = np.mean([S.mean() for S in simulate(cfg, params, inputs).S]) * 1000 / cfg.dt
     print(spectrum_table(res.exponents, res.error, cfg.dt))
-    print(f"λ_max = {res.exponents.max():.6f}/step  Kaplan-Yorke dim = {res.kaplan_yorke:.3f}  "
-          f"entropy rate = {res.entropy_rate:.4f}/step  PR(first vector) = {res.participation_ratio:.2f}  "
-          f"mean rate = {rate:.1f} Hz  ({time.time() - t:.2f} s)", flush=True)
+    print(
+        f"λ_max = {res.exponents.max():.6f}/step  Kaplan-Yorke dim = {res.kaplan_yorke:.3f}  "
+        f"entropy rate = {res.entropy_rate:.4f}/step  PR(first vector) = {res.participation_ratio:.2f}  "
+        f"mean rate = {rate:.1f} Hz  ({time.time() - t:.2f} s)",
+        flush=True,
+    )
     if args.out:
         with atomic_h5(args.out) as f:
             f.attrs["config"] = to_json({**cfg.to_dict(), "lyapunov": asdict(lcfg)})
@@ -89,11 +100,13 @@ def _compute_and_write(args, written: list) -> None:
 def plot_spectra(spectra: dict, path) -> None:
     """A PNG of one or more spectra λ_i against i, written atomically."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
     from ..io import atomic_savefig
+
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, lam in spectra.items():
         ax.plot(np.arange(1, len(lam) + 1), lam, "o-", ms=3, label=label)

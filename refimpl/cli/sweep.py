@@ -1,4 +1,5 @@
 """``refimpl sweep``: a grid of training runs, restartable (docs/sweep.md); the engine is :mod:`refimpl.sweep`."""
+
 from __future__ import annotations
 
 from . import shipped
@@ -7,25 +8,36 @@ HEAVY = ("numpy", "h5py", "numba", "refimpl.training", "refimpl.sweep", "matplot
 
 
 def add_parser(sub) -> list:
-    p = sub.add_parser("sweep", help="run a grid of training runs (restartable; process pool or Dask)",
-                       description="Expand a sweep file (see docs/sweep.md) into jobs, run those without a "
-                                   "result, and aggregate. Shipped sweeps: " + ", ".join(shipped("presets/sweeps")))
+    p = sub.add_parser(
+        "sweep",
+        help="run a grid of training runs (restartable; process pool or Dask)",
+        description="Expand a sweep file (see docs/sweep.md) into jobs, run those without a "
+        "result, and aggregate. Shipped sweeps: " + ", ".join(shipped("presets/sweeps")),
+    )
     p.add_argument("config", help="sweep TOML file, or the name of a shipped sweep")
     p.add_argument("--out", default=None, help="output directory (default: sweep.out)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes of the local pool (default: sweep.workers or the cores; 1: in this process)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run on a Dask cluster, e.g. tcp://127.0.0.1:8786 (needs the extra .[sweep])")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of the local pool (default: sweep.workers or the cores; 1: in this process)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Dask cluster, e.g. tcp://127.0.0.1:8786 (needs the extra .[sweep])",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the jobs and their status; run nothing")
     p.add_argument("--aggregate-only", action="store_true", help="only aggregate the existing results")
-    p.add_argument("--force", action="store_true",
-                   help="delete and recompute results and work directories of a different spec")
+    p.add_argument("--force", action="store_true", help="delete and recompute results and work directories of a different spec")
     p.add_argument("--quiet", action="store_true", help="only the final summary line")
     return ["sweep"]
 
 
 def checkpoint_epoch(path) -> int | None:
     import h5py
+
     try:
         with h5py.File(path, "r") as f:
             return int(f.attrs["epoch"])
@@ -39,8 +51,21 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from ..sweep import (aggregate, expand, flatten, fn_id, job_function, job_hash, job_status, load_spec,
-                         result_path, run_jobs, sweep_options, work_dir)
+    from ..sweep import (
+        aggregate,
+        expand,
+        flatten,
+        fn_id,
+        job_function,
+        job_hash,
+        job_status,
+        load_spec,
+        result_path,
+        run_jobs,
+        sweep_options,
+        work_dir,
+    )
+
     spec = load_spec(args.config)
     jobs = expand(spec)
     opts = sweep_options(spec)
@@ -70,20 +95,34 @@ def run(args) -> int:
     if not args.aggregate_only:
         t0 = time.perf_counter()
         import signal as _signal
+
         # a batch system's SIGTERM is handled like Ctrl-C: running training jobs checkpoint
         old = None
         if threading.current_thread() is threading.main_thread():
+
             def on_term(signum, frame):
                 raise KeyboardInterrupt
+
             old = _signal.signal(_signal.SIGTERM, on_term)
         try:
-            res = run_jobs(fn, jobs, out, workers=args.workers or opts["workers"], scheduler=args.scheduler,
-                           progress=progress, force=args.force, threads=opts["threads"])
+            res = run_jobs(
+                fn,
+                jobs,
+                out,
+                workers=args.workers or opts["workers"],
+                scheduler=args.scheduler,
+                progress=progress,
+                force=args.force,
+                threads=opts["threads"],
+            )
         except KeyboardInterrupt:
             done = sum(result_path(out, j).exists() for j in jobs)
-            print(f"refimpl sweep: interrupted (Ctrl-C); {done} of {len(jobs)} results are in {out / 'jobs'}; rerun the same "
-                  "command to continue (finished jobs are skipped, training jobs resume from their "
-                  "checkpoints)", file=sys.stderr)
+            print(
+                f"refimpl sweep: interrupted (Ctrl-C); {done} of {len(jobs)} results are in {out / 'jobs'}; rerun the same "
+                "command to continue (finished jobs are skipped, training jobs resume from their "
+                "checkpoints)",
+                file=sys.stderr,
+            )
             return 130
         finally:
             if old is not None:
@@ -94,11 +133,15 @@ def run(args) -> int:
         print(agg["paths"]["md"].read_text(), end="")
     files = ", ".join(str(p) for p in agg["paths"].values() if p is not None)
     if res is not None:
-        print(f"sweep: {len(jobs)} jobs: {len(res.ran)} ran, {len(res.skipped)} skipped, "
-              f"{len(res.failed)} failed ({el:.1f} s); wrote {files}")
+        print(
+            f"sweep: {len(jobs)} jobs: {len(res.ran)} ran, {len(res.skipped)} skipped, "
+            f"{len(res.failed)} failed ({el:.1f} s); wrote {files}"
+        )
         if res.failed:
-            print("failed jobs (tracebacks in " + str(out / "jobs") + "/<name>.failed.txt): "
-                  + ", ".join(res.failed), file=sys.stderr)
+            print(
+                "failed jobs (tracebacks in " + str(out / "jobs") + "/<name>.failed.txt): " + ", ".join(res.failed),
+                file=sys.stderr,
+            )
             return 1
         return 0
     print(f"aggregated {len(agg['done'])} of {len(jobs)} jobs; wrote {files}")

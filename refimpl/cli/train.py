@@ -2,6 +2,7 @@
 
 Ctrl-C stops after the current step, writes the checkpoint and prints the one command that resumes it.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,29 +23,34 @@ class _PrintKeys(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         from ..schema import table_markdown
+
         print(table_markdown())
         print("| **[task]** | | | the parameters of the task's generator (docs/training.md) |")
         parser.exit(0)
 
 
 def add_parser(sub) -> list:
-    p = sub.add_parser("train", help="train a network on a task from a TOML configuration (with flossing)",
-                       description="Train a network on a task described by a TOML file "
-                                   "(see docs/training.md). Presets: " + ", ".join(shipped("presets")))
+    p = sub.add_parser(
+        "train",
+        help="train a network on a task from a TOML configuration (with flossing)",
+        description="Train a network on a task described by a TOML file "
+        "(see docs/training.md). Presets: " + ", ".join(shipped("presets")),
+    )
     p.add_argument("config", help="TOML file, or the name of a shipped preset")
     p.add_argument("--out", default=None, help="output directory (default: output.dir of the config)")
     p.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue from this checkpoint")
     p.add_argument("--epochs", type=int, default=None, help="total number of epochs (overrides training.epochs)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one key (TOML value syntax), e.g. --set network.layers=[16]")
-    p.add_argument("--force", action="store_true",
-                   help="start afresh even if the output directory already holds a checkpoint")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one key (TOML value syntax), e.g. --set network.layers=[16]",
+    )
+    p.add_argument("--force", action="store_true", help="start afresh even if the output directory already holds a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--keys", action=_PrintKeys,
-                   help="print every configuration key (default, allowed values, meaning) and exit")
+    p.add_argument("--keys", action=_PrintKeys, help="print every configuration key (default, allowed values, meaning) and exit")
     return ["train"]
-
-
 
 
 class ProgressBar:
@@ -74,22 +80,31 @@ class ProgressBar:
             train = "" if e == 0 else f"train {r['train_loss']:.4f} ({r['train_acc']:.3f})  "
             if self.live:
                 print("\r" + " " * 100 + "\r", end="", file=sys.stderr, flush=True)
-            print(f"{self.bar(e / E if E else 1)} epoch {e:>3}/{E}  {train}test {r['test_loss']:.4f} "
-                  f"acc {r['test_acc']:.3f}  |dL/dx0| {r['grad_x0']:.2e}  rate {rates} Hz"
-                  + (f"  flossed {r['floss_steps']}" if r["floss_steps"] else "")
-                  + f"  {el:.0f} s" + ("" if math.isnan(eta) else f", ETA {eta:.0f} s"),
-                  file=self.stream, flush=True)
+            print(
+                f"{self.bar(e / E if E else 1)} epoch {e:>3}/{E}  {train}test {r['test_loss']:.4f} "
+                f"acc {r['test_acc']:.3f}  |dL/dx0| {r['grad_x0']:.2e}  rate {rates} Hz"
+                + (f"  flossed {r['floss_steps']}" if r["floss_steps"] else "")
+                + f"  {el:.0f} s"
+                + ("" if math.isnan(eta) else f", ETA {eta:.0f} s"),
+                file=self.stream,
+                flush=True,
+            )
         elif self.live and kind in ("step", "floss"):
             what = "floss" if kind == "floss" else "train"
             extra = f"λ1 {ev['lambda1']:+.4f}" if kind == "floss" else ""
-            print(f"\r  {what} step {ev['step'] + 1}/{ev['n_steps']}  loss {ev['loss']:.4f} {extra}   ",
-                  end="", file=sys.stderr, flush=True)
+            print(
+                f"\r  {what} step {ev['step'] + 1}/{ev['n_steps']}  loss {ev['loss']:.4f} {extra}   ",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def run(args) -> int:
     from ..training import Trainer
     from ..training.configfile import load, resolve_path
-    if args.resume is not None:   # named as typed (the library says "checkpoint")
+
+    if args.resume is not None:  # named as typed (the library says "checkpoint")
         rp = Path(args.resume)
         if rp.is_dir():
             hint = f"; did you mean {str(rp / 'checkpoint.h5')!r}?" if (rp / "checkpoint.h5").is_file() else ""
@@ -105,22 +120,27 @@ def run(args) -> int:
     if args.out is not None:
         out = Path(args.out)
     elif args.resume is not None:
-        out = Path(args.resume).parent   # a resumed run continues in its own directory
+        out = Path(args.resume).parent  # a resumed run continues in its own directory
     else:
         out = Path(runcfg.output.dir)
     from ..io import check_writable
+
     check_writable(out, "--out" if args.out is not None else "output.dir", directory=True)
     progress = None if args.quiet or not runcfg.output.progress else ProgressBar()
     if args.resume is not None:
-        tr = Trainer.resume(args.resume, runcfg, out, progress=progress)   # checks before writing anything
+        tr = Trainer.resume(args.resume, runcfg, out, progress=progress)  # checks before writing anything
         print(f"resuming {args.resume} at epoch {tr.epoch} -> {runcfg.training.epochs} epochs, output in {out}")
     else:
         if (out / "checkpoint.h5").exists() and not args.force:
-            raise ValueError(f"{out} already holds a run (checkpoint.h5); continue it with --resume "
-                             f"{out / 'checkpoint.h5'}, choose another --out, or pass --force")
+            raise ValueError(
+                f"{out} already holds a run (checkpoint.h5); continue it with --resume "
+                f"{out / 'checkpoint.h5'}, choose another --out, or pass --force"
+            )
         tr = Trainer(runcfg, out, progress=progress)
-        print(f"training {runcfg.task.name} ({runcfg.network.cell} {list(runcfg.network.layers)}, "
-              f"flossing: {runcfg.flossing.schedule}) for {runcfg.training.epochs} epochs, output in {out}")
+        print(
+            f"training {runcfg.task.name} ({runcfg.network.cell} {list(runcfg.network.layers)}, "
+            f"flossing: {runcfg.flossing.schedule}) for {runcfg.training.epochs} epochs, output in {out}"
+        )
     try:
         tr.fit(runcfg.training.epochs)
     except KeyboardInterrupt:
@@ -131,10 +151,13 @@ def run(args) -> int:
         cmd += "".join(f" --set {s}" for s in args.set)
         if args.epochs is not None:
             cmd += f" --epochs {args.epochs}"
-        print(f"refimpl train: interrupted (Ctrl-C); checkpoint {ck} saved at epoch {tr.epoch}; resume with: {cmd}",
-              file=sys.stderr)
+        print(
+            f"refimpl train: interrupted (Ctrl-C); checkpoint {ck} saved at epoch {tr.epoch}; resume with: {cmd}", file=sys.stderr
+        )
         return 130
     r = tr.row(-1)
-    print(f"done: {tr.epoch} epochs, test loss {r['test_loss']:.4f}, accuracy {r['test_acc']:.3f}, "
-          f"{tr.wall:.1f} s; wrote {out / 'log.h5'} and {tr.checkpoint_path}")
+    print(
+        f"done: {tr.epoch} epochs, test loss {r['test_loss']:.4f}, accuracy {r['test_acc']:.3f}, "
+        f"{tr.wall:.1f} s; wrote {out / 'log.h5'} and {tr.checkpoint_path}"
+    )
     return 0

@@ -25,14 +25,50 @@ Modules: :mod:`~refimpl.golden.schema` (the format's constants and the case conf
 :mod:`~refimpl.golden.cases` (the cases, their computation, the export), :mod:`~refimpl.golden.files`
 (reading a file), :mod:`~refimpl.golden.compare` (``refimpl validate``).
 """
-from .cases import CASE_NAMES, CASES, Case, as_stored, compute_case, coverage, export, get_case, make_problem
-from .compare import (COPIES, TOLERANCES, Report, Row, check_reference, compare, expected_paths, format_report,
-                      kind_of)
-from .files import GoldenFile, read_golden
-from .schema import (FORMAT, FORMAT_VERSION, GENERATOR, OPTIONAL, SCHEMA, FormatError, config_from_dict,
-                     config_to_dict, default_reference)
 
-__all__ = ["CASES", "CASE_NAMES", "COPIES", "Case", "FORMAT", "FORMAT_VERSION", "FormatError", "GENERATOR",
-           "GoldenFile", "OPTIONAL", "Report", "Row", "SCHEMA", "TOLERANCES", "as_stored", "check_reference",
-           "compare", "compute_case", "config_from_dict", "config_to_dict", "coverage", "default_reference",
-           "expected_paths", "export", "format_report", "get_case", "kind_of", "make_problem", "read_golden"]
+from .cases import CASE_NAMES, CASES, Case, as_stored, compute_case, coverage, export, get_case, make_problem
+from .compare import COPIES, TOLERANCES, Report, Row, check_reference, compare, expected_paths, format_report, kind_of
+from .files import GoldenFile, read_golden
+from .schema import (
+    FORMAT,
+    FORMAT_VERSION,
+    GENERATOR,
+    OPTIONAL,
+    SCHEMA,
+    FormatError,
+    config_from_dict,
+    config_to_dict,
+    default_reference,
+)
+
+__all__ = [
+    "CASES",
+    "CASE_NAMES",
+    "COPIES",
+    "Case",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "FormatError",
+    "GENERATOR",
+    "GoldenFile",
+    "OPTIONAL",
+    "Report",
+    "Row",
+    "SCHEMA",
+    "TOLERANCES",
+    "as_stored",
+    "check_reference",
+    "compare",
+    "compute_case",
+    "config_from_dict",
+    "config_to_dict",
+    "coverage",
+    "default_reference",
+    "expected_paths",
+    "export",
+    "format_report",
+    "get_case",
+    "kind_of",
+    "make_problem",
+    "read_golden",
+]

@@ -1,4 +1,5 @@
 """The curated golden cases, how each is computed, and the export of the golden file (docs/golden.md)."""
+
 from __future__ import annotations
 
 import json
@@ -10,13 +11,14 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config import (DIALECTS, FlossConfig, LossConfig, LyapunovConfig, network_config)
+from ..config import DIALECTS, FlossConfig, LossConfig, LyapunovConfig, network_config
 from ..interrupt import poll
 from .schema import FORMAT, FORMAT_VERSION, GENERATOR, config_from_dict, config_to_dict
 
 # ---------------------------------------------------------------------------
 # the curated cases
 # ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Case:
@@ -42,23 +44,50 @@ class Case:
         return self.steps or (1, self.T // 2, self.T - 1)
 
 
-def _case_config(cell="clif", layers=(6,), n_in=3, n_out=2, dialect="engelken", reset=None,
-                 reset_grad="detached", surrogate=("fast_sigmoid", 10.0), smooth=False,
-                 readout=(5.0, None), loss=("bce_per_step", 0), k=4, ons=1, warmup=0, transient=0,
-                 batch_index=0, seed=0, target=0.0, floss=("W_in", "W_rec", "b"), **extra) -> dict:
-    kw = dict(cell=cell, layers=tuple(layers), n_in=n_in, n_out=n_out, reset_grad=reset_grad,
-              surrogate={"name": surrogate[0], "slope": surrogate[1]}, smooth=smooth,
-              readout={"tau_out": readout[0],
-                       "source": readout[1] or ("spikes" if cell == "clif" else "state")}, **extra)
+def _case_config(
+    cell="clif",
+    layers=(6,),
+    n_in=3,
+    n_out=2,
+    dialect="engelken",
+    reset=None,
+    reset_grad="detached",
+    surrogate=("fast_sigmoid", 10.0),
+    smooth=False,
+    readout=(5.0, None),
+    loss=("bce_per_step", 0),
+    k=4,
+    ons=1,
+    warmup=0,
+    transient=0,
+    batch_index=0,
+    seed=0,
+    target=0.0,
+    floss=("W_in", "W_rec", "b"),
+    **extra,
+) -> dict:
+    kw = dict(
+        cell=cell,
+        layers=tuple(layers),
+        n_in=n_in,
+        n_out=n_out,
+        reset_grad=reset_grad,
+        surrogate={"name": surrogate[0], "slope": surrogate[1]},
+        smooth=smooth,
+        readout={"tau_out": readout[0], "source": readout[1] or ("spikes" if cell == "clif" else "state")},
+        **extra,
+    )
     if cell == "clif":
         kw["dialect"] = dialect
         if reset is not None:
             kw["reset"] = reset
     cfg = network_config(**kw)
-    return config_to_dict(cfg, LossConfig(*loss),
-                          LyapunovConfig(k=k, ons=ons, warmup=warmup, transient=transient,
-                                         batch_index=batch_index, seed=seed),
-                          FlossConfig(target=target, params=floss))
+    return config_to_dict(
+        cfg,
+        LossConfig(*loss),
+        LyapunovConfig(k=k, ons=ons, warmup=warmup, transient=transient, batch_index=batch_index, seed=seed),
+        FlossConfig(target=target, params=floss),
+    )
 
 
 #: The shipped cases. Every one is small (N ≤ 8 per layer, T ≤ 30, B ≤ 3) and
@@ -66,94 +95,298 @@ def _case_config(cell="clif", layers=(6,), n_in=3, n_out=2, dialect="engelken", 
 #: rounding difference cannot flip a spike), no pre-activation within 1e-6 of
 #: a kink of σ' and no near-tie in ce_max (tests/test_golden.py checks this).
 CASES: list[Case] = [
-    Case("clif_engelken",
-         "engelken dialect (new, one_minus_beta, zero), detached, fast_sigmoid γ=10, 1 layer, "
-         "bce_per_step, spike readout τ_out=5",
-         _case_config(layers=(6,), k=4, seed=101), T=24, B=2, seed=1),
-    Case("clif_spytorch",
-         "spytorch dialect (old, unit, zero), detached, fast_sigmoid γ=5, 1 layer, ce_max t0=2, "
-         "membrane readout τ_out=5, ons=2 warmup=3 transient=1, batch_index=1",
-         _case_config(dialect="spytorch", layers=(5,), surrogate=("fast_sigmoid", 5.0),
-                      readout=(5.0, "membrane"), loss=("ce_max", 2), k=3, ons=2, warmup=3,
-                      transient=1, batch_index=1, seed=102, n_out=3),
-         T=25, B=3, seed=2, w_in=1.0, g_rec=0.6, bias=0.0),
-    Case("clif_stork",
-         "stork dialect (old, one_minus_beta, zero), attached, sigmoid γ=5, 2 layers, ce_mean "
-         "t0=2, membrane readout τ_out=0",
-         _case_config(dialect="stork", layers=(6, 4), reset_grad="attached", surrogate=("sigmoid", 5.0),
-                      readout=(0.0, "membrane"), loss=("ce_mean", 2), k=4, seed=103),
-         T=20, B=2, seed=3),
-    Case("clif_subtract_attached",
-         "engelken with subtract reset, attached, arctan γ=2, 2 layers, mse_per_step, spike "
-         "readout τ_out=0, ons=3 warmup=2 transient=1",
-         _case_config(layers=(5, 4), reset="subtract", reset_grad="attached", surrogate=("arctan", 2.0),
-                      readout=(0.0, "spikes"), loss=("mse_per_step", 0), k=5, ons=3, warmup=2,
-                      transient=1, seed=104),
-         T=21, B=2, seed=4),
-    Case("clif_no_reset_per_neuron_tau",
-         "reset none, detached, gaussian γ=2, 1 layer, ce_last, spike readout τ_out=3, per-neuron "
-         "τ_mem and τ_syn, dt=0.5, θ=0.8",
-         _case_config(layers=(6,), reset="none", surrogate=("gaussian", 2.0), readout=(3.0, "spikes"),
-                      loss=("ce_last", 0), k=6, seed=105, n_out=3, dt=0.5, theta=0.8,
-                      tau_mem=(8.0, 10.0, 12.0, 15.0, 20.0, 6.0), tau_syn=(3.0, 5.0, 5.0, 4.0, 6.0, 2.0)),
-         T=30, B=2, seed=5, g_rec=1.5, bias=-0.3),
-    Case("clif_ignored_3layers",
-         "zero reset with reset_grad ignored, triangle γ=1.5, 3 layers, (new, unit) gain, "
-         "bce_per_step t0=3, spike readout τ_out=5, ons=2, flossing of V0 and I0 too",
-         _case_config(layers=(4, 4, 3), reset="zero", input_gain="unit", reset_grad="ignored",
-                      surrogate=("triangle", 1.5), loss=("bce_per_step", 3), k=4, ons=2, seed=106,
-                      floss=("W_in", "W_rec", "b", "V0", "I0")),
-         T=20, B=2, seed=6, w_in=1.0, g_rec=0.5, bias=0.0),
-    Case("clif_smooth_sigmoid",
-         "smooth mode, engelken, attached, sigmoid γ=4, 2 layers, mse_per_step t0=1, membrane "
-         "readout τ_out=5, warmup=4, flossing target -0.05",
-         _case_config(layers=(5, 4), reset_grad="attached", surrogate=("sigmoid", 4.0), smooth=True,
-                      readout=(5.0, "membrane"), loss=("mse_per_step", 1), k=4, warmup=4, seed=107,
-                      target=-0.05),
-         T=22, B=2, seed=7),
-    Case("clif_smooth_triangle_subtract",
-         "smooth mode, spytorch switches with subtract reset, detached, triangle γ=1, 1 layer, "
-         "ce_max, membrane readout τ_out=2",
-         _case_config(dialect="spytorch", layers=(6,), reset="subtract", surrogate=("triangle", 1.0),
-                      smooth=True, readout=(2.0, "membrane"), loss=("ce_max", 0), k=3, seed=108),
-         T=20, B=2, seed=8, w_in=1.0, g_rec=0.6, bias=0.0),
-    Case("clif_smooth_fast_sigmoid_ignored",
-         "smooth mode, stork switches, subtract reset with reset_grad ignored, fast_sigmoid γ=10, "
-         "2 layers, bce_per_step, spike readout τ_out=5, ons=2 transient=2",
-         _case_config(dialect="stork", layers=(4, 3), reset="subtract", reset_grad="ignored",
-                      smooth=True, loss=("bce_per_step", 0), k=4, ons=2, transient=2, seed=109),
-         T=24, B=2, seed=9),
-    Case("clif_snntorch_synaptic",
-         "the switches of snnTorch's Synaptic neuron: (new, unit, subtract), detached, arctan γ=2 "
-         "(snnTorch's default atan), 1 layer, mse_per_step, spike readout τ_out=4; "
-         "validation/peers/snntorch_adapter.py runs snnTorch itself on it",
-         _case_config(layers=(6,), input_gain="unit", reset="subtract", surrogate=("arctan", 2.0),
-                      readout=(4.0, "spikes"), loss=("mse_per_step", 0), k=4, seed=114),
-         T=24, B=2, seed=15, w_in=1.0, g_rec=0.6, bias=-0.2),
-    Case("binary_surrogate",
-         "binary cell, fast_sigmoid γ=5, state readout τ_out=0, bce_per_step",
-         _case_config(cell="binary", layers=(8,), n_in=2, surrogate=("fast_sigmoid", 5.0),
-                      readout=(0.0, "state"), loss=("bce_per_step", 0), k=4, seed=110),
-         T=25, B=2, seed=10, w_in=1.0, g_rec=2.0, bias=0.0),
-    Case("binary_smooth",
-         "binary cell in smooth mode, arctan γ=2, activation readout τ_out=5, ce_mean, ons=2 "
-         "warmup=3 transient=2, flossing of x0 too",
-         _case_config(cell="binary", layers=(7,), n_in=2, surrogate=("arctan", 2.0), smooth=True,
-                      readout=(5.0, "activation"), loss=("ce_mean", 1), k=3, ons=2, warmup=3,
-                      transient=2, seed=111, floss=("W_in", "W_rec", "b", "x0")),
-         T=26, B=2, seed=11, w_in=1.0, g_rec=2.0, bias=0.0),
-    Case("rate_state",
-         "rate cell (tanh), state readout τ_out=5, mse_per_step, flossing of x0 too",
-         _case_config(cell="rate", layers=(8,), n_in=2, readout=(5.0, "state"),
-                      loss=("mse_per_step", 0), k=5, seed=112, floss=("W_in", "W_rec", "b", "x0")),
-         T=25, B=2, seed=12, w_in=1.0, g_rec=2.0, bias=0.0),
-    Case("rate_activation_full_spectrum",
-         "rate cell, activation readout τ_out=0, ce_last, full spectrum k=M=6, ons=3 warmup=2 "
-         "transient=1, batch_index=2, flossing target 0.1",
-         _case_config(cell="rate", layers=(6,), n_in=2, n_out=3, readout=(0.0, "activation"),
-                      loss=("ce_last", 0), k=6, ons=3, warmup=2, transient=1, batch_index=2,
-                      seed=113, target=0.1),
-         T=29, B=3, seed=13, w_in=1.0, g_rec=2.0, bias=0.0),
+    Case(
+        "clif_engelken",
+        "engelken dialect (new, one_minus_beta, zero), detached, fast_sigmoid γ=10, 1 layer, bce_per_step, spike readout τ_out=5",
+        _case_config(layers=(6,), k=4, seed=101),
+        T=24,
+        B=2,
+        seed=1,
+    ),
+    Case(
+        "clif_spytorch",
+        "spytorch dialect (old, unit, zero), detached, fast_sigmoid γ=5, 1 layer, ce_max t0=2, "
+        "membrane readout τ_out=5, ons=2 warmup=3 transient=1, batch_index=1",
+        _case_config(
+            dialect="spytorch",
+            layers=(5,),
+            surrogate=("fast_sigmoid", 5.0),
+            readout=(5.0, "membrane"),
+            loss=("ce_max", 2),
+            k=3,
+            ons=2,
+            warmup=3,
+            transient=1,
+            batch_index=1,
+            seed=102,
+            n_out=3,
+        ),
+        T=25,
+        B=3,
+        seed=2,
+        w_in=1.0,
+        g_rec=0.6,
+        bias=0.0,
+    ),
+    Case(
+        "clif_stork",
+        "stork dialect (old, one_minus_beta, zero), attached, sigmoid γ=5, 2 layers, ce_mean t0=2, membrane readout τ_out=0",
+        _case_config(
+            dialect="stork",
+            layers=(6, 4),
+            reset_grad="attached",
+            surrogate=("sigmoid", 5.0),
+            readout=(0.0, "membrane"),
+            loss=("ce_mean", 2),
+            k=4,
+            seed=103,
+        ),
+        T=20,
+        B=2,
+        seed=3,
+    ),
+    Case(
+        "clif_subtract_attached",
+        "engelken with subtract reset, attached, arctan γ=2, 2 layers, mse_per_step, spike "
+        "readout τ_out=0, ons=3 warmup=2 transient=1",
+        _case_config(
+            layers=(5, 4),
+            reset="subtract",
+            reset_grad="attached",
+            surrogate=("arctan", 2.0),
+            readout=(0.0, "spikes"),
+            loss=("mse_per_step", 0),
+            k=5,
+            ons=3,
+            warmup=2,
+            transient=1,
+            seed=104,
+        ),
+        T=21,
+        B=2,
+        seed=4,
+    ),
+    Case(
+        "clif_no_reset_per_neuron_tau",
+        "reset none, detached, gaussian γ=2, 1 layer, ce_last, spike readout τ_out=3, per-neuron τ_mem and τ_syn, dt=0.5, θ=0.8",
+        _case_config(
+            layers=(6,),
+            reset="none",
+            surrogate=("gaussian", 2.0),
+            readout=(3.0, "spikes"),
+            loss=("ce_last", 0),
+            k=6,
+            seed=105,
+            n_out=3,
+            dt=0.5,
+            theta=0.8,
+            tau_mem=(8.0, 10.0, 12.0, 15.0, 20.0, 6.0),
+            tau_syn=(3.0, 5.0, 5.0, 4.0, 6.0, 2.0),
+        ),
+        T=30,
+        B=2,
+        seed=5,
+        g_rec=1.5,
+        bias=-0.3,
+    ),
+    Case(
+        "clif_ignored_3layers",
+        "zero reset with reset_grad ignored, triangle γ=1.5, 3 layers, (new, unit) gain, "
+        "bce_per_step t0=3, spike readout τ_out=5, ons=2, flossing of V0 and I0 too",
+        _case_config(
+            layers=(4, 4, 3),
+            reset="zero",
+            input_gain="unit",
+            reset_grad="ignored",
+            surrogate=("triangle", 1.5),
+            loss=("bce_per_step", 3),
+            k=4,
+            ons=2,
+            seed=106,
+            floss=("W_in", "W_rec", "b", "V0", "I0"),
+        ),
+        T=20,
+        B=2,
+        seed=6,
+        w_in=1.0,
+        g_rec=0.5,
+        bias=0.0,
+    ),
+    Case(
+        "clif_smooth_sigmoid",
+        "smooth mode, engelken, attached, sigmoid γ=4, 2 layers, mse_per_step t0=1, membrane "
+        "readout τ_out=5, warmup=4, flossing target -0.05",
+        _case_config(
+            layers=(5, 4),
+            reset_grad="attached",
+            surrogate=("sigmoid", 4.0),
+            smooth=True,
+            readout=(5.0, "membrane"),
+            loss=("mse_per_step", 1),
+            k=4,
+            warmup=4,
+            seed=107,
+            target=-0.05,
+        ),
+        T=22,
+        B=2,
+        seed=7,
+    ),
+    Case(
+        "clif_smooth_triangle_subtract",
+        "smooth mode, spytorch switches with subtract reset, detached, triangle γ=1, 1 layer, ce_max, membrane readout τ_out=2",
+        _case_config(
+            dialect="spytorch",
+            layers=(6,),
+            reset="subtract",
+            surrogate=("triangle", 1.0),
+            smooth=True,
+            readout=(2.0, "membrane"),
+            loss=("ce_max", 0),
+            k=3,
+            seed=108,
+        ),
+        T=20,
+        B=2,
+        seed=8,
+        w_in=1.0,
+        g_rec=0.6,
+        bias=0.0,
+    ),
+    Case(
+        "clif_smooth_fast_sigmoid_ignored",
+        "smooth mode, stork switches, subtract reset with reset_grad ignored, fast_sigmoid γ=10, "
+        "2 layers, bce_per_step, spike readout τ_out=5, ons=2 transient=2",
+        _case_config(
+            dialect="stork",
+            layers=(4, 3),
+            reset="subtract",
+            reset_grad="ignored",
+            smooth=True,
+            loss=("bce_per_step", 0),
+            k=4,
+            ons=2,
+            transient=2,
+            seed=109,
+        ),
+        T=24,
+        B=2,
+        seed=9,
+    ),
+    Case(
+        "clif_snntorch_synaptic",
+        "the switches of snnTorch's Synaptic neuron: (new, unit, subtract), detached, arctan γ=2 "
+        "(snnTorch's default atan), 1 layer, mse_per_step, spike readout τ_out=4; "
+        "validation/peers/snntorch_adapter.py runs snnTorch itself on it",
+        _case_config(
+            layers=(6,),
+            input_gain="unit",
+            reset="subtract",
+            surrogate=("arctan", 2.0),
+            readout=(4.0, "spikes"),
+            loss=("mse_per_step", 0),
+            k=4,
+            seed=114,
+        ),
+        T=24,
+        B=2,
+        seed=15,
+        w_in=1.0,
+        g_rec=0.6,
+        bias=-0.2,
+    ),
+    Case(
+        "binary_surrogate",
+        "binary cell, fast_sigmoid γ=5, state readout τ_out=0, bce_per_step",
+        _case_config(
+            cell="binary",
+            layers=(8,),
+            n_in=2,
+            surrogate=("fast_sigmoid", 5.0),
+            readout=(0.0, "state"),
+            loss=("bce_per_step", 0),
+            k=4,
+            seed=110,
+        ),
+        T=25,
+        B=2,
+        seed=10,
+        w_in=1.0,
+        g_rec=2.0,
+        bias=0.0,
+    ),
+    Case(
+        "binary_smooth",
+        "binary cell in smooth mode, arctan γ=2, activation readout τ_out=5, ce_mean, ons=2 "
+        "warmup=3 transient=2, flossing of x0 too",
+        _case_config(
+            cell="binary",
+            layers=(7,),
+            n_in=2,
+            surrogate=("arctan", 2.0),
+            smooth=True,
+            readout=(5.0, "activation"),
+            loss=("ce_mean", 1),
+            k=3,
+            ons=2,
+            warmup=3,
+            transient=2,
+            seed=111,
+            floss=("W_in", "W_rec", "b", "x0"),
+        ),
+        T=26,
+        B=2,
+        seed=11,
+        w_in=1.0,
+        g_rec=2.0,
+        bias=0.0,
+    ),
+    Case(
+        "rate_state",
+        "rate cell (tanh), state readout τ_out=5, mse_per_step, flossing of x0 too",
+        _case_config(
+            cell="rate",
+            layers=(8,),
+            n_in=2,
+            readout=(5.0, "state"),
+            loss=("mse_per_step", 0),
+            k=5,
+            seed=112,
+            floss=("W_in", "W_rec", "b", "x0"),
+        ),
+        T=25,
+        B=2,
+        seed=12,
+        w_in=1.0,
+        g_rec=2.0,
+        bias=0.0,
+    ),
+    Case(
+        "rate_activation_full_spectrum",
+        "rate cell, activation readout τ_out=0, ce_last, full spectrum k=M=6, ons=3 warmup=2 "
+        "transient=1, batch_index=2, flossing target 0.1",
+        _case_config(
+            cell="rate",
+            layers=(6,),
+            n_in=2,
+            n_out=3,
+            readout=(0.0, "activation"),
+            loss=("ce_last", 0),
+            k=6,
+            ons=3,
+            warmup=2,
+            transient=1,
+            batch_index=2,
+            seed=113,
+            target=0.1,
+        ),
+        T=29,
+        B=3,
+        seed=13,
+        w_in=1.0,
+        g_rec=2.0,
+        bias=0.0,
+    ),
 ]
 
 CASE_NAMES = [c.name for c in CASES]
@@ -218,6 +451,7 @@ def compute_case(case: Case) -> dict:
     (:class:`refimpl.lyapunov.ConditioningWarning`) is refused with ``ValueError``: a
     reference whose smallest exponents are set by rounding cannot be reproduced."""
     from .. import lyapunov
+
     suspect = (lyapunov.DegenerateSpectrumWarning, lyapunov.PrecisionWarning, lyapunov.ConditioningWarning)
     with warnings.catch_warnings():
         for w in suspect:
@@ -231,6 +465,7 @@ def compute_case(case: Case) -> dict:
 def _compute_case(case: Case) -> dict:
     from .. import adjoint, flossing, lyapunov
     from ..network import dense_jacobian, param_shapes, simulate
+
     cfg, loss, lcfg, fcfg = config_from_dict(case.config)
     params, inputs, targets = make_problem(case)
     out = {}
@@ -251,7 +486,7 @@ def _compute_case(case: Case) -> dict:
     for key in keys:
         out[f"grad/{key}"] = grads[key]
     b = lcfg.batch_index
-    ltraj = simulate(cfg, params, inputs[:, b:b + 1])
+    ltraj = simulate(cfg, params, inputs[:, b : b + 1])
     steps = np.asarray(case.jacobian_steps(), dtype=np.int64)
     out["jacobian/steps"] = steps
     out["jacobian/D"] = np.stack([dense_jacobian(cfg, params, ltraj, int(t), 0) for t in steps])
@@ -280,13 +515,14 @@ def export(path, names: Sequence[str] | None = None) -> list:
     objects, so that a re-export holds identical datasets. Returns the names.
     """
     from ..io import atomic_h5
+
     cases = CASES if names is None else [get_case(n) for n in names]
     with atomic_h5(path) as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = np.int64(FORMAT_VERSION)
         f.attrs["generator"] = GENERATOR
         for case in cases:
-            poll()                           # Ctrl-C between cases (the file is written only at the end)
+            poll()  # Ctrl-C between cases (the file is written only at the end)
             data = compute_case(case)
             g = f.create_group(case.name, track_order=True)
             g.attrs["config"] = json.dumps(case.config)
@@ -295,7 +531,7 @@ def export(path, names: Sequence[str] | None = None) -> list:
                 g.create_dataset(key, data=value, track_times=False)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)   # the temporary file of atomic_h5 is private (0600)
+    os.chmod(path, 0o666 & ~umask)  # the temporary file of atomic_h5 is private (0600)
     return [c.name for c in cases]
 
 

@@ -1,4 +1,5 @@
 """Comparing a candidate with the reference quantity by quantity (``refimpl validate``; docs/golden.md)."""
+
 from __future__ import annotations
 
 import math
@@ -16,22 +17,34 @@ from .schema import SCHEMA, FormatError, config_from_dict
 
 #: quantity kind → (rtol, atol) for ``|c - r| <= atol + rtol |r|``; see docs/golden.md
 TOLERANCES = {
-    "copy":          (0.0, 0.0),      # params, inputs, targets, jacobian/steps: bit for bit
-    "q0":            (0.0, 1e-15),    # lyapunov/Q0: LAPACK's QR; the BLAS kernel moves its last bits
-    "state":         (1e-10, 1e-12),  # forward/layer<l>/V, I, x
-    "spikes":        (1e-10, 1e-12),  # forward/layer<l>/S (0/1 in surrogate mode: any flip fails)
-    "readout":       (1e-10, 1e-12),  # forward/readout/y
-    "loss":          (1e-10, 1e-12),
-    "grad":          (1e-8, 1e-10),
-    "jacobian":      (1e-10, 1e-12),
-    "spectrum":      (1e-8, 1e-10),
+    "copy": (0.0, 0.0),  # params, inputs, targets, jacobian/steps: bit for bit
+    "q0": (0.0, 1e-15),  # lyapunov/Q0: LAPACK's QR; the BLAS kernel moves its last bits
+    "state": (1e-10, 1e-12),  # forward/layer<l>/V, I, x
+    "spikes": (1e-10, 1e-12),  # forward/layer<l>/S (0/1 in surrogate mode: any flip fails)
+    "readout": (1e-10, 1e-12),  # forward/readout/y
+    "loss": (1e-10, 1e-12),
+    "grad": (1e-8, 1e-10),
+    "jacobian": (1e-10, 1e-12),
+    "spectrum": (1e-8, 1e-10),
     "flossing_loss": (1e-8, 1e-12),
     "flossing_grad": (1e-7, 1e-9),
 }
 COPIES = ("inputs", "targets", "jacobian/steps", "lyapunov/Q0")
 #: the order of the quantities in a case (docs/golden-format.md's table)
-ORDER = ("params/", "inputs", "targets", "forward/", "loss", "grad/", "jacobian/steps", "jacobian/D",
-         "lyapunov/Q0", "lyapunov/spectrum", "flossing/loss", "flossing/grad/")
+ORDER = (
+    "params/",
+    "inputs",
+    "targets",
+    "forward/",
+    "loss",
+    "grad/",
+    "jacobian/steps",
+    "jacobian/D",
+    "lyapunov/Q0",
+    "lyapunov/spectrum",
+    "flossing/loss",
+    "flossing/grad/",
+)
 
 
 def _order_key(path: str):
@@ -57,8 +70,9 @@ def kind_of(path: str) -> str:
         return "spikes" if path.endswith("/S") else "state"
     if path.startswith("flossing/grad/"):
         return "flossing_grad"
-    return {"loss": "loss", "jacobian/D": "jacobian", "lyapunov/spectrum": "spectrum",
-            "flossing/loss": "flossing_loss"}.get(path, "grad" if path.startswith("grad/") else "other")
+    return {"loss": "loss", "jacobian/D": "jacobian", "lyapunov/spectrum": "spectrum", "flossing/loss": "flossing_loss"}.get(
+        path, "grad" if path.startswith("grad/") else "other"
+    )
 
 
 @dataclass
@@ -79,9 +93,9 @@ class Report:
     reference: GoldenFile
     candidate: GoldenFile
     rows: list = field(default_factory=list)
-    missing: dict = field(default_factory=dict)     # case -> [paths] (or ["(whole case)"])
-    extra: dict = field(default_factory=dict)       # case -> [paths the reference does not have]
-    strict: bool = False    # every quantity of the reference must be in the candidate (else exit 1)
+    missing: dict = field(default_factory=dict)  # case -> [paths] (or ["(whole case)"])
+    extra: dict = field(default_factory=dict)  # case -> [paths the reference does not have]
+    strict: bool = False  # every quantity of the reference must be in the candidate (else exit 1)
 
     @property
     def mismatches(self) -> list:
@@ -125,8 +139,10 @@ def _spike_note(case, path, c, r, ref_data, config) -> str:
     cvals = c[tuple(flips.T)]
     not01 = int(np.sum((cvals != 0) & (cvals != 1)))
     if not01:
-        return (f"{len(flips)} entries differ, {not01} of them neither 0 nor 1 (spikes must be 0/1 in "
-                f"surrogate mode), first at t={t} b={b} neuron={n}")
+        return (
+            f"{len(flips)} entries differ, {not01} of them neither 0 nor 1 (spikes must be 0/1 in "
+            f"surrogate mode), first at t={t} b={b} neuron={n}"
+        )
     msg = f"{len(flips)} spike(s) flipped, first at t={t} b={b} neuron={n}"
     vpath = path[:-1] + "V"
     if vpath in ref_data and config is not None and "theta" in config:
@@ -190,8 +206,9 @@ def _config_diff(ref_cfg: dict, cand_cfg: dict) -> list:
                 same = float(rv) == float(cv)
             elif isinstance(rv, list) and isinstance(cv, list):
                 same = len(rv) == len(cv) and all(
-                    (float(a) == float(b)) if isinstance(a, (int, float)) and isinstance(b, (int, float))
-                    else a == b for a, b in zip(rv, cv))
+                    (float(a) == float(b)) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else a == b
+                    for a, b in zip(rv, cv)
+                )
             else:
                 same = rv == cv
             if not same:
@@ -203,6 +220,7 @@ def expected_paths(config) -> list:
     """Every dataset docs/golden-format.md requires of a case with this config (the damaged-reference check)."""
     from ..flossing import flossed_keys
     from ..network import param_shapes
+
     cfg, _, _, fcfg = config_from_dict(config)
     keys = list(param_shapes(cfg))
     out = [f"params/{k}" for k in keys] + ["inputs", "targets"]
@@ -221,16 +239,14 @@ def check_reference(ref: GoldenFile) -> None:
         try:
             need = expected_paths(ref.configs[name])
         except ValueError as exc:
-            raise FormatError(f"reference {ref.path} is damaged: case {name!r} has an invalid config "
-                              f"({one_line(exc)})") from None
+            raise FormatError(f"reference {ref.path} is damaged: case {name!r} has an invalid config ({one_line(exc)})") from None
         lost = [q for q in need if q not in data]
         if lost:
             shown = ", ".join(lost[:4]) + (f" (and {len(lost) - 4} more)" if len(lost) > 4 else "")
             raise FormatError(f"reference {ref.path} is damaged: case {name!r} lacks {shown}")
 
 
-def compare(reference, candidate, rtol: float | None = None, atol: float | None = None,
-            strict: bool = False) -> Report:
+def compare(reference, candidate, rtol: float | None = None, atol: float | None = None, strict: bool = False) -> Report:
     """Compare every quantity present in ``candidate`` with ``reference`` (paths or :class:`GoldenFile`).
 
     ``rtol``/``atol``, when given, replace the per-kind defaults of
@@ -244,8 +260,7 @@ def compare(reference, candidate, rtol: float | None = None, atol: float | None 
     cand = candidate if isinstance(candidate, GoldenFile) else read_golden(candidate, "candidate")
     unknown = [n for n in cand.cases if n not in ref.cases]
     if unknown:
-        raise FormatError(f"candidate {cand.path}: unknown case(s) {unknown}; the reference has "
-                          f"{sorted(ref.cases)}")
+        raise FormatError(f"candidate {cand.path}: unknown case(s) {unknown}; the reference has {sorted(ref.cases)}")
     # layout and shapes first: a file not in the format gets exit 2 before any comparison
     for name, data in cand.cases.items():
         rdata = ref.cases[name]
@@ -253,8 +268,7 @@ def compare(reference, candidate, rtol: float | None = None, atol: float | None 
             if path in ref.groups[name]:
                 raise FormatError(f"candidate {cand.path}: {name}/{path} is a dataset, the format has a group there")
             if path in rdata and arr.shape != rdata[path].shape:
-                raise FormatError(f"candidate {cand.path}: {name}/{path} has shape {arr.shape}, "
-                                  f"expected {rdata[path].shape}")
+                raise FormatError(f"candidate {cand.path}: {name}/{path} has shape {arr.shape}, expected {rdata[path].shape}")
         for gpath in cand.groups[name]:
             if gpath in rdata:
                 raise FormatError(f"candidate {cand.path}: {name}/{gpath} is a group, the format has a dataset there")
@@ -277,9 +291,19 @@ def compare(reference, candidate, rtol: float | None = None, atol: float | None 
         case_rows = []
         if cand_cfg is not None and ref_cfg is not None:
             diffs = _config_diff(ref_cfg, cand_cfg)
-            case_rows.append(Row(name, "attr config", "config", 0.0 if not diffs else float("nan"),
-                                 float("nan"), 0.0, 0.0, not diffs,
-                                 "" if not diffs else "differs: " + ", ".join(diffs)))
+            case_rows.append(
+                Row(
+                    name,
+                    "attr config",
+                    "config",
+                    0.0 if not diffs else float("nan"),
+                    float("nan"),
+                    0.0,
+                    0.0,
+                    not diffs,
+                    "" if not diffs else "differs: " + ", ".join(diffs),
+                )
+            )
         copies = []
         for path in sorted(rdata, key=_order_key):
             if path not in cdata:
@@ -287,7 +311,7 @@ def compare(reference, candidate, rtol: float | None = None, atol: float | None 
             rv, cv = rdata[path], cdata[path]
             kind = kind_of(path)
             rt, at = TOLERANCES.get(kind, (1e-10, 1e-12))
-            if kind not in ("copy", "q0"):   # --rtol/--atol loosen computed quantities only
+            if kind not in ("copy", "q0"):  # --rtol/--atol loosen computed quantities only
                 rt = rt if rtol is None else rtol
                 at = at if atol is None else atol
             diff, rel = _errors(cv, rv)
@@ -302,11 +326,20 @@ def compare(reference, candidate, rtol: float | None = None, atol: float | None 
         if copies:
             bad = [r.quantity for r in copies if not r.ok]
             rels = [r.max_rel for r in copies if np.isfinite(r.max_rel)]
-            case_rows.insert(1 if case_rows and case_rows[0].kind == "config" else 0, Row(
-                name, f"copied inputs ({len(copies)})", "copy", max(r.max_abs for r in copies),
-                max(rels) if rels else float("nan"), 0.0, 0.0, not bad,
-                "" if not bad else "differ from the reference, so the candidate computed on other "
-                                   "data: " + ", ".join(bad)))
+            case_rows.insert(
+                1 if case_rows and case_rows[0].kind == "config" else 0,
+                Row(
+                    name,
+                    f"copied inputs ({len(copies)})",
+                    "copy",
+                    max(r.max_abs for r in copies),
+                    max(rels) if rels else float("nan"),
+                    0.0,
+                    0.0,
+                    not bad,
+                    "" if not bad else "differ from the reference, so the candidate computed on other data: " + ", ".join(bad),
+                ),
+            )
         first = _first_divergence(case_rows, cdata, rdata)
         if first:
             for r in case_rows:
@@ -333,8 +366,10 @@ def _tol(r: Row) -> str:
 
 def format_report(rep: Report, only_mismatches: bool = False) -> str:
     """The table of ``refimpl validate`` and its summary."""
-    lines = [f"reference: {rep.reference.path} ({rep.reference.generator})",
-             f"candidate: {rep.candidate.path} ({rep.candidate.generator})"]
+    lines = [
+        f"reference: {rep.reference.path} ({rep.reference.generator})",
+        f"candidate: {rep.candidate.path} ({rep.candidate.generator})",
+    ]
     w = max([len(r.case) for r in rep.rows] + [4])
     q = max([len(r.quantity) for r in rep.rows] + [8])
     head = f"{'case':<{w}}  {'quantity':<{q}}  {'max abs err':>11}  {'max rel err':>11}  {'tolerance':<21}  status"
@@ -343,8 +378,10 @@ def format_report(rep: Report, only_mismatches: bool = False) -> str:
     for r in rep.rows:
         if only_mismatches and r.ok:
             continue
-        line = (f"{r.case:<{w}}  {r.quantity:<{q}}  {_fmt(r.max_abs):>11}  {_fmt(r.max_rel):>11}  "
-                f"{_tol(r):<21}  {'ok' if r.ok else 'MISMATCH'}")
+        line = (
+            f"{r.case:<{w}}  {r.quantity:<{q}}  {_fmt(r.max_abs):>11}  {_fmt(r.max_rel):>11}  "
+            f"{_tol(r):<21}  {'ok' if r.ok else 'MISMATCH'}"
+        )
         if r.note:
             line += f"  ({r.note})"
         lines.append(line)
@@ -355,12 +392,13 @@ def format_report(rep: Report, only_mismatches: bool = False) -> str:
     for r in rep.rows:
         kinds.setdefault(r.kind, []).append(r)
     for kind, rows in kinds.items():
-        worst = max(rows, key=lambda r: (r.max_abs if np.isfinite(r.max_abs) else np.inf))
+        worst = max(rows, key=lambda r: r.max_abs if np.isfinite(r.max_abs) else np.inf)
         worst_rel = max((r.max_rel for r in rows if np.isfinite(r.max_rel)), default=float("nan"))
         bad = sum(not r.ok for r in rows)
-        lines.append(f"  {kind:<14} {len(rows):4d} compared  max abs {_fmt(worst.max_abs):>8}  "
-                     f"max rel {_fmt(worst_rel):>8}  ({worst.case}/{worst.quantity})"
-                     + (f"  {bad} MISMATCH" if bad else ""))
+        lines.append(
+            f"  {kind:<14} {len(rows):4d} compared  max abs {_fmt(worst.max_abs):>8}  "
+            f"max rel {_fmt(worst_rel):>8}  ({worst.case}/{worst.quantity})" + (f"  {bad} MISMATCH" if bad else "")
+        )
     if rep.missing:
         lines.append("")
         lines.append("missing from the candidate (not compared):")
@@ -374,13 +412,16 @@ def format_report(rep: Report, only_mismatches: bool = False) -> str:
     n_bad = len(rep.mismatches)
     n_missing = sum(len(v) for v in rep.missing.values())
     lines.append("")
-    lines.append(f"{len(rep.rows)} quantities compared in {len({r.case for r in rep.rows})} case(s): "
-                 f"{len(rep.rows) - n_bad} ok, {n_bad} MISMATCH; {n_missing} missing"
-                 + (f" ({sum(v == ['(whole case)'] for v in rep.missing.values())} whole cases)"
-                    if rep.missing else ""))
-    lines.append(f"{rep.n_compared} of the reference's {rep.n_reference} datasets were in the candidate "
-                 f"({len(rep.reference.cases) - sum(v == ['(whole case)'] for v in rep.missing.values())} "
-                 f"of {len(rep.reference.cases)} cases)")
+    lines.append(
+        f"{len(rep.rows)} quantities compared in {len({r.case for r in rep.rows})} case(s): "
+        f"{len(rep.rows) - n_bad} ok, {n_bad} MISMATCH; {n_missing} missing"
+        + (f" ({sum(v == ['(whole case)'] for v in rep.missing.values())} whole cases)" if rep.missing else "")
+    )
+    lines.append(
+        f"{rep.n_compared} of the reference's {rep.n_reference} datasets were in the candidate "
+        f"({len(rep.reference.cases) - sum(v == ['(whole case)'] for v in rep.missing.values())} "
+        f"of {len(rep.reference.cases)} cases)"
+    )
     incomplete = rep.n_compared < rep.n_reference
     if n_bad:
         lines.append("result: MISMATCH (exit 1)")
@@ -389,6 +430,7 @@ def format_report(rep: Report, only_mismatches: bool = False) -> str:
     elif not rep.rows:
         lines.append("result: nothing to compare (exit 0)")
     else:
-        lines.append("result: all present quantities agree (exit 0)" + (
-            "; pass --strict to require all of them" if incomplete else ""))
+        lines.append(
+            "result: all present quantities agree (exit 0)" + ("; pass --strict to require all of them" if incomplete else "")
+        )
     return "\n".join(lines)

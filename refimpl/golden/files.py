@@ -1,4 +1,5 @@
 """Reading a golden (or candidate) file, with a one-line :class:`FormatError` for anything not in the format."""
+
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from .schema import FORMAT, FORMAT_VERSION, FormatError
 # ---------------------------------------------------------------------------
 # reading a golden (or candidate) file
 # ---------------------------------------------------------------------------
+
 
 def one_line(exc) -> str:
     msg = str(exc).strip().splitlines()
@@ -34,14 +36,15 @@ class GoldenFile:
 
     path: str
     generator: str
-    cases: dict      # name -> {path: array}
-    configs: dict    # name -> config dict, or None when the group has no config attribute
-    groups: dict     # name -> set of group paths inside the case (for layout checks)
+    cases: dict  # name -> {path: array}
+    configs: dict  # name -> config dict, or None when the group has no config attribute
+    groups: dict  # name -> set of group paths inside the case (for layout checks)
 
 
 def read_golden(path, what: str = "candidate") -> GoldenFile:
     """Read a whole golden-format file; ``FormatError`` (one line) if it is unreadable or not in the format."""
     import h5py
+
     p = Path(path)
     if not p.exists():
         raise FormatError(f"{what} {path}: no such file")
@@ -57,8 +60,7 @@ def read_golden(path, what: str = "candidate") -> GoldenFile:
         with h5py.File(str(p), "r") as f:
             fmt = _attr_str(f.attrs.get("format", None))
             if fmt is None:
-                raise FormatError(f"{what} {path}: root attribute 'format' is missing "
-                                  f"(expected {FORMAT!r})")
+                raise FormatError(f"{what} {path}: root attribute 'format' is missing (expected {FORMAT!r})")
             if fmt != FORMAT:
                 raise FormatError(f"{what} {path}: root attribute format = {fmt!r}, expected {FORMAT!r}")
             ver = f.attrs.get("format_version", None)
@@ -66,8 +68,10 @@ def read_golden(path, what: str = "candidate") -> GoldenFile:
                 raise FormatError(f"{what} {path}: root attribute 'format_version' is missing (expected 1)")
             ver = np.asarray(ver)
             if ver.size != 1 or not np.issubdtype(ver.dtype, np.integer) or int(ver.ravel()[0]) != FORMAT_VERSION:
-                raise FormatError(f"{what} {path}: root attribute format_version = {ver.ravel().tolist()!r}, "
-                                  f"expected the integer {FORMAT_VERSION}")
+                raise FormatError(
+                    f"{what} {path}: root attribute format_version = {ver.ravel().tolist()!r}, "
+                    f"expected the integer {FORMAT_VERSION}"
+                )
             gen = _attr_str(f.attrs.get("generator", "(no generator attribute)"))
             cases, configs, groups = {}, {}, {}
             for name in f:
@@ -81,23 +85,23 @@ def read_golden(path, what: str = "candidate") -> GoldenFile:
                         try:
                             value = item[()]
                         except Exception as exc:  # noqa: BLE001 - truncated or corrupted data
-                            raise FormatError(f"{what} {path}: dataset {name}/{rel} cannot be read "
-                                              f"({one_line(exc)})") from None
+                            raise FormatError(f"{what} {path}: dataset {name}/{rel} cannot be read ({one_line(exc)})") from None
                         arr = np.asarray(value)
                         if arr.dtype.kind not in "biuf":
-                            raise FormatError(f"{what} {path}: dataset {name}/{rel} holds {arr.dtype} "
-                                              "values, not numbers")
+                            raise FormatError(f"{what} {path}: dataset {name}/{rel} holds {arr.dtype} values, not numbers")
                         data[rel] = arr
                     else:
                         subgroups.add(rel)
+
                 obj.visititems(visit)
                 cfg = obj.attrs.get("config", None)
                 if cfg is not None:
                     try:
                         cfg = json.loads(_attr_str(cfg))
                     except (TypeError, ValueError) as exc:
-                        raise FormatError(f"{what} {path}: case {name!r} has a config attribute that is "
-                                          f"not JSON ({one_line(exc)})") from None
+                        raise FormatError(
+                            f"{what} {path}: case {name!r} has a config attribute that is not JSON ({one_line(exc)})"
+                        ) from None
                     if not isinstance(cfg, dict):
                         raise FormatError(f"{what} {path}: case {name!r} config is not a JSON object")
                 cases[name], configs[name], groups[name] = data, cfg, subgroups

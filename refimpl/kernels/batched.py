@@ -1,10 +1,11 @@
 """The batched forward pass of one layer with its linearization, and sparse products with spike rasters."""
+
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ..cell import (ACT_TANH, activation, activation_derivative, membrane, reset_element, tanh_derivatives)
+from ..cell import ACT_TANH, activation, activation_derivative, membrane, reset_element, tanh_derivatives
 from ..lapack import gemm
 
 
@@ -75,8 +76,7 @@ def outer_acc_t(J, X, GT):
 
 
 @njit(cache=True)
-def _step_linearized(V, I, S, s, I_new, b, alpha, beta, g, theta, syn_old, reset, reset_grad,
-                     V_out, I_out, m, rho, c):
+def _step_linearized(V, I, S, s, I_new, b, alpha, beta, g, theta, syn_old, reset, reset_grad, V_out, I_out, m, rho, c):
     """One step of :func:`forward_step` on ``(B, N)`` views, with the linearization ``m, ρ̂, c`` (``cell``'s docstring)."""
     B, N = V.shape
     for bb in range(B):
@@ -102,8 +102,7 @@ def _activations(V, theta, act, sur, gamma, smooth, S, s, s2):
 
 
 @njit(cache=True)
-def forward_linearized(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset, reset_grad,
-                       act, sur, gamma, smooth):
+def forward_linearized(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset, reset_grad, act, sur, gamma, smooth):
     """:func:`refimpl.cell.forward` and its linearization in one pass: ``V, I, S, s, s2, m, ρ̂, c``.
 
     Same formulas, same shapes; the products ``W_in z_t`` and ``W_rec S_t``
@@ -132,6 +131,24 @@ def forward_linearized(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old
             break
         matmul_wt(z[t], W_in, W_inT, 0.0, I_new)
         matmul_wt(S[t], W_rec, W_recT, 1.0, I_new)
-        _step_linearized(V[t], I[t], S[t], s[t], I_new, b, alpha, beta, g, theta, syn_old, reset, reset_grad,
-                         V[t + 1], I[t + 1], m[t], rho[t], c[t])
+        _step_linearized(
+            V[t],
+            I[t],
+            S[t],
+            s[t],
+            I_new,
+            b,
+            alpha,
+            beta,
+            g,
+            theta,
+            syn_old,
+            reset,
+            reset_grad,
+            V[t + 1],
+            I[t + 1],
+            m[t],
+            rho[t],
+            c[t],
+        )
     return V, I, S, s, s2, m, rho, c

@@ -1,4 +1,5 @@
 """Fused one-layer kernels: the QR iteration of the spectrum and the reverse pass of the flossing loss."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,6 +36,7 @@ def copyltu(M, out):
 # without Python between the steps. Trajectory arrays are those of the one
 # trajectory: ``(T+1, N)`` or ``(T, N)``.
 
+
 @njit(cache=True)
 def tangent_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, X, Y, a, H):
     """``Y = D_t X`` for the rows ``X (k, M)`` (as :func:`jvp_step` without input or parameter tangent).
@@ -50,8 +52,7 @@ def tangent_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, X, Y, a, H):
     for r in range(k):
         for i in range(N):
             qI = X[r, N + i] if has_I else 0.0
-            Y[r, i], dIn, _ = tangent_element(X[r, i], qI, H[r, i], 0.0, rho[i], c[i], alpha[i], beta[i], g[i],
-                                              syn_old)
+            Y[r, i], dIn, _ = tangent_element(X[r, i], qI, H[r, i], 0.0, rho[i], c[i], alpha[i], beta[i], g[i], syn_old)
             if has_I:
                 Y[r, N + i] = dIn
 
@@ -70,8 +71,7 @@ def _abs_max(X):
 @njit(cache=True)
 def _row_buffers(k, M, N):
     """Workspace of one product ``D_t Q`` and one QR on ``k`` rows: ``Y, a, H, R, tau, work``."""
-    return (np.empty((k, M)), np.empty((k, N)), np.empty((k, N)), np.empty((k, k)), np.empty(k),
-            qr_work(k, M))
+    return (np.empty((k, M)), np.empty((k, N)), np.empty((k, N)), np.empty((k, k)), np.empty(k), qr_work(k, M))
 
 
 @njit(cache=True)
@@ -156,8 +156,7 @@ def floss_forward_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows,
 
 
 @njit(cache=True)
-def _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mbar_extra, J1, Sb,
-                        z, S, gW_inT, gW_recT, gb):
+def _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mbar_extra, J1, Sb, z, S, gW_inT, gW_recT, gb):
     """``(V̄_t, Ī_t) = D_tᵀ (V̄_{t+1}, Ī_{t+1})`` (+ an adjoint ``m̄`` injected at ``m_t``), in place.
 
     Accumulates the parameter gradients ``J zᵀ, J Sᵀ, J`` (``J``: the adjoint
@@ -166,20 +165,42 @@ def _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mb
     """
     N = xV.shape[0]
     for i in range(N):
-        xV[i], xI[i], J = adjoint_element(xV[i], xI[i], mbar_extra[i], rho[t, i], c[t, i], alpha[i], beta[i],
-                                          g[i], syn_old)
+        xV[i], xI[i], J = adjoint_element(xV[i], xI[i], mbar_extra[i], rho[t, i], c[t, i], alpha[i], beta[i], g[i], syn_old)
         J1[0, i] = J
         gb[i] += J
     gemm(False, False, 1.0, J1, W_rec, 0.0, Sb)
     for i in range(N):
         xV[i] += s[t, i] * Sb[0, i]
-    outer_acc_t(J1, z[t:t + 1], gW_inT)
-    outer_acc_t(J1, S[t:t + 1], gW_recT)
+    outer_acc_t(J1, z[t : t + 1], gW_inT)
+    outer_acc_t(J1, S[t : t + 1], gW_recT)
 
 
 @njit(cache=True)
-def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I, reset, reset_grad,
-                        W_rec, z, S, Qck, Rs, rbar, warmup, ons, transient, every):
+def floss_backward_rows(
+    s,
+    s2,
+    m,
+    rho,
+    c,
+    alpha,
+    beta,
+    g,
+    theta,
+    syn_old,
+    has_I,
+    reset,
+    reset_grad,
+    W_rec,
+    z,
+    S,
+    Qck,
+    Rs,
+    rbar,
+    warmup,
+    ons,
+    transient,
+    every,
+):
     """Reverse pass of the flossing loss for one layer (docs/derivations.md §4), all steps in one call.
 
     ``rbar (k,)``: ``∂L/∂ log R_ii`` of each counted QR step (``λ̄ / n_steps``).
@@ -201,9 +222,9 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
     xI = np.zeros(N)
     J1 = np.empty((1, N))
     Sb = np.empty((1, N))
-    Qb = np.zeros((k, M))        # adjoint of Q_{t+1}
-    Ab = np.empty((k, M))        # adjoint of A_t
-    Jk = np.empty((k, N))        # adjoint of the I-part of A_t's image: Ī' + g m̄ per row
+    Qb = np.zeros((k, M))  # adjoint of Q_{t+1}
+    Ab = np.empty((k, M))  # adjoint of A_t
+    Jk = np.empty((k, N))  # adjoint of the I-part of A_t's image: Ī' + g m̄ per row
     JW = np.empty((k, N))
     a = np.empty((k, N))
     H = np.empty((k, N))
@@ -230,8 +251,7 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
             for i in range(j1 - j0):
                 j = j0 + i
                 t = warmup + j
-                tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_rec,
-                             Qseg[i], Qseg[i + 1], a, H)
+                tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_rec, Qseg[i], Qseg[i + 1], a, H)
                 if (j + 1) % ons == 0:
                     qr_rows(Qseg[i + 1], Rseg[i], tau, work)
         for i in range(j1 - j0 - 1, -1, -1):
@@ -265,8 +285,9 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
             for r in range(k):
                 for i2 in range(N):
                     aI = Ab[r, N + i2] if has_I else 0.0
-                    Qb[r, i2], ib, J = adjoint_element(Ab[r, i2], aI, 0.0, rho[t, i2], c[t, i2], alpha[i2],
-                                                       beta[i2], g[i2], syn_old)
+                    Qb[r, i2], ib, J = adjoint_element(
+                        Ab[r, i2], aI, 0.0, rho[t, i2], c[t, i2], alpha[i2], beta[i2], g[i2], syn_old
+                    )
                     if has_I:
                         Qb[r, N + i2] = ib
                     Jk[r, i2] = J
@@ -276,8 +297,8 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
                 for i2 in range(N):
                     Qb[r, i2] += s[t, i2] * JW[r, i2]
             # ∂/∂W_rec of ⟨J, W_rec (s ⊙ qV)⟩, batched over a chunk of steps
-            Jc[nc * k:(nc + 1) * k] = Jk
-            ac[nc * k:(nc + 1) * k] = a
+            Jc[nc * k : (nc + 1) * k] = Jk
+            ac[nc * k : (nc + 1) * k] = a
             nc += 1
             if nc == chunk:
                 gemm(True, False, 1.0, Jc, ac, 1.0, gW_rec)
@@ -311,17 +332,15 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
                     else:
                         vdir[i2] += -theta * s2[t, i2] * w
             # ---- the state adjoint x̄_t = D_tᵀ x̄_{t+1} (+ m̄ injection) + the direct terms
-            _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mex, J1, Sb,
-                                z, S, gW_inT, gW_recT, gb)
+            _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mex, J1, Sb, z, S, gW_inT, gW_recT, gb)
             for i2 in range(N):
                 xV[i2] += vdir[i2]
     if nc > 0:
-        gemm(True, False, 1.0, Jc[:nc * k], ac[:nc * k], 1.0, gW_rec)
+        gemm(True, False, 1.0, Jc[: nc * k], ac[: nc * k], 1.0, gW_rec)
     for i2 in range(N):
         mex[i2] = 0.0
     for t in range(warmup - 1, -1, -1):
-        _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mex, J1, Sb,
-                            z, S, gW_inT, gW_recT, gb)
+        _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mex, J1, Sb, z, S, gW_inT, gW_recT, gb)
     gW_in = np.ascontiguousarray(gW_inT.T)
     for i2 in range(N):
         for j in range(N):

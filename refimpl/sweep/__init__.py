@@ -26,14 +26,52 @@ Modules, each importing only those before it: :mod:`~refimpl.sweep.spec` (the sw
 :mod:`~refimpl.sweep.engine` (running jobs: this process, a process pool or Dask),
 :mod:`~refimpl.sweep.aggregate` (summary.csv/.md/.png). ``refimpl sweep`` is :mod:`refimpl.cli.sweep`.
 """
+
 from .aggregate import aggregate
 from .engine import SweepResult, job_status, run_jobs
 from .results import failed_path, load_result, result_path, work_dir
-from .spec import (RESULT_FORMAT, SWEEP_DIR, TRAIN_METRICS, TRAIN_TABLE, Job, expand, flatten, fn_id, job_function,
-                   job_hash, label, load_spec, resolve_sweep, sweep_names, sweep_options)
+from .spec import (
+    RESULT_FORMAT,
+    SWEEP_DIR,
+    TRAIN_METRICS,
+    TRAIN_TABLE,
+    Job,
+    expand,
+    flatten,
+    fn_id,
+    job_function,
+    job_hash,
+    label,
+    load_spec,
+    resolve_sweep,
+    sweep_names,
+    sweep_options,
+)
 from .trainjob import train_job
 
-__all__ = ["Job", "RESULT_FORMAT", "SWEEP_DIR", "SweepResult", "TRAIN_METRICS", "TRAIN_TABLE", "aggregate", "expand",
-           "failed_path", "flatten", "fn_id", "job_function", "job_hash", "job_status", "label", "load_result",
-           "load_spec", "resolve_sweep", "result_path", "run_jobs", "sweep_names", "sweep_options", "train_job",
-           "work_dir"]
+__all__ = [
+    "Job",
+    "RESULT_FORMAT",
+    "SWEEP_DIR",
+    "SweepResult",
+    "TRAIN_METRICS",
+    "TRAIN_TABLE",
+    "aggregate",
+    "expand",
+    "failed_path",
+    "flatten",
+    "fn_id",
+    "job_function",
+    "job_hash",
+    "job_status",
+    "label",
+    "load_result",
+    "load_spec",
+    "resolve_sweep",
+    "result_path",
+    "run_jobs",
+    "sweep_names",
+    "sweep_options",
+    "train_job",
+    "work_dir",
+]

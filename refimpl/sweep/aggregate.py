@@ -1,4 +1,5 @@
 """Aggregating a sweep's results: mean ± sem over seeds into summary.csv, .md and .png."""
+
 from __future__ import annotations
 
 import csv
@@ -19,12 +20,19 @@ from .trainjob import train_job
 # aggregation
 # ---------------------------------------------------------------------------
 
+
 def _stats(values) -> dict:
     a = np.asarray(values, float)
     n = a.size
     std = float(np.std(a, ddof=1)) if n > 1 else math.nan
-    return {"n": n, "mean": float(np.mean(a)), "std": std, "sem": std / math.sqrt(n) if n > 1 else math.nan,
-            "min": float(np.min(a)), "max": float(np.max(a))}
+    return {
+        "n": n,
+        "mean": float(np.mean(a)),
+        "std": std,
+        "sem": std / math.sqrt(n) if n > 1 else math.nan,
+        "min": float(np.min(a)),
+        "max": float(np.max(a)),
+    }
 
 
 def aggregate(out_dir, spec: dict, *, progress=None) -> dict:
@@ -78,33 +86,44 @@ def aggregate(out_dir, spec: dict, *, progress=None) -> dict:
     paths = {"csv": out / "summary.csv", "md": out / "summary.md", "png": out / "summary.png"}
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(paths["csv"], columns, rows)
-    table = opts["metrics"] or ([m for m in TRAIN_TABLE if m in metric_names] if fn is train_job
-                                else metric_names)
+    table = opts["metrics"] or ([m for m in TRAIN_TABLE if m in metric_names] if fn is train_job else metric_names)
     if primary in metric_names and primary not in table:
         table = [primary, *table]
-    atomic_text(paths["md"], _markdown(spec, columns, rows, order, groups, table, jobs, done, missing, failed,
-                                       seed_axis))
+    atomic_text(paths["md"], _markdown(spec, columns, rows, order, groups, table, jobs, done, missing, failed, seed_axis))
     if primary in metric_names:
         _figure(paths["png"], rows, primary, opts["x"], axes, jobs, seed_axis)
     else:
         if paths["png"].exists():
             paths["png"].unlink()
-        say(progress, f"no figure: no result has the metric {primary!r}"
-             + (f" (metrics: {', '.join(metric_names)})" if metric_names else ""))
+        say(
+            progress,
+            f"no figure: no result has the metric {primary!r}"
+            + (f" (metrics: {', '.join(metric_names)})" if metric_names else ""),
+        )
         paths["png"] = None
-    return {"rows": rows, "columns": columns, "metrics": metric_names, "done": done, "missing": missing,
-            "failed": failed, "paths": paths}
+    return {
+        "rows": rows,
+        "columns": columns,
+        "metrics": metric_names,
+        "done": done,
+        "missing": missing,
+        "failed": failed,
+        "paths": paths,
+    }
 
 
 def _write_csv(path, columns, rows) -> None:
     import io
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     stat_cols = ["metric", "n", "mean", "std", "sem", "min", "max"]
     w.writerow(columns + stat_cols)
     for r in rows:
-        w.writerow([json.dumps(r[c]) if isinstance(r[c], (list, dict)) else r[c] for c in columns]
-                   + [repr(r[c]) if isinstance(r[c], float) else r[c] for c in stat_cols])
+        w.writerow(
+            [json.dumps(r[c]) if isinstance(r[c], (list, dict)) else r[c] for c in columns]
+            + [repr(r[c]) if isinstance(r[c], float) else r[c] for c in stat_cols]
+        )
     atomic_text(path, buf.getvalue())
 
 
@@ -118,11 +137,16 @@ def _markdown(spec, columns, rows, order, groups, table, jobs, done, missing, fa
     for r in rows:
         key = tuple(label(r[c]) if c != "condition" else r[c] for c in columns)
         by.setdefault(key, {})[r["metric"]] = r
-    lines = [f"# Sweep summary: {src}", "",
-             f"{len(done)} of {len(jobs)} jobs done"
-             + (f", {len(failed)} failed" if failed else "") + (f", {len(missing)} missing" if missing else "")
-             + (f"; mean ± sem over the axis `{seed_axis}` (n = number of seeds)" if seed_axis
-                else "; no seed axis (n = 1)") + ".", ""]
+    lines = [
+        f"# Sweep summary: {src}",
+        "",
+        f"{len(done)} of {len(jobs)} jobs done"
+        + (f", {len(failed)} failed" if failed else "")
+        + (f", {len(missing)} missing" if missing else "")
+        + (f"; mean ± sem over the axis `{seed_axis}` (n = number of seeds)" if seed_axis else "; no seed axis (n = 1)")
+        + ".",
+        "",
+    ]
     lines.append("| " + " | ".join(columns + ["n"] + table) + " |")
     lines.append("|" + "---|" * (len(columns) + 1 + len(table)))
     for key in order:
@@ -133,8 +157,7 @@ def _markdown(spec, columns, rows, order, groups, table, jobs, done, missing, fa
         cells.append(str(n))
         for m in table:
             r = ms.get(m)
-            cells.append("" if r is None else (_fmt(r["mean"]) if r["n"] < 2
-                                               else f"{_fmt(r['mean'])} ± {_fmt(r['sem'], 2)}"))
+            cells.append("" if r is None else (_fmt(r["mean"]) if r["n"] < 2 else f"{_fmt(r['mean'])} ± {_fmt(r['sem'], 2)}"))
         lines.append("| " + " | ".join(cells) + " |")
     if failed:
         lines += ["", "Failed (see jobs/<name>.failed.txt): " + ", ".join(failed)]
@@ -146,6 +169,7 @@ def _markdown(spec, columns, rows, order, groups, table, jobs, done, missing, fa
 def _figure(path, rows, metric, x, axes, jobs, seed_axis) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
     rows = [r for r in rows if r["metric"] == metric]
     fig = Figure(figsize=(5.5, 3.8))
     FigureCanvasAgg(fig)
@@ -171,10 +195,16 @@ def _figure(path, rows, metric, x, axes, jobs, seed_axis) -> None:
         else:
             pts = [(float(r[x]) if numeric else cats.index(label(r[x])), r) for r in rs]
         pts.sort(key=lambda p: p[0])
-        ax.errorbar([p[0] for p in pts], [p[1]["mean"] for p in pts],
-                    yerr=[0.0 if math.isnan(p[1]["sem"]) else p[1]["sem"] for p in pts],
-                    marker="o", ms=4, capsize=3, label=lab,
-                    ls="none" if x is None else "-")   # conditions are categories, not a curve
+        ax.errorbar(
+            [p[0] for p in pts],
+            [p[1]["mean"] for p in pts],
+            yerr=[0.0 if math.isnan(p[1]["sem"]) else p[1]["sem"] for p in pts],
+            marker="o",
+            ms=4,
+            capsize=3,
+            label=lab,
+            ls="none" if x is None else "-",
+        )  # conditions are categories, not a curve
     if not numeric:
         ax.set_xticks(range(len(cats)))
         ax.set_xticklabels(cats)

@@ -1,5 +1,6 @@
 """Running a sweep's jobs: in this process, on a local process pool or on a Dask cluster, with restart,
 failure records and Ctrl-C handling."""
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -43,15 +44,15 @@ def _worker_init(ppid: int, threads: int) -> None:
     global _IN_POOL_WORKER
     _IN_POOL_WORKER = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # a forked worker inherits the driver's handler
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the driver's handler
     threading.Thread(target=_watch_parent, args=(ppid,), daemon=True).start()
     from ..threads import set_threads
+
     set_threads(threads, torch_too=False)
 
 
 def _scalars(d: dict) -> dict:
-    return {k: v for k, v in d.items() if isinstance(v, (int, float, np.integer, np.floating))
-            and not isinstance(v, bool)}
+    return {k: v for k, v in d.items() if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
 
 
 def _execute(fn, job: Job, out_dir: str, spec_hash: str) -> dict:
@@ -63,9 +64,21 @@ def _execute(fn, job: Job, out_dir: str, spec_hash: str) -> dict:
     out = Path(out_dir)
     jdir = work_dir(out, job)
     jdir.mkdir(parents=True, exist_ok=True)
-    atomic_text(jdir / "job.json", json.dumps({"name": job.name, "spec_hash": spec_hash, "fn": fn_id(fn),
-                                               "condition": job.condition, "axes": job.axes,
-                                               "overrides": list(job.overrides)}, indent=1) + "\n")
+    atomic_text(
+        jdir / "job.json",
+        json.dumps(
+            {
+                "name": job.name,
+                "spec_hash": spec_hash,
+                "fn": fn_id(fn),
+                "condition": job.condition,
+                "axes": job.axes,
+                "overrides": list(job.overrides),
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     fp = failed_path(out, job)
     t0 = time.perf_counter()
     old = None
@@ -91,8 +104,11 @@ def _execute(fn, job: Job, out_dir: str, spec_hash: str) -> dict:
             f.attrs["host"] = platform.node()
     except Exception as exc:
         tb = traceback.format_exc()
-        atomic_text(fp, f"job {job.name} failed after {time.perf_counter() - t0:.1f} s on "
-                        f"{platform.node()} (pid {os.getpid()})\noverrides: {list(job.overrides)}\n\n{tb}")
+        atomic_text(
+            fp,
+            f"job {job.name} failed after {time.perf_counter() - t0:.1f} s on "
+            f"{platform.node()} (pid {os.getpid()})\noverrides: {list(job.overrides)}\n\n{tb}",
+        )
         return {"name": job.name, "status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     finally:
         if old is not None:
@@ -105,6 +121,7 @@ def _execute(fn, job: Job, out_dir: str, spec_hash: str) -> dict:
 # ---------------------------------------------------------------------------
 # the engine
 # ---------------------------------------------------------------------------
+
 
 class SweepResult(list):
     """The result files of all jobs, in job order (a ``list`` of ``Path``); a failed job's file
@@ -142,8 +159,7 @@ def _require_dask():
     try:
         from dask.distributed import Client
     except ImportError:
-        raise ValueError("--scheduler needs dask.distributed, the optional extra: "
-                         "pip install -e \".[sweep]\"") from None
+        raise ValueError('--scheduler needs dask.distributed, the optional extra: pip install -e ".[sweep]"') from None
     return Client
 
 
@@ -163,6 +179,7 @@ def _pool_context():
     (Measured: identical results either way.)
     """
     import multiprocessing
+
     # JAX and PyTorch start native thread pools that threading.active_count() does not see
     native_threads = any(m in sys.modules for m in ("jax", "torch"))
     if sys.platform.startswith("linux") and threading.active_count() == 1 and not native_threads:
@@ -184,8 +201,9 @@ def say(progress, msg: str) -> None:
         progress(msg)
 
 
-def run_jobs(fn, jobs, out_dir, *, executor=None, workers=None, scheduler=None, progress=print,
-             force=False, threads=1) -> SweepResult:
+def run_jobs(
+    fn, jobs, out_dir, *, executor=None, workers=None, scheduler=None, progress=print, force=False, threads=1
+) -> SweepResult:
     """Run ``fn(job, job_dir) -> dict`` on every job that has no result yet; returns a :class:`SweepResult`.
 
     * ``OUT/jobs/<name>.h5`` receives the returned dict (nested dicts become
@@ -223,10 +241,13 @@ def run_jobs(fn, jobs, out_dir, *, executor=None, workers=None, scheduler=None, 
     status = {j.name: job_status(out, j, hashes[j.name]) for j in jobs}
     stale = [j for j in jobs if status[j.name] == "stale"]
     if stale and not force:
-        raise ValueError(f"{out} holds results or work of a different sweep for {len(stale)} job(s) "
-                         f"(e.g. {stale[0].name}: its spec hash differs); choose another --out, or pass "
-                         "--force to delete and recompute them")
+        raise ValueError(
+            f"{out} holds results or work of a different sweep for {len(stale)} job(s) "
+            f"(e.g. {stale[0].name}: its spec hash differs); choose another --out, or pass "
+            "--force to delete and recompute them"
+        )
     import shutil
+
     for j in stale:
         rp = result_path(out, j)
         if rp.exists():
@@ -234,9 +255,24 @@ def run_jobs(fn, jobs, out_dir, *, executor=None, workers=None, scheduler=None, 
         shutil.rmtree(work_dir(out, j), ignore_errors=True)
         status[j.name] = "pending"
     (out / "jobs").mkdir(parents=True, exist_ok=True)
-    atomic_text(out / "jobs.json", json.dumps(
-        [{"name": j.name, "condition": j.condition, "axes": j.axes, "overrides": list(j.overrides),
-          "spec_hash": hashes[j.name], "fn": fid} for j in jobs], indent=1) + "\n")
+    atomic_text(
+        out / "jobs.json",
+        json.dumps(
+            [
+                {
+                    "name": j.name,
+                    "condition": j.condition,
+                    "axes": j.axes,
+                    "overrides": list(j.overrides),
+                    "spec_hash": hashes[j.name],
+                    "fn": fid,
+                }
+                for j in jobs
+            ],
+            indent=1,
+        )
+        + "\n",
+    )
 
     todo = [j for j in jobs if status[j.name] != "done"]
     skipped = [j.name for j in jobs if status[j.name] == "done"]
@@ -275,11 +311,11 @@ def run_jobs(fn, jobs, out_dir, *, executor=None, workers=None, scheduler=None, 
             say(progress, f"running {len(todo)} job(s) on the Dask cluster at {scheduler} ({nw} workers)")
         elif executor is None and n_workers > 1:
             ctx = _pool_context()
-            executor = cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init,
-                                              initargs=(os.getpid(), threads))
+            executor = cf.ProcessPoolExecutor(
+                n_workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), threads)
+            )
             own = True
-            say(progress, f"running {len(todo)} job(s) on {n_workers} worker processes "
-                           f"({ctx.get_start_method()})")
+            say(progress, f"running {len(todo)} job(s) on {n_workers} worker processes ({ctx.get_start_method()})")
         elif executor is None:
             say(progress, f"running {len(todo)} job(s) in this process")
         try:
@@ -287,8 +323,16 @@ def run_jobs(fn, jobs, out_dir, *, executor=None, workers=None, scheduler=None, 
                 for j in todo:
                     report(j, _execute(fn, j, str(out), hashes[j.name]))
             else:
-                _run_on(executor, fn, todo, out, hashes, report, infrastructure_failure,
-                        window=n_workers if isinstance(executor, cf.ProcessPoolExecutor) and own else None)
+                _run_on(
+                    executor,
+                    fn,
+                    todo,
+                    out,
+                    hashes,
+                    report,
+                    infrastructure_failure,
+                    window=n_workers if isinstance(executor, cf.ProcessPoolExecutor) and own else None,
+                )
         finally:
             if own and client is None:
                 executor.shutdown(wait=True)
@@ -308,14 +352,14 @@ def _run_on(executor, fn, todo, out, hashes, report, infrastructure_failure, win
             j = queue.pop(0)
             try:
                 running[executor.submit(_execute, fn, j, str(out), hashes[j.name])] = j
-            except Exception as exc:     # e.g. BrokenProcessPool: a worker process died
+            except Exception as exc:  # e.g. BrokenProcessPool: a worker process died
                 infrastructure_failure(j, exc)
 
     try:
         submit()
         while running:
             done, _ = cf.wait(list(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)
-            poll()                               # Ctrl-C deferred by refimpl's main: act on it here
+            poll()  # Ctrl-C deferred by refimpl's main: act on it here
             for fut in done:
                 j = running.pop(fut)
                 # exception() of a finished future does not raise: a KeyboardInterrupt from a worker

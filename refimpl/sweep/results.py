@@ -1,4 +1,5 @@
 """Result files of a sweep's jobs: where they live, how they are written and read."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import numpy as np
 # ---------------------------------------------------------------------------
 # result files
 # ---------------------------------------------------------------------------
+
 
 def result_path(out_dir, job) -> Path:
     return Path(out_dir) / "jobs" / f"{job.name}.h5"
@@ -26,6 +28,7 @@ def work_dir(out_dir, job) -> Path:
 def write_tree(g, d: dict, where: str = "") -> None:
     """A nested dict of scalars, arrays and strings as HDF5 datasets and groups (``None`` is left out)."""
     import h5py
+
     for key, v in d.items():
         if not isinstance(key, str) or not key:
             raise TypeError(f"result keys must be non-empty strings, got {where}{key!r}")
@@ -39,8 +42,7 @@ def write_tree(g, d: dict, where: str = "") -> None:
             a = np.asarray(v)
             if a.dtype.kind in "UO":
                 if not all(isinstance(x, str) for x in a.ravel()):
-                    raise TypeError(f"result {where}{key}: cannot store {v!r} (numbers, arrays, strings "
-                                    "and dicts of them)")
+                    raise TypeError(f"result {where}{key}: cannot store {v!r} (numbers, arrays, strings and dicts of them)")
                 a = a.astype(object)
                 g.create_dataset(key, data=a, dtype=h5py.string_dtype())
             else:
@@ -52,6 +54,7 @@ def load_result(path) -> tuple:
     decoded from JSON), ``data`` every dataset by its ``a/b`` path (0-d values as Python scalars,
     strings as ``str``)."""
     import h5py
+
     meta, data = {}, {}
     with h5py.File(path, "r") as f:
         for k, v in f.attrs.items():
@@ -68,12 +71,14 @@ def load_result(path) -> tuple:
                 if np.ndim(v) == 0:
                     v = v.item()
             data[name] = v
+
         f.visititems(visit)
     return meta, data
 
 
 def stored_hash(path) -> str | None:
     import h5py
+
     try:
         with h5py.File(path, "r") as f:
             return str(f.attrs.get("spec_hash", ""))

@@ -1,5 +1,6 @@
 """The sweep file and its jobs: reading and checking a spec, expanding it into :class:`Job` records, their
 hashes (docs/sweep.md)."""
+
 from __future__ import annotations
 
 import difflib
@@ -23,12 +24,26 @@ SWEEP_KEYS = ("base", "out", "job", "workers", "seed_axis", "threads")
 AGGREGATE_KEYS = ("metric", "x", "metrics")
 
 #: the scalar results of :func:`train_job` (the metrics a sweep of training runs can aggregate)
-TRAIN_METRICS = ("test_acc", "test_loss", "best_test_acc", "best_epoch", "test_acc_initial", "train_loss",
-                 "train_acc", "grad_x0", "grad_x0_initial", "lambda1_before", "lambda1_preflossed",
-                 "lambda1_after", "floss_steps", "epochs", "resumed_from_epoch", "wall_time")
+TRAIN_METRICS = (
+    "test_acc",
+    "test_loss",
+    "best_test_acc",
+    "best_epoch",
+    "test_acc_initial",
+    "train_loss",
+    "train_acc",
+    "grad_x0",
+    "grad_x0_initial",
+    "lambda1_before",
+    "lambda1_preflossed",
+    "lambda1_after",
+    "floss_steps",
+    "epochs",
+    "resumed_from_epoch",
+    "wall_time",
+)
 #: the columns of summary.md for training sweeps (all scalar metrics go to summary.csv)
-TRAIN_TABLE = ("test_acc", "best_test_acc", "test_loss", "grad_x0", "lambda1_before", "lambda1_after",
-               "floss_steps", "wall_time")
+TRAIN_TABLE = ("test_acc", "best_test_acc", "test_loss", "grad_x0", "lambda1_before", "lambda1_after", "floss_steps", "wall_time")
 
 #: seconds the driver waits after Ctrl-C for running jobs to checkpoint by themselves
 #: before it forwards SIGINT to the pool's workers
@@ -40,6 +55,7 @@ _ALLOWED_NAME = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456
 # ---------------------------------------------------------------------------
 # jobs
 # ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Job:
@@ -64,10 +80,10 @@ class Job:
     def run_config(self):
         """The job's :class:`refimpl.training.RunConfig` (base + overrides)."""
         from ..training.configfile import apply_overrides, from_dict
+
         if self.base is None:
             raise ValueError(f"job {self.name}: the sweep has no base configuration (sweep.base)")
-        return from_dict(apply_overrides(self.base, self.overrides, source=f"job {self.name}:"),
-                         source=f"job {self.name}")
+        return from_dict(apply_overrides(self.base, self.overrides, source=f"job {self.name}:"), source=f"job {self.name}")
 
 
 def _sha(obj) -> str:
@@ -93,8 +109,9 @@ def _job_digest(job: Job) -> str:
             sec, key = o.split("=", 1)[0].split(".", 1)
             explicit.setdefault(sec, set()).add(key)
         cfg = job.run_config().to_dict()
-        d["config"] = {sec: {k: cfg.get(sec, {}).get(k) for k in sorted(keys)}
-                       for sec, keys in sorted(explicit.items()) if sec != "output"}
+        d["config"] = {
+            sec: {k: cfg.get(sec, {}).get(k) for k in sorted(keys)} for sec, keys in sorted(explicit.items()) if sec != "output"
+        }
     else:
         d["overrides"] = list(job.overrides)
     return _sha(d)
@@ -109,8 +126,9 @@ def fn_id(fn) -> str:
     """``module:qualname`` of a job function (it must be importable by the workers)."""
     mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
     if not mod or not qual or "<" in qual:
-        raise ValueError(f"the job function must be a top-level function of an importable module "
-                         f"(the workers import it), got {fn!r}")
+        raise ValueError(
+            f"the job function must be a top-level function of an importable module (the workers import it), got {fn!r}"
+        )
     return STABLE_IDS.get(f"{mod}:{qual}", f"{mod}:{qual}")
 
 
@@ -123,6 +141,7 @@ def job_hash(job: Job, fn) -> str:
 # ---------------------------------------------------------------------------
 # the sweep file
 # ---------------------------------------------------------------------------
+
 
 def sweep_names() -> list:
     return shipped_names(SWEEP_DIR)
@@ -159,8 +178,9 @@ def _suggest(word, options) -> str:
 
 def _check_name(kind: str, name: str, src: str) -> None:
     if not name or not set(name) <= _ALLOWED_NAME:
-        raise ValueError(f"{src}: {kind} name {name!r} may only contain letters, digits, '_', '.' and '+' "
-                         "(it becomes part of file names)")
+        raise ValueError(
+            f"{src}: {kind} name {name!r} may only contain letters, digits, '_', '.' and '+' (it becomes part of file names)"
+        )
 
 
 def flatten(d: dict, where: str, src: str) -> dict:
@@ -175,8 +195,7 @@ def flatten(d: dict, where: str, src: str) -> dict:
                 out[f"{k}.{k2}"] = v2
         else:
             if k != "label" and "." not in k:
-                raise ValueError(f"{src}: {where}: key {k!r} is not of the form SECTION.KEY "
-                                 "(e.g. \"training.lr\")")
+                raise ValueError(f'{src}: {where}: key {k!r} is not of the form SECTION.KEY (e.g. "training.lr")')
             out[k] = v
     return out
 
@@ -196,18 +215,20 @@ def label(v) -> str:
 
 def _override(key: str, value, where: str, src: str) -> str:
     from ..training.configfile import toml_value
+
     try:
         return f"{key}={toml_value(value)}"
     except ValueError:
-        raise ValueError(f"{src}: {where}: {key} = {value!r} is not a TOML value a run configuration "
-                         "can take") from None
+        raise ValueError(f"{src}: {where}: {key} = {value!r} is not a TOML value a run configuration can take") from None
 
 
 def _parse_axis(name: str, value, src: str) -> list:
     """An axis as ``[(label value, {key: value}), ...]``."""
     where = f"axes.{name}"
-    form = (f"{where} must be a table of zipped lists ({{ \"section.key\" = [v1, v2] }}) or a list of "
-            f"tables ([{{ \"section.key\" = v1 }}, ...])")
+    form = (
+        f'{where} must be a table of zipped lists ({{ "section.key" = [v1, v2] }}) or a list of '
+        f'tables ([{{ "section.key" = v1 }}, ...])'
+    )
     if isinstance(value, dict):
         flat = flatten(value, where, src)
         labels = flat.pop("label", None)
@@ -216,13 +237,13 @@ def _parse_axis(name: str, value, src: str) -> list:
         n = None
         for k, v in flat.items():
             if not isinstance(v, list) or not v:
-                raise ValueError(f"{src}: {where}: {k!r} must be a non-empty list of values (zipped "
-                                 f"keys), got {v!r}")
+                raise ValueError(f"{src}: {where}: {k!r} must be a non-empty list of values (zipped keys), got {v!r}")
             if n is None:
                 n, first = len(v), k
             elif len(v) != n:
-                raise ValueError(f"{src}: {where}: the zipped lists differ in length: {first!r} has {n} "
-                                 f"values, {k!r} has {len(v)}")
+                raise ValueError(
+                    f"{src}: {where}: the zipped lists differ in length: {first!r} has {n} values, {k!r} has {len(v)}"
+                )
         if labels is not None and (not isinstance(labels, list) or len(labels) != n):
             raise ValueError(f"{src}: {where}: label must be a list of {n} values, got {labels!r}")
         keys = list(flat)
@@ -243,8 +264,7 @@ def _parse_axis(name: str, value, src: str) -> list:
     for lab, _ in out:
         s = label(lab)
         if s in seen:
-            raise ValueError(f"{src}: {where}: two values share the label {s!r} in job names "
-                             "(give each a distinct label = ...)")
+            raise ValueError(f"{src}: {where}: two values share the label {s!r} in job names (give each a distinct label = ...)")
         seen[s] = True
     return out
 
@@ -252,6 +272,7 @@ def _parse_axis(name: str, value, src: str) -> list:
 def _base_dict(spec: dict, src: str):
     """The base configuration as a dict (``None`` if the sweep has no base)."""
     from ..training.configfile import resolve_path
+
     base = spec.get("sweep", {}).get("base")
     if base is None:
         return None
@@ -270,19 +291,28 @@ def sweep_options(spec: dict) -> dict:
     sw = spec.get("sweep", {})
     for key in sw:
         if key not in SWEEP_KEYS:
-            raise ValueError(f"{src}: unknown key {key!r} in [sweep]{_suggest(key, SWEEP_KEYS)} "
-                             f"(valid keys: {', '.join(SWEEP_KEYS)})")
+            raise ValueError(
+                f"{src}: unknown key {key!r} in [sweep]{_suggest(key, SWEEP_KEYS)} (valid keys: {', '.join(SWEEP_KEYS)})"
+            )
     ag = spec.get("aggregate", {})
     for key in ag:
         if key not in AGGREGATE_KEYS:
-            raise ValueError(f"{src}: unknown key {key!r} in [aggregate]{_suggest(key, AGGREGATE_KEYS)} "
-                             f"(valid keys: {', '.join(AGGREGATE_KEYS)})")
+            raise ValueError(
+                f"{src}: unknown key {key!r} in [aggregate]{_suggest(key, AGGREGATE_KEYS)} "
+                f"(valid keys: {', '.join(AGGREGATE_KEYS)})"
+            )
     axes = list(spec.get("axes", {}))
     default_out = f"runs/sweep_{Path(src).stem}" if "_source" in spec else "runs/sweep"
-    opts = {"base": sw.get("base"), "out": sw.get("out", default_out), "job": sw.get("job", "train"),
-            "workers": sw.get("workers", os.cpu_count() or 1), "threads": sw.get("threads", 1),
-            "seed_axis": sw.get("seed_axis", "seed" if "seed" in axes else None),
-            "metric": ag.get("metric", "test_acc"), "metrics": ag.get("metrics")}
+    opts = {
+        "base": sw.get("base"),
+        "out": sw.get("out", default_out),
+        "job": sw.get("job", "train"),
+        "workers": sw.get("workers", os.cpu_count() or 1),
+        "threads": sw.get("threads", 1),
+        "seed_axis": sw.get("seed_axis", "seed" if "seed" in axes else None),
+        "metric": ag.get("metric", "test_acc"),
+        "metrics": ag.get("metrics"),
+    }
     for key in ("out", "job"):
         if not isinstance(opts[key], str) or not opts[key]:
             raise ValueError(f"{src}: sweep.{key} must be a non-empty string, got {opts[key]!r}")
@@ -292,17 +322,20 @@ def sweep_options(spec: dict) -> dict:
             raise ValueError(f"{src}: sweep.{key} must be an integer >= 1, got {v!r}")
     sa = opts["seed_axis"]
     if sa is not None and sa not in axes:
-        raise ValueError(f"{src}: sweep.seed_axis = {sa!r} is not an axis{_suggest(sa, axes)} "
-                         f"(axes: {', '.join(axes) or 'none'})")
+        raise ValueError(
+            f"{src}: sweep.seed_axis = {sa!r} is not an axis{_suggest(sa, axes)} (axes: {', '.join(axes) or 'none'})"
+        )
     if opts["job"] == "train" and opts["base"] is None:
-        raise ValueError(f"{src}: sweep.base is required for job = \"train\" (a preset name or a TOML path)")
+        raise ValueError(f'{src}: sweep.base is required for job = "train" (a preset name or a TOML path)')
     if not isinstance(opts["metric"], str):
         raise ValueError(f"{src}: aggregate.metric must be a string, got {opts['metric']!r}")
     others = [a for a in axes if a != sa]
     x = ag.get("x", others[0] if others else None)
     if x is not None and x not in others:
-        raise ValueError(f"{src}: aggregate.x = {x!r} must be one of the axes that are not the seed axis"
-                         f"{_suggest(x, others)} (those: {', '.join(others) or 'none'})")
+        raise ValueError(
+            f"{src}: aggregate.x = {x!r} must be one of the axes that are not the seed axis"
+            f"{_suggest(x, others)} (those: {', '.join(others) or 'none'})"
+        )
     opts["x"] = x
     m = opts["metrics"]
     if m is not None and (not isinstance(m, list) or not all(isinstance(s, str) for s in m)):
@@ -310,8 +343,10 @@ def sweep_options(spec: dict) -> dict:
     if opts["job"] == "train":
         for name in [opts["metric"], *(m or [])]:
             if name not in TRAIN_METRICS:
-                raise ValueError(f"{src}: aggregate metric {name!r} is not a result of training jobs"
-                                 f"{_suggest(name, TRAIN_METRICS)} (those: {', '.join(TRAIN_METRICS)})")
+                raise ValueError(
+                    f"{src}: aggregate metric {name!r} is not a result of training jobs"
+                    f"{_suggest(name, TRAIN_METRICS)} (those: {', '.join(TRAIN_METRICS)})"
+                )
     return opts
 
 
@@ -321,9 +356,10 @@ def job_function(spec: dict):
     name = sweep_options(spec)["job"]
     if name == "train":
         from .trainjob import train_job
+
         return train_job
     if ":" not in name:
-        raise ValueError(f"{src}: sweep.job must be \"train\" or \"module:function\", got {name!r}")
+        raise ValueError(f'{src}: sweep.job must be "train" or "module:function", got {name!r}')
     mod, attr = name.split(":", 1)
     try:
         m = importlib.import_module(mod)
@@ -347,19 +383,22 @@ def expand(spec: dict) -> list:
     conditions for the first seeds.
     """
     from ..training.configfile import SECTIONS as CFG_SECTIONS, check_keys
+
     src = spec.get("_source", "sweep")
     for sec in spec:
         if sec.startswith("_"):
             continue
         if sec not in SPEC_SECTIONS:
-            raise ValueError(f"{src}: unknown section [{sec}]{_suggest(sec, SPEC_SECTIONS)} "
-                             f"(sections: {', '.join('[' + s + ']' for s in SPEC_SECTIONS)})")
+            raise ValueError(
+                f"{src}: unknown section [{sec}]{_suggest(sec, SPEC_SECTIONS)} "
+                f"(sections: {', '.join('[' + s + ']' for s in SPEC_SECTIONS)})"
+            )
         if not isinstance(spec[sec], dict):
             raise ValueError(f"{src}: {sec} must be a section [{sec}], not a value")
     opts = sweep_options(spec)
     base = _base_dict(spec, src)
 
-    sources = []   # (where, {key: value}) in application order, for key checks
+    sources = []  # (where, {key: value}) in application order, for key checks
     set_ = flatten(spec.get("set", {}), "[set]", src)
     if "label" in set_:
         raise ValueError(f"{src}: [set]: key 'label' is not of the form SECTION.KEY")
@@ -390,8 +429,10 @@ def expand(spec: dict) -> list:
             for key in d:
                 sec, k = key.split(".", 1)
                 if sec not in CFG_SECTIONS:
-                    raise ValueError(f"{src}: {where}: {key!r}: unknown section [{sec}]"
-                                     f"{_suggest(sec, CFG_SECTIONS)} (sections: {', '.join(CFG_SECTIONS)})")
+                    raise ValueError(
+                        f"{src}: {where}: {key!r}: unknown section [{sec}]"
+                        f"{_suggest(sec, CFG_SECTIONS)} (sections: {', '.join(CFG_SECTIONS)})"
+                    )
                 probe = {"task": {"name": task_name}}
                 probe.setdefault(sec, {})[k] = None
                 check_keys(probe, f"{src}: {where}")
@@ -408,8 +449,7 @@ def expand(spec: dict) -> list:
     for key, who in owners.items():
         if len(who) > 1:
             names = sorted(w if w != "conditions" else "[conditions]" for w in who)
-            raise ValueError(f"{src}: {key!r} is set by both {names[0]} and {names[1]}; "
-                             "let one of them own the key")
+            raise ValueError(f"{src}: {key!r} is set by both {names[0]} and {names[1]}; let one of them own the key")
 
     seed_axis = opts["seed_axis"]
     anames = list(axes)
@@ -433,7 +473,7 @@ def expand(spec: dict) -> list:
         job = Job(name, cname, labels, tuple(overrides), base)
         if base is not None:
             try:
-                job.run_config()   # every job's configuration must be valid before anything runs
+                job.run_config()  # every job's configuration must be valid before anything runs
             except ValueError as exc:
                 raise ValueError(f"{src}: {exc}") from None
         object.__setattr__(job, "digest", _job_digest(job))

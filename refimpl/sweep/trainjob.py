@@ -1,4 +1,5 @@
 """The standard job of a sweep: one training run (``sweep.job = "train"``)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,7 @@ import numpy as np
 # ---------------------------------------------------------------------------
 # the standard job: one training run
 # ---------------------------------------------------------------------------
+
 
 def train_job(job, job_dir) -> dict:
     """Train the job's run configuration in ``job_dir`` and return its final metrics and history.
@@ -24,6 +26,7 @@ def train_job(job, job_dir) -> dict:
     (:func:`refimpl.training.read_log`).
     """
     from ..training import Trainer, read_log
+
     job_dir = Path(job_dir)
     run = job.run_config()
     ck = job_dir / "checkpoint.h5"
@@ -35,13 +38,21 @@ def train_job(job, job_dir) -> dict:
     tr.fit()
     log = read_log(job_dir / "log.h5")
     acc = log["epochs/test_acc"]
-    out = {"test_acc": float(acc[-1]), "test_loss": float(log["epochs/test_loss"][-1]),
-           "best_test_acc": float(np.max(acc)), "best_epoch": int(np.argmax(acc)),
-           "test_acc_initial": float(acc[0]),
-           "train_loss": float(log["epochs/train_loss"][-1]), "train_acc": float(log["epochs/train_acc"][-1]),
-           "grad_x0": float(log["epochs/grad_x0"][-1]), "grad_x0_initial": float(log["epochs/grad_x0"][0]),
-           "floss_steps": int(np.sum(log["epochs/floss_steps"])), "epochs": int(tr.epoch),
-           "resumed_from_epoch": int(resumed_from), "wall_time": float(tr.wall)}
+    out = {
+        "test_acc": float(acc[-1]),
+        "test_loss": float(log["epochs/test_loss"][-1]),
+        "best_test_acc": float(np.max(acc)),
+        "best_epoch": int(np.argmax(acc)),
+        "test_acc_initial": float(acc[0]),
+        "train_loss": float(log["epochs/train_loss"][-1]),
+        "train_acc": float(log["epochs/train_acc"][-1]),
+        "grad_x0": float(log["epochs/grad_x0"][-1]),
+        "grad_x0_initial": float(log["epochs/grad_x0"][0]),
+        "floss_steps": int(np.sum(log["epochs/floss_steps"])),
+        "epochs": int(tr.epoch),
+        "resumed_from_epoch": int(resumed_from),
+        "wall_time": float(tr.wall),
+    }
     se, st, sx = log["spectrum/epoch"], log["spectrum/stage"], log["spectrum/exponents"]
     for key, stage in (("lambda1_before", 0), ("lambda1_preflossed", 1)):
         idx = np.nonzero((se == 0) & (st == stage))[0]

@@ -37,16 +37,50 @@ Modules, each importing only those before it (the value checkers are :mod:`refim
 (:class:`Trainer`). The measurements on a network (accuracy, state adjoints, error norms against lag)
 are :mod:`refimpl.measures`.
 """
-from ..measures import (accuracy, error_norm_vs_lag, error_norms, firing_rates, initial_state_grad_norm,
-                        state_adjoints)
+
+from ..measures import accuracy, error_norm_vs_lag, error_norms, firing_rates, initial_state_grad_norm, state_adjoints
 from .data import TaskData
 from .history import EPOCH_FIELDS, History, read_log
-from .runconfig import (SECTIONS, FlossingSection, LyapunovSection, NetworkSection, OutputSection, RunConfig,
-                        TaskSection, TrainingSection, config_diff, fluctuation_params, task_names)
+from .runconfig import (
+    SECTIONS,
+    FlossingSection,
+    LyapunovSection,
+    NetworkSection,
+    OutputSection,
+    RunConfig,
+    TaskSection,
+    TrainingSection,
+    config_diff,
+    fluctuation_params,
+    task_names,
+)
 from .trainer import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Trainer, TrainingDiverged, train
 
-__all__ = ["SECTIONS", "EPOCH_FIELDS", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "FlossingSection", "History",
-           "LyapunovSection", "NetworkSection", "OutputSection", "RunConfig", "TaskData", "TaskSection",
-           "Trainer", "TrainingDiverged", "TrainingSection", "accuracy", "config_diff", "error_norm_vs_lag",
-           "error_norms", "firing_rates", "fluctuation_params", "initial_state_grad_norm", "read_log",
-           "state_adjoints", "task_names", "train"]
+__all__ = [
+    "SECTIONS",
+    "EPOCH_FIELDS",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "FlossingSection",
+    "History",
+    "LyapunovSection",
+    "NetworkSection",
+    "OutputSection",
+    "RunConfig",
+    "TaskData",
+    "TaskSection",
+    "Trainer",
+    "TrainingDiverged",
+    "TrainingSection",
+    "accuracy",
+    "config_diff",
+    "error_norm_vs_lag",
+    "error_norms",
+    "firing_rates",
+    "fluctuation_params",
+    "initial_state_grad_norm",
+    "read_log",
+    "state_adjoints",
+    "task_names",
+    "train",
+]

@@ -10,6 +10,7 @@ range is an error naming ``section.key`` and the allowed range. All errors
 are ``ValueError`` with a one-line message (``refimpl train`` turns them into
 exit code 2).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -34,8 +35,7 @@ def preset_names() -> list:
     return shipped_names(PRESET_DIR)
 
 
-def resolve_named(name, directory: Path = PRESET_DIR, what: str = "preset",
-                  file_kind: str = "configuration file") -> Path:
+def resolve_named(name, directory: Path = PRESET_DIR, what: str = "preset", file_kind: str = "configuration file") -> Path:
     """A TOML file by path, or one shipped in ``directory`` by name (``delayed_xor`` or ``delayed_xor.toml``)."""
     p = Path(name)
     if p.is_file():
@@ -50,8 +50,7 @@ def resolve_named(name, directory: Path = PRESET_DIR, what: str = "preset",
         return directory / f"{stem}.toml"
     hint = difflib.get_close_matches(stem, names, n=1)
     extra = f"; did you mean the {what} {hint[0]!r}?" if hint else ""
-    raise ValueError(f"no {file_kind} {str(name)!r} (and no {what} of that name; {what}s: "
-                     f"{', '.join(names) or 'none'}){extra}")
+    raise ValueError(f"no {file_kind} {str(name)!r} (and no {what} of that name; {what}s: {', '.join(names) or 'none'}){extra}")
 
 
 def resolve_path(name) -> Path:
@@ -74,17 +73,21 @@ def _suggest(word: str, options) -> str:
 def check_keys(d: dict, source: str = "config") -> None:
     """Every section and key must exist; the message suggests the closest valid one."""
     from .runconfig import task_names
-    TASKS = task_names()   # the generators of refimpl.tasks and the file-backed shd
+
+    TASKS = task_names()  # the generators of refimpl.tasks and the file-backed shd
     for sec, body in d.items():
         if sec not in SECTIONS:
-            raise ValueError(f"{source}: unknown section [{sec}]{_suggest(sec, SECTIONS)} "
-                             f"(sections: {', '.join('[' + s + ']' for s in SECTIONS)})")
+            raise ValueError(
+                f"{source}: unknown section [{sec}]{_suggest(sec, SECTIONS)} "
+                f"(sections: {', '.join('[' + s + ']' for s in SECTIONS)})"
+            )
         if not isinstance(body, dict):
             raise ValueError(f"{source}: {sec} must be a section [{sec}], not a value")
     task_name = d.get("task", {}).get("name", "delayed_xor")
     if task_name not in TASKS:
-        raise ValueError(f"{source}: task.name must be one of {sorted(TASKS)}, got {task_name!r}"
-                         f"{_suggest(str(task_name), TASKS)}")
+        raise ValueError(
+            f"{source}: task.name must be one of {sorted(TASKS)}, got {task_name!r}{_suggest(str(task_name), TASKS)}"
+        )
     for sec, body in d.items():
         valid = section_keys(sec, task_name)
         for key in body:
@@ -96,8 +99,9 @@ def check_keys(d: dict, source: str = "config") -> None:
                 where = " (n_in and n_out are set by the task)"
             if sec == "task" and key in ("batch", "dt"):
                 where = {"batch": " (set training.batch_size)", "dt": " (set network.dt)"}[key]
-            raise ValueError(f"{source}: unknown key {key!r} in [{sec}]{where}{_suggest(key, valid)} "
-                             f"(valid keys: {', '.join(valid)})")
+            raise ValueError(
+                f"{source}: unknown key {key!r} in [{sec}]{where}{_suggest(key, valid)} (valid keys: {', '.join(valid)})"
+            )
 
 
 def from_dict(d: dict, source: str = "config") -> RunConfig:
@@ -149,7 +153,7 @@ def loads(text: str, overrides=(), source: str = "<string>") -> RunConfig:
 
 def _blame(message: str, source: str, overrides) -> str:
     """Name what the user typed: an error about a key given with ``--set`` is the ``--set``'s, not the file's."""
-    body = message[len(source) + 2:] if message.startswith(f"{source}: ") else message
+    body = message[len(source) + 2 :] if message.startswith(f"{source}: ") else message
     for ov in overrides:
         key = ov.split("=", 1)[0].strip()
         if re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", body):
@@ -178,6 +182,7 @@ def load_preset(name: str, overrides=()) -> RunConfig:
 # ---------------------------------------------------------------------------
 # writing
 # ---------------------------------------------------------------------------
+
 
 def toml_value(v) -> str:
     if isinstance(v, bool):

@@ -1,5 +1,6 @@
 """The data of a run: training batches, the test set, flossing and spectrum inputs, all derived from
 ``task.seed`` and counters (:class:`TaskData`)."""
+
 from __future__ import annotations
 
 
@@ -17,6 +18,7 @@ STREAM_TRAIN, STREAM_TEST, STREAM_FLOSS, STREAM_SPECTRUM, STREAM_SHUFFLE, STREAM
 # data
 # ---------------------------------------------------------------------------
 
+
 class TaskData:
     """All inputs of a run, each a pure function of ``task.seed`` and counters."""
 
@@ -28,9 +30,11 @@ class TaskData:
         self.seed = self.task.seed
         if self.task.name == "shd":
             from ..datasets import shd_sets
+
             # kept as uint8/uint16 (a full SHD set is ~0.5 GB as float64); batches are converted
             (self.train_inputs, self.train_targets), (self.test_inputs, self.test_targets) = shd_sets(
-                self.task.opts, self.dt, self.seed)
+                self.task.opts, self.dt, self.seed
+            )
         elif self.task.name == "randman":
             o = self.task.opts
             n_tr, n_te = o["samples_per_class"], o["test_samples_per_class"]
@@ -52,8 +56,7 @@ class TaskData:
             test = self.task.generate(run.training.test_size, self.derive(STREAM_TEST), self.dt)
             self.test_inputs, self.test_targets = test.inputs, test.targets
         if run.data_mode == "fixed" and self.train_inputs.shape[1] < self.B:
-            raise ValueError(f"training.batch_size = {self.B} exceeds the {self.train_inputs.shape[1]} "
-                             "training samples")
+            raise ValueError(f"training.batch_size = {self.B} exceeds the {self.train_inputs.shape[1]} training samples")
 
     def derive(self, stream: int, *counters: int) -> int:
         """A 32-bit seed from ``task.seed``, the stream id and counters."""
@@ -63,16 +66,15 @@ class TaskData:
     def steps_per_epoch(self) -> int:
         if self.run.data_mode == "fresh":
             return self.run.training.steps_per_epoch
-        return self.train_inputs.shape[1] // self.B   # the incomplete last batch is dropped
+        return self.train_inputs.shape[1] // self.B  # the incomplete last batch is dropped
 
     def train_batch(self, epoch: int, step: int):
         """Inputs and targets of training step ``step`` of epoch ``epoch`` (0-based)."""
         if self.run.data_mode == "fresh":
             b = self.task.generate(self.B, self.derive(STREAM_TRAIN, epoch, step), self.dt)
             return b.inputs, b.targets
-        perm = np.random.default_rng(self.derive(STREAM_SHUFFLE, epoch)).permutation(
-            self.train_inputs.shape[1])
-        idx = np.sort(perm[step * self.B:(step + 1) * self.B])
+        perm = np.random.default_rng(self.derive(STREAM_SHUFFLE, epoch)).permutation(self.train_inputs.shape[1])
+        idx = np.sort(perm[step * self.B : (step + 1) * self.B])
         targets = self.train_targets[idx] if self.train_targets.ndim == 1 else self.train_targets[:, idx]
         return _f64(self.train_inputs[:, idx]), targets
 
@@ -80,7 +82,7 @@ class TaskData:
         """Input ``(T, 1, n_in)`` of flossing step ``i`` (batch element 0 of a fresh flossing batch)."""
         if self.task.name in FIXED_TASKS:
             j = int(np.random.default_rng(self.derive(STREAM_FLOSS, i)).integers(self.train_inputs.shape[1]))
-            return _f64(self.train_inputs[:, j:j + 1])
+            return _f64(self.train_inputs[:, j : j + 1])
         return self._inputs(self.derive(STREAM_FLOSS, i), self.run.floss_T)
 
     def spectrum_input(self) -> np.ndarray:
@@ -114,8 +116,8 @@ class TaskData:
         the first fresh training batch): the input statistics of a fluctuation-driven initialization."""
         u = self.train_inputs if self.run.data_mode == "fixed" else self.train_batch(0, 0)[0]
         s1 = s2 = 0.0
-        for lo in range(0, u.shape[1], 256):   # chunks: no float64 copy of a whole uint8 data set
-            x = np.asarray(u[:, lo:lo + 256], dtype=np.float64)
+        for lo in range(0, u.shape[1], 256):  # chunks: no float64 copy of a whole uint8 data set
+            x = np.asarray(u[:, lo : lo + 256], dtype=np.float64)
             s1 += float(x.sum())
             s2 += float(np.sum(x * x))
         n = u.size
@@ -126,5 +128,3 @@ class TaskData:
 def _f64(x) -> np.ndarray:
     """A C-contiguous float64 array (no copy if it already is one)."""
     return np.ascontiguousarray(x, dtype=np.float64)
-
-

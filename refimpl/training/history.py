@@ -1,4 +1,5 @@
 """The logs of a run: per-epoch rows, spectra, flossing steps (:class:`History`), and :func:`read_log`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,18 @@ import numpy as np
 from ..io import read_dict
 
 
-EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "grad_norm", "test_loss", "test_acc", "grad_x0",
-                "floss_steps", "epoch_time", "wall_time")
+EPOCH_FIELDS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "grad_norm",
+    "test_loss",
+    "test_acc",
+    "grad_x0",
+    "floss_steps",
+    "epoch_time",
+    "wall_time",
+)
 #: the gradient-dimensionality log, one row per logged spectrum of stage 0 (refimpl.dimensionality)
 DIM_FIELDS = ("epoch", "grad_pr", "grad_pr_time", "grad_pr_batch", "ky_dim", "n_slow")
 
@@ -35,8 +46,7 @@ class History:
     def write(self, group, n_layers: int, k_spec: int, k_floss: int) -> None:
         g = group.create_group("epochs")
         for key in EPOCH_FIELDS:
-            g.create_dataset(key, data=np.asarray(self.rows[key], dtype=np.int64 if key in (
-                "epoch", "floss_steps") else float))
+            g.create_dataset(key, data=np.asarray(self.rows[key], dtype=np.int64 if key in ("epoch", "floss_steps") else float))
         g.create_dataset("rates", data=np.asarray(self.rates, float).reshape(-1, n_layers))
         s = group.create_group("spectrum")
         s.create_dataset("epoch", data=np.asarray(self.spectrum["epoch"], np.int64))
@@ -55,8 +65,7 @@ class History:
         c.create_dataset("grad_x0", data=np.asarray(self.checks["grad_x0"], float))
         d = group.create_group("dimensionality")
         for key in DIM_FIELDS:
-            d.create_dataset(key, data=np.asarray(self.dimensionality[key],
-                                                  np.int64 if key in ("epoch", "n_slow") else float))
+            d.create_dataset(key, data=np.asarray(self.dimensionality[key], np.int64 if key in ("epoch", "n_slow") else float))
 
     @classmethod
     def read(cls, group) -> "History":
@@ -70,7 +79,7 @@ class History:
             h.floss[key] = [x.item() if np.ndim(x) == 0 else x for x in group["flossing"][key][()]]
         for key in h.checks:
             h.checks[key] = [x.item() for x in group["checks"][key][()]]
-        if "dimensionality" in group:     # logs written before it existed have no such group
+        if "dimensionality" in group:  # logs written before it existed have no such group
             for key in DIM_FIELDS:
                 h.dimensionality[key] = [x.item() for x in group["dimensionality"][key][()]]
         return h
@@ -89,18 +98,16 @@ class History:
 def read_log(path) -> dict:
     """A ``log.h5`` (or the ``log`` group of a checkpoint) as a flat dict of arrays."""
     import h5py
+
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"read_log: {path} is not a file (a log.h5 or checkpoint.h5 of refimpl train)")
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise ValueError(f"read_log: {path} is not an HDF5 file (a log.h5 or checkpoint.h5 of refimpl train)") \
-            from None
+        raise ValueError(f"read_log: {path} is not an HDF5 file (a log.h5 or checkpoint.h5 of refimpl train)") from None
     with f:
         g = f["log"] if "log" in f and "epochs" not in f else f
         if "epochs" not in g:
             raise ValueError(f"read_log: {path} holds no training log (no 'epochs' group)")
         return read_dict(g)
-
-

@@ -3,6 +3,7 @@
 The sections' keys, defaults and per-key checks come from the schema (:mod:`refimpl.schema`); the
 classes here add the checks that involve several keys. :mod:`refimpl.training.configfile` reads and
 writes them as TOML."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,10 +25,10 @@ BIT_TASKS = ("delayed_xor", "delayed_copy")
 FIXED_TASKS = ("randman", "shd")
 
 
-
 # ---------------------------------------------------------------------------
 # the sections of a run configuration
 # ---------------------------------------------------------------------------
+
 
 @section("network")
 class NetworkSection:
@@ -45,25 +46,44 @@ class NetworkSection:
         self.build(1, 1)  # the checks that involve several keys (the cell's readout sources, the dialect)
         if self.init == "fluctuation":
             if self.bias != 0:
-                raise ValueError("network.bias must be 0 with network.init = 'fluctuation' (a bias would shift "
-                                 "the membrane mean away from init_mu_U)")
+                raise ValueError(
+                    "network.bias must be 0 with network.init = 'fluctuation' (a bias would shift "
+                    "the membrane mean away from init_mu_U)"
+                )
             if self.cell == "rate" and self.init_nu_rec:
-                raise ValueError("network.init_nu_rec must be 0 for cell = 'rate' (its recurrent input tanh(x) "
-                                 "has the statistics that init_mu_U and init_sigma_U imply)")
+                raise ValueError(
+                    "network.init_nu_rec must be 0 for cell = 'rate' (its recurrent input tanh(x) "
+                    "has the statistics that init_mu_U and init_sigma_U imply)"
+                )
             if self.cell == "clif" and not self.init_nu_rec and (self.init_rec_share > 0 or len(self.layers) > 1):
                 why = "init_rec_share > 0" if self.init_rec_share > 0 else "there is more than one layer"
                 raise ValueError(f"network.init_nu_rec must be > 0 (Hz, the layers' target rate) when {why}")
 
     def init_kwargs(self) -> dict:
         """Keyword arguments of :func:`refimpl.init.fluctuation_init` (without the input statistics)."""
-        return dict(mu_U=self.init_mu_U, sigma_U=self.init_sigma_U, nu_rec=self.init_nu_rec or None,
-                    rec_share=self.init_rec_share, seed=self.seed, w_out=self.w_out)
+        return dict(
+            mu_U=self.init_mu_U,
+            sigma_U=self.init_sigma_U,
+            nu_rec=self.init_nu_rec or None,
+            rec_share=self.init_rec_share,
+            seed=self.seed,
+            w_out=self.w_out,
+        )
 
     def build(self, n_in: int, n_out: int):
-        kw = dict(cell=self.cell, layers=self.layers, n_in=n_in, n_out=n_out, dt=self.dt,
-                  tau_mem=self.tau_mem, tau_syn=self.tau_syn, theta=self.theta,
-                  reset_grad=self.reset_grad, smooth=self.smooth,
-                  surrogate={"name": self.surrogate, "slope": self.slope})
+        kw = dict(
+            cell=self.cell,
+            layers=self.layers,
+            n_in=n_in,
+            n_out=n_out,
+            dt=self.dt,
+            tau_mem=self.tau_mem,
+            tau_syn=self.tau_syn,
+            theta=self.theta,
+            reset_grad=self.reset_grad,
+            smooth=self.smooth,
+            surrogate={"name": self.surrogate, "slope": self.slope},
+        )
         for key in ("syn_input", "input_gain", "reset"):
             if getattr(self, key) is not None:
                 kw[key] = getattr(self, key)
@@ -84,6 +104,7 @@ class NetworkSection:
 def task_names() -> list:
     """Every ``task.name``: the generators of :mod:`refimpl.tasks` and the file-backed ``shd``."""
     from ..tasks import TASKS
+
     return [*TASKS, "shd"]
 
 
@@ -91,8 +112,10 @@ def task_keys(name: str) -> tuple:
     """Valid ``[task]`` keys (besides ``name``) of the task ``name``."""
     import inspect
     from ..tasks import TASKS
+
     if name == "shd":
         from ..datasets import SHD_DEFAULTS
+
         return (*SHD_DEFAULTS, "seed")
     params = list(inspect.signature(TASKS[name]).parameters)
     drop = {"batch", "dt"}
@@ -112,7 +135,7 @@ class TaskSection:
     """
 
     name: str = "delayed_xor"
-    options: tuple = ()   # sorted (key, value) pairs; seed included
+    options: tuple = ()  # sorted (key, value) pairs; seed included
 
     @classmethod
     def make(cls, name="delayed_xor", **options):
@@ -128,17 +151,21 @@ class TaskSection:
 
     def __post_init__(self):
         check_choice("task.name", self.name, task_names())
-        object.__setattr__(self, "options", tuple(sorted(
-            (k, tuple(v) if isinstance(v, list) else v) for k, v in dict(self.options).items())))
+        object.__setattr__(
+            self, "options", tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in dict(self.options).items()))
+        )
         valid = task_keys(self.name)
         for key, _ in self.options:
             if key not in valid:
                 import difflib
+
                 hint = difflib.get_close_matches(key, valid, n=1)
                 extra = f"; did you mean {hint[0]!r}?" if hint else ""
                 why = {"batch": " (set training.batch_size)", "dt": " (set network.dt)"}.get(key, "")
-                raise ValueError(f"unknown key {key!r} in [task] for task {self.name!r}{why}{extra} "
-                                 f"(valid keys: {', '.join(['name', *valid])})")
+                raise ValueError(
+                    f"unknown key {key!r} in [task] for task {self.name!r}{why}{extra} "
+                    f"(valid keys: {', '.join(['name', *valid])})"
+                )
         check_int("task.seed", self.seed, 0)
         if self.name == "randman":
             o = self.opts
@@ -146,6 +173,7 @@ class TaskSection:
             check_int("task.test_samples_per_class", o.get("test_samples_per_class", 0), 1)
         if self.name == "shd":
             from ..datasets import check_shd_options
+
             check_shd_options(self.opts)
 
     @property
@@ -156,6 +184,7 @@ class TaskSection:
         """A one-element batch that fixes ``n_in``, ``n_out`` and the loss (``shd``: no file is opened)."""
         if self.name == "shd":
             from ..datasets import shd_probe
+
             return shd_probe(self.opts)
         return self.generate(1, 0, dt)
 
@@ -176,7 +205,7 @@ class TaskSection:
             msg = str(exc)
             prefix = f"make_task({self.name!r}): "
             if msg.startswith(prefix):
-                msg = msg[len(prefix):]
+                msg = msg[len(prefix) :]
             if not msg.startswith(self.name):
                 msg = f"{self.name}: {msg}"
             raise ValueError(f"[task] {msg}") from None
@@ -187,8 +216,7 @@ class TrainingSection:
     """``[training]``: the task-loss optimizer and the data regime (keys: :data:`refimpl.schema.SCHEMA`)."""
 
     def adam(self) -> AdamConfig:
-        return AdamConfig(self.lr, self.beta1, self.beta2, self.eps, self.clip_norm or None,
-                          per_array=self.clip == "per_array")
+        return AdamConfig(self.lr, self.beta1, self.beta2, self.eps, self.clip_norm or None, per_array=self.clip == "per_array")
 
 
 @section("flossing", exclude=SCHEDULE_KEYS)
@@ -212,7 +240,7 @@ class LyapunovSection:
     """``[lyapunov]``: the spectrum logged during training, and the QR settings flossing shares."""
 
     def validate(self):
-        self.config()          # LyapunovConfig checks the settings the two share
+        self.config()  # LyapunovConfig checks the settings the two share
 
     def config(self, k: int | None = None, flossing: "FlossingSection | None" = None) -> LyapunovConfig:
         """The QR settings of logged spectra, or (``flossing`` given) of the flossing spectrum, whose
@@ -221,8 +249,9 @@ class LyapunovSection:
         if flossing is not None:
             warmup = warmup if flossing.warmup < 0 else flossing.warmup
             transient = transient if flossing.transient < 0 else flossing.transient
-        return LyapunovConfig(k=self.k if k is None else k, ons=self.ons, warmup=warmup,
-                              transient=transient, batch_index=0, seed=self.seed)
+        return LyapunovConfig(
+            k=self.k if k is None else k, ons=self.ons, warmup=warmup, transient=transient, batch_index=0, seed=self.seed
+        )
 
 
 @section("output")
@@ -230,12 +259,17 @@ class OutputSection:
     """``[output]``: where files go and how often checkpoints are written."""
 
 
-SECTIONS = {"network": NetworkSection, "task": TaskSection, "training": TrainingSection,
-            "flossing": FlossingSection, "lyapunov": LyapunovSection, "output": OutputSection}
+SECTIONS = {
+    "network": NetworkSection,
+    "task": TaskSection,
+    "training": TrainingSection,
+    "flossing": FlossingSection,
+    "lyapunov": LyapunovSection,
+    "output": OutputSection,
+}
 
 #: keys whose value may differ between a checkpoint and the run that resumes it
-RESUME_FREE = {("training", "epochs"), ("output", "dir"), ("output", "checkpoint_every"),
-               ("output", "progress")}
+RESUME_FREE = {("training", "epochs"), ("output", "dir"), ("output", "checkpoint_every"), ("output", "progress")}
 
 
 @dataclass(frozen=True)
@@ -243,8 +277,7 @@ class RunConfig:
     """A whole training run; validated as a whole when built."""
 
     network: NetworkSection = field(default_factory=NetworkSection)
-    task: TaskSection = field(default_factory=lambda: TaskSection.make(
-        "delayed_xor", T=100, delta=5, seed=0))
+    task: TaskSection = field(default_factory=lambda: TaskSection.make("delayed_xor", T=100, delta=5, seed=0))
     training: TrainingSection = field(default_factory=TrainingSection)
     flossing: FlossingSection = field(default_factory=FlossingSection)
     lyapunov: LyapunovSection = field(default_factory=LyapunovSection)
@@ -257,18 +290,22 @@ class RunConfig:
         tr, task = self.training, self.task
         if task.name in FIXED_TASKS:
             if tr.data == "fresh":
-                raise ValueError(f"training.data = 'fresh' is impossible for {task.name} (one fixed data set); "
-                                 "use 'fixed' or 'auto'")
+                raise ValueError(
+                    f"training.data = 'fresh' is impossible for {task.name} (one fixed data set); use 'fixed' or 'auto'"
+                )
         elif self.data_mode == "fixed" and tr.train_size < tr.batch_size:
-            raise ValueError(f"training.train_size must be >= training.batch_size = {tr.batch_size} "
-                             f"with training.data = 'fixed', got {tr.train_size}")
+            raise ValueError(
+                f"training.train_size must be >= training.batch_size = {tr.batch_size} "
+                f"with training.data = 'fixed', got {tr.train_size}"
+            )
         if task.name in FIXED_TASKS and self.flossing.T:
             raise ValueError(f"flossing.T must be 0 for {task.name} (its inputs have a fixed length)")
         if task.name in FIXED_TASKS and self.lyapunov.T:
             raise ValueError(f"lyapunov.T must be 0 for {task.name} (its inputs have a fixed length)")
         if self.network.x0_per_slot and set(self.flossing.params) & {"x0", "V0", "I0"}:
-            raise ValueError("flossing.params cannot include the initial state with network.x0_per_slot "
-                             "(flossing sees slot 0 only)")
+            raise ValueError(
+                "flossing.params cannot include the initial state with network.x0_per_slot (flossing sees slot 0 only)"
+            )
         if self.network.x0_per_slot and self.network.x0_init != "relaxed":
             raise ValueError("network.x0_per_slot needs network.x0_init = 'relaxed' (zero states are all equal)")
         # probe the task with a one-element batch: validates every task key and gives n_in/n_out
@@ -288,8 +325,9 @@ class RunConfig:
             try:
                 lyapunov.check_lyapunov(net, self.lyapunov.config(flossing=self.flossing), self.floss_T, 1)
             except ValueError as exc:
-                raise ValueError(f"[flossing] warmup/transient do not fit the flossing input "
-                                 f"(T = {self.floss_T}): {exc}") from None
+                raise ValueError(
+                    f"[flossing] warmup/transient do not fit the flossing input (T = {self.floss_T}): {exc}"
+                ) from None
             if self.flossing.k > M:
                 raise ValueError(f"flossing.k must be <= M = {M} (the state size), got {self.flossing.k}")
             try:
@@ -341,8 +379,7 @@ class RunConfig:
         for name in SECTIONS:
             sec = getattr(self, name)
             if name == "task":
-                d = {"name": sec.name, **{k: list(v) if isinstance(v, tuple) else v
-                                          for k, v in sec.options}}
+                d = {"name": sec.name, **{k: list(v) if isinstance(v, tuple) else v for k, v in sec.options}}
             else:
                 d = {}
                 for f in fields(sec):
@@ -420,6 +457,7 @@ def fluctuation_params(run: "RunConfig", net, *, nu_in=None, input_moments=None,
     """
     import re
     from .. import init as init_mod
+
     kw = run.network.init_kwargs()
     try:
         if dry_run:
@@ -432,5 +470,3 @@ def fluctuation_params(run: "RunConfig", net, *, nu_in=None, input_moments=None,
         for a in _INIT_ARGS:
             msg = re.sub(rf"\b{a}\b", f"network.init_{a}", msg)
         raise ValueError(f"network.init = 'fluctuation': {msg}") from None
-
-

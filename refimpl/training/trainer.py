@@ -1,4 +1,5 @@
 """The trainer: epochs of BPTT with Adam, the flossing schedule, evaluation, logs and checkpoints."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from .. import __version__, flossing, lyapunov, schedules
 from .. import dimensionality as dimensionality_mod
 from ..adjoint import value_and_grad
 from ..io import atomic_h5, read_dict, to_json, write_dict
-from ..network import (initial_state_keys, init_params, relaxed_initial_state, simulate)
+from ..network import initial_state_keys, init_params, relaxed_initial_state, simulate
 from ..optim import AdamState, adam_step, global_norm
 from ..schedules import ScheduleState
 from ..measures import accuracy, firing_rates, initial_state_grad_norm
@@ -29,8 +30,6 @@ CHECKPOINT_VERSION = 1
 
 class TrainingDiverged(ValueError):
     """The training loss became NaN or infinite."""
-
-
 
 
 def _copy_adam(s: AdamState) -> AdamState:
@@ -75,13 +74,22 @@ class Trainer:
             else:
                 self.params = fluctuation_params(run, self.cfg, input_moments=self.data.input_moments())
         else:
-            self.params = init_params(self.cfg, net.seed, w_in=net.w_in, g_rec=net.g_rec, w_out=net.w_out,
-                                      bias=net.bias, bias_spread=net.bias_spread,
-                                      keep_diagonal=net.keep_diagonal, bias_out=net.bias_out)
+            self.params = init_params(
+                self.cfg,
+                net.seed,
+                w_in=net.w_in,
+                g_rec=net.g_rec,
+                w_out=net.w_out,
+                bias=net.bias,
+                bias_spread=net.bias_spread,
+                keep_diagonal=net.keep_diagonal,
+                bias_out=net.bias_out,
+            )
         if net.x0_init == "relaxed":
             slots = run.training.batch_size if net.x0_per_slot else 1
-            x0 = relaxed_initial_state(self.cfg, self.params, slots=slots, steps=net.x0_relax_steps,
-                                       scale=net.x0_scale, seed=net.seed)
+            x0 = relaxed_initial_state(
+                self.cfg, self.params, slots=slots, steps=net.x0_relax_steps, scale=net.x0_scale, seed=net.seed
+            )
             self.params.update(x0 if net.x0_per_slot else {k: v[0] for k, v in x0.items()})
         self.adam = AdamState()
         self.floss_adam = AdamState()
@@ -89,7 +97,7 @@ class Trainer:
         self.floss_counter = 0
         self.sched = ScheduleState()
         self.history = History()
-        self._wall0 = 0.0            # wall time of earlier processes (resume)
+        self._wall0 = 0.0  # wall time of earlier processes (resume)
         self._t_start = time.perf_counter()
         self._spec_input = None
         self.trained_keys = [k for k in self.params if k.split("/")[1] in run.training.params]
@@ -101,8 +109,16 @@ class Trainer:
         return self._wall0 + time.perf_counter() - self._t_start
 
     def _snapshot(self) -> _Snapshot:
-        return _Snapshot(dict(self.params), _copy_adam(self.adam), _copy_adam(self.floss_adam), self.epoch,
-                         self.floss_counter, self.sched.to_dict(), self.history.copy(), self.wall)
+        return _Snapshot(
+            dict(self.params),
+            _copy_adam(self.adam),
+            _copy_adam(self.floss_adam),
+            self.epoch,
+            self.floss_counter,
+            self.sched.to_dict(),
+            self.history.copy(),
+            self.wall,
+        )
 
     def _restore(self, s: _Snapshot) -> None:
         self.params, self.adam, self.floss_adam = s.params, s.adam, s.floss_adam
@@ -159,8 +175,7 @@ class Trainer:
     def spectrum(self, k: int | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", lyapunov.DegenerateSpectrumWarning)
-            return lyapunov.spectrum(self.cfg, self.single_params(), self.spectrum_input(),
-                                     self.run.lyapunov.config(k))
+            return lyapunov.spectrum(self.cfg, self.single_params(), self.spectrum_input(), self.run.lyapunov.config(k))
 
     def _log_spectrum(self, epoch: int, stage: int):
         res = self.spectrum()
@@ -175,13 +190,13 @@ class Trainer:
         ``exponents`` of a spectrum, the Kaplan–Yorke dimension and the number of exponents above
         ``lyapunov.dimensionality_threshold``."""
         from ..losses import loss_and_grad
+
         ly = self.run.lyapunov
         u, targets = next(self.data.test_chunks(ly.dimensionality_batch))
         params = self.params_for(u.shape[1])
         traj = simulate(self.cfg, params, u)
         _, ybar = loss_and_grad(self.loss_cfg, traj.y, targets)
-        gs = dimensionality_mod.gradient_samples(self.cfg, params, traj, ybar,
-                                                 names=ly.dimensionality_params)
+        gs = dimensionality_mod.gradient_samples(self.cfg, params, traj, ybar, names=ly.dimensionality_params)
         pr = gs.participation_ratios()
         out = {"grad_pr": pr["all"], "grad_pr_time": pr["time"], "grad_pr_batch": pr["batch"]}
         if exponents is not None:
@@ -204,11 +219,19 @@ class Trainer:
         ``B_chunk/B`` (every quantity is a mean over the batch).
         """
         if self.task_name != "shd":
-            loss, grads, traj = value_and_grad(self.cfg, self.params_for(self.data.test_inputs.shape[1]),
-                                               self.data.test_inputs, self.data.test_targets, self.loss_cfg)
-            return {"test_loss": loss, "test_acc": accuracy(self.loss_cfg, traj.y, self.data.test_targets),
-                    "grad_x0": initial_state_grad_norm(self.cfg, self._fold_state_grads(grads)),
-                    "rates": firing_rates(self.cfg, traj)}
+            loss, grads, traj = value_and_grad(
+                self.cfg,
+                self.params_for(self.data.test_inputs.shape[1]),
+                self.data.test_inputs,
+                self.data.test_targets,
+                self.loss_cfg,
+            )
+            return {
+                "test_loss": loss,
+                "test_acc": accuracy(self.loss_cfg, traj.y, self.data.test_targets),
+                "grad_x0": initial_state_grad_norm(self.cfg, self._fold_state_grads(grads)),
+                "rates": firing_rates(self.cfg, traj),
+            }
         n = self.data.test_inputs.shape[1]
         loss = acc = 0.0
         rates = 0.0
@@ -220,11 +243,15 @@ class Trainer:
             loss += w * l_c
             acc += w * accuracy(self.loss_cfg, traj.y, tg)
             rates = rates + w * firing_rates(self.cfg, traj)
-            g_c = self._fold_state_grads(g_c)   # per-slot states: back onto the slots, chunk by chunk
+            g_c = self._fold_state_grads(g_c)  # per-slot states: back onto the slots, chunk by chunk
             part = {k: w * g_c[k] for k in names}
             gx0 = part if gx0 is None else {k: gx0[k] + part[k] for k in names}
-        return {"test_loss": float(loss), "test_acc": float(acc), "grad_x0": initial_state_grad_norm(self.cfg, gx0),
-                "rates": rates}
+        return {
+            "test_loss": float(loss),
+            "test_acc": float(acc),
+            "grad_x0": initial_state_grad_norm(self.cfg, gx0),
+            "rates": rates,
+        }
 
     def _add_row(self, epoch: int, stats: dict, t_epoch: float, floss_steps: int) -> None:
         ev = self.evaluate()
@@ -270,8 +297,7 @@ class Trainer:
             h["epoch"].append(epoch), h["loss"].append(res.loss), h["exponents"].append(res.exponents)
             h["grad_norm"].append(norm), h["skipped"].append(False)
             self._poll()
-            self._emit(kind="floss", epoch=epoch, step=i, n_steps=n, loss=res.loss,
-                       lambda1=float(res.exponents[0]))
+            self._emit(kind="floss", epoch=epoch, step=i, n_steps=n, loss=res.loss, lambda1=float(res.exponents[0]))
 
     def boundary(self, e: int) -> int:
         """Pre-flossing and the schedule's session at boundary ``e``; returns the steps run."""
@@ -306,8 +332,9 @@ class Trainer:
             u, y = self.data.train_batch(e, s)
             loss, grads, traj = value_and_grad(self.cfg, self.params, u, y, self.loss_cfg)
             if not math.isfinite(loss):
-                raise TrainingDiverged(f"the training loss is {loss} at epoch {e + 1}, step {s + 1}; "
-                                       "lower training.lr or set training.clip_norm")
+                raise TrainingDiverged(
+                    f"the training loss is {loss} at epoch {e + 1}, step {s + 1}; lower training.lr or set training.clip_norm"
+                )
             g = {k: grads[k] for k in self.trained_keys}
             norms.append(global_norm(g))
             losses.append(loss)
@@ -315,8 +342,7 @@ class Trainer:
             self.params = adam_step(self.params, g, self.adam, opt)
             self._poll()
             self._emit(kind="step", epoch=e, step=s, n_steps=n, loss=loss)
-        return {"train_loss": float(np.mean(losses)), "train_acc": float(np.mean(accs)),
-                "grad_norm": float(np.mean(norms))}
+        return {"train_loss": float(np.mean(losses)), "train_acc": float(np.mean(accs)), "grad_norm": float(np.mean(norms))}
 
     # -- Ctrl-C ---------------------------------------------------------------------
     def _poll(self) -> None:
@@ -335,6 +361,7 @@ class Trainer:
         import contextlib
         from ..interrupt import DeferredInterrupt
         from ..io import directory_lock
+
         # one process at a time owns the output directory (taken before anything is written)
         lock = contextlib.nullcontext() if self.out_dir is None else directory_lock(self.out_dir)
         with lock, DeferredInterrupt() as self._sigint:
@@ -347,6 +374,7 @@ class Trainer:
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             from ..io import atomic_text
+
             atomic_text(self.out_dir / "config.toml", to_toml(self.run))
         self._t_start = time.perf_counter()
         snap = self._snapshot()
@@ -360,7 +388,7 @@ class Trainer:
                 snap = self._snapshot()
             ck = self.run.output.checkpoint_every
             every = self.run.training.eval_every
-            pending, nf_row, t_row = [], 0, time.perf_counter()   # epochs since the last row
+            pending, nf_row, t_row = [], 0, time.perf_counter()  # epochs since the last row
             while self.epoch < E:
                 e = self.epoch
                 nf = self.boundary(e)
@@ -382,6 +410,7 @@ class Trainer:
         except BaseException as exc:
             # Ctrl-C inside a compiled kernel surfaces as a SystemError whose context is it
             from ..interrupt import is_interrupt
+
             if not is_interrupt(exc):
                 raise
             self._restore(snap)
@@ -413,8 +442,9 @@ class Trainer:
         self.history.write(g, self.cfg.n_layers, self.run.lyapunov.k, self.run.flossing.k)
         g.attrs["epochs_completed"] = self.epoch
         g.attrs["reasons"] = to_json(schedules.REASONS)
-        g.attrs["units"] = to_json({"loss": "task loss", "rates": "Hz", "exponents": "1/step",
-                                    "wall_time": "s", "epoch_time": "s"})
+        g.attrs["units"] = to_json(
+            {"loss": "task loss", "rates": "Hz", "exponents": "1/step", "wall_time": "s", "epoch_time": "s"}
+        )
         g.create_dataset("flossing/events", data=np.asarray(self.sched.events, np.int64).reshape(-1, 3))
 
     def save_checkpoint(self, path=None) -> Path:
@@ -429,8 +459,10 @@ class Trainer:
             f.attrs["floss_counter"] = self.floss_counter
             f.attrs["schedule_state"] = to_json(self.sched.to_dict())
             f.attrs["wall_time"] = self.wall
-            f.attrs["rng"] = ("all randomness is derived from task.seed, network.seed, lyapunov.seed and "
-                              "the counters 'epoch' and 'floss_counter' (refimpl.training.TaskData.derive)")
+            f.attrs["rng"] = (
+                "all randomness is derived from task.seed, network.seed, lyapunov.seed and "
+                "the counters 'epoch' and 'floss_counter' (refimpl.training.TaskData.derive)"
+            )
             write_dict(f.create_group("params"), self.params)
             for name, st in (("train", self.adam), ("floss", self.floss_adam)):
                 g = f.create_group(f"adam/{name}")
@@ -449,6 +481,7 @@ class Trainer:
         ``ValueError`` lists the differences (and nothing is written).
         """
         import h5py
+
         path = Path(checkpoint)
         if path.is_dir():
             hint = f"; did you mean {str(path / 'checkpoint.h5')!r}?" if (path / "checkpoint.h5").is_file() else ""
@@ -463,19 +496,21 @@ class Trainer:
             if f.attrs.get("format") != CHECKPOINT_FORMAT:
                 raise ValueError(f"{str(path)!r} is not a refimpl training checkpoint")
             if int(f.attrs["version"]) != CHECKPOINT_VERSION:
-                raise ValueError(f"checkpoint {str(path)!r} has format version {f.attrs['version']}, "
-                                 f"this refimpl reads version {CHECKPOINT_VERSION}")
+                raise ValueError(
+                    f"checkpoint {str(path)!r} has format version {f.attrs['version']}, "
+                    f"this refimpl reads version {CHECKPOINT_VERSION}"
+                )
             saved = json.loads(f.attrs["config"])
             if run is None:
                 run = RunConfig.from_dict(saved)
             else:
                 diff = config_diff(saved, run.to_dict())
                 if diff:
-                    shown = "; ".join(f"{k}: {json.dumps(a)} in the checkpoint, {json.dumps(b)} here"
-                                      for k, a, b in diff[:6])
+                    shown = "; ".join(f"{k}: {json.dumps(a)} in the checkpoint, {json.dumps(b)} here" for k, a, b in diff[:6])
                     more = f" (and {len(diff) - 6} more)" if len(diff) > 6 else ""
-                    raise ValueError(f"checkpoint {str(path)!r} belongs to a different configuration: "
-                                     f"{shown}{more}. Nothing was written.")
+                    raise ValueError(
+                        f"checkpoint {str(path)!r} belongs to a different configuration: {shown}{more}. Nothing was written."
+                    )
             tr = cls(run, out_dir, progress=progress)
             tr.params = {k: np.ascontiguousarray(v, dtype=float) for k, v in read_dict(f["params"]).items()}
             for name in ("train", "floss"):
@@ -497,4 +532,3 @@ def train(run: RunConfig, out_dir=None, *, resume=None, epochs=None, progress=No
     else:
         tr = Trainer(run, out_dir, progress=progress)
     return tr.fit(epochs)
-

@@ -13,6 +13,7 @@ Needs only numpy and h5py (torch is imported by the torch helpers when they run,
 JAX adapter does not need it); it imports nothing from refimpl. The file layout and the config
 keys are those of docs/golden-format.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,11 @@ FORMAT, FORMAT_VERSION = "refimpl-golden", 1
 
 # --- golden file in, candidate file out -----------------------------------------------------------------
 
+
 def iter_cases(golden: str, cases=None):
     """Yield ``(name, config, params, inputs, targets, raw_config)`` for every case of a golden file."""
     import h5py
+
     with h5py.File(golden, "r") as src:
         if src.attrs.get("format") not in (FORMAT, FORMAT.encode()):
             raise ValueError(f"{golden} is not a golden file")
@@ -39,14 +42,14 @@ def iter_cases(golden: str, cases=None):
             g = src[name]
             raw = g.attrs["config"]
             params = {}
-            g["params"].visititems(
-                lambda k, o: params.__setitem__(k, o[()]) if isinstance(o, h5py.Dataset) else None)
+            g["params"].visititems(lambda k, o: params.__setitem__(k, o[()]) if isinstance(o, h5py.Dataset) else None)
             yield name, json.loads(raw), params, g["inputs"][()], g["targets"][()], raw
 
 
 def write_candidate(candidate: str, generator: str, results: dict) -> None:
     """Write ``{name: (raw_config, params, inputs, targets, {path: array})}`` as a candidate file."""
     import h5py
+
     with h5py.File(candidate, "w") as dst:
         dst.attrs["format"] = FORMAT
         dst.attrs["format_version"] = np.int64(FORMAT_VERSION)
@@ -54,7 +57,7 @@ def write_candidate(candidate: str, generator: str, results: dict) -> None:
         for name, (raw, params, inputs, targets, res) in results.items():
             out = dst.create_group(name)
             out.attrs["config"] = raw
-            for k, v in params.items():            # the inputs it ran on, for the validator
+            for k, v in params.items():  # the inputs it ran on, for the validator
                 out.create_dataset(f"params/{k}", data=v)
             out.create_dataset("inputs", data=inputs)
             out.create_dataset("targets", data=targets)
@@ -62,8 +65,7 @@ def write_candidate(candidate: str, generator: str, results: dict) -> None:
                 out.create_dataset(k, data=np.asarray(v, dtype=np.float64))
 
 
-def process(golden: str, candidate: str, cases, incompatibility, run_case, generator: str,
-            verbose: bool = True) -> list:
+def process(golden: str, candidate: str, cases, incompatibility, run_case, generator: str, verbose: bool = True) -> list:
     """Run an adapter on a golden file and write its candidate file; returns ``[(case, reason)]`` of the skipped.
 
     ``incompatibility(config)`` says why the library cannot express a case (None: it can);
@@ -108,6 +110,7 @@ def main(argv, doc: str, process, options: dict | None = None) -> int:
 
 # --- reading a config -----------------------------------------------------------------------------------
 
+
 def per_neuron(value, sizes, layer: int) -> np.ndarray:
     """``tau_mem``/``tau_syn`` of a config for one layer, as a vector (the four forms of validation/README.md)."""
     N = sizes[layer]
@@ -119,7 +122,7 @@ def per_neuron(value, sizes, layer: int) -> np.ndarray:
         return np.asarray(value, dtype=np.float64)
     if len(value) == sum(sizes):
         start = sum(sizes[:layer])
-        return np.asarray(value[start:start + N], dtype=np.float64)
+        return np.asarray(value[start : start + N], dtype=np.float64)
     raise ValueError(f"cannot read per-neuron time constants {value!r} for layers {sizes}")
 
 
@@ -136,6 +139,7 @@ def skip_reasons(checks) -> str | None:
 
 
 # --- the losses -----------------------------------------------------------------------------------------
+
 
 def loss(name: str, t0: int, y, targets, ops):
     """The losses of docs/conventions.md on ``y`` (T, B, n_out), with the array operations ``ops``.
@@ -164,6 +168,7 @@ def loss(name: str, t0: int, y, targets, ops):
 def torch_ops():
     """The operations of :func:`loss` on torch tensors."""
     import torch
+
     return types.SimpleNamespace(
         softplus=lambda x: torch.logaddexp(x, torch.zeros_like(x)),
         labels=lambda targets: targets.long(),
@@ -176,9 +181,11 @@ def torch_ops():
 
 # --- torch networks -------------------------------------------------------------------------------------
 
+
 def torch_params(params: dict) -> dict:
     """The golden parameters as float64 leaf tensors that autograd differentiates."""
     import torch
+
     return {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
 
 
@@ -204,6 +211,7 @@ def torch_network(c: dict, p: dict, u, start, step, readout):
     lists of ``V``, ``I`` and ``S`` of layer ``l`` over steps 0 … T.
     """
     import torch
+
     T, B, _ = u.shape
     rec = [([V0], [I0], [S0]) for V0, I0, S0 in start]
     ys, U = [], torch.zeros(B, c["n_out"], dtype=torch.float64)
@@ -231,6 +239,7 @@ def torch_outputs(c: dict, p: dict, params: dict, targets: np.ndarray, y, rec) -
     written: the Jacobian, spectrum and flossing groups are left out (docs/golden-format.md allows it).
     """
     import torch
+
     tg = torch.tensor(targets)
     if not c["loss"]["name"].startswith("ce_"):
         tg = tg.to(torch.float64)

@@ -51,6 +51,7 @@ call of the same step on the same state and input with ``v_th = +inf`` and
 Norse's surrogates keep the dtype of the membrane, so everything is float64.
 Only forward states, ``y``, the loss and its gradients are written.
 """
+
 from __future__ import annotations
 
 import functools
@@ -62,7 +63,7 @@ import torch
 
 try:
     from . import common
-except ImportError:          # run as a script
+except ImportError:  # run as a script
     import common
 
 DT = torch.float64
@@ -72,25 +73,32 @@ STEPS = ("recurrent", "feed_forward")
 def incompatibility(c: dict) -> str | None:
     """Why Norse's LIF step has no counterpart of this case, or None."""
     sg = c["surrogate"]
-    return common.skip_reasons([
-        (c["cell"] == "clif", f"cell {c['cell']!r} (Norse's LIF is a spiking LIF)"),
-        (c["syn_input"] == "new", "syn_input 'old' (Norse integrates the jumped current)"),
-        (c["input_gain"] == "one_minus_beta", "input_gain 'unit' (Norse's gain is dt/τ_mem = 1-β)"),
-        (c["reset"] == "zero", f"reset {c['reset']!r} (Norse always resets to v_reset)"),
-        (c["reset_grad"] == "detached", f"reset_grad {c['reset_grad']!r} (lif_step detaches the reset; "
-                                        "lif_feed_forward_step differentiates a reset-then-integrate reset)"),
-        (not c["smooth"], "smooth mode (Norse's forward is always H)"),
-        (sg["name"] == "fast_sigmoid" or (sg["name"] == "triangle" and float(sg["slope"]) == 1.0),
-         f"surrogate {sg['name']!r} with γ={sg['slope']} (Norse has super = fast_sigmoid, and triangle "
-         "equal to ours only for γ = 1)"),
-    ])
+    return common.skip_reasons(
+        [
+            (c["cell"] == "clif", f"cell {c['cell']!r} (Norse's LIF is a spiking LIF)"),
+            (c["syn_input"] == "new", "syn_input 'old' (Norse integrates the jumped current)"),
+            (c["input_gain"] == "one_minus_beta", "input_gain 'unit' (Norse's gain is dt/τ_mem = 1-β)"),
+            (c["reset"] == "zero", f"reset {c['reset']!r} (Norse always resets to v_reset)"),
+            (
+                c["reset_grad"] == "detached",
+                f"reset_grad {c['reset_grad']!r} (lif_step detaches the reset; "
+                "lif_feed_forward_step differentiates a reset-then-integrate reset)",
+            ),
+            (not c["smooth"], "smooth mode (Norse's forward is always H)"),
+            (
+                sg["name"] == "fast_sigmoid" or (sg["name"] == "triangle" and float(sg["slope"]) == 1.0),
+                f"surrogate {sg['name']!r} with γ={sg['slope']} (Norse has super = fast_sigmoid, and triangle "
+                "equal to ours only for γ = 1)",
+            ),
+        ]
+    )
 
 
 def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray, step: str = "recurrent") -> dict:
     """Forward pass through Norse's LIF step, loss and autograd gradients: golden path -> array."""
-    from norse.torch.functional.lif import (LIFFeedForwardState, LIFParameters, LIFState, lif_feed_forward_step,
-                                            lif_step)
+    from norse.torch.functional.lif import LIFFeedForwardState, LIFParameters, LIFState, lif_feed_forward_step, lif_step
     from norse.torch.functional.threshold import threshold
+
     if step not in STEPS:
         raise ValueError(f"step must be one of {STEPS}, got {step!r}")
     p = common.torch_params(params)
@@ -107,14 +115,31 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray, ste
         alpha = np.exp(-dt / common.per_neuron(c["tau_syn"], sizes, l))
         tau_mem_inv = torch.tensor((1.0 - beta) / dt, dtype=DT)
         tau_syn_inv = torch.tensor((1.0 - alpha) / dt, dtype=DT)
-        pars.append(LIFParameters(tau_syn_inv=tau_syn_inv, tau_mem_inv=tau_mem_inv, v_leak=zero,
-                                  v_th=torch.tensor(theta, dtype=DT), v_reset=zero, method=method, alpha=gamma))
+        pars.append(
+            LIFParameters(
+                tau_syn_inv=tau_syn_inv,
+                tau_mem_inv=tau_mem_inv,
+                v_leak=zero,
+                v_th=torch.tensor(theta, dtype=DT),
+                v_reset=zero,
+                method=method,
+                alpha=gamma,
+            )
+        )
         # the probe: never fires (v_th = inf) and does not decay the current (tau_syn_inv = 0), so it
         # returns Norse's membrane before the reset and its jumped current i + x, our V_{t+1}, I_{t+1}
-        probes.append(LIFParameters(tau_syn_inv=zero, tau_mem_inv=tau_mem_inv, v_leak=zero,
-                                    v_th=torch.tensor(math.inf, dtype=DT), v_reset=zero, method=method,
-                                    alpha=gamma))
-        alpha_E.append(1.0 - dt * tau_syn_inv)               # Norse's current decay factor
+        probes.append(
+            LIFParameters(
+                tau_syn_inv=zero,
+                tau_mem_inv=tau_mem_inv,
+                v_leak=zero,
+                v_th=torch.tensor(math.inf, dtype=DT),
+                v_reset=zero,
+                method=method,
+                alpha=gamma,
+            )
+        )
+        alpha_E.append(1.0 - dt * tau_syn_inv)  # Norse's current decay factor
     ones = torch.ones(B, 1, dtype=DT)
     states, start = [], []
     for l in range(len(sizes)):
@@ -129,8 +154,8 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray, ste
     def call(l, z_in, s):
         """One call of layer ``l``'s Norse step, and of its probe on the same state and input."""
         q = f"layer{l + 1}/"
-        if step == "recurrent":      # lif_step feeds back its own state's spikes, which are s
-            w_in = torch.cat([p[q + "W_in"], p[q + "b"][:, None]], 1)   # b: the weight of a ones column
+        if step == "recurrent":  # lif_step feeds back its own state's spikes, which are s
+            w_in = torch.cat([p[q + "W_in"], p[q + "b"][:, None]], 1)  # b: the weight of a ones column
             x_in = torch.cat([z_in, ones], 1)
             z, new = lif_step(x_in, states[l], w_in, p[q + "W_rec"], pars[l], dt=dt)
             _, probe = lif_step(x_in, states[l], w_in, p[q + "W_rec"], probes[l], dt=dt)
@@ -148,9 +173,16 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray, ste
 def process(golden: str, candidate: str, cases=None, step: str = "recurrent", verbose=True) -> list:
     """Write a candidate with every runnable case; returns ``[(case, reason)]`` of the skipped ones."""
     import norse
-    return common.process(golden, candidate, cases, incompatibility, functools.partial(run_case, step=step),
-                          f"validation/peers/norse_adapter.py (norse {norse.__version__}, "
-                          f"torch {torch.__version__}, step={step})", verbose)
+
+    return common.process(
+        golden,
+        candidate,
+        cases,
+        incompatibility,
+        functools.partial(run_case, step=step),
+        f"validation/peers/norse_adapter.py (norse {norse.__version__}, torch {torch.__version__}, step={step})",
+        verbose,
+    )
 
 
 def main(argv=None) -> int:

@@ -35,6 +35,7 @@ Every case is checked when it is built: no membrane within ``1e-6`` of ``θ``
 ``1e-6`` of a kink of the triangle surrogate, no near-tie in ``ce_max``, and
 no spike at all in the subthreshold cases.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,53 +64,135 @@ class PeerCase:
     g_rec: float = 0.6
     bias: float = 0.0
     drive: float = 1.0
-    v0: tuple = (0.0, 1.2)        # V0 ~ θ · U(v0)
-    subthreshold: bool = False    # no spike anywhere (checked)
+    v0: tuple = (0.0, 1.2)  # V0 ~ θ · U(v0)
+    subthreshold: bool = False  # no spike anywhere (checked)
     extra: dict = field(default_factory=dict)
 
 
 def _norse_case(name: str, covers: str, theta: float, slope: float, **data) -> PeerCase:
     """One of the Norse cases, which differ only in ``θ``, the fast_sigmoid slope and their data: the
     engelken switches, detached, one 6-neuron layer, bce_per_step and a spike readout τ_out=5."""
-    network = dict(layers=(6,), n_in=3, n_out=2, tau_mem=10.0, tau_syn=5.0, theta=theta, dialect="engelken",
-                   reset_grad="detached", surrogate={"name": "fast_sigmoid", "slope": slope},
-                   readout={"tau_out": 5.0, "source": "spikes"})
+    network = dict(
+        layers=(6,),
+        n_in=3,
+        n_out=2,
+        tau_mem=10.0,
+        tau_syn=5.0,
+        theta=theta,
+        dialect="engelken",
+        reset_grad="detached",
+        surrogate={"name": "fast_sigmoid", "slope": slope},
+        readout={"tau_out": 5.0, "source": "spikes"},
+    )
     return PeerCase(name, covers, network, ("bce_per_step", 0), T=24, B=2, g_rec=1.0, **data)
 
 
 CASES = [
-    PeerCase("spyx_rlif_superspike",
-             "spyx LIF/RLIF switches: clif with τ_syn=1e-3 (α=0), (new, unit, subtract), attached, "
-             "fast_sigmoid γ=5 (spyx superspike(5)), 2 layers, bce_per_step, spike readout τ_out=5",
-             dict(layers=(5, 4), n_in=3, n_out=2, tau_mem=10.0, tau_syn=1e-3, syn_input="new",
-                  input_gain="unit", reset="subtract", reset_grad="attached",
-                  surrogate={"name": "fast_sigmoid", "slope": 5.0}, readout={"tau_out": 5.0, "source": "spikes"}),
-             ("bce_per_step", 0), T=20, B=2, seed=201, w_in=1.0, g_rec=0.6, bias=-0.1),
-    PeerCase("spyx_rlif_triangular",
-             "spyx RLIF switches with triangle γ=1.5 (spyx triangular(1.5)), per-neuron τ_mem, θ=0.8, 1 layer, "
-             "ce_max t0=1, membrane readout τ_out=0",
-             dict(layers=(6,), n_in=3, n_out=3, tau_mem=[8.0, 10.0, 12.0, 15.0, 20.0, 6.0], tau_syn=1e-3,
-                  theta=0.8, syn_input="new", input_gain="unit", reset="subtract", reset_grad="attached",
-                  surrogate={"name": "triangle", "slope": 1.5}, readout={"tau_out": 0.0, "source": "membrane"}),
-             ("ce_max", 1), T=20, B=3, seed=202, w_in=1.0, g_rec=0.6, bias=0.0),
-    PeerCase("stork_lifgroup_default",
-             "stork dialect (old, one_minus_beta, zero), detached (LIFGroup's default diff_reset=False), "
-             "fast_sigmoid γ=20 (stork's SuperSpike default), 1 layer, ce_last, spike readout τ_out=5",
-             dict(layers=(6,), n_in=3, n_out=3, tau_mem=10.0, tau_syn=5.0, dialect="stork",
-                  reset_grad="detached", surrogate={"name": "fast_sigmoid", "slope": 20.0},
-                  readout={"tau_out": 5.0, "source": "spikes"}),
-             ("ce_last", 0), T=24, B=2, seed=205, w_in=2.0, g_rec=1.0, bias=0.3),
-    _norse_case("norse_subthreshold",
-                "engelken switches (new, one_minus_beta, zero), detached, fast_sigmoid γ=1, θ=4 never reached "
-                "(no spike), 1 layer, bce_per_step, spike readout τ_out=5",
-                theta=4.0, slope=1.0, seed=203, bias=0.0, v0=(-0.3, 0.3), subthreshold=True),
-    _norse_case("norse_subthreshold_gamma10",
-                "norse_subthreshold with fast_sigmoid γ=10",
-                theta=4.0, slope=10.0, seed=203, bias=0.0, v0=(-0.3, 0.3), subthreshold=True),
-    _norse_case("norse_spiking",
-                "engelken switches, detached, fast_sigmoid γ=1, θ=1 with spikes, 1 layer, bce_per_step, "
-                "spike readout τ_out=5",
-                theta=1.0, slope=1.0, seed=204, w_in=2.0, bias=0.3, v0=(0.0, 0.9)),
+    PeerCase(
+        "spyx_rlif_superspike",
+        "spyx LIF/RLIF switches: clif with τ_syn=1e-3 (α=0), (new, unit, subtract), attached, "
+        "fast_sigmoid γ=5 (spyx superspike(5)), 2 layers, bce_per_step, spike readout τ_out=5",
+        dict(
+            layers=(5, 4),
+            n_in=3,
+            n_out=2,
+            tau_mem=10.0,
+            tau_syn=1e-3,
+            syn_input="new",
+            input_gain="unit",
+            reset="subtract",
+            reset_grad="attached",
+            surrogate={"name": "fast_sigmoid", "slope": 5.0},
+            readout={"tau_out": 5.0, "source": "spikes"},
+        ),
+        ("bce_per_step", 0),
+        T=20,
+        B=2,
+        seed=201,
+        w_in=1.0,
+        g_rec=0.6,
+        bias=-0.1,
+    ),
+    PeerCase(
+        "spyx_rlif_triangular",
+        "spyx RLIF switches with triangle γ=1.5 (spyx triangular(1.5)), per-neuron τ_mem, θ=0.8, 1 layer, "
+        "ce_max t0=1, membrane readout τ_out=0",
+        dict(
+            layers=(6,),
+            n_in=3,
+            n_out=3,
+            tau_mem=[8.0, 10.0, 12.0, 15.0, 20.0, 6.0],
+            tau_syn=1e-3,
+            theta=0.8,
+            syn_input="new",
+            input_gain="unit",
+            reset="subtract",
+            reset_grad="attached",
+            surrogate={"name": "triangle", "slope": 1.5},
+            readout={"tau_out": 0.0, "source": "membrane"},
+        ),
+        ("ce_max", 1),
+        T=20,
+        B=3,
+        seed=202,
+        w_in=1.0,
+        g_rec=0.6,
+        bias=0.0,
+    ),
+    PeerCase(
+        "stork_lifgroup_default",
+        "stork dialect (old, one_minus_beta, zero), detached (LIFGroup's default diff_reset=False), "
+        "fast_sigmoid γ=20 (stork's SuperSpike default), 1 layer, ce_last, spike readout τ_out=5",
+        dict(
+            layers=(6,),
+            n_in=3,
+            n_out=3,
+            tau_mem=10.0,
+            tau_syn=5.0,
+            dialect="stork",
+            reset_grad="detached",
+            surrogate={"name": "fast_sigmoid", "slope": 20.0},
+            readout={"tau_out": 5.0, "source": "spikes"},
+        ),
+        ("ce_last", 0),
+        T=24,
+        B=2,
+        seed=205,
+        w_in=2.0,
+        g_rec=1.0,
+        bias=0.3,
+    ),
+    _norse_case(
+        "norse_subthreshold",
+        "engelken switches (new, one_minus_beta, zero), detached, fast_sigmoid γ=1, θ=4 never reached "
+        "(no spike), 1 layer, bce_per_step, spike readout τ_out=5",
+        theta=4.0,
+        slope=1.0,
+        seed=203,
+        bias=0.0,
+        v0=(-0.3, 0.3),
+        subthreshold=True,
+    ),
+    _norse_case(
+        "norse_subthreshold_gamma10",
+        "norse_subthreshold with fast_sigmoid γ=10",
+        theta=4.0,
+        slope=10.0,
+        seed=203,
+        bias=0.0,
+        v0=(-0.3, 0.3),
+        subthreshold=True,
+    ),
+    _norse_case(
+        "norse_spiking",
+        "engelken switches, detached, fast_sigmoid γ=1, θ=1 with spikes, 1 layer, bce_per_step, spike readout τ_out=5",
+        theta=1.0,
+        slope=1.0,
+        seed=204,
+        w_in=2.0,
+        bias=0.3,
+        v0=(0.0, 0.9),
+    ),
 ]
 CASE_NAMES = [c.name for c in CASES]
 BY_NAME = {c.name: c for c in CASES}
@@ -127,6 +210,7 @@ def config_dict(case: PeerCase) -> dict:
     """The docs/golden-format.md config of ``case`` (refimpl fills the defaults and checks every value)."""
     from refimpl.config import FlossConfig, LossConfig, LyapunovConfig, network_config
     from refimpl.golden import config_to_dict
+
     cfg = network_config(**case.network)
     return config_to_dict(cfg, LossConfig(*case.loss), LyapunovConfig(k=1, seed=case.seed), FlossConfig())
 
@@ -172,7 +256,7 @@ def _check_robust(case: PeerCase, cfg, loss, traj) -> None:
         if case.subthreshold and np.any(traj.S[l]):
             raise RuntimeError(f"{case.name}: layer {l + 1} spikes, the case must stay below θ")
     if loss.name == "ce_max":
-        y = np.sort(traj.y[loss.t0:], axis=0)
+        y = np.sort(traj.y[loss.t0 :], axis=0)
         if np.min(y[-1] - y[-2]) < MARGIN:
             raise RuntimeError(f"{case.name}: near-tie in the time maximum of ce_max")
 
@@ -182,6 +266,7 @@ def compute_case(case: PeerCase) -> dict:
     from refimpl import adjoint
     from refimpl.golden import config_from_dict
     from refimpl.network import param_shapes
+
     d = config_dict(case)
     cfg, loss, _, _ = config_from_dict(d)
     params, inputs, targets = make_problem(case, cfg)
@@ -204,7 +289,8 @@ def export(path: str, names=None) -> list:
     """Write the reference file of ``names`` (default: every case); returns the names."""
     import h5py
     from refimpl import __version__
-    from refimpl.golden import FORMAT, FORMAT_VERSION, as_stored   # the golden files' format and dtypes
+    from refimpl.golden import FORMAT, FORMAT_VERSION, as_stored  # the golden files' format and dtypes
+
     cases = CASES if not names else [get_case(n) for n in names]
     with h5py.File(path, "w") as f:
         f.attrs["format"] = FORMAT

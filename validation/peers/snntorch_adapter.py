@@ -39,6 +39,7 @@ isolates the neuron dynamics from that rounding.
 Only forward states, ``y``, the loss and its gradients are written; the
 Jacobian, spectrum and flossing groups are left out (docs/golden-format.md allows it).
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,7 +50,7 @@ import torch
 
 try:
     from . import common
-except ImportError:          # run as a script
+except ImportError:  # run as a script
     import common
 
 DT = torch.float64
@@ -83,31 +84,37 @@ def spike_function(name: str, gamma: float, mode: str):
     if mode == "float64":
         return lambda x: _Spike64.apply(x, name, gamma)
     from snntorch import surrogate
+
     if name == "arctan":
-        return surrogate.atan(alpha=gamma)          # (α/2)/(1+(πα x/2)²)
+        return surrogate.atan(alpha=gamma)  # (α/2)/(1+(πα x/2)²)
     if name == "fast_sigmoid":
         return surrogate.fast_sigmoid(slope=gamma)  # 1/(1+k|x|)²
     if name == "sigmoid":
-        return surrogate.sigmoid(slope=gamma)       # k e^{-kx}/(1+e^{-kx})²
+        return surrogate.sigmoid(slope=gamma)  # k e^{-kx}/(1+e^{-kx})²
     raise ValueError(f"no snnTorch surrogate with σ' = our {name!r}")
 
 
 def incompatibility(c: dict) -> str | None:
     """Why snnTorch's Synaptic cannot run this case, or None."""
-    return common.skip_reasons([
-        (c["cell"] == "clif", f"cell {c['cell']!r} (Synaptic is a spiking LIF)"),
-        (c["syn_input"] == "new", "syn_input 'old' (Synaptic integrates the updated current)"),
-        (c["input_gain"] == "unit", "input_gain 'one_minus_beta' (Synaptic adds the current with gain 1)"),
-        (c["reset_grad"] == "detached", f"reset_grad {c['reset_grad']!r} (Synaptic detaches the reset)"),
-        (not c["smooth"], "smooth mode (snnTorch's forward is always H)"),
-        (c["surrogate"]["name"] in ("arctan", "fast_sigmoid", "sigmoid"),
-         f"surrogate {c['surrogate']['name']!r} (snnTorch has no surrogate with this σ')"),
-    ])
+    return common.skip_reasons(
+        [
+            (c["cell"] == "clif", f"cell {c['cell']!r} (Synaptic is a spiking LIF)"),
+            (c["syn_input"] == "new", "syn_input 'old' (Synaptic integrates the updated current)"),
+            (c["input_gain"] == "unit", "input_gain 'one_minus_beta' (Synaptic adds the current with gain 1)"),
+            (c["reset_grad"] == "detached", f"reset_grad {c['reset_grad']!r} (Synaptic detaches the reset)"),
+            (not c["smooth"], "smooth mode (snnTorch's forward is always H)"),
+            (
+                c["surrogate"]["name"] in ("arctan", "fast_sigmoid", "sigmoid"),
+                f"surrogate {c['surrogate']['name']!r} (snnTorch has no surrogate with this σ')",
+            ),
+        ]
+    )
 
 
 def run_case(c: dict, params: dict, inputs, targets, mode: str = "snntorch") -> dict:
     """Forward pass through snnTorch neurons, loss and autograd gradients: golden path -> array."""
     import snntorch as snn
+
     p = common.torch_params(params)
     u = torch.tensor(inputs, dtype=DT)
     B = u.shape[1]
@@ -117,18 +124,29 @@ def run_case(c: dict, params: dict, inputs, targets, mode: str = "snntorch") -> 
     for l, N in enumerate(c["layers"]):
         alpha = torch.exp(-dt / torch.as_tensor(c["tau_syn"], dtype=DT)) * torch.ones(N, dtype=DT)
         beta = torch.exp(-dt / torch.as_tensor(c["tau_mem"], dtype=DT)) * torch.ones(N, dtype=DT)
-        layers.append(snn.Synaptic(alpha=alpha, beta=beta, threshold=torch.tensor(theta, dtype=DT),
-                                   spike_grad=sg, reset_mechanism=c["reset"], reset_delay=True))
+        layers.append(
+            snn.Synaptic(
+                alpha=alpha,
+                beta=beta,
+                threshold=torch.tensor(theta, dtype=DT),
+                spike_grad=sg,
+                reset_mechanism=c["reset"],
+                reset_delay=True,
+            )
+        )
     kappa = common.readout_decay(c)
     if kappa > 0:
-        leaky = snn.Leaky(beta=torch.tensor(kappa, dtype=DT), threshold=torch.tensor(1.0, dtype=DT),
-                          spike_grad=sg, reset_mechanism="none")
+        leaky = snn.Leaky(
+            beta=torch.tensor(kappa, dtype=DT), threshold=torch.tensor(1.0, dtype=DT), spike_grad=sg, reset_mechanism="none"
+        )
 
         def readout(lin, U):
             return leaky((1.0 - kappa) * lin, U)[1]
     else:
+
         def readout(lin, U):
             return lin
+
     # states: V, I as returned by the neurons; S_t = H(V_t - θ) from the neuron's own fire()
     V = [p[f"layer{l + 1}/V0"].expand(B, -1) for l in range(len(layers))]
     I = [p[f"layer{l + 1}/I0"].expand(B, -1) for l in range(len(layers))]
@@ -146,15 +164,21 @@ def run_case(c: dict, params: dict, inputs, targets, mode: str = "snntorch") -> 
 def process(golden: str, candidate: str, cases=None, mode: str = "snntorch", verbose=True) -> list:
     """Write a candidate with every runnable case; returns ``[(case, reason)]`` of the skipped ones."""
     import snntorch
-    return common.process(golden, candidate, cases, incompatibility, functools.partial(run_case, mode=mode),
-                          f"validation/peers/snntorch_adapter.py (snntorch {snntorch.__version__}, "
-                          f"torch {torch.__version__}, surrogate={mode})", verbose)
+
+    return common.process(
+        golden,
+        candidate,
+        cases,
+        incompatibility,
+        functools.partial(run_case, mode=mode),
+        f"validation/peers/snntorch_adapter.py (snntorch {snntorch.__version__}, torch {torch.__version__}, surrogate={mode})",
+        verbose,
+    )
 
 
 def main(argv=None) -> int:
     """The command line of the module docstring."""
-    return common.main(argv, __doc__, process,
-                       {"--surrogate": dict(choices=MODES, default="snntorch", dest="mode")})
+    return common.main(argv, __doc__, process, {"--surrogate": dict(choices=MODES, default="snntorch", dest="mode")})
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ our ``y_t``. Time runs in ``jax.lax.scan``; gradients are ``jax.value_and_grad``
 
 Only forward states, ``y``, the loss and its gradients are written.
 """
+
 from __future__ import annotations
 
 import sys
@@ -48,7 +49,7 @@ import numpy as np
 
 try:
     from . import common
-except ImportError:          # run as a script
+except ImportError:  # run as a script
     import common
 
 
@@ -57,27 +58,34 @@ def incompatibility(c: dict) -> str | None:
     dt = float(c.get("dt", 1.0))
     sizes = [int(n) for n in c["layers"]]
     try:
-        alpha_zero = all(np.all(np.exp(-dt / common.per_neuron(c["tau_syn"], sizes, l)) == 0.0)
-                         for l in range(len(sizes)))
+        alpha_zero = all(np.all(np.exp(-dt / common.per_neuron(c["tau_syn"], sizes, l)) == 0.0) for l in range(len(sizes)))
     except ValueError:
         alpha_zero = False
-    return common.skip_reasons([
-        (c["cell"] == "clif", f"cell {c['cell']!r} (RLIF is a spiking LIF)"),
-        (alpha_zero, "exp(-dt/τ_syn) is not exactly 0 (spyx's LIF/RLIF have no synaptic current; "
-                     "its CuBaLIF subtracts βθ, docs/peers.md)"),
-        (c["syn_input"] == "new", "syn_input 'old' (RLIF adds the input of the same step)"),
-        (c["input_gain"] == "unit", "input_gain 'one_minus_beta' (RLIF adds the input with gain 1)"),
-        (c["reset"] == "subtract", f"reset {c['reset']!r} (RLIF subtracts θ)"),
-        (c["reset_grad"] == "attached", f"reset_grad {c['reset_grad']!r} (RLIF differentiates its reset)"),
-        (not c["smooth"], "smooth mode (spyx's forward is always H)"),
-        (c["surrogate"]["name"] in ("fast_sigmoid", "triangle"),
-         f"surrogate {c['surrogate']['name']!r} (spyx has superspike = fast_sigmoid and triangular = "
-         "triangle; its arctan and tanh equal ours only at one slope each)"),
-    ])
+    return common.skip_reasons(
+        [
+            (c["cell"] == "clif", f"cell {c['cell']!r} (RLIF is a spiking LIF)"),
+            (
+                alpha_zero,
+                "exp(-dt/τ_syn) is not exactly 0 (spyx's LIF/RLIF have no synaptic current; "
+                "its CuBaLIF subtracts βθ, docs/peers.md)",
+            ),
+            (c["syn_input"] == "new", "syn_input 'old' (RLIF adds the input of the same step)"),
+            (c["input_gain"] == "unit", "input_gain 'one_minus_beta' (RLIF adds the input with gain 1)"),
+            (c["reset"] == "subtract", f"reset {c['reset']!r} (RLIF subtracts θ)"),
+            (c["reset_grad"] == "attached", f"reset_grad {c['reset_grad']!r} (RLIF differentiates its reset)"),
+            (not c["smooth"], "smooth mode (spyx's forward is always H)"),
+            (
+                c["surrogate"]["name"] in ("fast_sigmoid", "triangle"),
+                f"surrogate {c['surrogate']['name']!r} (spyx has superspike = fast_sigmoid and triangular = "
+                "triangle; its arctan and tanh equal ours only at one slope each)",
+            ),
+        ]
+    )
 
 
 def _enable_x64():
     import jax
+
     jax.config.update("jax_enable_x64", True)
     return jax
 
@@ -86,6 +94,7 @@ def jax_ops():
     """The operations of :func:`common.loss` on jax arrays."""
     import jax.numpy as jnp
     from jax.scipy.special import logsumexp
+
     return types.SimpleNamespace(
         softplus=lambda x: jnp.logaddexp(x, 0.0),
         labels=lambda targets: targets.astype(jnp.int64),
@@ -103,6 +112,7 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray) -> 
     from flax import nnx
     from spyx import axn
     from spyx import nn as snn
+
     dt, theta = float(c["dt"]), float(c["theta"])
     sizes = [int(n) for n in c["layers"]]
     gamma = float(c["surrogate"]["slope"])
@@ -111,7 +121,7 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray) -> 
     kappa = common.readout_decay(c)
     u = jnp.asarray(inputs, dtype=jnp.float64)
     T, B, _ = u.shape
-    u = jnp.concatenate([u, jnp.zeros((1,) + u.shape[1:])])     # the extra call's input
+    u = jnp.concatenate([u, jnp.zeros((1,) + u.shape[1:])])  # the extra call's input
     tg = jnp.asarray(targets if c["loss"]["name"].startswith("ce_") else np.asarray(targets, np.float64))
 
     def simulate(p):
@@ -119,13 +129,13 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray) -> 
         for l, N in enumerate(sizes):
             q = f"layer{l + 1}/"
             m = snn.RLIF((N,), beta=1.0, threshold=theta, activation=act, rngs=nnx.Rngs(0))
-            m.beta = nnx.Param(jnp.asarray(betas[l]))                # per-neuron β
-            m.recurrent_w = nnx.Param(p[q + "W_rec"].T)              # spyx: spikes @ W
+            m.beta = nnx.Param(jnp.asarray(betas[l]))  # per-neuron β
+            m.recurrent_w = nnx.Param(p[q + "W_rec"].T)  # spyx: spikes @ W
             layers.append(m)
         readout = snn.LI((c["n_out"],), beta=kappa, rngs=nnx.Rngs(0))
         V0 = tuple(jnp.broadcast_to(p[f"layer{l + 1}/V0"], (B, N)) for l, N in enumerate(sizes))
 
-        def call(V, u_t):                                   # one call of every layer, in order
+        def call(V, u_t):  # one call of every layer, in order
             z, out = u_t, []
             for l, m in enumerate(layers):
                 q = f"layer{l + 1}/"
@@ -135,15 +145,14 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray) -> 
                 z = S
             return tuple(o[1] for o in out), tuple(out)
 
-        _, seq = jax.lax.scan(call, V0, u)                   # T + 1 calls
-        recS = [seq[l][0] for l in range(len(sizes))]        # S_0 … S_T
+        _, seq = jax.lax.scan(call, V0, u)  # T + 1 calls
+        recS = [seq[l][0] for l in range(len(sizes))]  # S_0 … S_T
         recV = [jnp.concatenate([V0[l][None], seq[l][1][:T]]) for l in range(len(sizes))]
-        recI = [jnp.concatenate([jnp.broadcast_to(p[f"layer{l + 1}/I0"], (1, B, N)), seq[l][2][:T]])
-                for l, N in enumerate(sizes)]
-        s = recS[-1][1:] if c["readout"]["source"] == "spikes" else recV[-1][1:]   # s_{t+1}, t < T
+        recI = [jnp.concatenate([jnp.broadcast_to(p[f"layer{l + 1}/I0"], (1, B, N)), seq[l][2][:T]]) for l, N in enumerate(sizes)]
+        s = recS[-1][1:] if c["readout"]["source"] == "spikes" else recV[-1][1:]  # s_{t+1}, t < T
         drive = (1.0 - kappa) * (s @ p["readout/W_out"].T + p["readout/b_out"])
 
-        def read(U, x_t):                                   # LI's output is our y_t
+        def read(U, x_t):  # LI's output is our y_t
             y_t, U = readout(x_t, U)
             return U, y_t
 
@@ -169,9 +178,16 @@ def process(golden: str, candidate: str, cases=None, verbose=True) -> list:
     """Write a candidate with every runnable case; returns ``[(case, reason)]`` of the skipped ones."""
     jax = _enable_x64()
     import spyx
-    return common.process(golden, candidate, cases, incompatibility, run_case,
-                          f"validation/peers/spyx_adapter.py (spyx {spyx.__version__}, "
-                          f"jax {jax.__version__}, x64)", verbose)
+
+    return common.process(
+        golden,
+        candidate,
+        cases,
+        incompatibility,
+        run_case,
+        f"validation/peers/spyx_adapter.py (spyx {spyx.__version__}, jax {jax.__version__}, x64)",
+        verbose,
+    )
 
 
 def main(argv=None) -> int:

@@ -40,6 +40,7 @@ calls the group's ``evolve()``. The initial state is ``mem = V0``,
 
 Only forward states, ``y``, the loss and its gradients are written.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,7 +51,7 @@ import torch
 
 try:
     from . import common
-except ImportError:          # run as a script
+except ImportError:  # run as a script
     import common
 
 DT = torch.float64
@@ -58,27 +59,35 @@ DT = torch.float64
 
 def incompatibility(c: dict) -> str | None:
     """Why stork's LIFGroup cannot run this case, or None."""
-    return common.skip_reasons([
-        (c["cell"] == "clif", f"cell {c['cell']!r} (LIFGroup is a spiking LIF)"),
-        (c["syn_input"] == "old", "syn_input 'new' (LIFGroup integrates the current of the previous step)"),
-        (c["input_gain"] == "one_minus_beta", "input_gain 'unit' (LIFGroup scales the current by 1-β)"),
-        (c["reset"] == "zero", f"reset {c['reset']!r} (LIFGroup's reset is multiplicative)"),
-        (c["reset_grad"] in ("detached", "attached"),
-         "reset_grad 'ignored' (LIFGroup detaches the reset, or differentiates it with diff_reset=True)"),
-        (float(c["theta"]) == 1.0, f"theta {c['theta']} (LIFGroup's threshold is fixed at 1)"),
-        (not isinstance(c["tau_mem"], list) and not isinstance(c["tau_syn"], list),
-         "per-neuron time constants (LIFGroup takes one τ_mem and one τ_syn)"),
-        (not c["smooth"], "smooth mode (stork's forward is H)"),
-        (c["surrogate"]["name"] in ("fast_sigmoid", "sigmoid"),
-         f"surrogate {c['surrogate']['name']!r} (stork has SuperSpike = fast_sigmoid and CustomSpike's "
-         "sigmoid surrogate)"),
-    ])
+    return common.skip_reasons(
+        [
+            (c["cell"] == "clif", f"cell {c['cell']!r} (LIFGroup is a spiking LIF)"),
+            (c["syn_input"] == "old", "syn_input 'new' (LIFGroup integrates the current of the previous step)"),
+            (c["input_gain"] == "one_minus_beta", "input_gain 'unit' (LIFGroup scales the current by 1-β)"),
+            (c["reset"] == "zero", f"reset {c['reset']!r} (LIFGroup's reset is multiplicative)"),
+            (
+                c["reset_grad"] in ("detached", "attached"),
+                "reset_grad 'ignored' (LIFGroup detaches the reset, or differentiates it with diff_reset=True)",
+            ),
+            (float(c["theta"]) == 1.0, f"theta {c['theta']} (LIFGroup's threshold is fixed at 1)"),
+            (
+                not isinstance(c["tau_mem"], list) and not isinstance(c["tau_syn"], list),
+                "per-neuron time constants (LIFGroup takes one τ_mem and one τ_syn)",
+            ),
+            (not c["smooth"], "smooth mode (stork's forward is H)"),
+            (
+                c["surrogate"]["name"] in ("fast_sigmoid", "sigmoid"),
+                f"surrogate {c['surrogate']['name']!r} (stork has SuperSpike = fast_sigmoid and CustomSpike's sigmoid surrogate)",
+            ),
+        ]
+    )
 
 
 @contextlib.contextmanager
 def activation(name: str, gamma: float):
     """stork's own surrogate for our ``name`` with slope ``gamma`` (its class attributes set, then restored)."""
     from stork import activations as A
+
     if name == "fast_sigmoid":
         saved = A.SuperSpike.beta
         A.SuperSpike.beta = gamma
@@ -94,8 +103,7 @@ def activation(name: str, gamma: float):
         try:
             yield A.CustomSpike
         finally:
-            (A.CustomSpike.escape_noise_type, A.CustomSpike.surrogate_type,
-             A.CustomSpike.surrogate_params) = saved
+            (A.CustomSpike.escape_noise_type, A.CustomSpike.surrogate_type, A.CustomSpike.surrogate_params) = saved
 
 
 def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray) -> dict:
@@ -106,6 +114,7 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray) -> 
     call and again ``S_{t+1}`` for the readout, while ``g.out`` after ``evolve()`` is ``S_t``.
     """
     from stork.nodes import LIFGroup
+
     p = common.torch_params(params)
     u = torch.tensor(inputs, dtype=DT)
     T, B, _ = u.shape
@@ -114,8 +123,14 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray) -> 
     with activation(c["surrogate"]["name"], float(c["surrogate"]["slope"])) as act:
         groups = []
         for l, N in enumerate(sizes):
-            g = LIFGroup(N, tau_mem=float(c["tau_mem"]), tau_syn=float(c["tau_syn"]),
-                         diff_reset=c["reset_grad"] == "attached", activation=act, name=f"layer{l + 1}")
+            g = LIFGroup(
+                N,
+                tau_mem=float(c["tau_mem"]),
+                tau_syn=float(c["tau_syn"]),
+                diff_reset=c["reset_grad"] == "attached",
+                activation=act,
+                name=f"layer{l + 1}",
+            )
             g.configure(batch_size=B, nb_steps=T, time_step=dt, device=torch.device("cpu"), dtype=DT)
             g.mem = p[f"layer{l + 1}/V0"].expand(B, -1)
             g.syn = p[f"layer{l + 1}/I0"].expand(B, -1)
@@ -124,7 +139,7 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray) -> 
         readout = common.leaky_readout(common.readout_decay(c))
         ys, U = [], torch.zeros(B, c["n_out"], dtype=DT)
         for t in range(T):
-            S = [g.get_spike_and_reset(g.mem)[0] for g in groups]     # S_t of every layer
+            S = [g.get_spike_and_reset(g.mem)[0] for g in groups]  # S_t of every layer
             for l, g in enumerate(groups):
                 g.input = common.layer_drive(p, l, u[t] if l == 0 else S[l - 1], S[l])
                 g.evolve()
@@ -133,7 +148,7 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray) -> 
             src = last.get_spike_and_reset(last.mem)[0] if c["readout"]["source"] == "spikes" else last.mem
             U = readout(src @ p["readout/W_out"].T + p["readout/b_out"], U)
             ys.append(U)
-        for l, g in enumerate(groups):                                # S_T, for the record
+        for l, g in enumerate(groups):  # S_T, for the record
             rec[l][2].append(g.get_spike_and_reset(g.mem)[0])
         # inside the with: the surrogate's class attributes must still be set when autograd runs backward
         return common.torch_outputs(c, p, params, targets, torch.stack(ys), rec)
@@ -142,9 +157,16 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray) -> 
 def process(golden: str, candidate: str, cases=None, verbose=True) -> list:
     """Write a candidate with every runnable case; returns ``[(case, reason)]`` of the skipped ones."""
     import stork
-    return common.process(golden, candidate, cases, incompatibility, run_case,
-                          f"validation/peers/stork_adapter.py (stork {stork.__version__} "
-                          f"(fmi-basel/stork), torch {torch.__version__})", verbose)
+
+    return common.process(
+        golden,
+        candidate,
+        cases,
+        incompatibility,
+        run_case,
+        f"validation/peers/stork_adapter.py (stork {stork.__version__} (fmi-basel/stork), torch {torch.__version__})",
+        verbose,
+    )
 
 
 def main(argv=None) -> int:
