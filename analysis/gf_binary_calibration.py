@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from refimpl import lyapunov
-from refimpl.config import LyapunovConfig
+from refimpl.dynamics import lyapunov
+from refimpl.model.config import LyapunovConfig
 from refimpl.training.configfile import load_preset
 from refimpl.training import Trainer
 

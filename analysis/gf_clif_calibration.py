@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from refimpl import lyapunov, network
-from refimpl.config import LyapunovConfig
+from refimpl.dynamics import lyapunov
+from refimpl.model import network
+from refimpl.model.config import LyapunovConfig
 from refimpl.training import Trainer
 from refimpl.training.configfile import load_preset
 

@@ -42,8 +42,8 @@ def lag_profile(cfg, params, inputs, targets, loss_cfg, b: int = 0, return_total
 
     Map cells only (``x_{s+1} = W_rec φ(x_s) + …``, readout of the state with ``τ_out = 0``): the adjoints of
     every scored step are propagated together, one row each, with the library's ``D_sᵀ`` (apply_DT)."""
-    from refimpl.losses import loss_and_grad
-    from refimpl.network import apply_DT, layers_of, simulate
+    from refimpl.model.losses import loss_and_grad
+    from refimpl.model.network import apply_DT, layers_of, simulate
 
     assert cfg.cell in ("binary", "rate") and cfg.readout.source == "state" and cfg.readout.tau_out == 0
     traj = simulate(cfg, params, inputs)
@@ -77,10 +77,10 @@ def flat(grads: dict, keys) -> np.ndarray:
 
 def measure(tr, run, delta: int, n_lag: int, n_task: int) -> dict:
     """Every diagnostic at the trainer's current parameters."""
-    from refimpl import flossing
-    from refimpl.adjoint import value_and_grad
-    from refimpl.flossing import flossed_keys
-    from refimpl.losses import loss_and_grad  # noqa: F401  (the loss of lag_profile)
+    from refimpl.dynamics import flossing
+    from refimpl.grad.adjoint import value_and_grad
+    from refimpl.dynamics.flossing import flossed_keys
+    from refimpl.model.losses import loss_and_grad  # noqa: F401  (the loss of lag_profile)
 
     u, y = tr.data.test_inputs[:, :n_task], tr.data.test_targets[:, :n_task]
     params = tr.params_for(n_task)

@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 
-from refimpl import flossing, lyapunov
-from refimpl.config import FlossConfig, LyapunovConfig, network_config
-from refimpl.network import init_params
-from refimpl.optim import AdamConfig, AdamState, adam_step
-from refimpl.tasks import poisson_inputs
+from refimpl.dynamics import flossing, lyapunov
+from refimpl.model.config import FlossConfig, LyapunovConfig, network_config
+from refimpl.model.network import init_params
+from refimpl.training.optim import AdamConfig, AdamState, adam_step
+from refimpl.tasks.generators import poisson_inputs
 
 
 def setup(reset_grad):

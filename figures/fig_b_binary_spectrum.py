@@ -23,7 +23,7 @@ import numpy as np
 import common
 
 from refimpl.training.configfile import load_preset
-from refimpl.lyapunov import DegenerateSpectrumWarning
+from refimpl.dynamics.lyapunov import DegenerateSpectrumWarning
 from refimpl.training import Trainer
 
 N, DELTA, SEED = 80, 10, 0

@@ -35,10 +35,10 @@ import numpy as np
 
 import common
 
-from refimpl import lyapunov
-from refimpl.config import LyapunovConfig, network_config
-from refimpl.network import init_params, simulate
-from refimpl.tasks import poisson_inputs
+from refimpl.dynamics import lyapunov
+from refimpl.model.config import LyapunovConfig, network_config
+from refimpl.model.network import init_params, simulate
+from refimpl.tasks.generators import poisson_inputs
 from refimpl.training import state_adjoints
 
 N_IN, RATE = 100, 10.0

@@ -30,11 +30,11 @@ import numpy as np
 
 import common
 
-from refimpl import flossing, lyapunov
-from refimpl.config import FlossConfig, LyapunovConfig, network_config
-from refimpl.network import init_params
-from refimpl.optim import AdamConfig, AdamState, adam_step
-from refimpl.tasks import poisson_inputs
+from refimpl.dynamics import flossing, lyapunov
+from refimpl.model.config import FlossConfig, LyapunovConfig, network_config
+from refimpl.model.network import init_params
+from refimpl.training.optim import AdamConfig, AdamState, adam_step
+from refimpl.tasks.generators import poisson_inputs
 
 #: (τ_mem, τ_syn, reset_grad)
 RUNS = ((10.0, 5.0, "ignored"), (20.0, 5.0, "ignored"), (20.0, 10.0, "ignored"), (40.0, 10.0, "ignored"), (10.0, 5.0, "detached"))

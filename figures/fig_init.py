@@ -2,8 +2,8 @@
 
 For every clif dialect (engelken, spytorch, stork) and for binary and rate cells, a layer of
 N = 400 neurons with n_in = 200 Bernoulli inputs at 20 Hz (dt = 1 ms) is initialized with
-:func:`refimpl.init.fluctuation_init` for targets (μ_U, σ_U) ∈ {(0, 1), (−0.5, 0.5)} and
-simulated with :func:`refimpl.network.simulate` for 1500 steps, 2 input realizations. The
+:func:`refimpl.model.init.fluctuation_init` for targets (μ_U, σ_U) ∈ {(0, 1), (−0.5, 0.5)} and
+simulated with :func:`refimpl.model.network.simulate` for 1500 steps, 2 input realizations. The
 free membrane (clif: threshold moved to 1e9 and no reset; binary/rate: the pre-activation
 x) is pooled over neurons, steps ≥ 100 and realizations. A second column set shows the same
 weights with the real threshold and reset, to show what spiking does to the membrane that
@@ -24,10 +24,10 @@ import numpy as np
 
 import common
 
-from refimpl import init
-from refimpl.config import network_config, with_changes
-from refimpl.network import simulate
-from refimpl.tasks import poisson_inputs
+from refimpl.model import init
+from refimpl.model.config import network_config, with_changes
+from refimpl.model.network import simulate
+from refimpl.tasks.generators import poisson_inputs
 
 NU, N_IN, BURN = 20.0, 200, 100
 CELLS = (("clif", "engelken"), ("clif", "spytorch"), ("clif", "stork"), ("binary", None), ("rate", None))

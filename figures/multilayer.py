@@ -29,9 +29,9 @@ K_SPEC, B_ERR = 32, 8
 
 def layer_error_curves(tr, B: int = B_ERR) -> np.ndarray:
     """Mean over ``B`` test sequences of log‖∂L/∂x^l_{T−lag}‖: shape (layers, T+1), index = lag."""
-    from refimpl.config import LossConfig
-    from refimpl.losses import loss_and_grad
-    from refimpl.network import simulate, state_slices
+    from refimpl.model.config import LossConfig
+    from refimpl.model.losses import loss_and_grad
+    from refimpl.model.network import simulate, state_slices
     from refimpl.training import state_adjoints
 
     u = np.ascontiguousarray(tr.data.test_inputs[:, :B])

@@ -2,7 +2,7 @@
 Lyapunov exponents and surrogate gradient flossing in spiking networks.
 
 The mathematics is fixed in docs/model.md (the model contract); docs/ explains the
-conventions and derivations. Start with :mod:`refimpl.cell`.
+conventions and derivations. Start with :mod:`refimpl.model.cell`.
 
 The public API, for a network on Poisson input::
 
@@ -28,14 +28,14 @@ BPTT gradient (docs/model.md §5). Everything is imported on first use, so that
 
 __version__ = "0.1.0"
 
-from .memory import keep_freed_memory
+from refimpl.memory import keep_freed_memory
 
 keep_freed_memory()  # a third of a training step was page faults (refimpl/memory.py)
 
 #: public name -> (module, attribute)
 _API = {
     **{
-        n: ("config", n)
+        n: ("model.config", n)
         for n in (
             "DIALECTS",
             "FlossConfig",
@@ -47,12 +47,12 @@ _API = {
             "network_config",
         )
     },
-    "init_params": ("network", "init_params"),
-    "simulate": ("network", "simulate"),
-    "poisson_inputs": ("tasks", "poisson_inputs"),
-    "value_and_grad": ("adjoint", "value_and_grad"),
-    "spectrum": ("lyapunov", "spectrum"),
-    "floss_value_and_grad": ("flossing", "value_and_grad"),
+    "init_params": ("model.network", "init_params"),
+    "simulate": ("model.network", "simulate"),
+    "poisson_inputs": ("tasks.generators", "poisson_inputs"),
+    "value_and_grad": ("grad.adjoint", "value_and_grad"),
+    "spectrum": ("dynamics.lyapunov", "spectrum"),
+    "floss_value_and_grad": ("dynamics.flossing", "value_and_grad"),
 }
 
 __all__ = sorted(_API) + ["__version__"]

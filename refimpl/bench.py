@@ -46,8 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .interrupt import poll
-from .threads import set_threads
+from refimpl.interrupt import poll
+from refimpl.threads import set_threads
 
 KINDS = ("bptt", "spectrum", "flossing")
 #: torch flossing keeps about this many M×M float64 matrices alive per step (measured at N = 256:
@@ -82,10 +82,10 @@ N_IN = 100
 
 def problem(case: Case, seed: int = 0):
     """``(cfg, params, inputs, targets, lcfg, Q0)`` of a case (identical for both sides)."""
-    from .config import LyapunovConfig, network_config
-    from .lyapunov import initial_Q
-    from .network import init_params
-    from .tasks import poisson_inputs
+    from refimpl.model.config import LyapunovConfig, network_config
+    from refimpl.dynamics.lyapunov import initial_Q
+    from refimpl.model.network import init_params
+    from refimpl.tasks.generators import poisson_inputs
 
     cfg = network_config(dialect="engelken", layers=(case.N,), n_in=N_IN, n_out=1)
     params = init_params(cfg, seed, w_in=6.0, g_rec=2.0)
@@ -101,8 +101,9 @@ def problem(case: Case, seed: int = 0):
 
 def run_refimpl(case: Case, prob):
     """One evaluation by refimpl; returns the comparable results."""
-    from . import adjoint, flossing, lyapunov
-    from .config import LossConfig
+    from refimpl.grad import adjoint
+    from refimpl.dynamics import flossing, lyapunov
+    from refimpl.model.config import LossConfig
 
     cfg, params, inputs, targets, lcfg, Q0 = prob
     if case.kind == "bptt":
@@ -514,7 +515,7 @@ QUICK_SIZES = {"sizes": "16", "ks": "4", "T": 40, "T_bptt": 40, "batch": 4}
 
 def write_json(path, info: dict, startup: dict, rows: list, peak: float) -> None:
     """Every number of a bench run (``--out``), written atomically."""
-    from .io import atomic_text
+    from refimpl.io import atomic_text
 
     data = {
         "info": info,
@@ -546,7 +547,7 @@ def write_json(path, info: dict, startup: dict, rows: list, peak: float) -> None
 
 def run_cli(args) -> int:
     """``refimpl bench`` (the parser is :mod:`refimpl.cli.bench`)."""
-    from .io import check_writable
+    from refimpl.io import check_writable
 
     if args.out:
         check_writable(args.out, "--out")  # before minutes of timing
@@ -605,7 +606,7 @@ def run_cli(args) -> int:
             rows.append(bench_case(case, args, log))
             poll()  # Ctrl-C: keep the cases timed so far
     except BaseException as exc:
-        from .interrupt import is_interrupt
+        from refimpl.interrupt import is_interrupt
 
         if not is_interrupt(exc):
             raise

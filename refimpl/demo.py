@@ -74,7 +74,7 @@ def _merge(base: dict, extra: dict) -> dict:
 
 def demo_config(quick: bool = False, seed: int | None = None):
     """The two runs (plain, pre-flossing) of the demo as :class:`RunConfig` objects."""
-    from .training.configfile import from_dict
+    from refimpl.training.configfile import from_dict
 
     d = _merge(DEMO, QUICK) if quick else _merge(DEMO, {})
     if seed is not None:
@@ -85,7 +85,7 @@ def demo_config(quick: bool = False, seed: int | None = None):
 
 
 def _error_curve(cfg, params, data, loss_cfg):
-    from .measures import error_norm_vs_lag
+    from refimpl.grad.measures import error_norm_vs_lag
 
     lags, norms = error_norm_vs_lag(cfg, params, data.test_inputs, data.test_targets, loss_cfg, batch=ERROR_BATCH)
     with np.errstate(divide="ignore"):
@@ -101,8 +101,8 @@ def _slope(lags, curve, lo, hi):
 
 def demo(out_dir="demo_out", *, quick: bool = False, seed: int | None = None, echo=print) -> dict:
     """Run the demo; returns the summary (also written to ``summary.json``)."""
-    from . import lyapunov
-    from .training import Trainer
+    from refimpl.dynamics import lyapunov
+    from refimpl.training import Trainer
 
     t_start = time.perf_counter()
     out = Path(out_dir)
@@ -210,7 +210,7 @@ def demo(out_dir="demo_out", *, quick: bool = False, seed: int | None = None, ec
     t_plot = time.perf_counter() - t
     summary["timings_s"]["plot"] = t_plot
     summary["timings_s"]["total"] = time.perf_counter() - t_start
-    from .io import atomic_text
+    from refimpl.io import atomic_text
 
     atomic_text(out / "summary.json", json.dumps(_finite(summary), indent=2, allow_nan=False) + "\n")
 
@@ -310,7 +310,7 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     a.legend(fontsize=8)
     fig.suptitle(summary["verdict"], fontsize=9)
     fig.tight_layout()
-    from .io import atomic_savefig
+    from refimpl.io import atomic_savefig
 
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

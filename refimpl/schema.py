@@ -9,7 +9,7 @@ Everything else is derived from this table:
 * the TOML files (:mod:`refimpl.training.configfile`) accept exactly these keys;
 * the command-line flags of ``gradcheck``/``lyapunov``/``floss`` (:mod:`refimpl.cli.flags`) take their
   type, default and help from here (:func:`flag`), and ``refimpl train --keys`` prints this table;
-* the model's own config objects (:mod:`refimpl.config`) check their values with the same choices,
+* the model's own config objects (:mod:`refimpl.model.config`) check their values with the same choices,
   which live here; ``tests/test_schema.py`` checks the rest (the golden config keys, the key table
   of docs/training.md) against this table.
 
@@ -25,7 +25,7 @@ import dataclasses
 import math
 from typing import Any, NamedTuple
 
-from .checks import check_bool, check_choice, check_float, check_int, check_names, coerce_floats
+from refimpl.checks import check_bool, check_choice, check_float, check_int, check_names, coerce_floats
 
 # ---------------------------------------------------------------------------
 # the named choices (docs/model.md §1–§7); the model's config objects use these same tuples
@@ -52,7 +52,7 @@ CLIPS = ("global", "per_array")
 TRAINABLE = ("W_in", "W_rec", "b", "V0", "I0", "x0", "W_out", "b_out")
 FLOSS_PARAMS = ("W_in", "W_rec", "b", "V0", "I0", "x0")
 SCHEDULES = ("none", "pre", "periodic", "adaptive")
-#: parameters whose per-step gradient terms the gradient dimensionality uses (refimpl.dimensionality)
+#: parameters whose per-step gradient terms the gradient dimensionality uses (refimpl.dynamics.dimensionality)
 SAMPLE_PARAMS = ("W_rec", "W_in", "b")
 
 
@@ -169,7 +169,7 @@ SCHEMA: dict[str, tuple[Setting, ...]] = {
         S("g_rec", "float", 1.0, "recurrent weights W_rec ~ N(0, g_rec²/N)", lo=0.0),
         S("w_out", "float", 1.0, "readout weights W_out ~ N(0, w_out²/N)", lo=0.0),
         S("bias", "float", 0.0, "bias b of every neuron"),
-        S("init", "choice", "default", "default (init_params) or fluctuation (refimpl.init)", choices=INITS),
+        S("init", "choice", "default", "default (init_params) or fluctuation (refimpl.model.init)", choices=INITS),
         S("init_mu_U", "float", 0.0, "fluctuation: target mean of the free membrane (units of θ)"),
         S("init_sigma_U", "float", 1.0, "fluctuation: target SD of the free membrane (units of θ)", **_POS),
         S("init_nu_in", "float", 0.0, "fluctuation: input rate, Hz (0: measured from the data)", lo=0.0),
@@ -200,8 +200,8 @@ SCHEMA: dict[str, tuple[Setting, ...]] = {
         S("eval_every", "int", 1, "a test evaluation and log row every n epochs, and after the last", lo=1),
     ),
     "flossing": (
-        # the schedule (refimpl.schedules.ScheduleConfig)
-        S("schedule", "choice", "none", "when to floss (refimpl.schedules)", choices=SCHEDULES),
+        # the schedule (refimpl.training.schedules.ScheduleConfig)
+        S("schedule", "choice", "none", "when to floss (refimpl.training.schedules)", choices=SCHEDULES),
         S("pre_steps", "int", 0, "E_p: flossing steps before training", lo=0),
         S("every", "int", 0, "E_f: periodic sessions every E_f epochs", lo=0),
         S("steps", "int", 0, "E_i (periodic) / E_a (adaptive): flossing steps a session", lo=0),

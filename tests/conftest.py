@@ -5,8 +5,8 @@ import os
 import numpy as np
 from hypothesis import HealthCheck, settings, strategies as st
 
-from refimpl import network
-from refimpl.config import SURROGATES, LossConfig, network_config
+from refimpl.model import network
+from refimpl.model.config import SURROGATES, LossConfig, network_config
 
 # CI runs a fixed, derandomized set of drawn cases (a red CI must mean a regression);
 # REFIMPL_HYPOTHESIS=explore draws fresh cases, more of them, for a wider search.

@@ -21,7 +21,7 @@ def test_lag_decomposition_sums_to_the_bptt_gradient(preset, monkeypatch):
     """The lag profile of analysis/gf_gradient_use.py splits the W_rec gradient of the task loss by the lag
     its error travelled; the bins must add up to BPTT's gradient, and a wrong pairing of adjoint and
     presynaptic activity (φ(x_{s+1}) for φ(x_s)) must not."""
-    from refimpl.adjoint import value_and_grad
+    from refimpl.grad.adjoint import value_and_grad
     from refimpl.training.configfile import load_preset
     from refimpl.training import Trainer
 
@@ -51,7 +51,7 @@ def test_lag_decomposition_sums_to_the_bptt_gradient(preset, monkeypatch):
     shares = gu.lag_profile(tr.cfg, params, u, y, tr.loss_cfg, 0)
     assert shares.sum() == pytest.approx(1.0, abs=1e-12)
     # a deliberately wrong decomposition fails the same check
-    import refimpl.network as network
+    import refimpl.model.network as network
 
     real = network.simulate
 

@@ -96,3 +96,46 @@ def test_no_module_imports_private_names_of_another():
         if n.startswith("_") and not n.startswith("__") and t != m
     ]
     assert bad == [], bad
+
+
+#: the rooms of the package, bottom to top (docs/architecture.md): a module imports only from its own room
+#: or from rooms below it; the package root (the lazy public API) sits above them all
+LAYERS = [
+    ("refimpl.checks", "refimpl.schema", "refimpl.io", "refimpl.interrupt", "refimpl.threads", "refimpl.memory"),
+    ("refimpl.linalg",),
+    ("refimpl.tasks",),
+    ("refimpl.model",),
+    ("refimpl.grad",),
+    ("refimpl.dynamics",),
+    ("refimpl.training",),
+    ("refimpl.sweep",),
+    ("refimpl.check",),
+    ("refimpl.bench", "refimpl.demo"),
+    ("refimpl.cli",),
+]
+
+
+def layer_of(module: str) -> int:
+    if module == "refimpl":
+        return len(LAYERS)
+    for i, rooms in enumerate(LAYERS):
+        if any(module == r or module.startswith(r + ".") for r in rooms):
+            return i
+    raise AssertionError(f"{module} is in no room of LAYERS: add it")
+
+
+def test_imports_only_go_down():
+    """Every import of every module (inside functions too) goes to its own room or a lower one."""
+    up = [
+        (m, t)
+        for m, edges in import_graph().items()
+        for t in edges
+        if t != "refimpl" and not t.startswith(m + ".") and layer_of(t) > layer_of(m)
+    ]
+    assert up == [], up
+
+
+def test_layer_check_can_fail():
+    """The check above is not vacuous: an upward edge is found."""
+    assert layer_of("refimpl.model.cell") < layer_of("refimpl.dynamics.lyapunov")
+    assert layer_of("refimpl.cli.train") > layer_of("refimpl.training.trainer")

@@ -5,8 +5,10 @@ import pytest
 from dataclasses import replace
 from hypothesis import assume, given, strategies as st
 
-from refimpl import adjoint, gradcheck, losses, network
-from refimpl.config import LossConfig, network_config
+from refimpl.grad import adjoint
+from refimpl.check import gradcheck
+from refimpl.model import losses, network
+from refimpl.model.config import LossConfig, network_config
 
 from conftest import configs, kink_margin, losses as loss_strategy
 

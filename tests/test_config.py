@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from refimpl import adjoint, lyapunov, network
-from refimpl.config import FlossConfig, LossConfig, LyapunovConfig, Surrogate, network_config
+from refimpl.grad import adjoint
+from refimpl.dynamics import lyapunov
+from refimpl.model import network
+from refimpl.model.config import FlossConfig, LossConfig, LyapunovConfig, Surrogate, network_config
 
 
 @pytest.mark.parametrize(

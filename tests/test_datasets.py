@@ -1,4 +1,4 @@
-"""The SHD loader (refimpl.datasets) on small files of the real layout, and the `shd` training task."""
+"""The SHD loader (refimpl.tasks.datasets) on small files of the real layout, and the `shd` training task."""
 
 import math
 
@@ -6,9 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
-from refimpl import cli, datasets
+from refimpl import cli
+from refimpl.tasks import datasets
 from refimpl.training.configfile import load_preset
-from refimpl.datasets import SHD_URL, bin_spikes, load_shd, read_shd, write_shd_like
+from refimpl.tasks.datasets import SHD_URL, bin_spikes, load_shd, read_shd, write_shd_like
 from refimpl.training import Trainer, read_log
 
 
@@ -273,7 +274,7 @@ def test_shd_task_split_subsets_and_fluctuation_init(tmp_path):
     u, y = d.train_batch(0, 0)
     assert u.dtype == np.float64 and u.shape == (20, 4, 14) and y.shape == (4,)
     # fluctuation-driven initialization from the measured input statistics
-    from refimpl import init
+    from refimpl.model import init
 
     mean, var = d.input_moments()
     ref = init.fluctuation_init(tr.cfg, mu_U=0.0, sigma_U=1.0, input_moments=(mean, var), nu_rec=10.0, rec_share=0.3, seed=0)

@@ -1,15 +1,16 @@
-"""Gradient dimensionality (refimpl.dimensionality) and its log in training."""
+"""Gradient dimensionality (refimpl.dynamics.dimensionality) and its log in training."""
 
 import math
 
 import numpy as np
 import pytest
 
-from refimpl import adjoint, network
-from refimpl.config import LossConfig, network_config
+from refimpl.grad import adjoint
+from refimpl.model import network
+from refimpl.model.config import LossConfig, network_config
 from refimpl.training.configfile import from_dict
-from refimpl.dimensionality import GradientSamples, gradient_samples, participation_ratio, participation_ratio_gram
-from refimpl.losses import loss_and_grad
+from refimpl.dynamics.dimensionality import GradientSamples, gradient_samples, participation_ratio, participation_ratio_gram
+from refimpl.model.losses import loss_and_grad
 from refimpl.training import Trainer, read_log
 
 CASES = {
@@ -123,7 +124,7 @@ def test_training_logs_the_gradient_dimensionality_with_the_spectrum(tmp_path):
     for key in ("grad_pr", "grad_pr_time", "grad_pr_batch"):
         assert np.all(np.isfinite(log[f"dimensionality/{key}"])) and np.all(log[f"dimensionality/{key}"] >= 1)
     ex = log["spectrum/exponents"]
-    from refimpl.lyapunov import kaplan_yorke
+    from refimpl.dynamics.lyapunov import kaplan_yorke
 
     np.testing.assert_array_equal(log["dimensionality/ky_dim"], [kaplan_yorke(e) for e in ex])
     thr = run.lyapunov.dimensionality_threshold

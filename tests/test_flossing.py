@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from refimpl import flossing, gradcheck, lyapunov, network
-from refimpl.config import FlossConfig, LossConfig, LyapunovConfig, network_config
+from refimpl.dynamics import flossing, lyapunov
+from refimpl.check import gradcheck
+from refimpl.model import network
+from refimpl.model.config import FlossConfig, LossConfig, LyapunovConfig, network_config
 
 from conftest import SMOOTH_SURROGATES, configs, kink_margin
 

@@ -21,8 +21,10 @@ import pytest
 )
 def test_fused_one_layer_kernels_equal_the_step_by_step_path(kw, monkeypatch):
     """The fused kernels (docs/performance.md) against the step-by-step reference path."""
-    from refimpl import flossing, gradcheck, lyapunov, network
-    from refimpl.config import FlossConfig, LossConfig, LyapunovConfig, network_config
+    from refimpl.dynamics import flossing, lyapunov
+    from refimpl.check import gradcheck
+    from refimpl.model import network
+    from refimpl.model.config import FlossConfig, LossConfig, LyapunovConfig, network_config
 
     cfg = network_config(n_out=1, **kw)
     params, inputs, _ = gradcheck.random_problem(cfg, 24, 2, 3, LossConfig())
@@ -55,8 +57,9 @@ def test_every_deliberate_fault_reaches_the_fused_kernels(fault):
     """The fused one-layer kernels compute every one-layer spectrum, flossing gradient and benchmarked number;
     each deliberate fault of the flossing gradient must change what they return (not only the step-by-step
     path's), and then the checks must fail."""
-    from refimpl import flossing, gradcheck, lyapunov
-    from refimpl.config import LossConfig, LyapunovConfig, network_config
+    from refimpl.dynamics import flossing, lyapunov
+    from refimpl.check import gradcheck
+    from refimpl.model.config import LossConfig, LyapunovConfig, network_config
 
     cfg = network_config(cell="clif", layers=(6,), n_in=3, n_out=2, reset_grad="attached")
     assert lyapunov.fused_ok(cfg)

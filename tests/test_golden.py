@@ -9,9 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-from refimpl import cli, golden
-from refimpl.config import CELLS, LOSSES, RESET_GRADS, RESETS, SURROGATES, FlossConfig, LossConfig, LyapunovConfig
-from refimpl.network import param_shapes
+from refimpl import cli
+from refimpl.check import golden
+from refimpl.model.config import CELLS, LOSSES, RESET_GRADS, RESETS, SURROGATES, FlossConfig, LossConfig, LyapunovConfig
+from refimpl.model.network import param_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = golden.default_reference()

@@ -1,4 +1,4 @@
-"""Fluctuation-driven initialization (refimpl.init; docs/derivations.md §5).
+"""Fluctuation-driven initialization (refimpl.model.init; docs/derivations.md §5).
 
 The targets are checked on simulated layers: the free membrane (no threshold,
 no reset) driven by Bernoulli spike trains. Because the free membrane is
@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from refimpl import cell, init, network
-from refimpl.config import network_config, with_changes
+from refimpl.model import cell, init, network
+from refimpl.model.config import network_config, with_changes
 
 COMBOS = [(syn, gain) for syn in ("new", "old") for gain in ("one_minus_beta", "unit")]
 DIALECT_OF = {

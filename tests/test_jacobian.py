@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from refimpl import gradcheck, network
-from refimpl.config import LossConfig, network_config
+from refimpl.check import gradcheck
+from refimpl.model import network
+from refimpl.model.config import LossConfig, network_config
 
 from conftest import configs, kink_margin
 

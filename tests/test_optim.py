@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from refimpl.optim import AdamConfig, AdamState, adam_step, clip, global_norm
+from refimpl.training.optim import AdamConfig, AdamState, adam_step, clip, global_norm
 
 
 def test_first_adam_step_is_lr_times_sign():

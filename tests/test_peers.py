@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from refimpl import cli, golden
+from refimpl import cli
+from refimpl.check import golden
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = golden.default_reference()

@@ -8,12 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refimpl import adjoint, network, schedules
-from refimpl.config import LossConfig, network_config
+from refimpl.grad import adjoint
+from refimpl.model import network
+from refimpl.training import schedules
+from refimpl.model.config import LossConfig, network_config
 from refimpl.training.configfile import from_dict, load_preset
-from refimpl.optim import AdamConfig, AdamState, adam_step, clip_per_array
-from refimpl.schedules import ScheduleConfig, ScheduleState
-from refimpl.tasks import delayed_xor
+from refimpl.training.optim import AdamConfig, AdamState, adam_step, clip_per_array
+from refimpl.training.schedules import ScheduleConfig, ScheduleState
+from refimpl.tasks.generators import delayed_xor
 from refimpl.training import Trainer, read_log
 
 

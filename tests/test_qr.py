@@ -3,8 +3,8 @@
 import numpy as np
 from hypothesis import given, strategies as st
 
-from refimpl import gradcheck
-from refimpl.qr import qr_backward, qr_jvp, qr_positive
+from refimpl.check import gradcheck
+from refimpl.grad.qr import qr_backward, qr_jvp, qr_positive
 
 
 def _problem(seed, m, n):

@@ -114,7 +114,7 @@ def test_silent_no_ops_are_errors(capsys):
     """Point 9: `floss --steps -3` and `--tol -1` ran (doing nothing, or never stopping) and exited 0;
     `bench --quick --sizes abc` ignored --sizes; tau_mem = "10" was stored as a string; theta = -1 passed."""
     import pytest
-    from refimpl.config import network_config
+    from refimpl.model.config import network_config
 
     for argv, word in (
         (["floss", "--steps", "-3"], "--steps"),
@@ -416,9 +416,9 @@ def test_floss_reports_the_target_and_keeps_the_best_iterate(tmp_path, capsys):
 def _ill_conditioned():
     """A binary network whose input weights nearly saturate it, with ons = 2: κ ≈ 5e11, no vanished R_ii
     (the issue's case was a binary cell, gaussian γ = 2.59, ons = 2, κ = 8.6e14)."""
-    from refimpl.config import LyapunovConfig, network_config
-    from refimpl.network import init_params
-    from refimpl.tasks import poisson_inputs
+    from refimpl.model.config import LyapunovConfig, network_config
+    from refimpl.model.network import init_params
+    from refimpl.tasks.generators import poisson_inputs
 
     cfg = network_config(cell="binary", layers=(32,), n_in=100, n_out=1, surrogate={"name": "gaussian", "slope": 2.59})
     params = init_params(cfg, 3, w_in=36.0, g_rec=2.0)
@@ -432,7 +432,8 @@ def test_ill_conditioned_spectra_are_flagged(monkeypatch, tmp_path, capsys):
     smaller k, from the spectrum and from flossing; none for a well-conditioned case; golden export refuses."""
     import warnings
     import pytest
-    from refimpl import flossing, golden, lyapunov
+    from refimpl.dynamics import flossing, lyapunov
+    from refimpl.check import golden
 
     cfg, params, inputs, lcfg = _ill_conditioned()
     with pytest.warns(lyapunov.ConditioningWarning, match=r"exponents \[\d.*6\].*ons = 1 \(now 2\).*smaller k") as rec:
@@ -465,10 +466,10 @@ def test_ill_conditioned_spectra_are_flagged(monkeypatch, tmp_path, capsys):
 def test_huge_weights_are_warned_about():
     """Point 9: weights x 1e300 gave λ ≈ 683/step without a word. Now a ScaleWarning names the parameter."""
     import pytest
-    from refimpl.config import LyapunovConfig, network_config
-    from refimpl.lyapunov import spectrum
-    from refimpl.network import ScaleWarning, init_params
-    from refimpl.tasks import poisson_inputs
+    from refimpl.model.config import LyapunovConfig, network_config
+    from refimpl.dynamics.lyapunov import spectrum
+    from refimpl.model.network import ScaleWarning, init_params
+    from refimpl.tasks.generators import poisson_inputs
 
     cfg = network_config(cell="clif", layers=(16,), n_in=10, n_out=1)
     params = init_params(cfg, 0)
@@ -522,7 +523,7 @@ def test_validate_can_be_strict_and_refuses_a_damaged_reference(tmp_path, capsys
     one exit 1, and a damaged reference is exit 2."""
     import shutil
     import h5py
-    from refimpl.golden import default_reference
+    from refimpl.check.golden import default_reference
 
     ref = Path(default_reference())
     cand, damaged = tmp_path / "cand.h5", tmp_path / "ref.h5"

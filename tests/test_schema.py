@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from refimpl import config, schema
-from refimpl.golden.schema import SCHEMA as GOLDEN_SCHEMA
-from refimpl.schedules import ScheduleConfig
+from refimpl.model import config
+from refimpl import schema
+from refimpl.check.golden.schema import SCHEMA as GOLDEN_SCHEMA
+from refimpl.training.schedules import ScheduleConfig
 from refimpl.training import runconfig
 
 ROOT = Path(__file__).resolve().parents[1]

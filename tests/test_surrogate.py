@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from refimpl.config import SURROGATES
-from refimpl.surrogate import evaluate
+from refimpl.model.config import SURROGATES
+from refimpl.model.surrogate import evaluate
 
 xs = st.floats(-3.0, 3.0, allow_nan=False)
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refimpl.tasks import TASKS, TaskBatch, delayed_copy, delayed_xor, encode_bits, make_task, randman
+from refimpl.tasks.generators import TASKS, TaskBatch, delayed_copy, delayed_xor, encode_bits, make_task, randman
 
 SETTINGS = settings(max_examples=25, deadline=None)
 

@@ -1,4 +1,4 @@
-"""Training loop, flossing schedules, logs, checkpoints and resume (refimpl.training, refimpl.schedules)."""
+"""Training loop, flossing schedules, logs, checkpoints and resume (refimpl.training, refimpl.training.schedules)."""
 
 import math
 
@@ -6,10 +6,12 @@ import h5py
 import numpy as np
 import pytest
 
-from refimpl import adjoint, network, schedules
-from refimpl.config import LossConfig, network_config
+from refimpl.grad import adjoint
+from refimpl.model import network
+from refimpl.training import schedules
+from refimpl.model.config import LossConfig, network_config
 from refimpl.training.configfile import from_dict
-from refimpl.schedules import ScheduleConfig, ScheduleState
+from refimpl.training.schedules import ScheduleConfig, ScheduleState
 from refimpl.training import TaskData, Trainer, accuracy, error_norm_vs_lag, read_log, state_adjoints
 
 

@@ -100,7 +100,7 @@ def main(argv=None) -> int:
             return int(exc.code or 0)
         command = f"refimpl {args.command}"
         module = runners[args.command]
-        from ..interrupt import DeferredInterrupt
+        from refimpl.interrupt import DeferredInterrupt
 
         # Ctrl-C is deferred for the whole command (imports, Numba compiling and loading kernels, the
         # kernels themselves) and acted on at the commands' safe points, or when the command ends
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     except BaseException as exc:
         # Ctrl-C, also in the disguise of an error it caused inside a kernel or a Numba cache load; the
         # commands with partial results to keep say what they kept themselves and return 130
-        from ..interrupt import is_interrupt
+        from refimpl.interrupt import is_interrupt
 
         if not is_interrupt(exc):
             raise

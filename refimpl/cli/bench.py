@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from . import HEAVY
+from refimpl.cli import HEAVY
 
 
 def heavy(args) -> tuple:
@@ -58,6 +58,6 @@ def add_parser(sub) -> list:
 
 
 def run(args) -> int:
-    from ..bench import run_cli
+    from refimpl.bench import run_cli
 
     return run_cli(args)

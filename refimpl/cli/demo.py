@@ -21,8 +21,8 @@ def add_parser(sub) -> list:
 
 
 def run(args) -> int:
-    from ..demo import DEMO_OUTPUTS, demo
-    from ..io import check_writable
+    from refimpl.demo import DEMO_OUTPUTS, demo
+    from refimpl.io import check_writable
 
     out = check_writable(args.out, "--out", directory=True)
     found = [name for name in DEMO_OUTPUTS if (out / name).exists()]
@@ -36,7 +36,7 @@ def run(args) -> int:
     except BaseException as exc:  # each training run checkpoints its last finished epoch (no partial files)
         import sys
 
-        from ..interrupt import is_interrupt
+        from refimpl.interrupt import is_interrupt
 
         if not is_interrupt(exc):
             raise

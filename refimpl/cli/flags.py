@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from . import UsageError
+from refimpl.cli import UsageError
 
 #: [network] keys that are flags of the commands on Poisson input, in the order --help lists them
 NETWORK_FLAGS = (
@@ -36,7 +36,7 @@ POISSON_DEFAULTS = {"w_in": 6.0, "g_rec": 2.0}
 
 def schema_flag(g, section: str, key: str, default=None, **kw) -> None:
     """One ``--key`` flag with the schema's type, default, help text and allowed values."""
-    from ..schema import setting
+    from refimpl.schema import setting
 
     s = setting(section, key)
     default = s.default if default is None else default
@@ -84,7 +84,7 @@ NETWORK_KEYS = (
 
 
 def network_from_args(args):
-    from ..config import network_config
+    from refimpl.model.config import network_config
 
     given = args.layers
     if given is None:  # the default must fit the cell: map cells (binary, rate) have one layer
@@ -140,7 +140,7 @@ def add_lyapunov_flags(p, *, k=32) -> None:
     schema_flag(g, "lyapunov", "k", k, help="number of exponents")
     for key in ("ons", "warmup", "transient"):
         schema_flag(g, "lyapunov", key)
-    from ..schema import setting
+    from refimpl.schema import setting
 
     g.add_argument("--q-seed", type=int, default=0, help=setting("lyapunov", "seed").help)
 
@@ -164,9 +164,9 @@ def check_input_flags(args) -> None:
 
 def problem_from_args(args):
     """The network, its parameters, the input and the spectrum settings the flags describe."""
-    from ..config import LyapunovConfig
-    from ..network import init_params
-    from ..tasks import poisson_inputs
+    from refimpl.model.config import LyapunovConfig
+    from refimpl.model.network import init_params
+    from refimpl.tasks.generators import poisson_inputs
 
     check_input_flags(args)
     cfg = network_from_args(args)

@@ -11,8 +11,8 @@ import math
 import sys
 import time
 
-from . import UsageError
-from .flags import add_input_flags, as_flags, add_lyapunov_flags, add_network_flags, problem_from_args
+from refimpl.cli import UsageError
+from refimpl.cli.flags import add_input_flags, as_flags, add_lyapunov_flags, add_network_flags, problem_from_args
 
 #: flags that define the problem: a resumed run must give the same values
 PROBLEM_FLAGS = (
@@ -107,8 +107,8 @@ def _load(path, args):
     import h5py
     import numpy as np
 
-    from ..io import read_dict
-    from ..optim import AdamState
+    from refimpl.io import read_dict
+    from refimpl.training.optim import AdamState
 
     try:
         f = h5py.File(path, "r")
@@ -144,11 +144,11 @@ def _load(path, args):
 def run(args) -> int:
     import numpy as np
 
-    from ..config import FlossConfig
-    from ..flossing import value_and_grad
-    from ..interrupt import DeferredInterrupt, is_interrupt
-    from ..io import atomic_h5, check_writable, to_json, write_dict
-    from ..optim import AdamConfig, AdamState, adam_step
+    from refimpl.model.config import FlossConfig
+    from refimpl.dynamics.flossing import value_and_grad
+    from refimpl.interrupt import DeferredInterrupt, is_interrupt
+    from refimpl.io import atomic_h5, check_writable, to_json, write_dict
+    from refimpl.training.optim import AdamConfig, AdamState, adam_step
 
     _check(args)
     if args.resume and not args.out:
@@ -158,7 +158,7 @@ def run(args) -> int:
     cfg, params, inputs, lcfg = problem_from_args(args)
     try:
         fcfg = FlossConfig(target=args.target, params=tuple(args.params.split(",")))
-        from ..flossing import flossed_keys
+        from refimpl.dynamics.flossing import flossed_keys
 
         flossed_keys(cfg, fcfg)
     except ValueError as exc:

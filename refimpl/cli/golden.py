@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-HEAVY = ("numpy", "h5py", "numba", "refimpl.training", "refimpl.golden")
+HEAVY = ("numpy", "h5py", "numba", "refimpl.training", "refimpl.check.golden")
 
 
 def add_parser(sub) -> list:
@@ -37,7 +37,7 @@ def add_parser(sub) -> list:
 
 
 def run(args) -> int:
-    from ..golden import CASES, FormatError, compare, default_reference, export, format_report
+    from refimpl.check.golden import CASES, FormatError, compare, default_reference, export, format_report
 
     if args.command == "validate":
         for name in ("rtol", "atol"):
@@ -62,7 +62,7 @@ def run(args) -> int:
         for c in CASES:
             print(f"{c.name:<32} T={c.T:<3} B={c.B}  {c.covers}")
         return 0
-    from ..io import check_writable
+    from refimpl.io import check_writable
 
     check_writable(args.path, "path")
     try:
@@ -70,7 +70,7 @@ def run(args) -> int:
     except BaseException as exc:
         import sys
 
-        from ..interrupt import is_interrupt
+        from refimpl.interrupt import is_interrupt
 
         if not is_interrupt(exc):
             raise

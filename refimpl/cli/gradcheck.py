@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .flags import as_flags, add_network_flags, network_from_args
+from refimpl.cli.flags import as_flags, add_network_flags, network_from_args
 
 
 def add_parser(sub) -> list:
@@ -28,9 +28,9 @@ def add_parser(sub) -> list:
 
 
 def run(args) -> int:
-    from .. import gradcheck
-    from ..config import LossConfig
-    from . import UsageError
+    from refimpl.check import gradcheck
+    from refimpl.model.config import LossConfig
+    from refimpl.cli import UsageError
 
     if args.list_faults:
         for name, (desc, _) in gradcheck.FAULTS.items():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
-from .flags import add_input_flags, add_lyapunov_flags, add_network_flags, problem_from_args
-from . import HEAVY
+from refimpl.cli.flags import add_input_flags, add_lyapunov_flags, add_network_flags, problem_from_args
+from refimpl.cli import HEAVY
 
 
 def heavy(args) -> tuple:
@@ -36,7 +36,7 @@ def spectrum_table(lam, err, dt) -> str:
 
 
 def run(args) -> int:
-    from ..io import check_writable
+    from refimpl.io import check_writable
 
     for flag, path in (("--out", args.out), ("--plot", args.plot)):
         if path:
@@ -45,7 +45,7 @@ def run(args) -> int:
     try:
         _compute_and_write(args, written)
     except BaseException as exc:  # every file is written atomically: it is complete or absent
-        from ..interrupt import is_interrupt
+        from refimpl.interrupt import is_interrupt
 
         if not is_interrupt(exc):
             raise
@@ -60,14 +60,14 @@ def _compute_and_write(args, written: list) -> None:
 
     import numpy as np
 
-    from ..io import atomic_h5, to_json
-    from ..lyapunov import spectrum
-    from ..network import simulate
+    from refimpl.io import atomic_h5, to_json
+    from refimpl.dynamics.lyapunov import spectrum
+    from refimpl.model.network import simulate
 
     cfg, params, inputs, lcfg = problem_from_args(args)
     t = time.time()
     res = spectrum(cfg, params, inputs, lcfg)
-    from ..interrupt import poll
+    from refimpl.interrupt import poll
 
     poll()  # Ctrl-C during the spectrum: stop before writing anything
     rate = np.mean([S.mean() for S in simulate(cfg, params, inputs).S]) * 1000 / cfg.dt
@@ -105,7 +105,7 @@ def plot_spectra(spectra: dict, path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ..io import atomic_savefig
+    from refimpl.io import atomic_savefig
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, lam in spectra.items():

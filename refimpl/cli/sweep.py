@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import shipped
+from refimpl.cli import shipped
 
 HEAVY = ("numpy", "h5py", "numba", "refimpl.training", "refimpl.sweep", "matplotlib.pyplot")
 
@@ -51,7 +51,7 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from ..sweep import (
+    from refimpl.sweep import (
         aggregate,
         expand,
         flatten,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import argparse
 
-from . import shipped
+from refimpl.cli import shipped
 
 
 class _PrintKeys(argparse.Action):
@@ -22,7 +22,7 @@ class _PrintKeys(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from ..schema import table_markdown
+        from refimpl.schema import table_markdown
 
         print(table_markdown())
         print("| **[task]** | | | the parameters of the task's generator (docs/training.md) |")
@@ -101,8 +101,8 @@ class ProgressBar:
 
 
 def run(args) -> int:
-    from ..training import Trainer
-    from ..training.configfile import load, resolve_path
+    from refimpl.training import Trainer
+    from refimpl.training.configfile import load, resolve_path
 
     if args.resume is not None:  # named as typed (the library says "checkpoint")
         rp = Path(args.resume)
@@ -123,7 +123,7 @@ def run(args) -> int:
         out = Path(args.resume).parent  # a resumed run continues in its own directory
     else:
         out = Path(runcfg.output.dir)
-    from ..io import check_writable
+    from refimpl.io import check_writable
 
     check_writable(out, "--out" if args.out is not None else "output.dir", directory=True)
     progress = None if args.quiet or not runcfg.output.progress else ProgressBar()

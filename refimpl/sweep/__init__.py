@@ -27,10 +27,10 @@ Modules, each importing only those before it: :mod:`~refimpl.sweep.spec` (the sw
 :mod:`~refimpl.sweep.aggregate` (summary.csv/.md/.png). ``refimpl sweep`` is :mod:`refimpl.cli.sweep`.
 """
 
-from .aggregate import aggregate
-from .engine import SweepResult, job_status, run_jobs
-from .results import failed_path, load_result, result_path, work_dir
-from .spec import (
+from refimpl.sweep.aggregate import aggregate
+from refimpl.sweep.engine import SweepResult, job_status, run_jobs
+from refimpl.sweep.results import failed_path, load_result, result_path, work_dir
+from refimpl.sweep.spec import (
     RESULT_FORMAT,
     SWEEP_DIR,
     TRAIN_METRICS,
@@ -47,7 +47,7 @@ from .spec import (
     sweep_names,
     sweep_options,
 )
-from .trainjob import train_job
+from refimpl.sweep.trainjob import train_job
 
 __all__ = [
     "Job",

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checks import is_num
-from ..io import atomic_savefig, atomic_text
-from .engine import say
-from .results import failed_path, load_result, result_path, stored_hash
-from .spec import TRAIN_TABLE, expand, job_function, job_hash, label, sweep_options
-from .trainjob import train_job
+from refimpl.checks import is_num
+from refimpl.io import atomic_savefig, atomic_text
+from refimpl.sweep.engine import say
+from refimpl.sweep.results import failed_path, load_result, result_path, stored_hash
+from refimpl.sweep.spec import TRAIN_TABLE, expand, job_function, job_hash, label, sweep_options
+from refimpl.sweep.trainjob import train_job
 
 # ---------------------------------------------------------------------------
 # aggregation

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from ..interrupt import poll
-from ..io import atomic_h5, atomic_text
-from .results import failed_path, result_path, stored_hash, work_dir, write_tree
-from .spec import INTERRUPT_GRACE, RESULT_FORMAT, Job, fn_id, job_hash
+from refimpl import __version__
+from refimpl.interrupt import poll
+from refimpl.io import atomic_h5, atomic_text
+from refimpl.sweep.results import failed_path, result_path, stored_hash, work_dir, write_tree
+from refimpl.sweep.spec import INTERRUPT_GRACE, RESULT_FORMAT, Job, fn_id, job_hash
 
 # ---------------------------------------------------------------------------
 # executing one job (in the worker)
@@ -46,7 +46,7 @@ def _worker_init(ppid: int, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the driver's handler
     threading.Thread(target=_watch_parent, args=(ppid,), daemon=True).start()
-    from ..threads import set_threads
+    from refimpl.threads import set_threads
 
     set_threads(threads, torch_too=False)
 

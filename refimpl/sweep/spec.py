@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from ..training.configfile import resolve_named, shipped_names
+from refimpl.training.configfile import resolve_named, shipped_names
 
 RESULT_FORMAT = "refimpl-sweep-job"
 SWEEP_DIR = Path(__file__).resolve().parent.parent / "presets" / "sweeps"
@@ -79,7 +79,7 @@ class Job:
 
     def run_config(self):
         """The job's :class:`refimpl.training.RunConfig` (base + overrides)."""
-        from ..training.configfile import apply_overrides, from_dict
+        from refimpl.training.configfile import apply_overrides, from_dict
 
         if self.base is None:
             raise ValueError(f"job {self.name}: the sweep has no base configuration (sweep.base)")
@@ -214,7 +214,7 @@ def label(v) -> str:
 
 
 def _override(key: str, value, where: str, src: str) -> str:
-    from ..training.configfile import toml_value
+    from refimpl.training.configfile import toml_value
 
     try:
         return f"{key}={toml_value(value)}"
@@ -271,7 +271,7 @@ def _parse_axis(name: str, value, src: str) -> list:
 
 def _base_dict(spec: dict, src: str):
     """The base configuration as a dict (``None`` if the sweep has no base)."""
-    from ..training.configfile import resolve_path
+    from refimpl.training.configfile import resolve_path
 
     base = spec.get("sweep", {}).get("base")
     if base is None:
@@ -355,7 +355,7 @@ def job_function(spec: dict):
     src = spec.get("_source", "sweep")
     name = sweep_options(spec)["job"]
     if name == "train":
-        from .trainjob import train_job
+        from refimpl.sweep.trainjob import train_job
 
         return train_job
     if ":" not in name:
@@ -382,7 +382,7 @@ def expand(spec: dict) -> list:
     with the seed axis outermost, so that an interrupted sweep has all
     conditions for the first seeds.
     """
-    from ..training.configfile import SECTIONS as CFG_SECTIONS, check_keys
+    from refimpl.training.configfile import SECTIONS as CFG_SECTIONS, check_keys
 
     src = spec.get("_source", "sweep")
     for sec in spec:

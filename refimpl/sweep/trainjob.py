@@ -25,7 +25,7 @@ def train_job(job, job_dir) -> dict:
     spectrum) and ``history``: every dataset of ``log.h5``
     (:func:`refimpl.training.read_log`).
     """
-    from ..training import Trainer, read_log
+    from refimpl.training import Trainer, read_log
 
     job_dir = Path(job_dir)
     run = job.run_config()

@@ -12,18 +12,18 @@ executed by a :class:`Trainer`:
   sequences and reshuffles it every epoch. ``randman`` is always fixed (one
   set of manifolds; ``samples_per_class`` training and
   ``test_samples_per_class`` test samples per class), and so is ``shd``
-  (Spiking Heidelberg Digits read from files, :mod:`refimpl.datasets`). The
+  (Spiking Heidelberg Digits read from files, :mod:`refimpl.tasks.datasets`). The
   test set is drawn once, separately from training data, and scores every
   epoch.
 * **Epoch boundary** ``e`` (epochs completed): pre-flossing and the flossing
-  schedule (:mod:`refimpl.schedules`), then one training epoch, then the
+  schedule (:mod:`refimpl.training.schedules`), then one training epoch, then the
   evaluation on the test set (loss, accuracy, ``‖∂L/∂x₀‖``, firing rates)
   that becomes log row ``e + 1``. Row 0 evaluates the initial network.
   With every logged spectrum the gradient dimensionality is logged too
-  (:mod:`refimpl.dimensionality`).
+  (:mod:`refimpl.dynamics.dimensionality`).
 * **Initialization.** ``network.init = "default"`` draws
-  :func:`refimpl.network.init_params`; ``"fluctuation"`` draws
-  :func:`refimpl.init.fluctuation_init` (targets ``init_mu_U``,
+  :func:`refimpl.model.network.init_params`; ``"fluctuation"`` draws
+  :func:`refimpl.model.init.fluctuation_init` (targets ``init_mu_U``,
   ``init_sigma_U``; input statistics ``init_nu_in`` or measured from the
   training inputs).
 * **Resume.** Counters, parameters, both Adam states and the history of all
@@ -35,13 +35,13 @@ Modules, each importing only those before it (the value checkers are :mod:`refim
 :mod:`~refimpl.training.runconfig` (the sections and :class:`RunConfig`), :mod:`~refimpl.training.data`
 (:class:`TaskData`), :mod:`~refimpl.training.history` (logs), :mod:`~refimpl.training.trainer`
 (:class:`Trainer`). The measurements on a network (accuracy, state adjoints, error norms against lag)
-are :mod:`refimpl.measures`.
+are :mod:`refimpl.grad.measures`.
 """
 
-from ..measures import accuracy, error_norm_vs_lag, error_norms, firing_rates, initial_state_grad_norm, state_adjoints
-from .data import TaskData
-from .history import EPOCH_FIELDS, History, read_log
-from .runconfig import (
+from refimpl.grad.measures import accuracy, error_norm_vs_lag, error_norms, firing_rates, initial_state_grad_norm, state_adjoints
+from refimpl.training.data import TaskData
+from refimpl.training.history import EPOCH_FIELDS, History, read_log
+from refimpl.training.runconfig import (
     SECTIONS,
     FlossingSection,
     LyapunovSection,
@@ -54,7 +54,7 @@ from .runconfig import (
     fluctuation_params,
     task_names,
 )
-from .trainer import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Trainer, TrainingDiverged, train
+from refimpl.training.trainer import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Trainer, TrainingDiverged, train
 
 __all__ = [
     "SECTIONS",

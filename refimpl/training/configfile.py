@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from .runconfig import SECTIONS, RunConfig, task_keys
+from refimpl.training.runconfig import SECTIONS, RunConfig, task_keys
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -72,7 +72,7 @@ def _suggest(word: str, options) -> str:
 
 def check_keys(d: dict, source: str = "config") -> None:
     """Every section and key must exist; the message suggests the closest valid one."""
-    from .runconfig import task_names
+    from refimpl.training.runconfig import task_names
 
     TASKS = task_names()  # the generators of refimpl.tasks and the file-backed shd
     for sec, body in d.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .runconfig import FIXED_TASKS, RunConfig
+from refimpl.training.runconfig import FIXED_TASKS, RunConfig
 
 #: test sets of file-backed tasks are evaluated in chunks of this many samples (memory)
 EVAL_CHUNK = 256
@@ -29,7 +29,7 @@ class TaskData:
         self.B = run.training.batch_size
         self.seed = self.task.seed
         if self.task.name == "shd":
-            from ..datasets import shd_sets
+            from refimpl.tasks.datasets import shd_sets
 
             # kept as uint8/uint16 (a full SHD set is ~0.5 GB as float64); batches are converted
             (self.train_inputs, self.train_targets), (self.test_inputs, self.test_targets) = shd_sets(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import read_dict
+from refimpl.io import read_dict
 
 
 EPOCH_FIELDS = (
@@ -21,7 +21,7 @@ EPOCH_FIELDS = (
     "epoch_time",
     "wall_time",
 )
-#: the gradient-dimensionality log, one row per logged spectrum of stage 0 (refimpl.dimensionality)
+#: the gradient-dimensionality log, one row per logged spectrum of stage 0 (refimpl.dynamics.dimensionality)
 DIM_FIELDS = ("epoch", "grad_pr", "grad_pr_time", "grad_pr_batch", "ky_dim", "n_slow")
 
 

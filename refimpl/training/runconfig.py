@@ -11,13 +11,13 @@ import json
 from dataclasses import dataclass, field, fields
 
 
-from .. import flossing, lyapunov
-from ..config import FlossConfig, LossConfig, LyapunovConfig, network_config
-from ..optim import AdamConfig
-from ..schedules import ScheduleConfig
-from ..schema import SCHEDULE_KEYS, section
-from ..tasks import make_task
-from ..checks import check_choice, check_int
+from refimpl.dynamics import flossing, lyapunov
+from refimpl.model.config import FlossConfig, LossConfig, LyapunovConfig, network_config
+from refimpl.training.optim import AdamConfig
+from refimpl.training.schedules import ScheduleConfig
+from refimpl.schema import SCHEDULE_KEYS, section
+from refimpl.tasks.generators import make_task
+from refimpl.checks import check_choice, check_int
 
 
 BIT_TASKS = ("delayed_xor", "delayed_copy")
@@ -60,7 +60,7 @@ class NetworkSection:
                 raise ValueError(f"network.init_nu_rec must be > 0 (Hz, the layers' target rate) when {why}")
 
     def init_kwargs(self) -> dict:
-        """Keyword arguments of :func:`refimpl.init.fluctuation_init` (without the input statistics)."""
+        """Keyword arguments of :func:`refimpl.model.init.fluctuation_init` (without the input statistics)."""
         return dict(
             mu_U=self.init_mu_U,
             sigma_U=self.init_sigma_U,
@@ -103,7 +103,7 @@ class NetworkSection:
 
 def task_names() -> list:
     """Every ``task.name``: the generators of :mod:`refimpl.tasks` and the file-backed ``shd``."""
-    from ..tasks import TASKS
+    from refimpl.tasks.generators import TASKS
 
     return [*TASKS, "shd"]
 
@@ -111,10 +111,10 @@ def task_names() -> list:
 def task_keys(name: str) -> tuple:
     """Valid ``[task]`` keys (besides ``name``) of the task ``name``."""
     import inspect
-    from ..tasks import TASKS
+    from refimpl.tasks.generators import TASKS
 
     if name == "shd":
-        from ..datasets import SHD_DEFAULTS
+        from refimpl.tasks.datasets import SHD_DEFAULTS
 
         return (*SHD_DEFAULTS, "seed")
     params = list(inspect.signature(TASKS[name]).parameters)
@@ -172,7 +172,7 @@ class TaskSection:
             check_int("task.samples_per_class", o.get("samples_per_class", 0), 1)
             check_int("task.test_samples_per_class", o.get("test_samples_per_class", 0), 1)
         if self.name == "shd":
-            from ..datasets import check_shd_options
+            from refimpl.tasks.datasets import check_shd_options
 
             check_shd_options(self.opts)
 
@@ -183,7 +183,7 @@ class TaskSection:
     def probe(self, dt: float):
         """A one-element batch that fixes ``n_in``, ``n_out`` and the loss (``shd``: no file is opened)."""
         if self.name == "shd":
-            from ..datasets import shd_probe
+            from refimpl.tasks.datasets import shd_probe
 
             return shd_probe(self.opts)
         return self.generate(1, 0, dt)
@@ -449,14 +449,14 @@ _INIT_ARGS = ("mu_U", "sigma_U", "nu_in", "nu_rec", "rec_share")
 
 
 def fluctuation_params(run: "RunConfig", net, *, nu_in=None, input_moments=None, dry_run: bool = False):
-    """The fluctuation-driven initial parameters of ``run`` (:func:`refimpl.init.fluctuation_init`).
+    """The fluctuation-driven initial parameters of ``run`` (:func:`refimpl.model.init.fluctuation_init`).
 
     ``nu_in`` (Hz) or ``input_moments`` (mean, variance of the inputs per
     step) describe the input; ``dry_run`` only checks that the targets can be
     met. Errors name the ``network.init_*`` keys.
     """
     import re
-    from .. import init as init_mod
+    from refimpl.model import init as init_mod
 
     kw = run.network.init_kwargs()
     try:

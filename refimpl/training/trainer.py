@@ -11,18 +11,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, flossing, lyapunov, schedules
-from .. import dimensionality as dimensionality_mod
-from ..adjoint import value_and_grad
-from ..io import atomic_h5, read_dict, to_json, write_dict
-from ..network import initial_state_keys, init_params, relaxed_initial_state, simulate
-from ..optim import AdamState, adam_step, global_norm
-from ..schedules import ScheduleState
-from ..measures import accuracy, firing_rates, initial_state_grad_norm
-from .configfile import to_toml
-from .data import EVAL_CHUNK, TaskData
-from .history import DIM_FIELDS, History
-from .runconfig import RunConfig, config_diff, fluctuation_params
+from refimpl import __version__
+from refimpl.dynamics import flossing, lyapunov
+from refimpl.training import schedules
+from refimpl.dynamics import dimensionality as dimensionality_mod
+from refimpl.grad.adjoint import value_and_grad
+from refimpl.io import atomic_h5, read_dict, to_json, write_dict
+from refimpl.model.network import initial_state_keys, init_params, relaxed_initial_state, simulate
+from refimpl.training.optim import AdamState, adam_step, global_norm
+from refimpl.training.schedules import ScheduleState
+from refimpl.grad.measures import accuracy, firing_rates, initial_state_grad_norm
+from refimpl.training.configfile import to_toml
+from refimpl.training.data import EVAL_CHUNK, TaskData
+from refimpl.training.history import DIM_FIELDS, History
+from refimpl.training.runconfig import RunConfig, config_diff, fluctuation_params
 
 CHECKPOINT_FORMAT = "refimpl-training-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -185,11 +187,11 @@ class Trainer:
         return res
 
     def gradient_dimensionality(self, exponents=None) -> dict:
-        """Participation ratios of the per-step gradient terms (:mod:`refimpl.dimensionality`) of the
+        """Participation ratios of the per-step gradient terms (:mod:`refimpl.dynamics.dimensionality`) of the
         test loss on the first ``lyapunov.dimensionality_batch`` test samples, and, from the
         ``exponents`` of a spectrum, the Kaplan–Yorke dimension and the number of exponents above
         ``lyapunov.dimensionality_threshold``."""
-        from ..losses import loss_and_grad
+        from refimpl.model.losses import loss_and_grad
 
         ly = self.run.lyapunov
         u, targets = next(self.data.test_chunks(ly.dimensionality_batch))
@@ -359,8 +361,8 @@ class Trainer:
         re-raised.
         """
         import contextlib
-        from ..interrupt import DeferredInterrupt
-        from ..io import directory_lock
+        from refimpl.interrupt import DeferredInterrupt
+        from refimpl.io import directory_lock
 
         # one process at a time owns the output directory (taken before anything is written)
         lock = contextlib.nullcontext() if self.out_dir is None else directory_lock(self.out_dir)
@@ -373,7 +375,7 @@ class Trainer:
             raise ValueError(f"the run is already at epoch {self.epoch} > the requested {E} epochs")
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            from ..io import atomic_text
+            from refimpl.io import atomic_text
 
             atomic_text(self.out_dir / "config.toml", to_toml(self.run))
         self._t_start = time.perf_counter()
@@ -409,7 +411,7 @@ class Trainer:
                 pending, nf_row, t_row = [], 0, time.perf_counter()
         except BaseException as exc:
             # Ctrl-C inside a compiled kernel surfaces as a SystemError whose context is it
-            from ..interrupt import is_interrupt
+            from refimpl.interrupt import is_interrupt
 
             if not is_interrupt(exc):
                 raise

@@ -51,7 +51,7 @@ MARGIN = 1e-6
 
 @dataclass(frozen=True)
 class PeerCase:
-    """A config (keyword arguments of ``refimpl.config.network_config``), its size and its data."""
+    """A config (keyword arguments of ``refimpl.model.config.network_config``), its size and its data."""
 
     name: str
     covers: str
@@ -208,15 +208,15 @@ def get_case(name: str) -> PeerCase:
 
 def config_dict(case: PeerCase) -> dict:
     """The docs/golden-format.md config of ``case`` (refimpl fills the defaults and checks every value)."""
-    from refimpl.config import FlossConfig, LossConfig, LyapunovConfig, network_config
-    from refimpl.golden import config_to_dict
+    from refimpl.model.config import FlossConfig, LossConfig, LyapunovConfig, network_config
+    from refimpl.check.golden import config_to_dict
 
     cfg = network_config(**case.network)
     return config_to_dict(cfg, LossConfig(*case.loss), LyapunovConfig(k=1, seed=case.seed), FlossConfig())
 
 
 def make_problem(case: PeerCase, cfg):
-    """``(params, inputs, targets)`` from the case's seed: the scheme of refimpl.golden.make_problem,
+    """``(params, inputs, targets)`` from the case's seed: the scheme of refimpl.check.golden.make_problem,
     with the initial membrane drawn from ``θ · U(case.v0)``."""
     rng = np.random.default_rng([case.seed, 20240])
     params = {}
@@ -263,9 +263,9 @@ def _check_robust(case: PeerCase, cfg, loss, traj) -> None:
 
 def compute_case(case: PeerCase) -> dict:
     """Config, inputs and refimpl's forward states, loss and gradients of one case: path -> array."""
-    from refimpl import adjoint
-    from refimpl.golden import config_from_dict
-    from refimpl.network import param_shapes
+    from refimpl.grad import adjoint
+    from refimpl.check.golden import config_from_dict
+    from refimpl.model.network import param_shapes
 
     d = config_dict(case)
     cfg, loss, _, _ = config_from_dict(d)
@@ -289,7 +289,7 @@ def export(path: str, names=None) -> list:
     """Write the reference file of ``names`` (default: every case); returns the names."""
     import h5py
     from refimpl import __version__
-    from refimpl.golden import FORMAT, FORMAT_VERSION, as_stored  # the golden files' format and dtypes
+    from refimpl.check.golden import FORMAT, FORMAT_VERSION, as_stored  # the golden files' format and dtypes
 
     cases = CASES if not names else [get_case(n) for n in names]
     with h5py.File(path, "w") as f:

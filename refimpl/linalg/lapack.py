@@ -1,0 +1,232 @@
+"""Dense linear algebra inside Numba kernels: BLAS/LAPACK through SciPy's Cython exports.
+
+The fused kernels of :mod:`refimpl.model.cell` call dgemm, dtrsm, dgeqrf/dorgqr
+(or the blocked dgeqrt/dgemqrt) directly on preallocated buffers, without
+copies: a block of ``k`` state vectors stored as rows ``X (k, M)`` (C order)
+is the column-major ``M×k`` matrix that LAPACK factorizes in place. This
+module is only plumbing; the mathematics of the thin QR and its derivative
+rules is in :mod:`refimpl.grad.qr`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# The fused single-layer kernels of refimpl.model.cell call dgemm, dtrsm, dgeqrf and dorgqr
+# directly, on preallocated buffers and without copies: a block of ``k``
+# state vectors is stored as rows ``X (k, M)`` (C order), which is the
+# column-major ``M×k`` matrix that LAPACK factorizes in place. The symbols are
+# registered with LLVM under our own names at import time, so that the
+# kernels stay cacheable (``cache=True``).
+
+import llvmlite.binding as _llvm  # noqa: E402
+from numba import types as _nt  # noqa: E402
+from numba.core import cgutils as _cgutils  # noqa: E402
+from numba.extending import get_cython_function_address as _cython_address  # noqa: E402
+from numba.extending import intrinsic as _intrinsic  # noqa: E402
+
+_PI = _nt.CPointer(_nt.int32)
+_PD = _nt.CPointer(_nt.float64)
+_PC = _nt.CPointer(_nt.int8)
+
+
+def _bind(module, name, *argtypes):
+    symbol = "refimpl_" + name
+    _llvm.add_symbol(symbol, _cython_address(module, name))
+    return _nt.ExternalFunction(symbol, _nt.void(*argtypes))
+
+
+_dgemm = _bind("scipy.linalg.cython_blas", "dgemm", _PC, _PC, _PI, _PI, _PI, _PD, _PD, _PI, _PD, _PI, _PD, _PD, _PI)
+_dtrsm = _bind("scipy.linalg.cython_blas", "dtrsm", _PC, _PC, _PC, _PC, _PI, _PI, _PD, _PD, _PI, _PD, _PI)
+_dgeqrf = _bind("scipy.linalg.cython_lapack", "dgeqrf", _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
+_dorgqr = _bind("scipy.linalg.cython_lapack", "dorgqr", _PI, _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
+_dgeqrt = _bind("scipy.linalg.cython_lapack", "dgeqrt", _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
+_dgemqrt = _bind("scipy.linalg.cython_lapack", "dgemqrt", _PC, _PC, _PI, _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
+
+
+def _stack_ptr(ptr_type, value_type, what):
+    """An intrinsic giving a pointer to a stack copy of its argument as ``value_type`` (the Fortran calling
+    convention passes every scalar by reference)."""
+
+    @_intrinsic
+    def ptr(typingctx, x):
+        def codegen(context, builder, sig, args):
+            return _cgutils.alloca_once_value(builder, context.cast(builder, args[0], sig.args[0], value_type))
+
+        return ptr_type(x), codegen
+
+    ptr.__doc__ = f"Pointer to a stack copy of ``x`` as {what}."
+    return ptr
+
+
+_int_ptr = _stack_ptr(_PI, _nt.int32, "a Fortran INTEGER")
+_dbl_ptr = _stack_ptr(_PD, _nt.float64, "a DOUBLE PRECISION")
+_chr_ptr = _stack_ptr(_PC, _nt.int8, "the character code")
+
+
+@_intrinsic
+def _data_ptr(typingctx, a):
+    """The data pointer of a float64 array."""
+
+    def codegen(context, builder, sig, args):
+        return context.make_array(sig.args[0])(context, builder, args[0]).data
+
+    return _PD(a), codegen
+
+
+_N, _T, _L, _R, _U = 78, 84, 76, 82, 85  # 'N', 'T', 'L', 'R', 'U'
+
+
+@njit(cache=True)
+def _check_rows(X):
+    if (X.shape[1] > 1 and X.strides[1] != 8) or (X.shape[0] > 1 and X.strides[0] != 8 * X.shape[1]):
+        raise ValueError("BLAS kernels need C-contiguous float64 arrays")
+
+
+@njit(cache=True)
+def gemm(trans_a, trans_b, alpha, A, B, beta, C):
+    """``C = alpha op(A) op(B) + beta C`` for C-contiguous 2-d arrays (row-major dgemm)."""
+    m, n = C.shape
+    kk = A.shape[0] if trans_a else A.shape[1]
+    _check_rows(A)
+    _check_rows(B)
+    _check_rows(C)
+    if m == 0 or n == 0:
+        return
+    if kk == 0:
+        for i in range(m):
+            for j in range(n):
+                C[i, j] = beta * C[i, j] if beta != 0.0 else 0.0
+        return
+    # column-major view: Cᵀ = op(B)ᵀ op(A)ᵀ
+    _dgemm(
+        _chr_ptr(_T if trans_b else _N),
+        _chr_ptr(_T if trans_a else _N),
+        _int_ptr(n),
+        _int_ptr(m),
+        _int_ptr(kk),
+        _dbl_ptr(alpha),
+        _data_ptr(B),
+        _int_ptr(max(1, B.shape[1])),
+        _data_ptr(A),
+        _int_ptr(max(1, A.shape[1])),
+        _dbl_ptr(beta),
+        _data_ptr(C),
+        _int_ptr(max(1, n)),
+    )
+
+
+#: from this many columns (and rows) on, the QR runs blocked (compact WY, LAPACK dgeqrt +
+#: dgemqrt, panels of QR_BLOCK columns): LAPACK's dgeqrf/dorgqr stay unblocked below 128 columns,
+#: and the blocked code is faster from about 32 columns of length 256 on (measured)
+QR_BLOCKED_FROM = 32
+QR_BLOCKED_ROWS = 256
+QR_BLOCK = 16
+
+
+@njit(cache=True)
+def qr_work(k, M):
+    """Workspace of :func:`qr_rows` for ``k`` columns of length ``M``."""
+    return np.empty(max(64 * k, QR_BLOCK * (k + M) + k * M))
+
+
+@njit(cache=True)
+def qr_rows(X, R, tau, work):
+    """Thin QR with ``diag R ≥ 0`` of the ``M×k`` matrix whose columns are the rows of ``X (k, M)``.
+
+    In place: ``X`` receives the rows of ``Q`` (``Qᵀ``), ``R`` the ``k×k`` factor,
+    signs fixed as in :func:`refimpl.grad.qr.qr_positive`. Householder QR through
+    LAPACK: dgeqrf + dorgqr, or for ``k ≥ QR_BLOCKED_FROM, M ≥ QR_BLOCKED_ROWS`` the blocked
+    dgeqrt + dgemqrt (the same factorization up to rounding). ``tau (k,)`` and
+    ``work`` (:func:`qr_work`) are workspace.
+    """
+    k, M = X.shape
+    info = np.zeros(1, np.int32)
+    if k >= QR_BLOCKED_FROM and M >= QR_BLOCKED_ROWS:
+        nb = QR_BLOCK
+        Tw = work[: nb * k]
+        lw = work[nb * k : nb * (k + M)]
+        Y = work[nb * (k + M) : nb * (k + M) + k * M]
+        _dgeqrt(
+            _int_ptr(M),
+            _int_ptr(k),
+            _int_ptr(nb),
+            _data_ptr(X),
+            _int_ptr(M),
+            _data_ptr(Tw),
+            _int_ptr(nb),
+            _data_ptr(lw),
+            info.ctypes,
+        )
+        for i in range(k):
+            for j in range(k):
+                R[i, j] = X[j, i] if j >= i else 0.0
+        for j in range(k * M):
+            Y[j] = 0.0
+        for i in range(k):
+            Y[i * M + i] = 1.0
+        # Q = H_1 ⋯ H_b [I_k; 0], applied to the first k columns of the identity
+        _dgemqrt(
+            _chr_ptr(_L),
+            _chr_ptr(_N),
+            _int_ptr(M),
+            _int_ptr(k),
+            _int_ptr(k),
+            _int_ptr(nb),
+            _data_ptr(X),
+            _int_ptr(M),
+            _data_ptr(Tw),
+            _int_ptr(nb),
+            _data_ptr(Y),
+            _int_ptr(M),
+            _data_ptr(lw),
+            info.ctypes,
+        )
+        for i in range(k):
+            for j in range(M):
+                X[i, j] = Y[i * M + j]
+    else:
+        _dgeqrf(
+            _int_ptr(M), _int_ptr(k), _data_ptr(X), _int_ptr(M), _data_ptr(tau), _data_ptr(work), _int_ptr(work.size), info.ctypes
+        )
+        for i in range(k):
+            for j in range(k):
+                R[i, j] = X[j, i] if j >= i else 0.0
+        _dorgqr(
+            _int_ptr(M),
+            _int_ptr(k),
+            _int_ptr(k),
+            _data_ptr(X),
+            _int_ptr(M),
+            _data_ptr(tau),
+            _data_ptr(work),
+            _int_ptr(work.size),
+            info.ctypes,
+        )
+    for i in range(k):
+        if R[i, i] < 0.0:
+            for j in range(k):
+                R[i, j] = -R[i, j]
+            for j in range(M):
+                X[i, j] = -X[i, j]
+
+
+@njit(cache=True)
+def solve_rt_rows(R, X):
+    """In place ``Bᵀ ← Bᵀ R⁻ᵀ`` for ``B`` given by its rows ``X (k, M)`` (dtrsm, no inverse)."""
+    k, M = X.shape
+    # column-major: X is B (M×k); R in row-major storage is Rᵀ (lower) in column-major
+    _dtrsm(
+        _chr_ptr(_R),
+        _chr_ptr(_L),
+        _chr_ptr(_N),
+        _chr_ptr(_N),
+        _int_ptr(M),
+        _int_ptr(k),
+        _dbl_ptr(1.0),
+        _data_ptr(R),
+        _int_ptr(k),
+        _data_ptr(X),
+        _int_ptr(M),
+    )
