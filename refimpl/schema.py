@@ -223,6 +223,15 @@ SCHEMA: dict[str, tuple[Setting, ...]] = {
         S("T", "int", 0, "length of flossing inputs (0: the task's T; bit tasks only)", lo=0),
         S("warmup", "int", -1, "QR warmup of the flossing spectrum (-1: lyapunov.warmup)", lo=-1),
         S("transient", "int", -1, "QR transient of the flossing spectrum (-1: lyapunov.transient)", lo=-1),
+        # flossing as a term of the training loss (the variant of other implementations), with any schedule
+        S(
+            "weight",
+            "float",
+            0.0,
+            "added loss term: each training step adds weight·∇L_floss (one fresh flossing input) to the task "
+            "gradient of the flossed parameters (0: off)",
+            lo=0.0,
+        ),
     ),
     "lyapunov": (
         S("k", "int", 16, "exponents in the logged spectra", lo=1),

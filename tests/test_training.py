@@ -353,3 +353,41 @@ def test_ctrl_c_stops_at_the_next_step_and_checkpoints(tmp_path):
     with h5py.File(tmp_path / "checkpoint.h5") as f:
         assert f.attrs["epoch"] == 1
         assert f["log/epochs/epoch"][()].tolist() == [0, 1]
+
+
+# ---------------------------------------------------------------------------
+# flossing as an added loss term (flossing.weight)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_floss_weight_adds_the_flossing_gradient_to_each_training_step(weight):
+    """One training step with ``flossing.weight = w`` is Adam on ∇L_task + w ∇L_floss (flossed parameters),
+    the flossing gradient on the first fresh flossing input; w = 0 is plain training."""
+    from refimpl.dynamics import flossing
+    from refimpl.training.optim import AdamState, adam_step
+
+    run = tiny(training={"epochs": 1, "steps_per_epoch": 1, "clip_norm": 0.0}, flossing={"weight": weight})
+    tr = Trainer(run)
+    p0 = {k: v.copy() for k, v in tr.params.items()}
+    u, y = tr.data.train_batch(0, 0)
+    _, grads, _ = adjoint.value_and_grad(tr.cfg, p0, u, y, tr.loss_cfg)
+    g = {k: grads[k] for k in tr.trained_keys}
+    if weight:
+        fl = run.flossing
+        res = flossing.value_and_grad(
+            tr.cfg, tr.single_params(), tr.data.floss_input(0), run.lyapunov.config(fl.k, flossing=fl), fl.floss_config()
+        )
+        for k in flossing.flossed_keys(tr.cfg, fl.floss_config()):
+            g[k] = g[k] + weight * res.grads[k]
+    want = adam_step(p0, g, AdamState(), run.training.adam())
+    tr.fit()
+    for k in tr.trained_keys:
+        np.testing.assert_array_equal(tr.params[k], want[k], err_msg=k)
+    assert tr.history.rows["floss_steps"][-1] == (1 if weight else 0)
+    assert len(tr.history.floss["loss"]) == (1 if weight else 0)
+
+
+def test_floss_weight_needs_trained_flossed_parameters():
+    with pytest.raises(ValueError, match="flossing.weight > 0 adds the flossing gradient"):
+        tiny(flossing={"weight": 1.0}, training={"params": ["W_out", "b_out"]})

@@ -225,8 +225,13 @@ class FlossingSection(ScheduleConfig):
 
     ``k`` exponents are flossed toward ``target`` (1/step) by Adam with its
     own state; ``T`` (0: the task's ``T``) is the length of each flossing
-    input (bit tasks only). ``warmup`` and ``transient`` of -1 take ``[lyapunov]``'s.
+    input (bit tasks only). ``warmup`` and ``transient`` of -1 take ``[lyapunov]``'s. ``weight > 0``
+    adds ``weight·L_floss`` to the training loss (every training step), whatever the schedule.
     """
+
+    @property
+    def floss_ever(self) -> bool:
+        return self.schedule != "none" or self.weight > 0
 
     def adam(self) -> AdamConfig:
         return AdamConfig(self.lr, self.beta1, self.beta2, self.eps, self.clip_norm or None)
@@ -334,6 +339,11 @@ class RunConfig:
                 flossing.flossed_keys(net, self.flossing.floss_config())
             except ValueError as exc:
                 raise ValueError(str(exc)) from None
+        if self.flossing.weight > 0 and not set(self.flossing.params) <= set(tr.params):
+            raise ValueError(
+                f"flossing.weight > 0 adds the flossing gradient to the training step: flossing.params "
+                f"{list(self.flossing.params)} must be among training.params {list(tr.params)}"
+            )
         for p in tr.params:
             if p in ("V0", "I0") and net.cell != "clif" or p == "x0" and net.cell == "clif":
                 raise ValueError(f"training.params entry {p!r} does not exist for cell = {net.cell!r}")

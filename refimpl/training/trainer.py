@@ -329,7 +329,7 @@ class Trainer:
     def train_epoch(self, e: int) -> dict:
         opt = self.run.training.adam()
         n = self.data.steps_per_epoch()
-        losses, accs, norms = [], [], []
+        losses, accs, norms, terms = [], [], [], 0
         for s in range(n):
             u, y = self.data.train_batch(e, s)
             loss, grads, traj = value_and_grad(self.cfg, self.params, u, y, self.loss_cfg)
@@ -338,13 +338,43 @@ class Trainer:
                     f"the training loss is {loss} at epoch {e + 1}, step {s + 1}; lower training.lr or set training.clip_norm"
                 )
             g = {k: grads[k] for k in self.trained_keys}
+            if self.run.flossing.weight > 0:
+                terms += self._add_floss_term(g, e)
             norms.append(global_norm(g))
             losses.append(loss)
             accs.append(accuracy(self.loss_cfg, traj.y, y))
             self.params = adam_step(self.params, g, self.adam, opt)
             self._poll()
             self._emit(kind="step", epoch=e, step=s, n_steps=n, loss=loss)
-        return {"train_loss": float(np.mean(losses)), "train_acc": float(np.mean(accs)), "grad_norm": float(np.mean(norms))}
+        return {
+            "train_loss": float(np.mean(losses)),
+            "train_acc": float(np.mean(accs)),
+            "grad_norm": float(np.mean(norms)),
+            "floss_terms": terms,
+        }
+
+    def _add_floss_term(self, g: dict, epoch: int) -> int:
+        """``g += weight · ∇L_floss`` on one fresh flossing input (``flossing.weight``), logged like a flossing
+        step; returns the number of flossing gradients computed (0 when the QR failed and the term is skipped)."""
+        fl = self.run.flossing
+        lcfg, fcfg = self.run.lyapunov.config(fl.k, flossing=fl), fl.floss_config()
+        u = self.data.floss_input(self.floss_counter)
+        self.floss_counter += 1
+        h = self.history.floss
+        try:
+            res = flossing.value_and_grad(self.cfg, self.single_params(), u, lcfg, fcfg)
+        except flossing.FlossingError as exc:
+            warnings.warn(f"flossing term skipped: {exc}")
+            h["epoch"].append(epoch), h["loss"].append(math.nan)
+            h["exponents"].append(np.full(fl.k, math.nan)), h["grad_norm"].append(math.nan)
+            h["skipped"].append(True)
+            return 0
+        term = {k: fl.weight * res.grads[k] for k in flossing.flossed_keys(self.cfg, fcfg)}
+        for k, v in term.items():
+            g[k] = g[k] + v
+        h["epoch"].append(epoch), h["loss"].append(res.loss), h["exponents"].append(res.exponents)
+        h["grad_norm"].append(global_norm(term)), h["skipped"].append(False)
+        return 1
 
     # -- Ctrl-C ---------------------------------------------------------------------
     def _poll(self) -> None:
@@ -396,7 +426,9 @@ class Trainer:
                 nf = self.boundary(e)
                 nf_row += nf
                 self._emit(kind="boundary", epoch=e, floss_steps=nf)
-                pending.append(self.train_epoch(e))
+                stats = self.train_epoch(e)
+                nf_row += stats.pop("floss_terms")
+                pending.append(stats)
                 self.epoch = e + 1
                 if self.epoch % every and self.epoch < E:
                     continue
