@@ -92,6 +92,8 @@ def quick_spec(s: dict) -> None:
             c.update({"flossing.pre_steps": 2, "flossing.steps": 2, "flossing.k": min(4, c.get("flossing.k", 4))})
             if c.get("flossing.every", 1):
                 c["flossing.every"] = 2
+        elif c.get("flossing.weight", 0) > 0:  # flossing as a loss term only
+            c["flossing.k"] = 4
 
 
 def figure(by, out, name, title, spec, t0, n_jobs, argv):
