@@ -198,12 +198,19 @@ def demo(out_dir="demo_out", *, quick: bool = False, seed: int | None = None, ec
         "quick": quick,
         "config": floss_cfg.replace("output", dir=str(out)).to_dict(),  # where this demo wrote
     }
+    summary["context"] = (
+        f"recurrent cLIF, N = {net.layers[0]} ({net.dialect}, {net.surrogate} γ = {net.slope:g}, dt = {net.dt:g} ms, "
+        f"τ_mem = {net.tau_mem:g} ms, τ_syn = {net.tau_syn:g} ms); spiking delayed XOR, δ = {task['delta']}, "
+        f"T = {task['T']}; {n_steps} Adam steps per run; flossing: {fl.pre_steps} pre-flossing steps, k = {fl.k}"
+    )
     d_acc = summary["accuracy"]["flossing"] - summary["accuracy"]["no_flossing"]
     summary["verdict"] = (
         f"pre-flossing {'helped' if d_acc > 0.02 else 'hurt' if d_acc < -0.02 else 'made no clear difference'} "
         f"at this budget: final test accuracy {summary['accuracy']['flossing']:.3f} with vs "
         f"{summary['accuracy']['no_flossing']:.3f} without (difference {d_acc:+.3f}; one seed, chance 0.5)"
     )
+    found = findings()
+    summary["findings"] = found["studies"] if found else None
 
     t = time.perf_counter()
     _plot(out / "report.png", summary, lags, err0, err1, hp, hf, fit_hi)
@@ -246,6 +253,13 @@ def _finite(obj):
     return obj
 
 
+def findings() -> dict | None:
+    """The published-budget studies the demo shows beside its own runs (``refimpl/data/flossing_findings.json``,
+    written by ``analysis/flossing_findings.py``), or None if the file is missing."""
+    path = Path(__file__).resolve().parent / "data" / "flossing_findings.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     import matplotlib
 
@@ -254,8 +268,11 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
 
     spectra = summary["spectra_per_step"]
     lam = summary["lambda1_per_step"]
-    fig, ax = plt.subplots(2, 2, figsize=(10, 7.5))
-    a = ax[0, 0]
+    dt = summary["config"]["network"]["dt"]
+    per_s = 1000.0 / dt  # λ [1/step] × steps per second = λ [1/s]
+    fig, axs = plt.subplots(2, 3, figsize=(16.5, 8.5))
+    ax = axs.ravel()
+    a = ax[0]
     styles = {
         "initial": ("C0", "o-", "initial network"),
         "after_preflossing": ("C1", "s-", "after pre-flossing"),
@@ -265,35 +282,44 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     for key, (c, st, label) in styles.items():
         v = np.asarray(spectra[key])
         a.plot(np.arange(1, v.size + 1), v, st, color=c, ms=4, label=label)
+    for key in ("initial", "after_preflossing"):
+        a.annotate(
+            f"λ₁ (largest) = {lam[key]:+.3f}/step = {lam[key] * per_s:+.0f}/s",
+            (1, lam[key]),
+            xytext=(4, 8 if key == "after_preflossing" else -14),
+            textcoords="offset points",
+            fontsize=7,
+        )
     a.axhline(0, color="k", lw=0.6)
-    a.set_xlabel("index i")
+    a.set_xlabel("index i (i = 1: the largest exponent)")
     a.xaxis.get_major_locator().set_params(integer=True)
     a.set_ylabel("surrogate Lyapunov exponent λ_i [1/step]")
-    a.set_title("spectra before / after flossing")
-    a.legend(fontsize=8)
+    a.secondary_yaxis("right", functions=(lambda x: x * per_s, lambda y: y / per_s)).set_ylabel("λ_i [1/s]")
+    a.set_title("(a) spectra before / after flossing")
+    a.legend(fontsize=7, loc="lower right")
 
-    a = ax[0, 1]
+    a = ax[1]
     ep = np.asarray(hp["epoch"])
     a.plot(ep, hp["test_acc"], "o-", ms=3, color="C0", label="no flossing")
     a.plot(np.asarray(hf["epoch"]), hf["test_acc"], "o-", ms=3, color="C1", label="pre-flossing")
-    a.axhline(0.5, color="k", lw=0.6, ls=":")
+    a.axhline(0.5, color="k", lw=0.6, ls=":", label="chance (0.5)")
     a.set_xlabel("epoch")
     a.set_ylabel("test accuracy (scored bits)")
-    a.set_title("training with / without flossing (same seeds)")
+    a.set_title("(b) training with / without flossing (same seeds)")
     a.legend(fontsize=8)
 
-    a = ax[1, 0]
+    a = ax[2]
     a.plot(ep, hp["test_loss"], "o-", ms=3, color="C0", label="no flossing: test")
     a.plot(np.asarray(hf["epoch"]), hf["test_loss"], "o-", ms=3, color="C1", label="pre-flossing: test")
     a.plot(ep[1:], hp["train_loss"][1:], "--", color="C0", alpha=0.6, label="no flossing: train")
     a.plot(np.asarray(hf["epoch"])[1:], hf["train_loss"][1:], "--", color="C1", alpha=0.6, label="pre-flossing: train")
-    a.axhline(np.log(2), color="k", lw=0.6, ls=":")
+    a.axhline(np.log(2), color="k", lw=0.6, ls=":", label="chance (ln 2)")
     a.set_xlabel("epoch")
     a.set_ylabel("BCE loss")
-    a.set_title("training curves")
+    a.set_title("(c) training curves")
     a.legend(fontsize=8)
 
-    a = ax[1, 1]
+    a = ax[3]
     for curve, key, c, label in (
         (err0, "initial", "C0", "initial network"),
         (err1, "after_preflossing", "C1", "after pre-flossing"),
@@ -301,15 +327,52 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
         a.semilogy(lags, curve, "-", color=c, label=f"{label}")
         ref = 1
         pred = curve[ref] * np.exp(lam[key] * (lags - ref))
-        a.semilogy(lags, pred, ":", color=c, lw=1.5, label=f"exp(λ₁·lag), λ₁ = {lam[key]:+.3f}")
+        a.semilogy(lags, pred, ":", color=c, lw=1.5, label=f"exp(λ₁·lag), λ₁ (largest) = {lam[key]:+.3f}/step")
     a.set_xlabel("lag = t_err + 1 - t [steps]")
     a.set_ylabel("‖∂L/∂x_t‖ (geometric mean)")
-    a.set_title("backpropagated error vs lag")
+    a.set_title("(d) backpropagated error vs lag")
     lo = max(min(np.min(err0[err0 > 0]), np.min(err1[err1 > 0])) * 0.3, 1e-30)
     a.set_ylim(bottom=lo)
-    a.legend(fontsize=8)
-    fig.suptitle(summary["verdict"], fontsize=9)
+    a.legend(fontsize=7)
+
+    a = ax[4]
+    found = findings()
+    if found:
+        for i, st in enumerate(found["studies"]):
+            for label, ser in st["series"].items():
+                a.plot(
+                    ser["d"],
+                    ser["mean_acc"],
+                    "-" if label == "flossing" else "--",
+                    marker="os^"[i % 3],
+                    color=f"C{i + 2}",
+                    label=f"{st['network'].split(',')[0]}: {label}",
+                )
+        a.axhline(0.5, color="k", lw=0.6, ls=":", label="chance (0.5)")
+        a.set(xlabel="delay d = 2δ (steps)", ylabel="final test accuracy (mean of 5 seeds)", ylim=(0.4, 1.02))
+        a.legend(fontsize=6)
+    a.set_title("(e) where flossing was looked for: the published budget", fontsize=9)
+
+    a = ax[5]
+    a.axis("off")
+    lines = [summary["verdict"], ""]
+    if found:
+        lines += ["At the published budget (3001 epochs, 5 seeds; docs/results.md):"]
+        for st in found["studies"]:
+            ser = st["series"]
+            if "flossing" in ser and "no flossing" in ser:
+                pairs = ", ".join(
+                    f"d={d}: {a_} vs {b_}"
+                    for d, a_, b_ in zip(ser["flossing"]["d"], ser["flossing"]["solved"], ser["no flossing"]["solved"])
+                )
+                lines += [f"• {st['network']}", f"   solved with vs without flossing: {pairs}"]
+    import textwrap
+
+    a.text(0, 1, "\n".join(textwrap.fill(x, 70, subsequent_indent="   ") if x else "" for x in lines), va="top", fontsize=7.5)
+    a.set_title("(f) what it shows", fontsize=9)
+    fig.suptitle(summary["context"], fontsize=9)
     fig.tight_layout()
+    fig.subplots_adjust(wspace=0.38)  # room for the 1/s axis of (a)
     from refimpl.io import atomic_savefig
 
     atomic_savefig(fig, path, dpi=110)

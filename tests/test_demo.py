@@ -21,6 +21,11 @@ def test_demo_quick_writes_report_and_summary(tmp_path, capsys):
     for run in ("no_flossing", "flossing"):
         assert (out / run / "log.h5").is_file() and (out / run / "checkpoint.h5").is_file()
     assert "accuracy" in text and "λ₁" in text and "wall time" in text
+    # the report's context line and the published-budget findings it shows beside the run (issue 13, point 5)
+    assert summary["context"].startswith("recurrent cLIF, N = ")
+    studies = summary["findings"]
+    assert studies and all(set(st["series"]) == {"no flossing", "flossing"} for st in studies)
+    assert any(st["network"].startswith("rate") for st in studies)
 
 
 def test_demo_runs_share_seeds_and_differ_only_in_flossing():
