@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, strategies as st
 
 from refimpl.check import gradcheck
-from refimpl.grad.qr import qr_backward, qr_jvp, qr_positive
+from refimpl.grad.qr import qr_backward, qr_jvp, qr_positive, qr_reverse_rows
 
 
 def _problem(seed, m, n):
@@ -54,10 +54,34 @@ def test_reverse_rule_against_finite_differences_and_tangent(seed, shape):
     assert abs(fwd - np.sum(Abar * dA)) <= 1e-10 * max(1.0, abs(fwd))
 
 
-def test_wrong_reverse_rule_fails():
-    _, A, dA, Qbar, Rbar = _problem(5, 6, 3)
-    Rbar = np.triu(Rbar)
+def _rows(rule, Q, R, Qbar, rbar, counted):
+    """Ā of the compiled row-layout rule, in the column layout of :func:`qr_backward`."""
+    k = R.shape[0]
+    out = np.empty((k, Q.shape[0]))
+    rule(np.ascontiguousarray(Q.T), R, np.ascontiguousarray(Qbar.T), rbar, counted, np.empty((k, k)), np.empty((k, k)), out)
+    return out.T
+
+
+@given(st.integers(0, 2**16), shapes, st.booleans())
+def test_compiled_rule_is_the_numpy_rule_for_a_diagonal_rbar(seed, shape, counted):
+    """The one compiled reverse rule that both flossing paths use equals the NumPy rule for the diagonal
+    R̄ = diag(r̄ / diag R) of a loss of the exponents (and R̄ = 0 at uncounted steps)."""
+    rng, A, _, Qbar, _ = _problem(seed, *shape)
     Q, R = qr_positive(A)
+    rbar = rng.standard_normal(R.shape[0])
+    Rbar = np.diag(rbar / np.diag(R)) if counted else np.zeros_like(R)
+    want = qr_backward(Q, R, Qbar, Rbar)
+    np.testing.assert_allclose(_rows(qr_reverse_rows, Q, R, Qbar, rbar, counted), want, rtol=1e-10, atol=1e-10)
+
+
+def test_wrong_reverse_rule_fails():
+    """The deliberate fault of gradcheck (copyltu(M) -> M), compiled into the rule, fails finite differences."""
+    rng, A, dA, Qbar, _ = _problem(5, 6, 3)
+    Q, R = qr_positive(A)
+    rbar = rng.standard_normal(3)
+    Rbar = np.diag(rbar / np.diag(R))
     fd = gradcheck.richardson(lambda h: _scalar(A + h * dA, Qbar, Rbar), 1e-4)
-    wrong = gradcheck._qr_backward_no_copyltu(qr_backward)(Q, R, Qbar, Rbar)
+    right = _rows(qr_reverse_rows, Q, R, Qbar, rbar, True)
+    assert abs(fd - np.sum(right * dA)) <= 1e-6 * max(1.0, abs(fd))
+    wrong = _rows(gradcheck._qr_reverse_without_copyltu(), Q, R, Qbar, rbar, True)
     assert abs(fd - np.sum(wrong * dA)) > 1e-6 * max(1.0, abs(fd))

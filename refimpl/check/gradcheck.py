@@ -313,12 +313,9 @@ def _both(*patches):
     return ctx
 
 
-def _qr_backward_no_copyltu(orig):
-    def f(Q, R, Qbar, Rbar):
-        M = R @ Rbar.T - Qbar.T @ Q
-        return qr.right_solve(R, Qbar + Q @ M, transpose=True)
-
-    return f
+def _qr_reverse_without_copyltu():
+    """The compiled QR reverse rule with ``copyltu(M)`` replaced by ``M``."""
+    return _recompiled("copyltu_into", _copyltu_is_m())(qr.qr_reverse_rows)
 
 
 #: name -> (description, context manager factory)
@@ -350,8 +347,11 @@ FAULTS = {
     "qr_backward_no_copyltu": (
         "QR reverse rule using M instead of copyltu(M)",
         _both(
-            _patch(flossing, "qr_backward", _qr_backward_no_copyltu),
-            _patch(fused, "floss_backward_rows", _recompiled("copyltu", _copyltu_is_m())),
+            # the step-by-step pass (several layers) calls the rule; the fused kernel has it compiled in
+            _patch(flossing, "qr_reverse_rows", lambda orig: _qr_reverse_without_copyltu()),
+            _patch(
+                fused, "floss_backward_rows", lambda orig: _recompiled("qr_reverse_rows", _qr_reverse_without_copyltu())(orig)
+            ),
         ),
     ),
 }

@@ -57,7 +57,7 @@ from refimpl.model.network import (
     simulate,
     unpack,
 )
-from refimpl.grad.qr import qr_backward, qr_jvp, qr_positive
+from refimpl.grad.qr import qr_jvp, qr_positive, qr_reverse_rows
 
 
 class FlossingError(ValueError):
@@ -247,8 +247,20 @@ def _flossing_step_backward(cfg, Ls, params, traj, t, is_qr, counted, Qt, R, lam
     Qbar_mat = pack(cfg, Qbar).T
     if is_qr:
         Q_next = qr_positive(pack(cfg, A_blocks).T)[0]
-        Rbar = np.diag(lam_bar_per_step / np.diag(R)) if counted else np.zeros_like(R)
-        Abar = qr_backward(Q_next, R, Qbar_mat, Rbar)
+        # the reverse rule for R̄ = diag(λ̄ / diag R) (counted steps) or 0, in rows (refimpl.grad.qr)
+        k = R.shape[0]
+        Abar_rows = np.empty((k, Q_next.shape[0]))
+        qr_reverse_rows(
+            np.ascontiguousarray(Q_next.T),
+            np.ascontiguousarray(R),
+            np.ascontiguousarray(Qbar_mat.T),
+            np.ascontiguousarray(lam_bar_per_step, dtype=np.float64),
+            counted,
+            np.empty((k, k)),
+            np.empty((k, k)),
+            Abar_rows,
+        )
+        Abar = Abar_rows.T
     else:
         Abar = Qbar_mat
     Abar_blocks = unpack(cfg, Abar.T)

@@ -6,20 +6,9 @@ import numpy as np
 from numba import njit
 
 from refimpl.model.cell import GRAD_ATTACHED, RESET_NONE, RESET_ZERO, adjoint_element, tangent_element
-from refimpl.linalg.lapack import gemm, qr_rows, qr_work, solve_rt_rows
+from refimpl.linalg.lapack import gemm, qr_rows, qr_work
 from refimpl.linalg.sparse import outer_acc_t
-
-
-@njit(cache=True, inline="always")
-def copyltu(M, out):
-    """``out = tril(M) + tril(M, -1)ᵀ``: the symmetric matrix of the QR reverse rule (docs/model.md §7).
-
-    A function of its own so that a deliberate fault (``gradcheck``, ``qr_backward_no_copyltu``) can replace
-    it in the compiled kernel that uses it."""
-    k = M.shape[0]
-    for r in range(k):
-        for cc in range(k):
-            out[r, cc] = M[r, cc] if r >= cc else M[cc, r]
+from refimpl.grad.qr import qr_reverse_rows
 
 
 # ---------------------------------------------------------------------------
@@ -268,17 +257,7 @@ def floss_backward_rows(
                 q = (j + 1) // ons - 1
                 Rq = Rseg[i] if every > 1 else Rs[q]
                 counted = q >= transient
-                # Mx = R R̄ᵀ - Q̄ᵀ Q with R̄ = diag(rbar / diag R)
-                gemm(False, True, -1.0, Qb, Qn, 0.0, Mx)
-                if counted:
-                    for r in range(k):
-                        for cc in range(r, k):
-                            Mx[r, cc] += Rq[r, cc] * (rbar[cc] / Rq[cc, cc])
-                copyltu(Mx, Cs)
-                # Ā = (Q̄ + Q copyltu(M)) R⁻ᵀ
-                Ab[:, :] = Qb
-                gemm(False, False, 1.0, Cs, Qn, 1.0, Ab)
-                solve_rt_rows(Rq, Ab)
+                qr_reverse_rows(Qn, Rq, Qb, rbar, counted, Mx, Cs, Ab)  # Ā_t (docs/model.md §7)
             else:
                 Ab[:, :] = Qb
             # ---- Q̄_t = D_tᵀ Ā (first order) and the second-order terms of ⟨Ā, D_t Q_t⟩

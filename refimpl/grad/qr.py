@@ -3,12 +3,20 @@
 ``A = QR`` (``A`` is ``m×n``, ``m ≥ n``, full rank) is unique once ``diag R > 0``.
 The reverse rule maps ``(Q̄, R̄)`` to ``Ā``; the tangent rule maps ``dA`` to
 ``(dQ, dR)``. Both use triangular solves with ``R``, never an inverse.
+
+The flossing gradient (both its paths: the fused one-layer kernel and the step-by-step pass of
+several layers) uses one compiled form of the reverse rule, :func:`qr_reverse_rows`, for the
+diagonal ``R̄`` that a loss of the exponents has; :func:`qr_backward` is the same rule in NumPy for
+any ``R̄``, against which tests/test_qr.py holds it.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from scipy.linalg.blas import dtrsm
+
+from refimpl.linalg.lapack import gemm, solve_rt_rows
 
 
 def qr_positive(A: np.ndarray):
@@ -44,3 +52,36 @@ def qr_jvp(Q, R, dA):
     L = np.tril(X, -1)
     Xm = X - (L - L.T)
     return Y - Q @ Xm, Xm @ R
+
+
+@njit(cache=True, inline="always")
+def copyltu_into(M, out):
+    """``out = tril(M) + tril(M, -1)ᵀ`` (:func:`copyltu`) into a preallocated array.
+
+    A function of its own so that a deliberate fault (``gradcheck``, ``qr_backward_no_copyltu``) can replace
+    it in the compiled rule that uses it."""
+    k = M.shape[0]
+    for r in range(k):
+        for cc in range(k):
+            out[r, cc] = M[r, cc] if r >= cc else M[cc, r]
+
+
+@njit(cache=True)
+def qr_reverse_rows(Q, R, Qbar, rbar, counted, M, C, Abar):
+    """The reverse rule of :func:`qr_backward` for ``R̄ = diag(rbar / diag R)`` (``counted``; else ``R̄ = 0``),
+    in the row layout of the fused kernels: ``Q``, ``Q̄`` and ``Ā`` are ``(k, m)``, their rows the columns
+    of the thin factors. ``M``, ``C (k, k)`` are workspace. Writes ``Ā = (Q̄ + Q copyltu(M)) R⁻ᵀ``,
+    ``M = R R̄ᵀ - Q̄ᵀ Q``, into ``Abar``.
+
+    A loss of the exponents ``λ_i = (1/n) Σ log R_ii`` has a diagonal ``R̄``, so ``R R̄ᵀ`` costs ``k²/2``
+    products instead of a matrix product."""
+    k = R.shape[0]
+    gemm(False, True, -1.0, Qbar, Q, 0.0, M)  # -Q̄ᵀQ in the column layout
+    if counted:
+        for r in range(k):
+            for cc in range(r, k):
+                M[r, cc] += R[r, cc] * (rbar[cc] / R[cc, cc])
+    copyltu_into(M, C)
+    Abar[:, :] = Qbar
+    gemm(False, False, 1.0, C, Q, 1.0, Abar)
+    solve_rt_rows(R, Abar)
