@@ -177,12 +177,12 @@ class LyapunovConfig:
     """Settings of the surrogate Lyapunov spectrum (docs/model.md §6), checked by the ``[lyapunov]``
     settings of :mod:`refimpl.schema`; the API default ``k = 1`` measures λ₁ (a training run logs 16)."""
 
-    k: int = 1
-    ons: int = 1
-    warmup: int = 0
-    transient: int = 0
-    batch_index: int = 0
-    seed: int = 0
+    k: int = 1  # the API's own default (λ₁); the rest are the schema's
+    ons: int = setting("lyapunov", "ons").default
+    warmup: int = setting("lyapunov", "warmup").default
+    transient: int = setting("lyapunov", "transient").default
+    batch_index: int = 0  # which trajectory of a batch (not a run setting)
+    seed: int = setting("lyapunov", "seed").default
 
     def __post_init__(self):
         for key in ("k", "ons", "warmup", "transient", "seed"):  # the [lyapunov] settings of refimpl.schema

@@ -276,28 +276,37 @@ class Trainer:
         r["wall_time"].append(self.wall)
 
     # -- flossing -----------------------------------------------------------------
+    def _floss_gradient(self, epoch: int):
+        """The flossing loss and gradient on the next fresh flossing input, or None when its QR failed (a
+        warning; logged as a skipped step)."""
+        fl = self.run.flossing
+        lcfg, fcfg = self.run.lyapunov.config(fl.k, flossing=fl), fl.floss_config()
+        u = self.data.floss_input(self.floss_counter)
+        self.floss_counter += 1
+        try:
+            return flossing.value_and_grad(self.cfg, self.single_params(), u, lcfg, fcfg)
+        except flossing.FlossingError as exc:
+            warnings.warn(f"flossing step skipped: {exc}")
+            self._log_floss(epoch, math.nan, np.full(fl.k, math.nan), math.nan, skipped=True)
+            return None
+
+    def _log_floss(self, epoch, loss, exponents, grad_norm, skipped=False) -> None:
+        h = self.history.floss
+        h["epoch"].append(epoch), h["loss"].append(loss), h["exponents"].append(exponents)
+        h["grad_norm"].append(grad_norm), h["skipped"].append(skipped)
+
     def floss(self, n: int, epoch: int) -> None:
         """``n`` flossing steps (Adam on the flossing loss, own optimizer state)."""
         fl = self.run.flossing
-        lcfg, fcfg, opt = self.run.lyapunov.config(fl.k, flossing=fl), fl.floss_config(), fl.adam()
-        h = self.history.floss
-        flossed = set(flossing.flossed_keys(self.cfg, fcfg))
+        opt = fl.adam()
+        flossed = set(flossing.flossed_keys(self.cfg, fl.floss_config()))
         for i in range(n):
-            u = self.data.floss_input(self.floss_counter)
-            self.floss_counter += 1
-            try:
-                res = flossing.value_and_grad(self.cfg, self.single_params(), u, lcfg, fcfg)
-            except flossing.FlossingError as exc:
-                warnings.warn(f"flossing step skipped: {exc}")
-                h["epoch"].append(epoch), h["loss"].append(math.nan)
-                h["exponents"].append(np.full(fl.k, math.nan)), h["grad_norm"].append(math.nan)
-                h["skipped"].append(True)
+            res = self._floss_gradient(epoch)
+            if res is None:
                 continue
             grads = {k: g for k, g in res.grads.items() if k in flossed}
-            norm = global_norm(grads)
+            self._log_floss(epoch, res.loss, res.exponents, global_norm(grads))
             self.params = adam_step(self.params, grads, self.floss_adam, opt)
-            h["epoch"].append(epoch), h["loss"].append(res.loss), h["exponents"].append(res.exponents)
-            h["grad_norm"].append(norm), h["skipped"].append(False)
             self._poll()
             self._emit(kind="floss", epoch=epoch, step=i, n_steps=n, loss=res.loss, lambda1=float(res.exponents[0]))
 
@@ -357,23 +366,13 @@ class Trainer:
         """``g += weight · ∇L_floss`` on one fresh flossing input (``flossing.weight``), logged like a flossing
         step; returns the number of flossing gradients computed (0 when the QR failed and the term is skipped)."""
         fl = self.run.flossing
-        lcfg, fcfg = self.run.lyapunov.config(fl.k, flossing=fl), fl.floss_config()
-        u = self.data.floss_input(self.floss_counter)
-        self.floss_counter += 1
-        h = self.history.floss
-        try:
-            res = flossing.value_and_grad(self.cfg, self.single_params(), u, lcfg, fcfg)
-        except flossing.FlossingError as exc:
-            warnings.warn(f"flossing term skipped: {exc}")
-            h["epoch"].append(epoch), h["loss"].append(math.nan)
-            h["exponents"].append(np.full(fl.k, math.nan)), h["grad_norm"].append(math.nan)
-            h["skipped"].append(True)
+        res = self._floss_gradient(epoch)
+        if res is None:
             return 0
-        term = {k: fl.weight * res.grads[k] for k in flossing.flossed_keys(self.cfg, fcfg)}
+        term = {k: fl.weight * res.grads[k] for k in flossing.flossed_keys(self.cfg, fl.floss_config())}
         for k, v in term.items():
             g[k] = g[k] + v
-        h["epoch"].append(epoch), h["loss"].append(res.loss), h["exponents"].append(res.exponents)
-        h["grad_norm"].append(global_norm(term)), h["skipped"].append(False)
+        self._log_floss(epoch, res.loss, res.exponents, global_norm(term))
         return 1
 
     # -- Ctrl-C ---------------------------------------------------------------------
