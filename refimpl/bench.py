@@ -263,9 +263,8 @@ def _rss_child(spec: dict) -> None:
     """
     case = Case(**spec["case"])
     set_threads(spec["threads"], torch_too=spec["side"] == "torch")
-    tiny = Case(
-        case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2), checkpoint=min(case.checkpoint, 2)
-    )
+    tiny = Case(case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2),
+        checkpoint=min(case.checkpoint, 2))  # fmt: skip
     side = spec["side"]
     fn = run_refimpl if side == "refimpl" else (lambda c, p: run_torch(c, p, spec["method"], spec.get("T_torch")))
     fn(tiny, problem(tiny))  # imports, JIT (cache), allocator warm-up
@@ -400,9 +399,8 @@ _PEER_CACHE: dict = {}
 def bench_case(case: Case, args, log) -> Row:
     row = Row(case, flops=flops(case), required_bytes=required_bytes(case))
     prob = problem(case)
-    tiny = Case(
-        case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2), checkpoint=min(case.checkpoint, 2)
-    )
+    tiny = Case(case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2),
+        checkpoint=min(case.checkpoint, 2))  # fmt: skip
     run_refimpl(tiny, problem(tiny))  # JIT compilation (or cache load) outside the timing
     row.refimpl_runs, ref = _timed(lambda: run_refimpl(case, prob), args.repeats, args.max_seconds, args.min_seconds)
     row.refimpl_s = statistics.median(row.refimpl_runs)
@@ -410,12 +408,8 @@ def bench_case(case: Case, args, log) -> Row:
     peer_key = (case.kind, case.N, case.k, case.T, case.B)
     if not args.no_torch and peer_key in _PEER_CACHE:
         prev = _PEER_CACHE[peer_key]
-        row.torch_method, row.torch_T, row.torch_runs, row.torch_s = (
-            prev.torch_method,
-            prev.torch_T,
-            prev.torch_runs,
-            prev.torch_s,
-        )
+        row.torch_method, row.torch_T, row.torch_runs, row.torch_s = (prev.torch_method, prev.torch_T,
+            prev.torch_runs, prev.torch_s)  # fmt: skip
         row.rel_diff = max_rel_diff(ref, prev.peer_result) if row.torch_T == case.T else prev.rel_diff
         row.torch_peak_bytes = prev.torch_peak_bytes
         log(f"  pytorch  {case.label:<36} {row.torch_s:9.4f} s  (the same peer run as without checkpoints)")
@@ -425,9 +419,8 @@ def bench_case(case: Case, args, log) -> Row:
         T_torch = torch_steps(case, args.torch_mem_budget, row.torch_method)
         row.torch_T = T_torch
         run_torch(tiny, problem(tiny), row.torch_method or "jacrev")
-        row.torch_runs, peer = _timed(
-            lambda: run_torch(case, prob, row.torch_method, T=T_torch), args.repeats, args.max_seconds, args.min_seconds
-        )
+        row.torch_runs, peer = _timed(lambda: run_torch(case, prob, row.torch_method, T=T_torch), args.repeats,
+            args.max_seconds, args.min_seconds)  # fmt: skip
         scale = case.T / T_torch
         row.torch_s = statistics.median(row.torch_runs) * scale
         note = f"  (ran T={T_torch}, time scaled ×{scale:.2f})" if T_torch < case.T else ""
@@ -448,12 +441,10 @@ def bench_case(case: Case, args, log) -> Row:
         m = measure_memory(case, "refimpl", args.threads)
         row.refimpl_peak_bytes = m.get("peak_bytes", float("nan"))
         if not args.no_torch and not (row.torch_peak_bytes >= 0):
-            m = measure_memory(
-                case, "torch", args.threads, row.torch_method or "jacrev", row.torch_T if row.torch_T < case.T else None
-            )
-            row.torch_peak_bytes = m.get("peak_bytes", float("nan")) * (
-                case.T / max(row.torch_T, 1) if row.torch_T < case.T else 1.0
-            )
+            m = measure_memory(case, "torch", args.threads, row.torch_method or "jacrev",
+                row.torch_T if row.torch_T < case.T else None)  # fmt: skip
+            row.torch_peak_bytes = m.get("peak_bytes",
+                float("nan")) * (case.T / max(row.torch_T, 1) if row.torch_T < case.T else 1.0)  # fmt: skip
         log(
             f"  memory   {case.label:<36} refimpl {row.refimpl_peak_bytes / 1e6:8.1f} MB   "
             f"pytorch {row.torch_peak_bytes / 1e6:8.1f} MB"
@@ -580,17 +571,10 @@ def run_cli(args) -> int:
     threads = set_threads(args.threads, torch_too=not args.no_torch)
     load0 = os.getloadavg()
     peak = dgemm_rate(512 if args.quick else 2048)
-    info = {
-        "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "threads": args.threads,
-        "thread_settings": threads,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": None if args.no_torch else bt.version(),
-        "dgemm_gflops": peak,
-        "load_before": load0,
-    }
+    info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "threads": args.threads, "thread_settings": threads, "python": platform.python_version(),
+        "numpy": np.__version__, "torch": None if args.no_torch else bt.version(), "dgemm_gflops": peak,
+        "load_before": load0}  # fmt: skip
     log(
         f"refimpl bench: {info['machine']}, {info['cpus']} CPUs, threads {args.threads} ({', '.join(threads)}), "
         f"load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"

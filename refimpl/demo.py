@@ -50,13 +50,9 @@ DEMO = {
 }
 
 #: --quick: the same pipeline on a toy size (for tests)
-QUICK = {
-    "network": {"layers": [12]},
-    "task": {"T": 30, "delta": 2},
+QUICK = {"network": {"layers": [12]}, "task": {"T": 30, "delta": 2},
     "training": {"epochs": 3, "batch_size": 8, "steps_per_epoch": 3, "test_size": 16},
-    "flossing": {"pre_steps": 4, "k": 4},
-    "lyapunov": {"k": 4},
-}
+    "flossing": {"pre_steps": 4, "k": 4}, "lyapunov": {"k": 4}}  # fmt: skip
 
 ERROR_BATCH = 16  # trajectories averaged in the error-norm panel
 
@@ -273,23 +269,15 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     fig, axs = plt.subplots(2, 3, figsize=(16.5, 8.5))
     ax = axs.ravel()
     a = ax[0]
-    styles = {
-        "initial": ("C0", "o-", "initial network"),
-        "after_preflossing": ("C1", "s-", "after pre-flossing"),
+    styles = {"initial": ("C0", "o-", "initial network"), "after_preflossing": ("C1", "s-", "after pre-flossing"),
         "after_training_no_flossing": ("C0", "x--", "trained, no flossing"),
-        "after_training_flossing": ("C1", "x--", "trained, with flossing"),
-    }
+        "after_training_flossing": ("C1", "x--", "trained, with flossing")}  # fmt: skip
     for key, (c, st, label) in styles.items():
         v = np.asarray(spectra[key])
         a.plot(np.arange(1, v.size + 1), v, st, color=c, ms=4, label=label)
     for key in ("initial", "after_preflossing"):
-        a.annotate(
-            f"λ₁ (largest) = {lam[key]:+.3f}/step = {lam[key] * per_s:+.0f}/s",
-            (1, lam[key]),
-            xytext=(4, 8 if key == "after_preflossing" else -14),
-            textcoords="offset points",
-            fontsize=7,
-        )
+        a.annotate(f"λ₁ (largest) = {lam[key]:+.3f}/step = {lam[key] * per_s:+.0f}/s", (1, lam[key]),
+            xytext=(4, 8 if key == "after_preflossing" else -14), textcoords="offset points", fontsize=7)  # fmt: skip
     a.axhline(0, color="k", lw=0.6)
     a.set_xlabel("index i (i = 1: the largest exponent)")
     a.xaxis.get_major_locator().set_params(integer=True)
@@ -340,14 +328,8 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     if found:
         for i, st in enumerate(found["studies"]):
             for label, ser in st["series"].items():
-                a.plot(
-                    ser["d"],
-                    ser["mean_acc"],
-                    "-" if label == "flossing" else "--",
-                    marker="os^"[i % 3],
-                    color=f"C{i + 2}",
-                    label=f"{st['network'].split(',')[0]}: {label}",
-                )
+                a.plot(ser["d"], ser["mean_acc"], "-" if label == "flossing" else "--", marker="os^"[i % 3],
+                    color=f"C{i + 2}", label=f"{st['network'].split(',')[0]}: {label}")  # fmt: skip
         a.axhline(0.5, color="k", lw=0.6, ls=":", label="chance (0.5)")
         a.set(xlabel="delay d = 2δ (steps)", ylabel="final test accuracy (mean of 5 seeds)", ylim=(0.4, 1.02))
         a.legend(fontsize=6)
@@ -361,10 +343,8 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
         for st in found["studies"]:
             ser = st["series"]
             if "flossing" in ser and "no flossing" in ser:
-                pairs = ", ".join(
-                    f"d={d}: {a_} vs {b_}"
-                    for d, a_, b_ in zip(ser["flossing"]["d"], ser["flossing"]["solved"], ser["no flossing"]["solved"])
-                )
+                pairs = ", ".join(f"d={d}: {a_} vs {b_}" for d, a_,
+                    b_ in zip(ser["flossing"]["d"], ser["flossing"]["solved"], ser["no flossing"]["solved"]))  # fmt: skip
                 lines += [f"• {st['network']}", f"   solved with vs without flossing: {pairs}"]
     import textwrap
 

@@ -40,11 +40,8 @@ SURROGATES = ("fast_sigmoid", "sigmoid", "arctan", "gaussian", "triangle")
 READOUT_SOURCES = {"clif": ("spikes", "membrane"), "binary": ("state", "activation"), "rate": ("state", "activation")}
 LOSSES = ("bce_per_step", "mse_per_step", "ce_max", "ce_mean", "ce_last")
 #: Named dialects of docs/model.md §1.1: (syn_input, input_gain, reset).
-DIALECTS = {
-    "engelken": ("new", "one_minus_beta", "zero"),
-    "spytorch": ("old", "unit", "zero"),
-    "stork": ("old", "one_minus_beta", "zero"),
-}
+DIALECTS = {"engelken": ("new", "one_minus_beta", "zero"), "spytorch": ("old", "unit", "zero"),
+    "stork": ("old", "one_minus_beta", "zero")}  # fmt: skip
 INITS = ("default", "fluctuation")
 X0_INITS = ("zero", "relaxed")
 DATA_MODES = ("auto", "fresh", "fixed")
@@ -77,19 +74,11 @@ class Setting(NamedTuple):
             return None
         k = self.kind
         if k == "int":
-            return check_int(
-                where, value, -math.inf if self.lo is None else int(self.lo), None if self.hi is None else int(self.hi)
-            )
+            return check_int(where, value, -math.inf if self.lo is None else int(self.lo),
+                None if self.hi is None else int(self.hi))  # fmt: skip
         if k == "float":
-            return check_float(
-                where,
-                value,
-                self.lo,
-                self.hi,
-                lo_open=self.open in ("lo", "both"),
-                hi_open=self.open in ("hi", "both"),
-                allow_inf=self.allow_inf,
-            )
+            return check_float(where, value, self.lo, self.hi, lo_open=self.open in ("lo", "both"),
+                hi_open=self.open in ("hi", "both"), allow_inf=self.allow_inf)  # fmt: skip
         if k == "bool":
             return check_bool(where, value)
         if k == "choice":
@@ -121,9 +110,8 @@ class Setting(NamedTuple):
                 if self.lo is not None
                 else f"{'<' if self.open else '<='} {self.hi:g}"
             )
-        return {"layers": "list of integers >= 1", "float": "number", "int": "integer", "bool": "true, false", "str": "text"}[
-            self.kind
-        ]
+        return {"layers": "list of integers >= 1", "float": "number", "int": "integer", "bool": "true, false",
+            "str": "text"}[self.kind]  # fmt: skip
 
 
 def S(key, kind, default, help, **kw) -> Setting:  # noqa: N802 - reads as a table row

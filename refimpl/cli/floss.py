@@ -12,40 +12,11 @@ import sys
 import time
 
 from refimpl.cli import UsageError
-from refimpl.cli.flags import add_input_flags, as_flags, add_lyapunov_flags, add_network_flags, problem_from_args
+from refimpl.cli.flags import NETWORK_FLAGS, add_input_flags, as_flags, add_lyapunov_flags, add_network_flags, problem_from_args
 
 #: flags that define the problem: a resumed run must give the same values
-PROBLEM_FLAGS = (
-    "cell",
-    "dialect",
-    "reset",
-    "surrogate",
-    "slope",
-    "reset_grad",
-    "smooth",
-    "layers",
-    "n_in",
-    "n_out",
-    "tau_mem",
-    "tau_syn",
-    "dt",
-    "seed",
-    "w_in",
-    "g_rec",
-    "bias",
-    "T",
-    "rate",
-    "input_seed",
-    "k",
-    "ons",
-    "warmup",
-    "transient",
-    "q_seed",
-    "lr",
-    "target",
-    "params",
-    "checkpoint_every",
-)
+PROBLEM_FLAGS = (*NETWORK_FLAGS, "layers", "n_in", "n_out", "T", "rate", "input_seed", "k", "ons", "warmup", "transient")
+PROBLEM_FLAGS += ("q_seed", "lr", "target", "params", "checkpoint_every")
 FORMAT = "refimpl-floss"
 
 

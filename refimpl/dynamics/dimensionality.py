@@ -206,11 +206,8 @@ class GradientSamples:
         else:
             tr_c, fro_c = tr, fro
         pr_all = tr_c * tr_c / fro_c if fro_c > 0 and tr_c > 0 else float("nan")
-        return {
-            "all": pr_all,
-            "time": participation_ratio_gram(Kt, center=center),
-            "batch": participation_ratio_gram(Kb, center=center) if B > 1 else float("nan"),
-        }
+        return {"all": pr_all, "time": participation_ratio_gram(Kt, center=center),
+            "batch": participation_ratio_gram(Kb, center=center) if B > 1 else float("nan")}  # fmt: skip
 
 
 def gradient_samples(cfg: NetworkConfig, params: dict, traj, ybar, *, names=("W_rec",), layers=None) -> GradientSamples:

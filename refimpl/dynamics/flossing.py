@@ -34,29 +34,10 @@ import numpy as np
 from refimpl.model import cell
 from refimpl.dynamics import fused
 from refimpl.model.config import FlossConfig, LyapunovConfig, NetworkConfig
-from refimpl.dynamics.lyapunov import (
-    zero_diagonal,
-    check_lyapunov,
-    exponent_conditions,
-    fused_ok,
-    layer_arrays,
-    qr_diagnostics,
-    qr_steps,
-    warn_ill_conditioned,
-)
-from refimpl.model.network import (
-    EMPTY2,
-    apply_D,
-    apply_DT,
-    check_inputs,
-    check_params,
-    initial_state_names,
-    layers_of,
-    pack,
-    param_shapes,
-    simulate,
-    unpack,
-)
+from refimpl.dynamics.lyapunov import (zero_diagonal, check_lyapunov, exponent_conditions, fused_ok, layer_arrays,
+    qr_diagnostics, qr_steps, warn_ill_conditioned)  # fmt: skip
+from refimpl.model.network import (EMPTY2, apply_D, apply_DT, check_inputs, check_params, initial_state_names,
+    layers_of, pack, param_shapes, simulate, unpack)  # fmt: skip
 from refimpl.grad.qr import qr_jvp, qr_positive, qr_reverse_rows
 
 
@@ -106,15 +87,8 @@ def _prepare(cfg, params, inputs, lcfg, Q0):
     return params, traj, Q0
 
 
-def value_and_grad(
-    cfg: NetworkConfig,
-    params: dict,
-    inputs,
-    lcfg: LyapunovConfig,
-    fcfg: FlossConfig = FlossConfig(),
-    Q0=None,
-    checkpoint_every: int | None = None,
-) -> FlossResult:
+def value_and_grad(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig,
+        fcfg: FlossConfig = FlossConfig(), Q0=None, checkpoint_every: int | None = None) -> FlossResult:  # fmt: skip
     """Flossing loss and its exact reverse-mode gradient for the flossed parameters."""
     if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
         raise ValueError(f"checkpoint_every must be None or an integer >= 1, got {checkpoint_every!r}")
@@ -166,9 +140,8 @@ def value_and_grad(
             if is_qr:
                 blocks = unpack(cfg, qr_positive(pack(cfg, blocks).T)[0].T)
         for t, is_qr, _ in reversed(seg):
-            _flossing_step_backward(
-                cfg, Ls, params, traj, t, is_qr, t in counted_steps, Qin[t], Rs.get(t), lam_bar / n_steps, Qbar, xbar, grads
-            )
+            _flossing_step_backward(cfg, Ls, params, traj, t, is_qr, t in counted_steps, Qin[t], Rs.get(t),
+                lam_bar / n_steps, Qbar, xbar, grads)  # fmt: skip
         seg_end = t0
     # states before warmup: plain BPTT of the state adjoint
     for t in range(lcfg.warmup - 1, -1, -1):
@@ -193,9 +166,8 @@ def _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, every, keys):
     if not (L.reset_grad == cell.GRAD_ATTACHED and L.reset == cell.RESET_ZERO):
         m = np.zeros((0, m.shape[1]))  # m_t enters only for attached zero reset
     has_I = cfg.cell == "clif"
-    Qck, Rs, diagR, amax = fused.floss_forward_rows(
-        s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I, W_rec, np.ascontiguousarray(Q0.T), lcfg.warmup, lcfg.ons, every
-    )
+    Qck, Rs, diagR, amax = fused.floss_forward_rows(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I, W_rec,
+        np.ascontiguousarray(Q0.T), lcfg.warmup, lcfg.ons, every)  # fmt: skip
     logd, zero = qr_diagnostics(diagR, amax, max(Q0.shape))
     bad = np.nonzero(zero.any(axis=1))[0]
     if bad.size:
@@ -208,31 +180,9 @@ def _value_and_grad_fused(cfg, params, traj, lcfg, fcfg, Q0, every, keys):
     k = lcfg.k
     loss = float(np.mean((lam - fcfg.target) ** 2))
     rbar = 2.0 * (lam - fcfg.target) / k / n_steps
-    gW_in, gW_rec, gb, V0bar, I0bar = fused.floss_backward_rows(
-        s,
-        s2,
-        m,
-        rho,
-        c,
-        L.alpha,
-        L.beta,
-        L.g,
-        L.theta,
-        L.syn_old,
-        has_I,
-        L.reset,
-        L.reset_grad,
-        W_rec,
-        z,
-        S,
-        Qck,
-        Rs,
-        rbar,
-        lcfg.warmup,
-        lcfg.ons,
-        lcfg.transient,
-        every,
-    )
+    gW_in, gW_rec, gb, V0bar, I0bar = fused.floss_backward_rows(s, s2, m, rho, c, L.alpha, L.beta, L.g, L.theta,
+        L.syn_old, has_I, L.reset, L.reset_grad, W_rec, z, S, Qck, Rs, rbar, lcfg.warmup, lcfg.ons,
+        lcfg.transient, every)  # fmt: skip
     del Qck, Rs
     names = initial_state_names(cfg)
     grads = {"layer1/W_in": gW_in, "layer1/W_rec": gW_rec, "layer1/b": gb, f"layer1/{names[0]}": V0bar}
@@ -250,16 +200,9 @@ def _flossing_step_backward(cfg, Ls, params, traj, t, is_qr, counted, Qt, R, lam
         # the reverse rule for R̄ = diag(λ̄ / diag R) (counted steps) or 0, in rows (refimpl.grad.qr)
         k = R.shape[0]
         Abar_rows = np.empty((k, Q_next.shape[0]))
-        qr_reverse_rows(
-            np.ascontiguousarray(Q_next.T),
-            np.ascontiguousarray(R),
-            np.ascontiguousarray(Qbar_mat.T),
-            np.ascontiguousarray(lam_bar_per_step, dtype=np.float64),
-            counted,
-            np.empty((k, k)),
-            np.empty((k, k)),
-            Abar_rows,
-        )
+        qr_reverse_rows(np.ascontiguousarray(Q_next.T), np.ascontiguousarray(R), np.ascontiguousarray(Qbar_mat.T),
+            np.ascontiguousarray(lam_bar_per_step, dtype=np.float64), counted, np.empty((k, k)), np.empty((k, k)),
+            Abar_rows)  # fmt: skip
         Abar = Abar_rows.T
     else:
         Abar = Qbar_mat
@@ -278,32 +221,10 @@ def _flossing_step_backward(cfg, Ls, params, traj, t, is_qr, counted, Qt, R, lam
         else:
             qVpre, spre, s2pre, Vbar_pre = EMPTY2, np.zeros(0), np.zeros(0), np.zeros(0)
         mb = np.zeros(L.N)
-        cell.vjp2_step(
-            s[t, 0],
-            s2[t, 0],
-            rho[t, 0],
-            m[t, 0],
-            L.theta,
-            L.beta,
-            L.g,
-            L.syn_old,
-            L.reset,
-            L.reset_grad,
-            params[p + "W_in"],
-            params[p + "W_rec"],
-            Qt[l][0],
-            dms[l],
-            qVpre,
-            spre,
-            s2pre,
-            Abar_blocks[l][0],
-            Abar_blocks[l][1],
-            Vbar_direct[l],
-            Vbar_pre,
-            mb,
-            grads[p + "W_in"],
-            grads[p + "W_rec"],
-        )
+        cell.vjp2_step(s[t, 0], s2[t, 0], rho[t, 0], m[t, 0], L.theta, L.beta, L.g, L.syn_old, L.reset,
+            L.reset_grad, params[p + "W_in"], params[p + "W_rec"], Qt[l][0], dms[l], qVpre, spre, s2pre,
+            Abar_blocks[l][0], Abar_blocks[l][1], Vbar_direct[l], Vbar_pre, mb, grads[p + "W_in"],
+            grads[p + "W_rec"])  # fmt: skip
         mbar_extra.append(mb[None])
     # state adjoint: x̄_t = D_tᵀ x̄_{t+1} (+ the m̄ injection), plus the direct terms
     xbar[:] = apply_DT(cfg, Ls, params, traj, t, xbar, mbar_extra=mbar_extra, grads=grads)
@@ -311,9 +232,8 @@ def _flossing_step_backward(cfg, Ls, params, traj, t, is_qr, counted, Qt, R, lam
         xbar[l][0][0] += Vbar_direct[l]
 
 
-def directional_derivative(
-    cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, fcfg: FlossConfig, dparams: dict, Q0=None
-) -> float:
+def directional_derivative(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, fcfg: FlossConfig,
+        dparams: dict, Q0=None) -> float:  # fmt: skip
     """``d L_floss`` along the parameter tangent ``dparams``, in forward mode.
 
     ``dparams`` is a dict like ``params``; only the layer parameters enter
@@ -350,32 +270,10 @@ def directional_derivative(
                     Vdot_pre = xdot[l - 1][0][0]
                 else:
                     qVpre, spre, s2pre, Vdot_pre = EMPTY2, np.zeros(0), np.zeros(0), np.zeros(0)
-                cell.jvp2_step(
-                    s[t, 0],
-                    s2[t, 0],
-                    rho[t, 0],
-                    m[t, 0],
-                    L.theta,
-                    L.beta,
-                    L.g,
-                    L.syn_old,
-                    L.reset,
-                    L.reset_grad,
-                    params[p + "W_in"],
-                    params[p + "W_rec"],
-                    dparams[p + "W_in"],
-                    dparams[p + "W_rec"],
-                    blocks[l][0],
-                    qms[l],
-                    qVpre,
-                    spre,
-                    s2pre,
-                    xdot[l][0][0],
-                    Vdot_pre,
-                    mdot[l][0],
-                    Adot[l][0],
-                    Adot[l][1],
-                )
+                cell.jvp2_step(s[t, 0], s2[t, 0], rho[t, 0], m[t, 0], L.theta, L.beta, L.g, L.syn_old, L.reset,
+                    L.reset_grad, params[p + "W_in"], params[p + "W_rec"], dparams[p + "W_in"],
+                    dparams[p + "W_rec"], blocks[l][0], qms[l], qVpre, spre, s2pre, xdot[l][0][0], Vdot_pre,
+                    mdot[l][0], Adot[l][0], Adot[l][1])  # fmt: skip
             if is_qr:
                 Q, R = _qr_or_refuse(pack(cfg, A).T, t, lcfg)
                 dQ, dR = qr_jvp(Q, R, pack(cfg, Adot).T)

@@ -165,31 +165,8 @@ def _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mb
 
 
 @njit(cache=True)
-def floss_backward_rows(
-    s,
-    s2,
-    m,
-    rho,
-    c,
-    alpha,
-    beta,
-    g,
-    theta,
-    syn_old,
-    has_I,
-    reset,
-    reset_grad,
-    W_rec,
-    z,
-    S,
-    Qck,
-    Rs,
-    rbar,
-    warmup,
-    ons,
-    transient,
-    every,
-):
+def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I, reset, reset_grad, W_rec, z, S,
+        Qck, Rs, rbar, warmup, ons, transient, every):  # fmt: skip
     """Reverse pass of the flossing loss for one layer (docs/derivations.md §4), all steps in one call.
 
     ``rbar (k,)``: ``∂L/∂ log R_ii`` of each counted QR step (``λ̄ / n_steps``).
@@ -264,9 +241,8 @@ def floss_backward_rows(
             for r in range(k):
                 for i2 in range(N):
                     aI = Ab[r, N + i2] if has_I else 0.0
-                    Qb[r, i2], ib, J = adjoint_element(
-                        Ab[r, i2], aI, 0.0, rho[t, i2], c[t, i2], alpha[i2], beta[i2], g[i2], syn_old
-                    )
+                    Qb[r, i2], ib, J = adjoint_element(Ab[r, i2], aI, 0.0, rho[t, i2], c[t, i2], alpha[i2],
+                        beta[i2], g[i2], syn_old)  # fmt: skip
                     if has_I:
                         Qb[r, N + i2] = ib
                     Jk[r, i2] = J

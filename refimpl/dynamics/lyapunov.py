@@ -257,18 +257,8 @@ def layer_arrays(cfg: NetworkConfig, params: dict, traj):
     """
     L = layers_of(cfg)[0]
     s, s2, m, rho, c = (np.ascontiguousarray(a[:, 0]) for a in traj.lin[0])
-    return (
-        L,
-        params["layer1/W_in"],
-        params["layer1/W_rec"],
-        s,
-        s2,
-        m,
-        rho,
-        c,
-        np.ascontiguousarray(traj.Z[0][:, 0]),
-        np.ascontiguousarray(traj.S[0][:, 0]),
-    )
+    return (L, params["layer1/W_in"], params["layer1/W_rec"], s, s2, m, rho, c,
+        np.ascontiguousarray(traj.Z[0][:, 0]), np.ascontiguousarray(traj.S[0][:, 0]))  # fmt: skip
 
 
 def qr_diagnostics(diagR: np.ndarray, amax: np.ndarray, M: int):
@@ -285,9 +275,8 @@ def _benettin_fused(cfg, params, traj, lcfg, Q0):
     """:func:`benettin` in one compiled call (one-layer networks)."""
     L, _, W_rec, s, _, _, rho, c, _, _ = layer_arrays(cfg, params, traj)
     has_I = cfg.cell == "clif"
-    diagR, amax, pr, Xf = fused.benettin_rows(
-        s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I, W_rec, np.ascontiguousarray(Q0.T), lcfg.warmup, lcfg.ons
-    )
+    diagR, amax, pr, Xf = fused.benettin_rows(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, has_I, W_rec,
+        np.ascontiguousarray(Q0.T), lcfg.warmup, lcfg.ons)  # fmt: skip
     M = Q0.shape[0]
     logd, zero = qr_diagnostics(diagR, amax, max(M, Q0.shape[1]))
     d = np.abs(diagR)
@@ -328,19 +317,8 @@ def spectrum(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=
         )
     warn_ill_conditioned(kappa, lcfg, skip={i for _, i in degenerate})
     local = logs / lcfg.ons
-    return LyapunovResult(
-        lam,
-        local,
-        batch_means_error(local),
-        n_steps,
-        cfg.dt,
-        Q0,
-        Qf,
-        pr,
-        float(kappa.max()) if kappa.size else 1.0,
-        degenerate,
-        kappa,
-    )
+    return LyapunovResult(lam, local, batch_means_error(local), n_steps, cfg.dt, Q0, Qf, pr,
+        float(kappa.max()) if kappa.size else 1.0, degenerate, kappa)  # fmt: skip
 
 
 def direct_lambda1(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, eps: float = 1e-7, v0=None) -> float:

@@ -53,9 +53,8 @@ def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S, ext_S,
     for t in range(T - 1, -1, -1):
         for bb in range(B):
             for i in range(N):
-                vb, Ibar[bb, i], Jb = cell.adjoint_element(
-                    Vbar_next[bb, i], Ibar_next[bb, i], 0.0, rho[t, bb, i], c[t, bb, i], alpha[i], beta[i], g[i], syn_old
-                )
+                vb, Ibar[bb, i], Jb = cell.adjoint_element(Vbar_next[bb, i], Ibar_next[bb, i], 0.0, rho[t, bb, i],
+                    c[t, bb, i], alpha[i], beta[i], g[i], syn_old)  # fmt: skip
                 Vbar[bb, i] = ext_V[t, bb, i] + vb
                 J[bb, i] = Jb
                 gb[i] += Jb
@@ -89,9 +88,8 @@ def backward(cfg: NetworkConfig, params: dict, traj, ybar: np.ndarray) -> dict:
         L = Ls[l]
         s, _, _, rho, c = traj.lin[l]
         W_in, W_rec, _, _, _ = layer_params(cfg, params, l)
-        Vb0, Ib0, gW_in, gW_rec, gb, zbar = layer_backward(
-            s, rho, c, L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec, traj.layer_input(l), traj.S[l], ext_S, ext_V, l > 0
-        )
+        Vb0, Ib0, gW_in, gW_rec, gb, zbar = layer_backward(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, W_in,
+            W_rec, traj.layer_input(l), traj.S[l], ext_S, ext_V, l > 0)  # fmt: skip
         p = f"layer{l + 1}/"
         grads[p + "W_in"], grads[p + "W_rec"], grads[p + "b"] = gW_in, gW_rec, gb
         names = initial_state_names(cfg)

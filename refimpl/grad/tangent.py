@@ -53,25 +53,8 @@ def state_tangent(cfg: NetworkConfig, params: dict, traj, dparams: dict):
         W_in, W_rec, _, _, _ = layer_params(cfg, params, l)
         dW_in, dW_rec, db, dV0, dI0 = layer_params(cfg, dparams, l)
         B = traj.S[l].shape[1]
-        dV, dI = layer_tangent(
-            s,
-            rho,
-            c,
-            L.alpha,
-            L.beta,
-            L.g,
-            L.syn_old,
-            W_in,
-            W_rec,
-            traj.layer_input(l),
-            traj.S[l],
-            cell.initial_states(dV0, B),
-            cell.initial_states(dI0, B),
-            dW_in,
-            dW_rec,
-            db,
-            dz,
-        )
+        dV, dI = layer_tangent(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec, traj.layer_input(l),
+            traj.S[l], cell.initial_states(dV0, B), cell.initial_states(dI0, B), dW_in, dW_rec, db, dz)  # fmt: skip
         out.append((dV, dI))
         dz = np.ascontiguousarray(s[:-1] * dV[:-1])  # tangent of S^l_t, the input of layer l+1
     return out
@@ -84,9 +67,8 @@ def output_tangent(cfg: NetworkConfig, params: dict, traj, dparams: dict) -> np.
         ds = traj.lin[-1].s * dV
     else:
         ds = dV
-    return readout.jvp(
-        traj.readout_s, ds, params["readout/W_out"], dparams["readout/W_out"], dparams["readout/b_out"], readout.kappa(cfg)
-    )
+    return readout.jvp(traj.readout_s, ds, params["readout/W_out"], dparams["readout/W_out"],
+        dparams["readout/b_out"], readout.kappa(cfg))  # fmt: skip
 
 
 def directional_derivative(cfg: NetworkConfig, params: dict, inputs, targets, loss: LossConfig, dparams: dict) -> float:

@@ -100,21 +100,9 @@ def gemm(trans_a, trans_b, alpha, A, B, beta, C):
                 C[i, j] = beta * C[i, j] if beta != 0.0 else 0.0
         return
     # column-major view: Cᵀ = op(B)ᵀ op(A)ᵀ
-    _dgemm(
-        _chr_ptr(_T if trans_b else _N),
-        _chr_ptr(_T if trans_a else _N),
-        _int_ptr(n),
-        _int_ptr(m),
-        _int_ptr(kk),
-        _dbl_ptr(alpha),
-        _data_ptr(B),
-        _int_ptr(max(1, B.shape[1])),
-        _data_ptr(A),
-        _int_ptr(max(1, A.shape[1])),
-        _dbl_ptr(beta),
-        _data_ptr(C),
-        _int_ptr(max(1, n)),
-    )
+    _dgemm(_chr_ptr(_T if trans_b else _N), _chr_ptr(_T if trans_a else _N), _int_ptr(n), _int_ptr(m),
+        _int_ptr(kk), _dbl_ptr(alpha), _data_ptr(B), _int_ptr(max(1, B.shape[1])), _data_ptr(A),
+        _int_ptr(max(1, A.shape[1])), _dbl_ptr(beta), _data_ptr(C), _int_ptr(max(1, n)))  # fmt: skip
 
 
 #: from this many columns (and rows) on, the QR runs blocked (compact WY, LAPACK dgeqrt +
@@ -148,17 +136,8 @@ def qr_rows(X, R, tau, work):
         Tw = work[: nb * k]
         lw = work[nb * k : nb * (k + M)]
         Y = work[nb * (k + M) : nb * (k + M) + k * M]
-        _dgeqrt(
-            _int_ptr(M),
-            _int_ptr(k),
-            _int_ptr(nb),
-            _data_ptr(X),
-            _int_ptr(M),
-            _data_ptr(Tw),
-            _int_ptr(nb),
-            _data_ptr(lw),
-            info.ctypes,
-        )
+        _dgeqrt(_int_ptr(M), _int_ptr(k), _int_ptr(nb), _data_ptr(X), _int_ptr(M), _data_ptr(Tw), _int_ptr(nb),
+            _data_ptr(lw), info.ctypes)  # fmt: skip
         for i in range(k):
             for j in range(k):
                 R[i, j] = X[j, i] if j >= i else 0.0
@@ -167,43 +146,19 @@ def qr_rows(X, R, tau, work):
         for i in range(k):
             Y[i * M + i] = 1.0
         # Q = H_1 ⋯ H_b [I_k; 0], applied to the first k columns of the identity
-        _dgemqrt(
-            _chr_ptr(_L),
-            _chr_ptr(_N),
-            _int_ptr(M),
-            _int_ptr(k),
-            _int_ptr(k),
-            _int_ptr(nb),
-            _data_ptr(X),
-            _int_ptr(M),
-            _data_ptr(Tw),
-            _int_ptr(nb),
-            _data_ptr(Y),
-            _int_ptr(M),
-            _data_ptr(lw),
-            info.ctypes,
-        )
+        _dgemqrt(_chr_ptr(_L), _chr_ptr(_N), _int_ptr(M), _int_ptr(k), _int_ptr(k), _int_ptr(nb), _data_ptr(X),
+            _int_ptr(M), _data_ptr(Tw), _int_ptr(nb), _data_ptr(Y), _int_ptr(M), _data_ptr(lw), info.ctypes)  # fmt: skip
         for i in range(k):
             for j in range(M):
                 X[i, j] = Y[i * M + j]
     else:
-        _dgeqrf(
-            _int_ptr(M), _int_ptr(k), _data_ptr(X), _int_ptr(M), _data_ptr(tau), _data_ptr(work), _int_ptr(work.size), info.ctypes
-        )
+        _dgeqrf(_int_ptr(M), _int_ptr(k), _data_ptr(X), _int_ptr(M), _data_ptr(tau), _data_ptr(work),
+            _int_ptr(work.size), info.ctypes)  # fmt: skip
         for i in range(k):
             for j in range(k):
                 R[i, j] = X[j, i] if j >= i else 0.0
-        _dorgqr(
-            _int_ptr(M),
-            _int_ptr(k),
-            _int_ptr(k),
-            _data_ptr(X),
-            _int_ptr(M),
-            _data_ptr(tau),
-            _data_ptr(work),
-            _int_ptr(work.size),
-            info.ctypes,
-        )
+        _dorgqr(_int_ptr(M), _int_ptr(k), _int_ptr(k), _data_ptr(X), _int_ptr(M), _data_ptr(tau), _data_ptr(work),
+            _int_ptr(work.size), info.ctypes)  # fmt: skip
     for i in range(k):
         if R[i, i] < 0.0:
             for j in range(k):
@@ -217,16 +172,5 @@ def solve_rt_rows(R, X):
     """In place ``Bᵀ ← Bᵀ R⁻ᵀ`` for ``B`` given by its rows ``X (k, M)`` (dtrsm, no inverse)."""
     k, M = X.shape
     # column-major: X is B (M×k); R in row-major storage is Rᵀ (lower) in column-major
-    _dtrsm(
-        _chr_ptr(_R),
-        _chr_ptr(_L),
-        _chr_ptr(_N),
-        _chr_ptr(_N),
-        _int_ptr(M),
-        _int_ptr(k),
-        _dbl_ptr(1.0),
-        _data_ptr(R),
-        _int_ptr(k),
-        _data_ptr(X),
-        _int_ptr(M),
-    )
+    _dtrsm(_chr_ptr(_R), _chr_ptr(_L), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(M), _int_ptr(k), _dbl_ptr(1.0),
+        _data_ptr(R), _int_ptr(k), _data_ptr(X), _int_ptr(M))  # fmt: skip

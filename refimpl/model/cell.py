@@ -204,28 +204,8 @@ def forward(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset, ac
             I[0, bb, i] = I0[bb, i]
             S[0, bb, i] = activation(V0[bb, i], theta, act, sur, gamma, smooth)
     for t in range(T):
-        forward_step(
-            V[t],
-            I[t],
-            S[t],
-            z[t],
-            W_in,
-            W_rec,
-            b,
-            alpha,
-            beta,
-            g,
-            theta,
-            syn_old,
-            reset,
-            act,
-            sur,
-            gamma,
-            smooth,
-            V[t + 1],
-            I[t + 1],
-            S[t + 1],
-        )
+        forward_step(V[t], I[t], S[t], z[t], W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset, act, sur,
+            gamma, smooth, V[t + 1], I[t + 1], S[t + 1])  # fmt: skip
     return V, I, S
 
 
@@ -258,9 +238,8 @@ def jvp_step(K, s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, dV, dI, dz, dV_
         bb = r // K
         for i in range(N):
             p = P[bb, i] if has_p else 0.0
-            dV_out[r, i], dI_out[r, i], dm_out[r, i] = tangent_element(
-                dV[r, i], dI[r, i], dI_new[r, i], p, rho[bb, i], c[bb, i], alpha[i], beta[i], g[i], syn_old
-            )
+            dV_out[r, i], dI_out[r, i], dm_out[r, i] = tangent_element(dV[r, i], dI[r, i], dI_new[r, i], p,
+                rho[bb, i], c[bb, i], alpha[i], beta[i], g[i], syn_old)  # fmt: skip
 
 
 @njit(cache=True)
@@ -279,29 +258,8 @@ def param_tangent(z, S, dW_in, dW_rec, db):
 
 
 @njit(cache=True)
-def vjp_step(
-    K,
-    rho,
-    c,
-    alpha,
-    beta,
-    g,
-    syn_old,
-    W_in,
-    W_rec,
-    Vbar_next,
-    Ibar_next,
-    mbar_extra,
-    Vbar,
-    Ibar,
-    Sbar,
-    zbar,
-    z,
-    S,
-    gW_in,
-    gW_rec,
-    gb,
-):
+def vjp_step(K, rho, c, alpha, beta, g, syn_old, W_in, W_rec, Vbar_next, Ibar_next, mbar_extra, Vbar, Ibar, Sbar,
+        zbar, z, S, gW_in, gW_rec, gb):  # fmt: skip
     """Pull ``(V̄_{t+1}, Ī_{t+1})`` back through one step of one layer.
 
     Accumulates into ``V̄_t, Ī_t`` (rows ``(R, N)``), into the spike adjoint
@@ -319,9 +277,8 @@ def vjp_step(
         bb = r // K
         for i in range(N):
             extra = mbar_extra[r, i] if has_extra else 0.0
-            vb, ib, J[r, i] = adjoint_element(
-                Vbar_next[r, i], Ibar_next[r, i], extra, rho[bb, i], c[bb, i], alpha[i], beta[i], g[i], syn_old
-            )
+            vb, ib, J[r, i] = adjoint_element(Vbar_next[r, i], Ibar_next[r, i], extra, rho[bb, i], c[bb, i],
+                alpha[i], beta[i], g[i], syn_old)  # fmt: skip
             Vbar[r, i] += vb
             Ibar[r, i] += ib
     Sbar += np.dot(J, W_rec)
@@ -392,32 +349,8 @@ def _weighted_spike_adjoint(J, W, s, s2, q, gW, Vbar):
 
 
 @njit(cache=True)
-def jvp2_step(
-    s,
-    s2,
-    rho,
-    m,
-    theta,
-    beta,
-    g,
-    syn_old,
-    reset,
-    reset_grad,
-    W_in,
-    W_rec,
-    dW_in,
-    dW_rec,
-    qV,
-    qm,
-    qVpre,
-    spre,
-    s2pre,
-    Vdot,
-    Vdot_pre,
-    mdot,
-    AVdot,
-    AIdot,
-):
+def jvp2_step(s, s2, rho, m, theta, beta, g, syn_old, reset, reset_grad, W_in, W_rec, dW_in, dW_rec, qV, qm,
+        qVpre, spre, s2pre, Vdot, Vdot_pre, mdot, AVdot, AIdot):  # fmt: skip
     """Accumulate ``(Ḋ_t Q)`` into ``(ȦV, ȦI)``.
 
     ``Ḋ_t = ∂D_t/∂x · ẋ + ∂D_t/∂θ · θ̇`` for a state tangent ``ẋ`` (``Vdot``
@@ -449,32 +382,8 @@ def jvp2_step(
 
 
 @njit(cache=True)
-def vjp2_step(
-    s,
-    s2,
-    rho,
-    m,
-    theta,
-    beta,
-    g,
-    syn_old,
-    reset,
-    reset_grad,
-    W_in,
-    W_rec,
-    qV,
-    qm,
-    qVpre,
-    spre,
-    s2pre,
-    AVbar,
-    AIbar,
-    Vbar,
-    Vbar_pre,
-    mbar_extra,
-    gW_in,
-    gW_rec,
-):
+def vjp2_step(s, s2, rho, m, theta, beta, g, syn_old, reset, reset_grad, W_in, W_rec, qV, qm, qVpre, spre, s2pre,
+        AVbar, AIbar, Vbar, Vbar_pre, mbar_extra, gW_in, gW_rec):  # fmt: skip
     """The transpose of :func:`jvp2_step`: pull ``Ā = (ĀV, ĀI)`` back onto the state and θ.
 
     Accumulates ``∂⟨Ā, D_t(x, θ) Q⟩/∂x`` into ``V̄`` (this layer) and

@@ -141,23 +141,13 @@ class NetworkConfig:
         def num(v):
             return list(v) if isinstance(v, tuple) else float(v)
 
-        return {
-            "cell": self.cell,
-            "layers": list(self.layers),
-            "n_in": self.n_in,
-            "n_out": self.n_out,
-            "dt": float(self.dt),
-            "tau_mem": num(self.tau_mem),
-            "tau_syn": num(self.tau_syn),
-            "theta": float(self.theta),
-            "syn_input": self.syn_input,
-            "input_gain": self.input_gain,
-            "reset": self.reset,
-            "reset_grad": self.reset_grad,
+        return {"cell": self.cell, "layers": list(self.layers), "n_in": self.n_in, "n_out": self.n_out,
+            "dt": float(self.dt), "tau_mem": num(self.tau_mem), "tau_syn": num(self.tau_syn),
+            "theta": float(self.theta), "syn_input": self.syn_input, "input_gain": self.input_gain,
+            "reset": self.reset, "reset_grad": self.reset_grad,
             "surrogate": {"name": self.surrogate.name, "slope": float(self.surrogate.slope)},
             "smooth": bool(self.smooth),
-            "readout": {"tau_out": float(self.readout.tau_out), "source": self.readout.source},
-        }
+            "readout": {"tau_out": float(self.readout.tau_out), "source": self.readout.source}}  # fmt: skip
 
 
 @dataclass(frozen=True)

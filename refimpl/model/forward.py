@@ -66,24 +66,6 @@ def forward_linearized(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old
             break
         matmul_wt(z[t], W_in, W_inT, 0.0, I_new)
         matmul_wt(S[t], W_rec, W_recT, 1.0, I_new)
-        _step_linearized(
-            V[t],
-            I[t],
-            S[t],
-            s[t],
-            I_new,
-            b,
-            alpha,
-            beta,
-            g,
-            theta,
-            syn_old,
-            reset,
-            reset_grad,
-            V[t + 1],
-            I[t + 1],
-            m[t],
-            rho[t],
-            c[t],
-        )
+        _step_linearized(V[t], I[t], S[t], s[t], I_new, b, alpha, beta, g, theta, syn_old, reset, reset_grad,
+            V[t + 1], I[t + 1], m[t], rho[t], c[t])  # fmt: skip
     return V, I, S, s, s2, m, rho, c

@@ -44,17 +44,8 @@ import numpy as np
 from refimpl.model.config import NetworkConfig
 from refimpl.model.network import check_params, layers_of, param_shapes
 
-__all__ = [
-    "kernel",
-    "kernel_closed_form",
-    "kernel_sums",
-    "bernoulli_moments",
-    "moments",
-    "moments_continuous",
-    "solve_weights",
-    "plan",
-    "fluctuation_init",
-]
+__all__ = ["kernel", "kernel_closed_form", "kernel_sums", "bernoulli_moments", "moments", "moments_continuous",
+    "solve_weights", "plan", "fluctuation_init"]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -291,9 +282,8 @@ def _per_layer(name, value, n_layers, check):
     return [check(name, value)] * n_layers
 
 
-def plan(
-    cfg: NetworkConfig, *, mu_U, sigma_U, nu_in=None, nu_rec=None, rec_share=0.0, rec_mean_share=0.0, input_moments=None
-) -> list:
+def plan(cfg: NetworkConfig, *, mu_U, sigma_U, nu_in=None, nu_rec=None, rec_share=0.0, rec_mean_share=0.0,
+        input_moments=None) -> list:  # fmt: skip
     """Weight moments of every layer that give the targets; the arithmetic of :func:`fluctuation_init`.
 
     Returns one dict per layer with the absolute targets (``mu_U``,
@@ -387,50 +377,23 @@ def plan(
             act = None
         r, mr = shares[l], mshares[l]
         ff = dict(n=cfg.layer_inputs(l), mean=a, var=v, mu_U=(1.0 - mr) * mu_abs, sigma_U=math.sqrt(1.0 - r) * sigma_abs)
-        ff["mu_w"], ff["sigma_w"] = solve_weights(
-            mu_U=ff["mu_U"], sigma_U=ff["sigma_U"], n=ff["n"], eps_bar=eb, eps_hat=eh, mean=a, var=v, what=f"layer {l + 1}, W_in"
-        )
+        ff["mu_w"], ff["sigma_w"] = solve_weights(mu_U=ff["mu_U"], sigma_U=ff["sigma_U"], n=ff["n"], eps_bar=eb,
+            eps_hat=eh, mean=a, var=v, what=f"layer {l + 1}, W_in")  # fmt: skip
         if r > 0 or mr > 0:
             if act is None:
                 raise ValueError(f"nu_rec (Hz, the target rate of layer {l + 1}) is required when rec_mean_share > 0")
             rec = dict(n=N - 1, mean=act[0], var=act[1], mu_U=mr * mu_abs, sigma_U=math.sqrt(r) * sigma_abs)
-            rec["mu_w"], rec["sigma_w"] = solve_weights(
-                mu_U=rec["mu_U"],
-                sigma_U=rec["sigma_U"],
-                n=rec["n"],
-                eps_bar=eb,
-                eps_hat=eh,
-                mean=act[0],
-                var=act[1],
-                what=f"layer {l + 1}, W_rec",
-            )
+            rec["mu_w"], rec["sigma_w"] = solve_weights(mu_U=rec["mu_U"], sigma_U=rec["sigma_U"], n=rec["n"],
+                eps_bar=eb, eps_hat=eh, mean=act[0], var=act[1], what=f"layer {l + 1}, W_rec")  # fmt: skip
         else:
-            rec = dict(
-                n=N - 1,
-                mean=None if act is None else act[0],
-                var=None if act is None else act[1],
-                mu_U=0.0,
-                sigma_U=0.0,
-                mu_w=0.0,
-                sigma_w=0.0,
-            )
+            rec = dict(n=N - 1, mean=None if act is None else act[0], var=None if act is None else act[1],
+                mu_U=0.0, sigma_U=0.0, mu_w=0.0, sigma_w=0.0)  # fmt: skip
         out.append(dict(mu_U=mu_abs, sigma_U=sigma_abs, eps_bar=eb, eps_hat=eh, W_in=ff, W_rec=rec, activity=act))
     return out
 
 
-def fluctuation_init(
-    cfg: NetworkConfig,
-    *,
-    mu_U,
-    sigma_U,
-    nu_in=None,
-    nu_rec=None,
-    rec_share=0.0,
-    seed: int,
-    rec_mean_share=0.0,
-    input_moments=None,
-    w_out: float = 1.0,
-) -> dict:
+def fluctuation_init(cfg: NetworkConfig, *, mu_U, sigma_U, nu_in=None, nu_rec=None, rec_share=0.0, seed: int,
+        rec_mean_share=0.0, input_moments=None, w_out: float = 1.0) -> dict:  # fmt: skip
     """Parameters like :func:`refimpl.model.network.init_params` with fluctuation-driven ``W_in``, ``W_rec``.
 
     Every weight of a pathway is ``μ_w + σ_w·ξ``, ``ξ ~ N(0, 1)`` i.i.d., with
@@ -464,16 +427,8 @@ def fluctuation_init(
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     w_out = _real("w_out", w_out, lo=0.0)
-    layers = plan(
-        cfg,
-        mu_U=mu_U,
-        sigma_U=sigma_U,
-        nu_in=nu_in,
-        nu_rec=nu_rec,
-        rec_share=rec_share,
-        rec_mean_share=rec_mean_share,
-        input_moments=input_moments,
-    )
+    layers = plan(cfg, mu_U=mu_U, sigma_U=sigma_U, nu_in=nu_in, nu_rec=nu_rec, rec_share=rec_share,
+        rec_mean_share=rec_mean_share, input_moments=input_moments)  # fmt: skip
     rng = np.random.default_rng(seed)
     params = {}
     for name, shape in param_shapes(cfg).items():

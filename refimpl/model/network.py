@@ -136,18 +136,8 @@ def param_shapes(cfg: NetworkConfig) -> dict:
     return shapes
 
 
-def init_params(
-    cfg: NetworkConfig,
-    seed: int = 0,
-    *,
-    w_in: float = 1.0,
-    g_rec: float = 1.0,
-    w_out: float = 1.0,
-    bias: float = 0.0,
-    bias_spread: float = 0.0,
-    keep_diagonal: bool = False,
-    bias_out: float = 0.0,
-) -> dict:
+def init_params(cfg: NetworkConfig, seed: int = 0, *, w_in: float = 1.0, g_rec: float = 1.0, w_out: float = 1.0,
+        bias: float = 0.0, bias_spread: float = 0.0, keep_diagonal: bool = False, bias_out: float = 0.0) -> dict:  # fmt: skip
     """Gaussian initialization: ``W_in ~ N(0, w_in²/n_in)``, ``W_rec ~ N(0, g_rec²/N)``.
 
     ``W_rec`` has zero diagonal (no autapses) unless ``keep_diagonal``; biases
@@ -183,9 +173,8 @@ def init_params(
     return params
 
 
-def relaxed_initial_state(
-    cfg: NetworkConfig, params: dict, *, slots: int = 1, steps: int = 100, scale: float = 1.0, seed: int = 0
-) -> dict:
+def relaxed_initial_state(cfg: NetworkConfig, params: dict, *, slots: int = 1, steps: int = 100,
+        scale: float = 1.0, seed: int = 0) -> dict:  # fmt: skip
     """Initial states reached by running the network freely (no input) from a random state.
 
     Every layer starts from ``V ~ N(0, scale²)`` (clif: ``I = 0``) in each of
@@ -347,25 +336,8 @@ def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True) -> Traj
         # the forward pass and its linearization in one pass
         B = z.shape[1]
         V0, I0 = cell.initial_states(V0, B), cell.initial_states(I0, B)
-        V, I, S, *lin = forward_linearized(
-            z,
-            V0,
-            I0,
-            W_in,
-            W_rec,
-            b,
-            L.alpha,
-            L.beta,
-            L.g,
-            L.theta,
-            L.syn_old,
-            L.reset,
-            L.reset_grad,
-            L.act,
-            L.sur,
-            L.gamma,
-            L.smooth,
-        )
+        V, I, S, *lin = forward_linearized(z, V0, I0, W_in, W_rec, b, L.alpha, L.beta, L.g, L.theta, L.syn_old,
+            L.reset, L.reset_grad, L.act, L.sur, L.gamma, L.smooth)  # fmt: skip
         lins.append(Linearization(*lin))
         Vs.append(V), Is.append(I), Ss.append(S)
         z = np.ascontiguousarray(S[:-1])
@@ -377,17 +349,10 @@ def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True) -> Traj
 def select(traj: Trajectory, b: int) -> Trajectory:
     """The sub-trajectory of batch element ``b`` (keeps a batch axis of size 1)."""
     sl = slice(b, b + 1)
-    return Trajectory(
-        traj.inputs[:, sl],
-        [np.ascontiguousarray(z[:, sl]) for z in traj.Z],
-        [v[:, sl] for v in traj.V],
-        [i[:, sl] for i in traj.I],
-        [s[:, sl] for s in traj.S],
+    return Trajectory(traj.inputs[:, sl], [np.ascontiguousarray(z[:, sl]) for z in traj.Z],
+        [v[:, sl] for v in traj.V], [i[:, sl] for i in traj.I], [s[:, sl] for s in traj.S],
         [Linearization(*(np.ascontiguousarray(a[:, sl]) for a in lin)) for lin in traj.lin],
-        traj.readout_s[:, sl],
-        traj.U[:, sl],
-        traj.y[:, sl],
-    )
+        traj.readout_s[:, sl], traj.U[:, sl], traj.y[:, sl])  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -462,9 +427,8 @@ def apply_D(cfg, Ls, params, traj, t, blocks, b=0, want_dm=False, dparams=None):
             P = EMPTY2
         else:
             z_t = traj.layer_input(l)[t, bs]
-            P = cell.param_tangent(
-                z_t, traj.S[l][t, bs], dparams[f"layer{l + 1}/W_in"], dparams[f"layer{l + 1}/W_rec"], dparams[f"layer{l + 1}/b"]
-            )
+            P = cell.param_tangent(z_t, traj.S[l][t, bs], dparams[f"layer{l + 1}/W_in"],
+                dparams[f"layer{l + 1}/W_rec"], dparams[f"layer{l + 1}/b"])  # fmt: skip
         aV, aI, dm = np.empty((K, L.N)), np.empty((K, L.N)), np.empty((K, L.N))
         cell.jvp_step(K, s[t, bs], rho[t, bs], c[t, bs], L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec, qV, qI, dz, aV, aI, dm, P)
         out.append((aV, aI))
@@ -496,29 +460,8 @@ def apply_DT(cfg, Ls, params, traj, t, blocks_bar, b=0, mbar_extra=None, grads=N
         else:
             z_t, S_t = traj.layer_input(l)[t, bs], traj.S[l][t, bs]
             gW_in, gW_rec, gb = grads[p + "W_in"], grads[p + "W_rec"], grads[p + "b"]
-        cell.vjp_step(
-            K,
-            rho[t, bs],
-            c[t, bs],
-            L.alpha,
-            L.beta,
-            L.g,
-            L.syn_old,
-            W_in,
-            W_rec,
-            aV,
-            aI,
-            extra,
-            Vb[l],
-            Ib[l],
-            Sb[l],
-            zbar,
-            z_t,
-            S_t,
-            gW_in,
-            gW_rec,
-            gb,
-        )
+        cell.vjp_step(K, rho[t, bs], c[t, bs], L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec, aV, aI, extra, Vb[l],
+            Ib[l], Sb[l], zbar, z_t, S_t, gW_in, gW_rec, gb)  # fmt: skip
     for l in range(len(Ls)):
         cell.spike_to_membrane(K, traj.lin[l].s[t, bs], Sb[l], Vb[l])
     return [(Vb[l], Ib[l]) for l in range(len(Ls))]

@@ -30,48 +30,11 @@ Modules, each importing only those before it: :mod:`~refimpl.sweep.spec` (the sw
 from refimpl.sweep.aggregate import aggregate
 from refimpl.sweep.engine import SweepResult, job_status, run_jobs
 from refimpl.sweep.results import failed_path, load_result, result_path, work_dir
-from refimpl.sweep.spec import (
-    RESULT_FORMAT,
-    SWEEP_DIR,
-    TRAIN_METRICS,
-    TRAIN_TABLE,
-    Job,
-    expand,
-    flatten,
-    fn_id,
-    job_function,
-    job_hash,
-    label,
-    load_spec,
-    resolve_sweep,
-    sweep_names,
-    sweep_options,
-)
+from refimpl.sweep.spec import (RESULT_FORMAT, SWEEP_DIR, TRAIN_METRICS, TRAIN_TABLE, Job, expand, flatten, fn_id,
+    job_function, job_hash, label, load_spec, resolve_sweep, sweep_names, sweep_options)  # fmt: skip
 from refimpl.sweep.trainjob import train_job
 
-__all__ = [
-    "Job",
-    "RESULT_FORMAT",
-    "SWEEP_DIR",
-    "SweepResult",
-    "TRAIN_METRICS",
-    "TRAIN_TABLE",
-    "aggregate",
-    "expand",
-    "failed_path",
-    "flatten",
-    "fn_id",
-    "job_function",
-    "job_hash",
-    "job_status",
-    "label",
-    "load_result",
-    "load_spec",
-    "resolve_sweep",
-    "result_path",
-    "run_jobs",
-    "sweep_names",
-    "sweep_options",
-    "train_job",
-    "work_dir",
-]
+__all__ = ["Job", "RESULT_FORMAT", "SWEEP_DIR", "SweepResult", "TRAIN_METRICS", "TRAIN_TABLE", "aggregate",
+    "expand", "failed_path", "flatten", "fn_id", "job_function", "job_hash", "job_status", "label", "load_result",
+    "load_spec", "resolve_sweep", "result_path", "run_jobs", "sweep_names", "sweep_options", "train_job",
+    "work_dir"]  # fmt: skip

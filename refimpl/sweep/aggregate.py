@@ -25,14 +25,8 @@ def _stats(values) -> dict:
     a = np.asarray(values, float)
     n = a.size
     std = float(np.std(a, ddof=1)) if n > 1 else math.nan
-    return {
-        "n": n,
-        "mean": float(np.mean(a)),
-        "std": std,
-        "sem": std / math.sqrt(n) if n > 1 else math.nan,
-        "min": float(np.min(a)),
-        "max": float(np.max(a)),
-    }
+    return {"n": n, "mean": float(np.mean(a)), "std": std, "sem": std / math.sqrt(n) if n > 1 else math.nan,
+        "min": float(np.min(a)), "max": float(np.max(a))}  # fmt: skip
 
 
 def aggregate(out_dir, spec: dict, *, progress=None) -> dict:
@@ -101,15 +95,8 @@ def aggregate(out_dir, spec: dict, *, progress=None) -> dict:
             + (f" (metrics: {', '.join(metric_names)})" if metric_names else ""),
         )
         paths["png"] = None
-    return {
-        "rows": rows,
-        "columns": columns,
-        "metrics": metric_names,
-        "done": done,
-        "missing": missing,
-        "failed": failed,
-        "paths": paths,
-    }
+    return {"rows": rows, "columns": columns, "metrics": metric_names, "done": done, "missing": missing,
+        "failed": failed, "paths": paths}  # fmt: skip
 
 
 def _write_csv(path, columns, rows) -> None:

@@ -201,9 +201,8 @@ def say(progress, msg: str) -> None:
         progress(msg)
 
 
-def run_jobs(
-    fn, jobs, out_dir, *, executor=None, workers=None, scheduler=None, progress=print, force=False, threads=1
-) -> SweepResult:
+def run_jobs(fn, jobs, out_dir, *, executor=None, workers=None, scheduler=None, progress=print, force=False,
+        threads=1) -> SweepResult:  # fmt: skip
     """Run ``fn(job, job_dir) -> dict`` on every job that has no result yet; returns a :class:`SweepResult`.
 
     * ``OUT/jobs/<name>.h5`` receives the returned dict (nested dicts become
@@ -311,9 +310,8 @@ def run_jobs(
             say(progress, f"running {len(todo)} job(s) on the Dask cluster at {scheduler} ({nw} workers)")
         elif executor is None and n_workers > 1:
             ctx = _pool_context()
-            executor = cf.ProcessPoolExecutor(
-                n_workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), threads)
-            )
+            executor = cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init,
+                initargs=(os.getpid(), threads))  # fmt: skip
             own = True
             say(progress, f"running {len(todo)} job(s) on {n_workers} worker processes ({ctx.get_start_method()})")
         elif executor is None:
@@ -323,16 +321,8 @@ def run_jobs(
                 for j in todo:
                     report(j, _execute(fn, j, str(out), hashes[j.name]))
             else:
-                _run_on(
-                    executor,
-                    fn,
-                    todo,
-                    out,
-                    hashes,
-                    report,
-                    infrastructure_failure,
-                    window=n_workers if isinstance(executor, cf.ProcessPoolExecutor) and own else None,
-                )
+                _run_on(executor, fn, todo, out, hashes, report, infrastructure_failure,
+                    window=n_workers if isinstance(executor, cf.ProcessPoolExecutor) and own else None)  # fmt: skip
         finally:
             if own and client is None:
                 executor.shutdown(wait=True)

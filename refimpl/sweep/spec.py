@@ -24,24 +24,9 @@ SWEEP_KEYS = ("base", "out", "job", "workers", "seed_axis", "threads")
 AGGREGATE_KEYS = ("metric", "x", "metrics")
 
 #: the scalar results of :func:`train_job` (the metrics a sweep of training runs can aggregate)
-TRAIN_METRICS = (
-    "test_acc",
-    "test_loss",
-    "best_test_acc",
-    "best_epoch",
-    "test_acc_initial",
-    "train_loss",
-    "train_acc",
-    "grad_x0",
-    "grad_x0_initial",
-    "lambda1_before",
-    "lambda1_preflossed",
-    "lambda1_after",
-    "floss_steps",
-    "epochs",
-    "resumed_from_epoch",
-    "wall_time",
-)
+TRAIN_METRICS = ("test_acc", "test_loss", "best_test_acc", "best_epoch", "test_acc_initial", "train_loss",
+    "train_acc", "grad_x0", "grad_x0_initial", "lambda1_before", "lambda1_preflossed", "lambda1_after",
+    "floss_steps", "epochs", "resumed_from_epoch", "wall_time")  # fmt: skip
 #: the columns of summary.md for training sweeps (all scalar metrics go to summary.csv)
 TRAIN_TABLE = ("test_acc", "best_test_acc", "test_loss", "grad_x0", "lambda1_before", "lambda1_after", "floss_steps", "wall_time")
 
@@ -109,9 +94,8 @@ def _job_digest(job: Job) -> str:
             sec, key = o.split("=", 1)[0].split(".", 1)
             explicit.setdefault(sec, set()).add(key)
         cfg = job.run_config().to_dict()
-        d["config"] = {
-            sec: {k: cfg.get(sec, {}).get(k) for k in sorted(keys)} for sec, keys in sorted(explicit.items()) if sec != "output"
-        }
+        d["config"] = {sec: {k: cfg.get(sec, {}).get(k) for k in sorted(keys)} for sec,
+            keys in sorted(explicit.items()) if sec != "output"}  # fmt: skip
     else:
         d["overrides"] = list(job.overrides)
     return _sha(d)
@@ -303,16 +287,10 @@ def sweep_options(spec: dict) -> dict:
             )
     axes = list(spec.get("axes", {}))
     default_out = f"runs/sweep_{Path(src).stem}" if "_source" in spec else "runs/sweep"
-    opts = {
-        "base": sw.get("base"),
-        "out": sw.get("out", default_out),
-        "job": sw.get("job", "train"),
-        "workers": sw.get("workers", os.cpu_count() or 1),
-        "threads": sw.get("threads", 1),
+    opts = {"base": sw.get("base"), "out": sw.get("out", default_out), "job": sw.get("job", "train"),
+        "workers": sw.get("workers", os.cpu_count() or 1), "threads": sw.get("threads", 1),
         "seed_axis": sw.get("seed_axis", "seed" if "seed" in axes else None),
-        "metric": ag.get("metric", "test_acc"),
-        "metrics": ag.get("metrics"),
-    }
+        "metric": ag.get("metric", "test_acc"), "metrics": ag.get("metrics")}  # fmt: skip
     for key in ("out", "job"):
         if not isinstance(opts[key], str) or not opts[key]:
             raise ValueError(f"{src}: sweep.{key} must be a non-empty string, got {opts[key]!r}")

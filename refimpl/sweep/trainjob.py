@@ -38,21 +38,12 @@ def train_job(job, job_dir) -> dict:
     tr.fit()
     log = read_log(job_dir / "log.h5")
     acc = log["epochs/test_acc"]
-    out = {
-        "test_acc": float(acc[-1]),
-        "test_loss": float(log["epochs/test_loss"][-1]),
-        "best_test_acc": float(np.max(acc)),
-        "best_epoch": int(np.argmax(acc)),
-        "test_acc_initial": float(acc[0]),
-        "train_loss": float(log["epochs/train_loss"][-1]),
-        "train_acc": float(log["epochs/train_acc"][-1]),
-        "grad_x0": float(log["epochs/grad_x0"][-1]),
-        "grad_x0_initial": float(log["epochs/grad_x0"][0]),
-        "floss_steps": int(np.sum(log["epochs/floss_steps"])),
-        "epochs": int(tr.epoch),
-        "resumed_from_epoch": int(resumed_from),
-        "wall_time": float(tr.wall),
-    }
+    out = {"test_acc": float(acc[-1]), "test_loss": float(log["epochs/test_loss"][-1]),
+        "best_test_acc": float(np.max(acc)), "best_epoch": int(np.argmax(acc)), "test_acc_initial": float(acc[0]),
+        "train_loss": float(log["epochs/train_loss"][-1]), "train_acc": float(log["epochs/train_acc"][-1]),
+        "grad_x0": float(log["epochs/grad_x0"][-1]), "grad_x0_initial": float(log["epochs/grad_x0"][0]),
+        "floss_steps": int(np.sum(log["epochs/floss_steps"])), "epochs": int(tr.epoch),
+        "resumed_from_epoch": int(resumed_from), "wall_time": float(tr.wall)}  # fmt: skip
     se, st, sx = log["spectrum/epoch"], log["spectrum/stage"], log["spectrum/exponents"]
     for key, stage in (("lambda1_before", 0), ("lambda1_preflossed", 1)):
         idx = np.nonzero((se == 0) & (st == stage))[0]

@@ -43,18 +43,8 @@ import numpy as np
 from refimpl.checks import check_int, check_positive
 from refimpl.tasks.generators import CLASS_LOSSES, TaskBatch
 
-__all__ = [
-    "SHD_URL",
-    "SHD_DEFAULTS",
-    "SpikeData",
-    "read_shd",
-    "bin_spikes",
-    "load_shd",
-    "write_shd_like",
-    "check_shd_options",
-    "shd_probe",
-    "shd_sets",
-]
+__all__ = ["SHD_URL", "SHD_DEFAULTS", "SpikeData", "read_shd", "bin_spikes", "load_shd", "write_shd_like",
+    "check_shd_options", "shd_probe", "shd_sets"]  # fmt: skip
 
 SHD_URL = "https://zenkelab.org/datasets/"
 EDGE_TOL = 1e-9  # in bins: see the module docstring
@@ -106,12 +96,10 @@ class SpikeData:
     def subset(self, idx) -> "SpikeData":
         idx = np.asarray(idx, dtype=np.int64)
         n = len(self.labels)
-        extra = {
-            k: (v[idx] if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n else v) for k, v in self.extra.items()
-        }
-        return SpikeData(
-            [self.times[i] for i in idx], [self.units[i] for i in idx], self.labels[idx], self.indices[idx], extra, self.path
-        )
+        extra = {k: (v[idx] if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n else v) for k,
+            v in self.extra.items()}  # fmt: skip
+        return SpikeData([self.times[i] for i in idx], [self.units[i] for i in idx], self.labels[idx],
+            self.indices[idx], extra, self.path)  # fmt: skip
 
 
 def _vlen_base(ds):
@@ -223,18 +211,8 @@ def read_shd(path, *, max_samples=None, seed: int = 0, n_units: int = 700, n_cla
 # ---------------------------------------------------------------------------
 
 
-def bin_spikes(
-    times,
-    units,
-    *,
-    dt: float,
-    T: int,
-    n_units: int = 700,
-    channel_factor: int = 1,
-    binary: bool = True,
-    max_time=None,
-    dtype=np.float64,
-) -> np.ndarray:
+def bin_spikes(times, units, *, dt: float, T: int, n_units: int = 700, channel_factor: int = 1,
+        binary: bool = True, max_time=None, dtype=np.float64) -> np.ndarray:  # fmt: skip
     """Spike trains → input raster ``(T, B, ceil(n_units/channel_factor))`` (rules in the module docstring).
 
     ``times`` (seconds) and ``units`` are sequences of one array per sample;
@@ -281,20 +259,8 @@ def bin_spikes(
     return out
 
 
-def load_shd(
-    path,
-    *,
-    dt: float,
-    T: int,
-    n_units: int = 700,
-    channel_factor: int = 1,
-    binary: bool = True,
-    max_time=None,
-    max_samples=None,
-    seed: int = 0,
-    n_classes: int = 20,
-    loss: str = "ce_max",
-) -> TaskBatch:
+def load_shd(path, *, dt: float, T: int, n_units: int = 700, channel_factor: int = 1, binary: bool = True,
+        max_time=None, max_samples=None, seed: int = 0, n_classes: int = 20, loss: str = "ce_max") -> TaskBatch:  # fmt: skip
     """An SHD-like file as a :class:`refimpl.tasks.TaskBatch`: inputs ``(T, B, n_ch)`` float64, int64 labels.
 
     :func:`read_shd` (checks, ``max_samples``/``seed`` subset) followed by
@@ -306,9 +272,8 @@ def load_shd(
     T = check_int("T", T, 1)
     channel_factor = check_int("channel_factor", channel_factor, 1)
     data = read_shd(path, max_samples=max_samples, seed=seed, n_units=n_units, n_classes=n_classes)
-    u = bin_spikes(
-        data.times, data.units, dt=dt, T=T, n_units=n_units, channel_factor=channel_factor, binary=binary, max_time=max_time
-    )
+    u = bin_spikes(data.times, data.units, dt=dt, T=T, n_units=n_units, channel_factor=channel_factor,
+        binary=binary, max_time=max_time)  # fmt: skip
     return TaskBatch(inputs=u, targets=data.labels, loss=loss, t0=0, n_classes=n_classes)
 
 
@@ -317,9 +282,8 @@ def load_shd(
 # ---------------------------------------------------------------------------
 
 
-def write_shd_like(
-    path, times, units, labels, *, speaker=None, keys=None, time_dtype=np.float32, unit_dtype=np.uint16, label_dtype=np.uint16
-) -> Path:
+def write_shd_like(path, times, units, labels, *, speaker=None, keys=None, time_dtype=np.float32,
+        unit_dtype=np.uint16, label_dtype=np.uint16) -> Path:  # fmt: skip
     """Write an HDF5 file in the SHD layout: ``spikes/times``, ``spikes/units`` (h5py vlen), ``labels``,
     ``extra/speaker`` and ``extra/keys`` (when given).
 
@@ -384,9 +348,8 @@ def shd_probe(opts: dict) -> TaskBatch:
     so that configurations validate where the data is absent."""
     o = check_shd_options(opts)
     n_ch = -(-o["n_units"] // o["channel_factor"])
-    return TaskBatch(
-        inputs=np.zeros((o["T"], 1, n_ch)), targets=np.zeros(1, np.int64), loss=o["loss"], t0=0, n_classes=o["n_classes"]
-    )
+    return TaskBatch(inputs=np.zeros((o["T"], 1, n_ch)), targets=np.zeros(1, np.int64), loss=o["loss"], t0=0,
+        n_classes=o["n_classes"])  # fmt: skip
 
 
 def shd_sets(opts: dict, dt: float, seed: int = 0):
@@ -423,15 +386,7 @@ def shd_sets(opts: dict, dt: float, seed: int = 0):
     dtype = np.uint8 if o["binary"] else np.uint16
     out = []
     for part in (train, test):
-        u = bin_spikes(
-            part.times,
-            part.units,
-            dt=dt,
-            T=o["T"],
-            n_units=o["n_units"],
-            channel_factor=o["channel_factor"],
-            binary=o["binary"],
-            dtype=dtype,
-        )
+        u = bin_spikes(part.times, part.units, dt=dt, T=o["T"], n_units=o["n_units"],
+            channel_factor=o["channel_factor"], binary=o["binary"], dtype=dtype)  # fmt: skip
         out.append((u, part.labels))
     return tuple(out)

@@ -38,18 +38,8 @@ import numpy as np
 
 from refimpl.checks import check_choice, check_float, check_int, is_int
 
-__all__ = [
-    "PER_STEP_LOSSES",
-    "CLASS_LOSSES",
-    "ENCODINGS",
-    "TaskBatch",
-    "encode_bits",
-    "delayed_xor",
-    "delayed_copy",
-    "randman",
-    "TASKS",
-    "make_task",
-]
+__all__ = ["PER_STEP_LOSSES", "CLASS_LOSSES", "ENCODINGS", "TaskBatch", "encode_bits", "delayed_xor",
+    "delayed_copy", "randman", "TASKS", "make_task"]  # fmt: skip
 
 PER_STEP_LOSSES = ("bce_per_step", "mse_per_step")
 CLASS_LOSSES = ("ce_max", "ce_mean", "ce_last")
@@ -155,9 +145,8 @@ class TaskBatch:
 # ---------------------------------------------------------------------------
 
 
-def _check_encoding_args(
-    where: str, encoding: Any, channels: Any, rate_hz: Any, background_hz: Any, dt: Any
-) -> tuple[str, int, float, float, float]:
+def _check_encoding_args(where: str, encoding: Any, channels: Any, rate_hz: Any, background_hz: Any,
+        dt: Any) -> tuple[str, int, float, float, float]:  # fmt: skip
     encoding = check_choice(f"{where}: parameter 'encoding'", encoding, ENCODINGS)
     channels = check_int(f"{where}: parameter 'channels'", channels, 1)
     dt = check_float(f"{where}: parameter 'dt'", dt, lo=0.0, lo_open=True)
@@ -191,16 +180,8 @@ def _check_bit_task_args(where, T, batch, seed, encoding, channels, rate_hz, bac
 # ---------------------------------------------------------------------------
 
 
-def encode_bits(
-    bits: np.ndarray,
-    *,
-    encoding: str = "pulse",
-    channels: int = 1,
-    rate_hz: float = 100.0,
-    background_hz: float = 0.0,
-    dt: float = 1.0,
-    rng: np.random.Generator | None = None,
-) -> np.ndarray:
+def encode_bits(bits: np.ndarray, *, encoding: str = "pulse", channels: int = 1, rate_hz: float = 100.0,
+        background_hz: float = 0.0, dt: float = 1.0, rng: np.random.Generator | None = None) -> np.ndarray:  # fmt: skip
     """Turn a bit stream into network input.
 
     Parameters
@@ -277,21 +258,9 @@ def encode_bits(
 # ---------------------------------------------------------------------------
 
 
-def delayed_xor(
-    *,
-    T: int,
-    batch: int,
-    delta: int,
-    h: int = 1,
-    seed: int,
-    encoding: str = "pulse",
-    channels: int = 1,
-    rate_hz: float = 100.0,
-    background_hz: float = 0.0,
-    dt: float = 1.0,
-    loss: str = "bce_per_step",
-    t0_shift: int = 0,
-) -> TaskBatch:
+def delayed_xor(*, T: int, batch: int, delta: int, h: int = 1, seed: int, encoding: str = "pulse",
+        channels: int = 1, rate_hz: float = 100.0, background_hz: float = 0.0, dt: float = 1.0,
+        loss: str = "bce_per_step", t0_shift: int = 0) -> TaskBatch:  # fmt: skip
     """Delayed XOR / delayed parity of a random bit stream.
 
     A bit ``x_t ∈ {0, 1}`` is drawn i.i.d. with probability 1/2 on every step
@@ -334,9 +303,8 @@ def delayed_xor(
     t0_shift : int <= 0, first scored step ``t0 = d + t0_shift >= 0`` (default 0: ``t0 = d``).
     """
     where = "delayed_xor"
-    T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss = _check_bit_task_args(
-        where, T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss
-    )
+    T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss = _check_bit_task_args(where, T, batch,
+        seed, encoding, channels, rate_hz, background_hz, dt, loss)  # fmt: skip
     delta = check_int(f"{where}: parameter 'delta'", delta, 1)
     h = check_int(f"{where}: parameter 'h'", h, 0)
     lags = [delta * 2**k for k in range(h + 1)]
@@ -372,19 +340,9 @@ def delayed_xor(
     return TaskBatch(inputs=inputs, targets=targets, loss=loss, t0=t0, bits=bits)
 
 
-def delayed_copy(
-    *,
-    T: int,
-    batch: int,
-    delay: int,
-    seed: int,
-    encoding: str = "pulse",
-    channels: int = 1,
-    rate_hz: float = 100.0,
-    background_hz: float = 0.0,
-    dt: float = 1.0,
-    loss: str = "bce_per_step",
-) -> TaskBatch:
+def delayed_copy(*, T: int, batch: int, delay: int, seed: int, encoding: str = "pulse", channels: int = 1,
+        rate_hz: float = 100.0, background_hz: float = 0.0, dt: float = 1.0,
+        loss: str = "bce_per_step") -> TaskBatch:  # fmt: skip
     """Delayed copy of a random bit stream: ``y_t = x_{t-delay}``.
 
     The pure-memory counterpart of :func:`delayed_xor` (same bit stream for
@@ -406,9 +364,8 @@ def delayed_copy(
     loss : {"bce_per_step", "mse_per_step"}.
     """
     where = "delayed_copy"
-    T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss = _check_bit_task_args(
-        where, T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss
-    )
+    T, batch, seed, encoding, channels, rate_hz, background_hz, dt, loss = _check_bit_task_args(where, T, batch,
+        seed, encoding, channels, rate_hz, background_hz, dt, loss)  # fmt: skip
     delay = check_int(f"{where}: parameter 'delay'", delay, 0)
     if T <= delay:
         raise ValueError(f"{where}: parameter 'T' must be an int > delay = {delay} (at least one scored step), got T={T}")
@@ -432,20 +389,9 @@ def _fourier_features(x: np.ndarray, n_components: int) -> np.ndarray:
     return np.concatenate([np.sin(arg), np.cos(arg)], axis=-1)
 
 
-def randman(
-    *,
-    n_classes: int,
-    n_units: int,
-    n_steps: int,
-    dim_manifold: int,
-    alpha: float,
-    samples_per_class: int,
-    seed: int,
-    dt: float = 1.0,
-    n_components: int = 16,
-    jitter_ms: float = 0.0,
-    loss: str = "ce_max",
-) -> TaskBatch:
+def randman(*, n_classes: int, n_units: int, n_steps: int, dim_manifold: int, alpha: float,
+        samples_per_class: int, seed: int, dt: float = 1.0, n_components: int = 16, jitter_ms: float = 0.0,
+        loss: str = "ce_max") -> TaskBatch:  # fmt: skip
     """Random-manifold spike-timing classification (after Zenke & Vogels 2021).
 
     Each class is a smooth, random ``dim_manifold``-dimensional manifold in the
@@ -554,11 +500,8 @@ def randman(
 # Registry
 # ---------------------------------------------------------------------------
 
-TASKS: dict[str, Callable[..., TaskBatch]] = {
-    "delayed_xor": delayed_xor,
-    "delayed_copy": delayed_copy,
-    "randman": randman,
-}
+TASKS: dict[str, Callable[..., TaskBatch]] = {"delayed_xor": delayed_xor, "delayed_copy": delayed_copy,
+    "randman": randman}  # fmt: skip
 
 
 def make_task(name: str, **kwargs: Any) -> TaskBatch:

@@ -41,46 +41,12 @@ are :mod:`refimpl.grad.measures`.
 from refimpl.grad.measures import accuracy, error_norm_vs_lag, error_norms, firing_rates, initial_state_grad_norm, state_adjoints
 from refimpl.training.data import TaskData
 from refimpl.training.history import EPOCH_FIELDS, History, read_log
-from refimpl.training.runconfig import (
-    SECTIONS,
-    FlossingSection,
-    LyapunovSection,
-    NetworkSection,
-    OutputSection,
-    RunConfig,
-    TaskSection,
-    TrainingSection,
-    config_diff,
-    fluctuation_params,
-    task_names,
-)
+from refimpl.training.runconfig import (SECTIONS, FlossingSection, LyapunovSection, NetworkSection, OutputSection,
+    RunConfig, TaskSection, TrainingSection, config_diff, fluctuation_params, task_names)  # fmt: skip
 from refimpl.training.trainer import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Trainer, TrainingDiverged, train
 
-__all__ = [
-    "SECTIONS",
-    "EPOCH_FIELDS",
-    "CHECKPOINT_FORMAT",
-    "CHECKPOINT_VERSION",
-    "FlossingSection",
-    "History",
-    "LyapunovSection",
-    "NetworkSection",
-    "OutputSection",
-    "RunConfig",
-    "TaskData",
-    "TaskSection",
-    "Trainer",
-    "TrainingDiverged",
-    "TrainingSection",
-    "accuracy",
-    "config_diff",
-    "error_norm_vs_lag",
-    "error_norms",
-    "firing_rates",
-    "fluctuation_params",
-    "initial_state_grad_norm",
-    "read_log",
-    "state_adjoints",
-    "task_names",
-    "train",
-]
+__all__ = ["SECTIONS", "EPOCH_FIELDS", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "FlossingSection", "History",
+    "LyapunovSection", "NetworkSection", "OutputSection", "RunConfig", "TaskData", "TaskSection", "Trainer",
+    "TrainingDiverged", "TrainingSection", "accuracy", "config_diff", "error_norm_vs_lag", "error_norms",
+    "firing_rates", "fluctuation_params", "initial_state_grad_norm", "read_log", "state_adjoints", "task_names",
+    "train"]  # fmt: skip

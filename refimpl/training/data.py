@@ -32,9 +32,8 @@ class TaskData:
             from refimpl.tasks.datasets import shd_sets
 
             # kept as uint8/uint16 (a full SHD set is ~0.5 GB as float64); batches are converted
-            (self.train_inputs, self.train_targets), (self.test_inputs, self.test_targets) = shd_sets(
-                self.task.opts, self.dt, self.seed
-            )
+            (self.train_inputs, self.train_targets), (self.test_inputs,
+                self.test_targets) = shd_sets(self.task.opts, self.dt, self.seed)  # fmt: skip
         elif self.task.name == "randman":
             o = self.task.opts
             n_tr, n_te = o["samples_per_class"], o["test_samples_per_class"]

@@ -9,18 +9,8 @@ import numpy as np
 from refimpl.io import read_dict
 
 
-EPOCH_FIELDS = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "grad_norm",
-    "test_loss",
-    "test_acc",
-    "grad_x0",
-    "floss_steps",
-    "epoch_time",
-    "wall_time",
-)
+EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "grad_norm", "test_loss", "test_acc", "grad_x0",
+    "floss_steps", "epoch_time", "wall_time")  # fmt: skip
 #: the gradient-dimensionality log, one row per logged spectrum of stage 0 (refimpl.dynamics.dimensionality)
 DIM_FIELDS = ("epoch", "grad_pr", "grad_pr_time", "grad_pr_batch", "ky_dim", "n_slow")
 

@@ -61,29 +61,13 @@ class NetworkSection:
 
     def init_kwargs(self) -> dict:
         """Keyword arguments of :func:`refimpl.model.init.fluctuation_init` (without the input statistics)."""
-        return dict(
-            mu_U=self.init_mu_U,
-            sigma_U=self.init_sigma_U,
-            nu_rec=self.init_nu_rec or None,
-            rec_share=self.init_rec_share,
-            seed=self.seed,
-            w_out=self.w_out,
-        )
+        return dict(mu_U=self.init_mu_U, sigma_U=self.init_sigma_U, nu_rec=self.init_nu_rec or None,
+            rec_share=self.init_rec_share, seed=self.seed, w_out=self.w_out)  # fmt: skip
 
     def build(self, n_in: int, n_out: int):
-        kw = dict(
-            cell=self.cell,
-            layers=self.layers,
-            n_in=n_in,
-            n_out=n_out,
-            dt=self.dt,
-            tau_mem=self.tau_mem,
-            tau_syn=self.tau_syn,
-            theta=self.theta,
-            reset_grad=self.reset_grad,
-            smooth=self.smooth,
-            surrogate={"name": self.surrogate, "slope": self.slope},
-        )
+        kw = dict(cell=self.cell, layers=self.layers, n_in=n_in, n_out=n_out, dt=self.dt, tau_mem=self.tau_mem,
+            tau_syn=self.tau_syn, theta=self.theta, reset_grad=self.reset_grad, smooth=self.smooth,
+            surrogate={"name": self.surrogate, "slope": self.slope})  # fmt: skip
         for key in ("syn_input", "input_gain", "reset"):
             if getattr(self, key) is not None:
                 kw[key] = getattr(self, key)
@@ -151,9 +135,8 @@ class TaskSection:
 
     def __post_init__(self):
         check_choice("task.name", self.name, task_names())
-        object.__setattr__(
-            self, "options", tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in dict(self.options).items()))
-        )
+        object.__setattr__(self, "options",
+            tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in dict(self.options).items())))  # fmt: skip
         valid = task_keys(self.name)
         for key, _ in self.options:
             if key not in valid:
@@ -254,9 +237,8 @@ class LyapunovSection:
         if flossing is not None:
             warmup = warmup if flossing.warmup < 0 else flossing.warmup
             transient = transient if flossing.transient < 0 else flossing.transient
-        return LyapunovConfig(
-            k=self.k if k is None else k, ons=self.ons, warmup=warmup, transient=transient, batch_index=0, seed=self.seed
-        )
+        return LyapunovConfig(k=self.k if k is None else k, ons=self.ons, warmup=warmup, transient=transient,
+            batch_index=0, seed=self.seed)  # fmt: skip
 
 
 @section("output")
@@ -264,14 +246,8 @@ class OutputSection:
     """``[output]``: where files go and how often checkpoints are written."""
 
 
-SECTIONS = {
-    "network": NetworkSection,
-    "task": TaskSection,
-    "training": TrainingSection,
-    "flossing": FlossingSection,
-    "lyapunov": LyapunovSection,
-    "output": OutputSection,
-}
+SECTIONS = {"network": NetworkSection, "task": TaskSection, "training": TrainingSection,
+    "flossing": FlossingSection, "lyapunov": LyapunovSection, "output": OutputSection}  # fmt: skip
 
 #: keys whose value may differ between a checkpoint and the run that resumes it
 RESUME_FREE = {("training", "epochs"), ("output", "dir"), ("output", "checkpoint_every"), ("output", "progress")}

@@ -116,9 +116,8 @@ def needs_measurement(cfg: ScheduleConfig, state: ScheduleState, epoch: int) -> 
     return cfg.max_sessions == 0 or state.sessions < cfg.max_sessions
 
 
-def decide(
-    cfg: ScheduleConfig, state: ScheduleState, epoch: int, lambda1: float | None = None, grad_x0: float | None = None
-) -> tuple:
+def decide(cfg: ScheduleConfig, state: ScheduleState, epoch: int, lambda1: float | None = None,
+        grad_x0: float | None = None) -> tuple:  # fmt: skip
     """Phase 2: ``(steps, reason)`` of the session at boundary ``epoch`` (``(0, None)``: none).
 
     ``lambda1`` and ``grad_x0`` are only read when :func:`needs_measurement`

@@ -76,22 +76,13 @@ class Trainer:
             else:
                 self.params = fluctuation_params(run, self.cfg, input_moments=self.data.input_moments())
         else:
-            self.params = init_params(
-                self.cfg,
-                net.seed,
-                w_in=net.w_in,
-                g_rec=net.g_rec,
-                w_out=net.w_out,
-                bias=net.bias,
-                bias_spread=net.bias_spread,
-                keep_diagonal=net.keep_diagonal,
-                bias_out=net.bias_out,
-            )
+            self.params = init_params(self.cfg, net.seed, w_in=net.w_in, g_rec=net.g_rec, w_out=net.w_out,
+                bias=net.bias, bias_spread=net.bias_spread, keep_diagonal=net.keep_diagonal,
+                bias_out=net.bias_out)  # fmt: skip
         if net.x0_init == "relaxed":
             slots = run.training.batch_size if net.x0_per_slot else 1
-            x0 = relaxed_initial_state(
-                self.cfg, self.params, slots=slots, steps=net.x0_relax_steps, scale=net.x0_scale, seed=net.seed
-            )
+            x0 = relaxed_initial_state(self.cfg, self.params, slots=slots, steps=net.x0_relax_steps,
+                scale=net.x0_scale, seed=net.seed)  # fmt: skip
             self.params.update(x0 if net.x0_per_slot else {k: v[0] for k, v in x0.items()})
         self.adam = AdamState()
         self.floss_adam = AdamState()
@@ -111,16 +102,8 @@ class Trainer:
         return self._wall0 + time.perf_counter() - self._t_start
 
     def _snapshot(self) -> _Snapshot:
-        return _Snapshot(
-            dict(self.params),
-            _copy_adam(self.adam),
-            _copy_adam(self.floss_adam),
-            self.epoch,
-            self.floss_counter,
-            self.sched.to_dict(),
-            self.history.copy(),
-            self.wall,
-        )
+        return _Snapshot(dict(self.params), _copy_adam(self.adam), _copy_adam(self.floss_adam), self.epoch,
+            self.floss_counter, self.sched.to_dict(), self.history.copy(), self.wall)  # fmt: skip
 
     def _restore(self, s: _Snapshot) -> None:
         self.params, self.adam, self.floss_adam = s.params, s.adam, s.floss_adam
@@ -221,19 +204,11 @@ class Trainer:
         ``B_chunk/B`` (every quantity is a mean over the batch).
         """
         if self.task_name != "shd":
-            loss, grads, traj = value_and_grad(
-                self.cfg,
-                self.params_for(self.data.test_inputs.shape[1]),
-                self.data.test_inputs,
-                self.data.test_targets,
-                self.loss_cfg,
-            )
-            return {
-                "test_loss": loss,
-                "test_acc": accuracy(self.loss_cfg, traj.y, self.data.test_targets),
+            loss, grads, traj = value_and_grad(self.cfg, self.params_for(self.data.test_inputs.shape[1]),
+                self.data.test_inputs, self.data.test_targets, self.loss_cfg)  # fmt: skip
+            return {"test_loss": loss, "test_acc": accuracy(self.loss_cfg, traj.y, self.data.test_targets),
                 "grad_x0": initial_state_grad_norm(self.cfg, self._fold_state_grads(grads)),
-                "rates": firing_rates(self.cfg, traj),
-            }
+                "rates": firing_rates(self.cfg, traj)}  # fmt: skip
         n = self.data.test_inputs.shape[1]
         loss = acc = 0.0
         rates = 0.0
@@ -248,12 +223,8 @@ class Trainer:
             g_c = self._fold_state_grads(g_c)  # per-slot states: back onto the slots, chunk by chunk
             part = {k: w * g_c[k] for k in names}
             gx0 = part if gx0 is None else {k: gx0[k] + part[k] for k in names}
-        return {
-            "test_loss": float(loss),
-            "test_acc": float(acc),
-            "grad_x0": initial_state_grad_norm(self.cfg, gx0),
-            "rates": rates,
-        }
+        return {"test_loss": float(loss), "test_acc": float(acc),
+            "grad_x0": initial_state_grad_norm(self.cfg, gx0), "rates": rates}  # fmt: skip
 
     def _add_row(self, epoch: int, stats: dict, t_epoch: float, floss_steps: int) -> None:
         ev = self.evaluate()
@@ -355,12 +326,8 @@ class Trainer:
             self.params = adam_step(self.params, g, self.adam, opt)
             self._poll()
             self._emit(kind="step", epoch=e, step=s, n_steps=n, loss=loss)
-        return {
-            "train_loss": float(np.mean(losses)),
-            "train_acc": float(np.mean(accs)),
-            "grad_norm": float(np.mean(norms)),
-            "floss_terms": terms,
-        }
+        return {"train_loss": float(np.mean(losses)), "train_acc": float(np.mean(accs)),
+            "grad_norm": float(np.mean(norms)), "floss_terms": terms}  # fmt: skip
 
     def _add_floss_term(self, g: dict, epoch: int) -> int:
         """``g += weight · ∇L_floss`` on one fresh flossing input (``flossing.weight``), logged like a flossing

@@ -27,58 +27,13 @@ Modules: :mod:`~refimpl.check.golden.schema` (the format's constants and the cas
 """
 
 from refimpl.check.golden.cases import CASE_NAMES, CASES, Case, as_stored, compute_case, coverage, export, get_case, make_problem
-from refimpl.check.golden.compare import (
-    COPIES,
-    TOLERANCES,
-    Report,
-    Row,
-    check_reference,
-    compare,
-    expected_paths,
-    format_report,
-    kind_of,
-)
+from refimpl.check.golden.compare import (COPIES, TOLERANCES, Report, Row, check_reference, compare,
+    expected_paths, format_report, kind_of)  # fmt: skip
 from refimpl.check.golden.files import GoldenFile, read_golden
-from refimpl.check.golden.schema import (
-    FORMAT,
-    FORMAT_VERSION,
-    GENERATOR,
-    OPTIONAL,
-    SCHEMA,
-    FormatError,
-    config_from_dict,
-    config_to_dict,
-    default_reference,
-)
+from refimpl.check.golden.schema import (FORMAT, FORMAT_VERSION, GENERATOR, OPTIONAL, SCHEMA, FormatError,
+    config_from_dict, config_to_dict, default_reference)  # fmt: skip
 
-__all__ = [
-    "CASES",
-    "CASE_NAMES",
-    "COPIES",
-    "Case",
-    "FORMAT",
-    "FORMAT_VERSION",
-    "FormatError",
-    "GENERATOR",
-    "GoldenFile",
-    "OPTIONAL",
-    "Report",
-    "Row",
-    "SCHEMA",
-    "TOLERANCES",
-    "as_stored",
-    "check_reference",
-    "compare",
-    "compute_case",
-    "config_from_dict",
-    "config_to_dict",
-    "coverage",
-    "default_reference",
-    "expected_paths",
-    "export",
-    "format_report",
-    "get_case",
-    "kind_of",
-    "make_problem",
-    "read_golden",
-]
+__all__ = ["CASES", "CASE_NAMES", "COPIES", "Case", "FORMAT", "FORMAT_VERSION", "FormatError", "GENERATOR",
+    "GoldenFile", "OPTIONAL", "Report", "Row", "SCHEMA", "TOLERANCES", "as_stored", "check_reference", "compare",
+    "compute_case", "config_from_dict", "config_to_dict", "coverage", "default_reference", "expected_paths",
+    "export", "format_report", "get_case", "kind_of", "make_problem", "read_golden"]  # fmt: skip

@@ -31,20 +31,8 @@ TOLERANCES = {
 }
 COPIES = ("inputs", "targets", "jacobian/steps", "lyapunov/Q0")
 #: the order of the quantities in a case (docs/golden-format.md's table)
-ORDER = (
-    "params/",
-    "inputs",
-    "targets",
-    "forward/",
-    "loss",
-    "grad/",
-    "jacobian/steps",
-    "jacobian/D",
-    "lyapunov/Q0",
-    "lyapunov/spectrum",
-    "flossing/loss",
-    "flossing/grad/",
-)
+ORDER = ("params/", "inputs", "targets", "forward/", "loss", "grad/", "jacobian/steps", "jacobian/D",
+    "lyapunov/Q0", "lyapunov/spectrum", "flossing/loss", "flossing/grad/")  # fmt: skip
 
 
 def _order_key(path: str):
@@ -70,9 +58,8 @@ def kind_of(path: str) -> str:
         return "spikes" if path.endswith("/S") else "state"
     if path.startswith("flossing/grad/"):
         return "flossing_grad"
-    return {"loss": "loss", "jacobian/D": "jacobian", "lyapunov/spectrum": "spectrum", "flossing/loss": "flossing_loss"}.get(
-        path, "grad" if path.startswith("grad/") else "other"
-    )
+    return {"loss": "loss", "jacobian/D": "jacobian", "lyapunov/spectrum": "spectrum",
+        "flossing/loss": "flossing_loss"}.get(path, "grad" if path.startswith("grad/") else "other")  # fmt: skip
 
 
 @dataclass
@@ -366,10 +353,8 @@ def _tol(r: Row) -> str:
 
 def format_report(rep: Report, only_mismatches: bool = False) -> str:
     """The table of ``refimpl validate`` and its summary."""
-    lines = [
-        f"reference: {rep.reference.path} ({rep.reference.generator})",
-        f"candidate: {rep.candidate.path} ({rep.candidate.generator})",
-    ]
+    lines = [f"reference: {rep.reference.path} ({rep.reference.generator})",
+        f"candidate: {rep.candidate.path} ({rep.candidate.generator})"]  # fmt: skip
     w = max([len(r.case) for r in rep.rows] + [4])
     q = max([len(r.quantity) for r in rep.rows] + [8])
     head = f"{'case':<{w}}  {'quantity':<{q}}  {'max abs err':>11}  {'max rel err':>11}  {'tolerance':<21}  status"

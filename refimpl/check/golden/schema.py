@@ -36,26 +36,12 @@ def default_reference() -> Path:
 # ---------------------------------------------------------------------------
 
 #: every key docs/golden-format.md lists, with the kind of value it takes; nested groups as dicts
-SCHEMA = {
-    "cell": "str",
-    "layers": "int_list",
-    "n_in": "int",
-    "n_out": "int",
-    "dt": "number",
-    "tau_mem": "number_or_list",
-    "tau_syn": "number_or_list",
-    "theta": "number",
-    "syn_input": "str",
-    "input_gain": "str",
-    "reset": "str",
-    "reset_grad": "str",
-    "surrogate": {"name": "str", "slope": "number"},
-    "smooth": "bool",
-    "readout": {"tau_out": "number", "source": "str"},
-    "loss": {"name": "str", "t0": "int"},
+SCHEMA = {"cell": "str", "layers": "int_list", "n_in": "int", "n_out": "int", "dt": "number",
+    "tau_mem": "number_or_list", "tau_syn": "number_or_list", "theta": "number", "syn_input": "str",
+    "input_gain": "str", "reset": "str", "reset_grad": "str", "surrogate": {"name": "str", "slope": "number"},
+    "smooth": "bool", "readout": {"tau_out": "number", "source": "str"}, "loss": {"name": "str", "t0": "int"},
     "lyapunov": {"k": "int", "ons": "int", "warmup": "int", "transient": "int", "batch_index": "int"},
-    "flossing": {"target": "number", "params": "str_list"},
-}
+    "flossing": {"target": "number", "params": "str_list"}}  # fmt: skip
 #: keys refimpl adds (allowed by docs/golden-format.md), with their default
 OPTIONAL = {("lyapunov", "seed"): 0}
 
@@ -71,15 +57,9 @@ def _check_kind(key: str, value, kind: str) -> None:
         "number_or_list": lambda v: is_num(v) or (isinstance(v, (list, tuple)) and len(v) > 0 and all(is_num(x) for x in v)),
     }[kind]
     if not ok(value):
-        what = {
-            "str": "a string",
-            "int": "an integer",
-            "number": "a number",
-            "bool": "true or false",
-            "int_list": "a non-empty list of integers",
-            "str_list": "a list of strings",
-            "number_or_list": "a number or a non-empty list of numbers",
-        }[kind]
+        what = {"str": "a string", "int": "an integer", "number": "a number", "bool": "true or false",
+            "int_list": "a non-empty list of integers", "str_list": "a list of strings",
+            "number_or_list": "a number or a non-empty list of numbers"}[kind]  # fmt: skip
         raise ValueError(f"config key {key!r} must be {what}, got {value!r}")
 
 
@@ -114,34 +94,20 @@ def config_from_dict(d: Mapping) -> tuple[NetworkConfig, LossConfig, LyapunovCon
             _check_kind(key, d[key], kind)
     seed = d["lyapunov"].get("seed", OPTIONAL[("lyapunov", "seed")])
     _check_kind("lyapunov.seed", seed, "int")
-    cfg = network_config(
-        cell=d["cell"],
-        layers=tuple(int(n) for n in d["layers"]),
-        n_in=int(d["n_in"]),
-        n_out=int(d["n_out"]),
-        dt=float(d["dt"]),
+    cfg = network_config(cell=d["cell"], layers=tuple(int(n) for n in d["layers"]), n_in=int(d["n_in"]),
+        n_out=int(d["n_out"]), dt=float(d["dt"]),
         tau_mem=d["tau_mem"] if isinstance(d["tau_mem"], (list, tuple)) else float(d["tau_mem"]),
         tau_syn=d["tau_syn"] if isinstance(d["tau_syn"], (list, tuple)) else float(d["tau_syn"]),
-        theta=float(d["theta"]),
-        syn_input=d["syn_input"],
-        input_gain=d["input_gain"],
-        reset=d["reset"],
+        theta=float(d["theta"]), syn_input=d["syn_input"], input_gain=d["input_gain"], reset=d["reset"],
         reset_grad=d["reset_grad"],
         surrogate={"name": d["surrogate"]["name"], "slope": float(d["surrogate"]["slope"])},
         smooth=bool(d["smooth"]),
-        readout={"tau_out": float(d["readout"]["tau_out"]), "source": d["readout"]["source"]},
-    )
+        readout={"tau_out": float(d["readout"]["tau_out"]), "source": d["readout"]["source"]})  # fmt: skip
     lo = d["loss"]
     loss = LossConfig(name=lo["name"], t0=int(lo["t0"]))
     ly = d["lyapunov"]
-    lcfg = LyapunovConfig(
-        k=int(ly["k"]),
-        ons=int(ly["ons"]),
-        warmup=int(ly["warmup"]),
-        transient=int(ly["transient"]),
-        batch_index=int(ly["batch_index"]),
-        seed=int(seed),
-    )
+    lcfg = LyapunovConfig(k=int(ly["k"]), ons=int(ly["ons"]), warmup=int(ly["warmup"]),
+        transient=int(ly["transient"]), batch_index=int(ly["batch_index"]), seed=int(seed))  # fmt: skip
     if lcfg.k > cfg.state_size:
         raise ValueError(f"config key 'lyapunov.k' must be <= M = {cfg.state_size}, got {lcfg.k}")
     fl = d["flossing"]
@@ -160,13 +126,7 @@ def config_to_dict(cfg: NetworkConfig, loss: LossConfig, lcfg: LyapunovConfig, f
     """The docs/golden-format.md config of a case (plus refimpl's ``lyapunov.seed``)."""
     d = cfg.to_dict()
     d["loss"] = {"name": loss.name, "t0": int(loss.t0)}
-    d["lyapunov"] = {
-        "k": lcfg.k,
-        "ons": lcfg.ons,
-        "warmup": lcfg.warmup,
-        "transient": lcfg.transient,
-        "batch_index": lcfg.batch_index,
-        "seed": lcfg.seed,
-    }
+    d["lyapunov"] = {"k": lcfg.k, "ons": lcfg.ons, "warmup": lcfg.warmup, "transient": lcfg.transient,
+        "batch_index": lcfg.batch_index, "seed": lcfg.seed}  # fmt: skip
     d["flossing"] = {"target": float(fcfg.target), "params": list(fcfg.params)}
     return d
