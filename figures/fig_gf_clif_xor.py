@@ -23,4 +23,5 @@ if __name__ == "__main__":
         "recurrent cLIF, N = 80, dt = 5 ms, τ_mem/dt = 2, published budget",
         doc=__doc__,
         group=_key,
+        series_name="reset_grad",
     )

@@ -60,7 +60,7 @@ def _delta(v):
 LABELS = {"none": "no flossing", "floss": "flossing (published schedule)"}
 
 
-def run_study(sweep_file: str, name: str, title: str, argv=None, doc: str = "", group=None) -> dict:
+def run_study(sweep_file: str, name: str, title: str, argv=None, doc: str = "", group=None, series_name="surrogate") -> dict:
     """Run (or continue) the sweep and draw accuracy against d, ‖∂L/∂h₀‖ against epoch, λ₁ over flossing."""
     args = common.parser(doc).parse_args(argv)
     t0 = time.time()
@@ -70,7 +70,7 @@ def run_study(sweep_file: str, name: str, title: str, argv=None, doc: str = "", 
     for rs in by.values():  # result files are flat: "history/epochs/test_acc" -> r["history"]["epochs/test_acc"]
         for r in rs:
             r["history"] = {k[len("history/") :]: np.asarray(v) for k, v in r.items() if k.startswith("history/")}
-    return figure(by, common.out_dir(args), name, title, spec, t0, len(jobs), argv)
+    return figure(by, common.out_dir(args), name, title, spec, t0, len(jobs), argv, series_name)
 
 
 def quick_spec(s: dict) -> None:
@@ -96,7 +96,8 @@ def quick_spec(s: dict) -> None:
             c["flossing.k"] = 4
 
 
-def figure(by, out, name, title, spec, t0, n_jobs, argv):
+def figure(by, out, name, title, spec, t0, n_jobs, argv, series_name="surrogate"):
+    """``series_name``: the name of the second key of a run's group (the table column)."""
     plt = common.pyplot()
     fig, ax = plt.subplots(1, 3, figsize=(16, 4.2))
     series = sorted({k[:-1] for k in by}, key=lambda c: (c[1:], c[0] != "none"))  # (condition[, surrogate])
@@ -190,7 +191,7 @@ def figure(by, out, name, title, spec, t0, n_jobs, argv):
     seeds = spec["axes"]["seed"]
     header = [
         "condition",
-        *(["surrogate"] if len(keys[0]) > 2 else []),
+        *([series_name] if len(keys[0]) > 2 else []),
         "d",
         "n",
         "accuracy (mean)",
