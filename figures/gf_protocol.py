@@ -76,6 +76,8 @@ def run_study(sweep_file: str, name: str, title: str, argv=None, doc: str = "", 
 def quick_spec(s: dict) -> None:
     s["axes"]["seed"] = {k: v[:1] for k, v in s["axes"]["seed"].items()}
     s["axes"]["delta"] = [{"task.delta": 3}, {"task.delta": 5}]  # fits the quick T
+    if "layers" in s["axes"]:
+        s["axes"]["layers"] = [{"network.layers": [12, 12]}]
     s["set"].update(
         {
             "training.epochs": 3,

@@ -26,6 +26,8 @@ SCRIPTS = [
     "fig_gf_rate_xor",
     "fig_gf_binary_xor",
     "fig_gf_rate_schedules",
+    "fig_gf_clif_xor",
+    "fig_gf_clif_multilayer",
 ]
 
 
