@@ -48,11 +48,8 @@ def main():
                 continue
             ds = sorted(data[key], key=int)
             accs = [[r["test_acc"] for r in data[key][d]] for d in ds]
-            out["series"][label] = {
-                "d": [int(d) for d in ds],
-                "mean_acc": [float(np.mean(a)) for a in accs],
-                "solved": [f"{int(np.sum(np.asarray(a) >= SOLVED))}/{len(a)}" for a in accs],
-            }
+            out["series"][label] = {"d": [int(d) for d in ds], "mean_acc": [float(np.mean(a)) for a in accs],
+                "solved": [f"{int(np.sum(np.asarray(a) >= SOLVED))}/{len(a)}" for a in accs]}  # fmt: skip
         studies.append(out)
     doc = {
         "what": "final test accuracy on the delayed XOR against the delay, published budget (3001 epochs, batch 16, "

@@ -51,12 +51,8 @@ def main():
         for g in SLOPES:
             short = [lambda1(sur, g, s, 55, 16) for s in SEEDS]
             long = [lambda1(sur, g, s, 1000, 100) for s in SEEDS]
-            out["results"][f"{sur}/{g}"] = {
-                "short_mean": float(np.mean(short)),
-                "short_sd": float(np.std(short)),
-                "long_mean": float(np.mean(long)),
-                "long_sd": float(np.std(long)),
-            }
+            out["results"][f"{sur}/{g}"] = {"short_mean": float(np.mean(short)), "short_sd": float(np.std(short)),
+                "long_mean": float(np.mean(long)), "long_sd": float(np.std(long))}  # fmt: skip
             print(
                 f"| {sur} | {g} | {np.mean(short):.3f} ± {np.std(short):.3f} | {np.mean(long):.3f} ± {np.std(long):.3f} |",
                 flush=True,

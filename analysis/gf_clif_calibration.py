@@ -62,11 +62,8 @@ def main():
         for g in SLOPES:
             for rg in RESET_GRADS:
                 m = np.array([measure(dt, g, rg, s) for s in SEEDS])
-                out["results"][f"{dt}/{g}/{rg}"] = {
-                    "rate_hz": m[:, 0].tolist(),
-                    "lambda1_55": m[:, 1].tolist(),
-                    "lambda1_300": m[:, 2].tolist(),
-                }
+                out["results"][f"{dt}/{g}/{rg}"] = {"rate_hz": m[:, 0].tolist(), "lambda1_55": m[:, 1].tolist(),
+                    "lambda1_300": m[:, 2].tolist()}  # fmt: skip
                 print(
                     f"| {dt:g} | {g:g} | {rg} | {m[:, 0].mean():.1f} | {m[:, 1].mean():.3f} ± {m[:, 1].std():.3f} "
                     f"| {m[:, 2].mean():.3f} ± {m[:, 2].std():.3f} |",

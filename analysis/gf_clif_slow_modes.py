@@ -128,30 +128,18 @@ def plot(runs, rows, path):
         a.axhline(-DT / TAU_MEM, color="k", ls="--", lw=0.8, label="−dt/τ_mem: a mode as slow as the membrane")
         a.axhline(-DT / TAU_SYN, color="k", ls=":", lw=0.8, label="−dt/τ_syn")
         a.axhline(0.0, color="k", lw=0.5)
-        a.set(
-            xlabel="exponent index i",
-            ylabel="λ_i (1/step; median over runs), τ_i = dt/|λ_i|",
-            title=f"({'ab'[p]}) reset_grad = {rg}: the surrogate spectrum",
-        )
+        a.set(xlabel="exponent index i", ylabel="λ_i (1/step; median over runs), τ_i = dt/|λ_i|",
+            title=f"({'ab'[p]}) reset_grad = {rg}: the surrogate spectrum")  # fmt: skip
         a.legend(fontsize=7)
     a = ax[2]
     for rg, ls in (("detached", "-"), ("ignored", "--")):
         for cond, color in (("none", "C0"), ("floss", "C3")):
             rs = sorted([r for r in rows if r["reset_grad"] == rg and r["condition"] == cond], key=lambda r: r["delta"])
             if rs:
-                a.semilogy(
-                    [r["delta"] for r in rs],
-                    [r["grad_x0_final_geo"] for r in rs],
-                    ls=ls,
-                    marker="o",
-                    color=color,
-                    label=f"{'no flossing' if cond == 'none' else 'flossing'}, {rg}",
-                )
-    a.set(
-        xlabel="delay δ (steps of 5 ms)",
-        ylabel="‖∂L/∂h₀‖ after training (geo. mean)",
-        title="(c) ‖∂L/∂h₀‖ after training (∞ not drawn)",
-    )
+                a.semilogy([r["delta"] for r in rs], [r["grad_x0_final_geo"] for r in rs], ls=ls, marker="o",
+                    color=color, label=f"{'no flossing' if cond == 'none' else 'flossing'}, {rg}")  # fmt: skip
+    a.set(xlabel="delay δ (steps of 5 ms)", ylabel="‖∂L/∂h₀‖ after training (geo. mean)",
+        title="(c) ‖∂L/∂h₀‖ after training (∞ not drawn)")  # fmt: skip
     a.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

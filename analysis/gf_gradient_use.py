@@ -93,20 +93,13 @@ def measure(tr, run, delta: int, n_lag: int, n_task: int) -> dict:
     keys = flossed_keys(tr.cfg, fcfg)
     a, f = flat(g_task, keys), flat(fres.grads, keys)
     x0 = [k for k in g_task if k.endswith("/x0")]
-    return {
-        "epoch": tr.epoch,
-        "task_loss": float(loss),
-        "share_ge_delta": float(shares[delta:].sum()),
-        "share_ge_2delta": float(shares[2 * delta :].sum()),
-        "share_lt_delta": float(shares[:delta].sum()),
+    return {"epoch": tr.epoch, "task_loss": float(loss), "share_ge_delta": float(shares[delta:].sum()),
+        "share_ge_2delta": float(shares[2 * delta :].sum()), "share_lt_delta": float(shares[:delta].sum()),
         "lag_profile": shares[: 3 * delta + 1].tolist(),
         "grad_x0": float(np.linalg.norm(flat(g_task, x0))) if x0 else float("nan"),
-        "lambda1_floss": float(fres.exponents[0]),
-        "floss_loss": float(fres.loss),
+        "lambda1_floss": float(fres.exponents[0]), "floss_loss": float(fres.loss),
         "cos_task_floss": float(a @ f / max(np.linalg.norm(a) * np.linalg.norm(f), 1e-300)),
-        "norm_task": float(np.linalg.norm(a)),
-        "norm_floss": float(np.linalg.norm(f)),
-    }
+        "norm_task": float(np.linalg.norm(a)), "norm_floss": float(np.linalg.norm(f))}  # fmt: skip
 
 
 def one_run(preset: str, delta: int, seed: int, schedule: str, epochs: int | None, n_lag: int, n_task: int):
@@ -130,31 +123,15 @@ def one_run(preset: str, delta: int, seed: int, schedule: str, epochs: int | Non
         rows.append(measure(tr, run, delta, n_lag, n_task))
         rows[-1]["floss_steps_so_far"] = int(tr.floss_counter)
     acc = tr.row(-1)["test_acc"]
-    return {
-        "preset": preset,
-        "delta": delta,
-        "seed": seed,
-        "schedule": schedule,
-        "epochs": E,
-        "final_test_acc": float(acc),
-        "wall_s": time.time() - t0,
-        "rows": rows,
-    }
+    return {"preset": preset, "delta": delta, "seed": seed, "schedule": schedule, "epochs": E,
+        "final_test_acc": float(acc), "wall_s": time.time() - t0, "rows": rows}  # fmt: skip
 
 
 def summarize(paths) -> str:
     """A Markdown table of the finished runs of the given JSON files (for docs/results.md)."""
-    head = [
-        "network",
-        "δ",
-        "seed",
-        "flossing",
-        "final test acc",
-        "λ₁ e0 → e10 → end",
-        "share lags ≥ δ: e0, e10, median e10–300, end",
-        "loss e90 → e100, e190 → e200",
-        "cos(∇task, ∇floss): e100, e200, median",
-    ]
+    head = ["network", "δ", "seed", "flossing", "final test acc", "λ₁ e0 → e10 → end",
+        "share lags ≥ δ: e0, e10, median e10–300, end", "loss e90 → e100, e190 → e200",
+        "cos(∇task, ∇floss): e100, e200, median"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for path in paths:
         for r in json.loads(Path(path).read_text()):
@@ -202,13 +179,8 @@ def plot(paths, png) -> None:
             ep = np.array([row["epoch"] for row in r["rows"]])
             net = r["preset"].replace("gf_", "").replace("_xor", "")
             color = ("C0" if net == "rate" else "C3") if r["schedule"] != "none" else ("C9" if net == "rate" else "C1")
-            kw = dict(
-                color=color,
-                alpha=0.8,
-                lw=1.2,
-                ls="-" if r["schedule"] != "none" else ":",
-                label=f"{net} δ={r['delta']}, {r['schedule']}" if r["seed"] == 1 else None,
-            )
+            kw = dict(color=color, alpha=0.8, lw=1.2, ls="-" if r["schedule"] != "none" else ":",
+                label=f"{net} δ={r['delta']}, {r['schedule']}" if r["seed"] == 1 else None)  # fmt: skip
             ax[0].plot(ep + 1, [row["lambda1_floss"] for row in r["rows"]], **kw)
             ax[1].plot(ep + 1, [row["share_ge_delta"] for row in r["rows"]], **kw)
             ax[2].plot(ep + 1, [row["cos_task_floss"] for row in r["rows"]], **kw)

@@ -23,14 +23,8 @@ from refimpl.tasks.generators import poisson_inputs
 
 
 def setup(reset_grad):
-    cfg = network_config(
-        dialect="engelken",
-        layers=(64,),
-        n_in=100,
-        n_out=1,
-        reset_grad=reset_grad,
-        surrogate={"name": "fast_sigmoid", "slope": 10.0},
-    )
+    cfg = network_config(dialect="engelken", layers=(64,), n_in=100, n_out=1, reset_grad=reset_grad,
+        surrogate={"name": "fast_sigmoid", "slope": 10.0})  # fmt: skip
     params = init_params(cfg, 0, w_in=6.0, g_rec=2.0)
     inputs = poisson_inputs(T=500, batch=1, n_in=100, rate_hz=10.0, seed=1)
     return cfg, params, inputs
@@ -51,16 +45,9 @@ def floss(reset_grad, k, steps, tol, lr):
             break
         if step < steps:
             params = adam_step(params, res.grads, state, opt)
-    return {
-        "reset_grad": reset_grad,
-        "k": k,
-        "initial_max_abs": first,
-        "final_max_abs": dev,
-        "lambda1_final": float(res.exponents[0]),
-        "steps": step,
-        "converged": dev < tol,
-        "seconds": time.time() - t0,
-    }
+    return {"reset_grad": reset_grad, "k": k, "initial_max_abs": first, "final_max_abs": dev,
+        "lambda1_final": float(res.exponents[0]), "steps": step, "converged": dev < tol,
+        "seconds": time.time() - t0}  # fmt: skip
 
 
 def main():

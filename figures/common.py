@@ -30,9 +30,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc
-    )
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)  # fmt: skip
     p.add_argument("--out", default=None, help="output directory (default: figures/, or figures/quick/ with --quick)")
     p.add_argument("--quick", action="store_true", help="tiny budget, for a smoke test")
     p.add_argument("--workers", type=int, default=2, help="processes for the sweeps")

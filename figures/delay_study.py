@@ -61,16 +61,8 @@ def quick_spec(s: dict) -> None:
             c.update({"flossing.pre_steps": 3, "flossing.k": 4})
 
 
-KEEP = (
-    "test_acc",
-    "best_test_acc",
-    "grad_x0_initial",
-    "grad_x0_preflossed",
-    "lambda1_initial",
-    "lambda1_preflossed",
-    "lambda1_after",
-    "wall_time",
-)
+KEEP = ("test_acc", "best_test_acc", "grad_x0_initial", "grad_x0_preflossed", "lambda1_initial",
+    "lambda1_preflossed", "lambda1_after", "wall_time")  # fmt: skip
 
 
 def run_study(sweep_files, name: str, title: str, argv=None, doc: str = "") -> dict:
@@ -92,12 +84,8 @@ def _delta(v):
     return v["task.delta"] if isinstance(v, dict) else v
 
 
-LABELS = {
-    "none": "no flossing",
-    "floss": "pre-flossing",
-    "none_ignored": "no flossing, reset_grad ignored",
-    "floss_ignored": "pre-flossing, reset_grad ignored",
-}
+LABELS = {"none": "no flossing", "floss": "pre-flossing", "none_ignored": "no flossing, reset_grad ignored",
+    "floss_ignored": "pre-flossing, reset_grad ignored"}  # fmt: skip
 
 
 def figure(results, out, name, title, specs, t0, n_jobs, argv):

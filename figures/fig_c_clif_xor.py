@@ -11,9 +11,5 @@ script is rerun (an interrupted run continues).
 import delay_study
 
 if __name__ == "__main__":
-    delay_study.run_study(
-        ("c_clif_xor.toml", "c_clif_xor_ignored.toml"),
-        "fig_c_clif_xor",
-        "(c) recurrent cLIF, N = 64, spiking delayed XOR",
-        doc=__doc__,
-    )
+    delay_study.run_study(("c_clif_xor.toml", "c_clif_xor_ignored.toml"), "fig_c_clif_xor",
+        "(c) recurrent cLIF, N = 64, spiking delayed XOR", doc=__doc__)  # fmt: skip

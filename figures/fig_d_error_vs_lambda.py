@@ -62,21 +62,12 @@ def grid(quick: bool):
 def build(spec: dict, N: int, seed: int):
     sur = {"name": "fast_sigmoid", "slope": spec["slope"]}
     if spec["cell"] == "clif":
-        cfg = network_config(
-            dialect="engelken",
-            layers=(N,),
-            n_in=N_IN,
-            n_out=1,
-            reset=spec["reset"],
-            reset_grad=spec["reset_grad"],
-            surrogate=sur,
-            readout=READOUT,
-        )
+        cfg = network_config(dialect="engelken", layers=(N,), n_in=N_IN, n_out=1, reset=spec["reset"],
+            reset_grad=spec["reset_grad"], surrogate=sur, readout=READOUT)  # fmt: skip
         params = init_params(cfg, seed, w_in=6.0, g_rec=spec["g"])
     else:
-        cfg = network_config(
-            cell="binary", layers=(N,), n_in=N_IN, n_out=1, surrogate=sur, readout={**READOUT, "source": "state"}
-        )
+        cfg = network_config(cell="binary", layers=(N,), n_in=N_IN, n_out=1, surrogate=sur,
+            readout={**READOUT, "source": "state"})  # fmt: skip
         params = init_params(cfg, seed, w_in=2.0, g_rec=spec["g"])
     return cfg, params
 
@@ -126,13 +117,9 @@ def main(argv=None):
     m = np.array([r["rate"] for r in rows])
     ok = np.isfinite(p) & np.isfinite(m)
     r2_id, r2_pearson = r_squared(p[ok], m[ok])
-    summary = {
-        "n_networks": int(ok.sum()),
-        "r2_identity": r2_id,
-        "r2_pearson": r2_pearson,
+    summary = {"n_networks": int(ok.sum()), "r2_identity": r2_id, "r2_pearson": r2_pearson,
         "max_abs_diff": float(np.max(np.abs(m[ok] - p[ok]))),
-        "median_abs_diff": float(np.median(np.abs(m[ok] - p[ok]))),
-    }
+        "median_abs_diff": float(np.median(np.abs(m[ok] - p[ok])))}  # fmt: skip
     cells = np.array([r["cell"] for r in rows])
     for cell in ("clif", "binary"):
         sel = ok & (cells == cell)
@@ -154,11 +141,8 @@ def main(argv=None):
         ax[1].scatter(p[sel], m[sel], marker=mk, s=18, label=cell)
     lo, hi = np.nanmin(np.r_[p, m]), np.nanmax(np.r_[p, m])
     ax[1].plot([lo, hi], [lo, hi], "k:", lw=1)
-    ax[1].set(
-        xlabel="λ₁ (Benettin, 1/step)",
-        ylabel="measured error decay rate (1/step)",
-        title=f"R² = {r2_id:.3f} (identity), {r2_pearson:.3f} (Pearson), n = {int(ok.sum())}",
-    )
+    ax[1].set(xlabel="λ₁ (Benettin, 1/step)", ylabel="measured error decay rate (1/step)",
+        title=f"R² = {r2_id:.3f} (identity), {r2_pearson:.3f} (Pearson), n = {int(ok.sum())}")  # fmt: skip
     ax[1].legend(fontsize=8)
     header = ["cell", "g", "γ", "reset", "reset_grad", "seed", "λ₁", "measured rate", "difference"]
     table_rows = [

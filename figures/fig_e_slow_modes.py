@@ -49,16 +49,8 @@ def spectrum(cfg, params, T, k):
 
 
 def run(tau_mem, tau_syn, reset_grad, N, steps, T, T_spec, k, k_spec):
-    cfg = network_config(
-        dialect="engelken",
-        layers=(N,),
-        n_in=100,
-        n_out=1,
-        tau_mem=tau_mem,
-        tau_syn=tau_syn,
-        reset_grad=reset_grad,
-        surrogate={"name": "fast_sigmoid", "slope": 10.0},
-    )
+    cfg = network_config(dialect="engelken", layers=(N,), n_in=100, n_out=1, tau_mem=tau_mem, tau_syn=tau_syn,
+        reset_grad=reset_grad, surrogate={"name": "fast_sigmoid", "slope": 10.0})  # fmt: skip
     params = init_params(cfg, SEED, w_in=6.0, g_rec=2.0)
     before = spectrum(cfg, params, T_spec, k_spec)
     opt, state, lc = AdamConfig(lr=2e-3), AdamState(), LyapunovConfig(k=k)

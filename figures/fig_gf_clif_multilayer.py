@@ -18,11 +18,6 @@ def _key(job):
 
 
 if __name__ == "__main__":
-    gf_protocol.run_study(
-        "gf_clif_multilayer.toml",
-        "fig_gf_clif_multilayer",
-        "recurrent cLIF, 2 and 3 layers of 80, dt = 5 ms, published budget",
-        doc=__doc__,
-        group=_key,
-        series_name="layers",
-    )
+    gf_protocol.run_study("gf_clif_multilayer.toml", "fig_gf_clif_multilayer",
+        "recurrent cLIF, 2 and 3 layers of 80, dt = 5 ms, published budget", doc=__doc__, group=_key,
+        series_name="layers")  # fmt: skip

@@ -17,11 +17,6 @@ def _key(job):
 
 
 if __name__ == "__main__":
-    gf_protocol.run_study(
-        "gf_clif_xor.toml",
-        "fig_gf_clif_xor",
-        "recurrent cLIF, N = 80, dt = 5 ms, τ_mem/dt = 2, published budget",
-        doc=__doc__,
-        group=_key,
-        series_name="reset_grad",
-    )
+    gf_protocol.run_study("gf_clif_xor.toml", "fig_gf_clif_xor",
+        "recurrent cLIF, N = 80, dt = 5 ms, τ_mem/dt = 2, published budget", doc=__doc__, group=_key,
+        series_name="reset_grad")  # fmt: skip

@@ -11,9 +11,5 @@ are kept in ``figures/runs/gf_rate_schedules/jobs/`` (committed) and reused when
 import gf_protocol
 
 if __name__ == "__main__":
-    gf_protocol.run_study(
-        "gf_rate_schedules.toml",
-        "fig_gf_rate_schedules",
-        "rate RNN (tanh), N = 80, published budget, flossing schedules",
-        doc=__doc__,
-    )
+    gf_protocol.run_study("gf_rate_schedules.toml", "fig_gf_rate_schedules",
+        "rate RNN (tanh), N = 80, published budget, flossing schedules", doc=__doc__)  # fmt: skip

@@ -83,25 +83,11 @@ def main(argv=None):
         for r in rows[delta]:
             ax.errorbar(r[8], r[2], yerr=0 if np.isnan(r[3]) else r[3], marker="o", capsize=3)
             ax.annotate(r[0], (r[8], r[2]), fontsize=7, xytext=(4, 3), textcoords="offset points")
-        ax.set(
-            xlabel="wall time per run (s, 1 thread)",
-            ylabel="final test accuracy (mean ± sem)",
-            title=f"flossing schedules, spiking delayed XOR δ = {delta}",
-        )
+        ax.set(xlabel="wall time per run (s, 1 thread)", ylabel="final test accuracy (mean ± sem)",
+            title=f"flossing schedules, spiking delayed XOR δ = {delta}")  # fmt: skip
     seeds = spec["axes"]["seed"]["network.seed"]
-    header = [
-        "schedule",
-        "n",
-        "accuracy (mean)",
-        "sem",
-        "min",
-        "max",
-        f"solved (≥ {SOLVED})",
-        "flossing steps",
-        "wall time per run (s)",
-        "gain per extra minute",
-        "λ₁ after training",
-    ]
+    header = ["schedule", "n", "accuracy (mean)", "sem", "min", "max", f"solved (≥ {SOLVED})", "flossing steps",
+        "wall time per run (s)", "gain per extra minute", "λ₁ after training"]  # fmt: skip
     table = (
         "# Flossing schedules: accuracy per unit of compute (issue 8.6)\n\n"
         + common.provenance(argv, t0)

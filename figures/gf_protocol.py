@@ -163,49 +163,25 @@ def figure(by, out, name, title, spec, t0, n_jobs, argv, series_name="surrogate"
         mid = keys[len(keys) // 2]
         for r in by[mid]:
             h = r["history"]
-            ax[1].semilogy(
-                h["epochs/epoch"],
-                h["epochs/grad_x0"],
-                color=color,
-                alpha=0.5,
-                label=f"{lab}, d = {2 * mid[-1]}" if r is by[mid][0] else None,
-            )
+            ax[1].semilogy(h["epochs/epoch"], h["epochs/grad_x0"], color=color, alpha=0.5,
+                label=f"{lab}, d = {2 * mid[-1]}" if r is by[mid][0] else None)  # fmt: skip
         for k in keys:
             lam = by[k][0]["history"]["flossing/lambda1"]
             if lam.size:
-                ax[2].plot(
-                    lam,
-                    color=color,
-                    alpha=0.3 + 0.7 * keys.index(k) / max(1, len(keys) - 1),
-                    label=f"{', '.join(map(str, ser[1:]))} d = {2 * k[-1]}".strip(),
-                )
+                ax[2].plot(lam, color=color, alpha=0.3 + 0.7 * keys.index(k) / max(1, len(keys) - 1),
+                    label=f"{', '.join(map(str, ser[1:]))} d = {2 * k[-1]}".strip())  # fmt: skip
     ax[0].axhline(0.5, color="gray", lw=0.5, ls=":", label="chance")
     ax[0].set(xlabel="delay d = 2δ (steps)", ylabel="final test accuracy", title=title, ylim=(0.4, 1.02))
     ax[0].legend(fontsize=8)
     ax[1].set(xlabel="epoch", ylabel="‖∂L/∂h₀‖ (test loss)", title="gradient w.r.t. the initial state")
     ax[1].legend(fontsize=8)
-    ax[2].set(
-        xlabel="flossing step (pre: 0–499, then two sessions)",
-        ylabel="λ₁ (1/step), flossing input",
-        title="largest exponent λ₁ while flossing (seed 1)",
-    )
+    ax[2].set(xlabel="flossing step (pre: 0–499, then two sessions)", ylabel="λ₁ (1/step), flossing input",
+        title="largest exponent λ₁ while flossing (seed 1)")  # fmt: skip
     ax[2].legend(fontsize=7)
     seeds = spec["axes"]["seed"]
-    header = [
-        "condition",
-        *([series_name] if len(keys[0]) > 2 else []),
-        "d",
-        "n",
-        "accuracy (mean)",
-        "sem",
-        "min",
-        "max",
-        "solved (≥ 0.9)",
-        "epochs to 0.9 (median)",
-        "‖∂L/∂h₀‖ start (geo.)",
-        "‖∂L/∂h₀‖ end (geo.)",
-        "wall s/run",
-    ]
+    header = ["condition", *([series_name] if len(keys[0]) > 2 else []), "d", "n", "accuracy (mean)", "sem",
+        "min", "max", "solved (≥ 0.9)", "epochs to 0.9 (median)", "‖∂L/∂h₀‖ start (geo.)", "‖∂L/∂h₀‖ end (geo.)",
+        "wall s/run"]  # fmt: skip
     table = (
         f"# {title}\n\n"
         + common.provenance(argv, t0)

@@ -106,12 +106,8 @@ def main(argv=None):
         for r_, (cond, stage, ls) in enumerate((("none", "initial", "-"), ("floss", "preflossed", "--"))):
             curves = np.mean([d[f"errors_{stage}"] for d in R[(cond, depth)]], axis=0)
             for l in range(depth):
-                ax[0, c].plot(
-                    curves[l] - curves[l][1],
-                    ls=ls,
-                    color=f"C{l}",
-                    label=f"layer {l + 1}, {'pre-flossed' if cond == 'floss' else 'initial'}",
-                )
+                ax[0, c].plot(curves[l] - curves[l][1], ls=ls, color=f"C{l}",
+                    label=f"layer {l + 1}, {'pre-flossed' if cond == 'floss' else 'initial'}")  # fmt: skip
             data[f"errors/{cond}/{depth}"] = curves
         ax[0, c].set(title=f"{depth} layer(s): error norm vs lag", xlabel="lag", ylabel="log ‖∂L/∂x^l‖ (shifted)")
         ax[0, c].legend(fontsize=6)
@@ -147,26 +143,17 @@ def main(argv=None):
         for cond, ls in (("none", "-"), ("floss", "--")):
             stage = "initial" if cond == "none" else "preflossed"
             s = np.mean([d[f"spectrum_{stage}"] for d in R[(cond, depth)]], axis=0)
-            ax[0, -1].plot(
-                np.arange(1, s.size + 1),
-                s,
-                ls=ls,
-                color=col,
-                label=f"{depth} layer(s), {'pre-flossed' if cond == 'floss' else 'initial'}",
-            )
+            ax[0, -1].plot(np.arange(1, s.size + 1), s, ls=ls, color=col,
+                label=f"{depth} layer(s), {'pre-flossed' if cond == 'floss' else 'initial'}")  # fmt: skip
             data[f"spectrum/{cond}/{depth}"] = s
     ax[0, -1].set(title="spectrum of the whole stack", xlabel="index i", ylabel="λ_i (1/step)")
     ax[0, -1].legend(fontsize=6)
     for c, depth in enumerate(depths):
         for cond, mk in (("none", "o"), ("floss", "s")):
             acc = [d["test_acc"] for d in R[(cond, depth)]]
-            ax[1, 0].scatter(
-                np.full(len(acc), depth + (0.08 if cond == "floss" else -0.08)),
-                acc,
-                marker=mk,
+            ax[1, 0].scatter(np.full(len(acc), depth + (0.08 if cond == "floss" else -0.08)), acc, marker=mk,
                 color="C0" if cond == "none" else "C1",
-                label=("pre-flossing" if cond == "floss" else "no flossing") if c == 0 else None,
-            )
+                label=("pre-flossing" if cond == "floss" else "no flossing") if c == 0 else None)  # fmt: skip
     ax[1, 0].set(xlabel="layers", ylabel="final test accuracy", title="accuracy", xticks=depths)
     ax[1, 0].legend(fontsize=7)
     for cond, mk in (("none", "o"), ("floss", "s")):

@@ -18,27 +18,17 @@ settings.load_profile(os.environ.get("REFIMPL_HYPOTHESIS", "refimpl"))
 SMOOTH_SURROGATES = ("sigmoid", "arctan", "gaussian")
 #: where σ'' jumps (relative units: multiples of 1/γ)
 KINKS = {"fast_sigmoid": (0.0,), "triangle": (-1.0, 0.0, 1.0)}
-SLOPES = {
-    "fast_sigmoid": (2.0, 5.0, 10.0),
-    "sigmoid": (2.0, 5.0),
-    "arctan": (1.0, 2.0, 5.0),
-    "gaussian": (1.0, 2.0),
-    "triangle": (0.5, 1.0, 2.0),
-}
+SLOPES = {"fast_sigmoid": (2.0, 5.0, 10.0), "sigmoid": (2.0, 5.0), "arctan": (1.0, 2.0, 5.0),
+    "gaussian": (1.0, 2.0), "triangle": (0.5, 1.0, 2.0)}  # fmt: skip
 
 
 @st.composite
-def configs(
-    draw, surrogates=SURROGATES, reset_grads=("detached", "attached", "ignored"), max_layers=3, cells=("clif", "binary", "rate")
-):
+def configs(draw, surrogates=SURROGATES, reset_grads=("detached", "attached", "ignored"), max_layers=3,
+        cells=("clif", "binary", "rate")):  # fmt: skip
     cell = draw(st.sampled_from(cells))
     sur = draw(st.sampled_from(surrogates))
-    kw = dict(
-        cell=cell,
-        n_in=draw(st.integers(1, 3)),
-        n_out=draw(st.integers(2, 3)),
-        surrogate={"name": sur, "slope": draw(st.sampled_from(SLOPES[sur]))},
-    )
+    kw = dict(cell=cell, n_in=draw(st.integers(1, 3)), n_out=draw(st.integers(2, 3)),
+        surrogate={"name": sur, "slope": draw(st.sampled_from(SLOPES[sur]))})  # fmt: skip
     if cell == "clif":
         kw["layers"] = tuple(draw(st.lists(st.integers(2, 5), min_size=1, max_size=max_layers)))
         kw["syn_input"] = draw(st.sampled_from(["new", "old"]))
@@ -70,18 +60,11 @@ def kink_margin(cfg, params, inputs) -> float:
 #: test modules whose every test gets a marker (pyproject.toml registers them; docs/testing.md)
 MODULE_MARKS = {"test_figures.py": ("figures", "slow"), "test_torch_reference.py": ("torch",), "test_peers.py": ("torch",)}
 #: single tests that take seconds (subprocesses, whole pipelines): left out of the fast subset
-SLOW = {
-    "test_ctrl_c_at_a_random_moment_of_every_long_command",
-    "test_quick_bench_agrees_and_reports",
-    "test_gradcheck_passes_and_fails",
-    "test_dask_cluster_gives_the_pool_results",
-    "test_every_readme_command_exits_as_documented",
-    "test_killed_sweep_loses_nothing",
-    "test_pytest_prints_its_summary_line",
-    "test_interrupted_floss_resumes_to_the_uninterrupted_result",
-    "test_memory_child_and_required_bytes",
-    "test_every_deliberate_fault_reaches_the_fused_kernels",
-}
+SLOW = {"test_ctrl_c_at_a_random_moment_of_every_long_command", "test_quick_bench_agrees_and_reports",
+    "test_gradcheck_passes_and_fails", "test_dask_cluster_gives_the_pool_results",
+    "test_every_readme_command_exits_as_documented", "test_killed_sweep_loses_nothing",
+    "test_pytest_prints_its_summary_line", "test_interrupted_floss_resumes_to_the_uninterrupted_result",
+    "test_memory_child_and_required_bytes", "test_every_deliberate_fault_reaches_the_fused_kernels"}  # fmt: skip
 TORCH = {"test_torch_reference_round_trip", "test_quick_bench_agrees_and_reports"}
 
 

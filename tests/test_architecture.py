@@ -88,13 +88,8 @@ def test_no_import_cycle():
 
 
 def test_no_module_imports_private_names_of_another():
-    bad = [
-        (m, t, n)
-        for m, edges in import_graph().items()
-        for t, names in edges.items()
-        for n in names
-        if n.startswith("_") and not n.startswith("__") and t != m
-    ]
+    bad = [(m, t, n) for m, edges in import_graph().items() for t,
+        names in edges.items() for n in names if n.startswith("_") and not n.startswith("__") and t != m]  # fmt: skip
     assert bad == [], bad
 
 

@@ -76,9 +76,8 @@ def test_bit_identical_for_the_same_seed():
 @pytest.mark.parametrize("fault", ["bptt_drop_reset_term", "bptt_flip_W_rec"])
 @pytest.mark.parametrize("mode", ["fwd_rev", "fd"])
 def test_checker_catches_a_wrong_derivative(fault, mode):
-    cfg = network_config(
-        layers=(5,), n_in=2, n_out=2, reset_grad="attached", smooth=(mode == "fd"), surrogate={"name": "sigmoid", "slope": 2.0}
-    )
+    cfg = network_config(layers=(5,), n_in=2, n_out=2, reset_grad="attached", smooth=(mode == "fd"),
+        surrogate={"name": "sigmoid", "slope": 2.0})  # fmt: skip
     loss = LossConfig()
     problem = gradcheck.random_problem(cfg, 15, 2, 3, loss)
     assert all(r.passed for r in gradcheck.check_bptt(cfg, *problem, loss, mode))

@@ -10,20 +10,9 @@ from refimpl.training.configfile import load, load_preset, loads, preset_names, 
 from refimpl.training import RunConfig
 
 #: overrides that make any bit-task preset tiny
-TINY = [
-    "network.layers=[6]",
-    "training.batch_size=4",
-    "training.steps_per_epoch=2",
-    "training.test_size=4",
-    "flossing.k=2",
-    "flossing.pre_steps=1",
-    "flossing.steps=1",
-    "flossing.every=1",
-    "lyapunov.k=2",
-    "lyapunov.every=1",
-    "task.T=24",
-    "output.checkpoint_every=1",
-]
+TINY = ["network.layers=[6]", "training.batch_size=4", "training.steps_per_epoch=2", "training.test_size=4",
+    "flossing.k=2", "flossing.pre_steps=1", "flossing.steps=1", "flossing.every=1", "lyapunov.k=2",
+    "lyapunov.every=1", "task.T=24", "output.checkpoint_every=1"]  # fmt: skip
 TINY_PRESET = {
     "delayed_xor": TINY + ["task.delta=2"],
     "delayed_copy": TINY + ["task.delay=3"],
@@ -182,10 +171,8 @@ def test_checkpoint_of_another_configuration(tmp_path, capsys):
 
 
 def test_set_parses_toml_values(tmp_path):
-    run = load(
-        write(tmp_path, MINI),
-        overrides=["network.layers=[5, 4]", "network.reset=subtract", "flossing.lo=-inf", "training.clip_norm=0"],
-    )
+    run = load(write(tmp_path, MINI),
+        overrides=["network.layers=[5, 4]", "network.reset=subtract", "flossing.lo=-inf", "training.clip_norm=0"])  # fmt: skip
     assert run.network.layers == (5, 4) and run.network.reset == "subtract"
     assert run.training.adam().clip_norm is None
     with pytest.raises(ValueError, match="SECTION.KEY=VALUE"):

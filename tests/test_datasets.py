@@ -120,9 +120,8 @@ def _vlen(f, name, arrays, dtype):
         ds[i] = np.asarray(a, dtype=dtype)
 
 
-def _write(
-    path, times=None, units=None, labels=None, skip=(), time_dtype=np.float32, unit_dtype=np.uint16, label_dtype=np.uint16
-):
+def _write(path, times=None, units=None, labels=None, skip=(), time_dtype=np.float32, unit_dtype=np.uint16,
+        label_dtype=np.uint16):  # fmt: skip
     t0, u0, l0 = random_samples(4, 2, n_units=700)
     times = t0 if times is None else times
     units = u0 if units is None else units
@@ -205,35 +204,16 @@ def test_missing_and_unreadable_files_and_bad_parameters(tmp_path):
 # the training task `shd` and its preset
 # ---------------------------------------------------------------------------
 
-TINY_SHD = [
-    "network.layers=[8]",
-    "task.T=20",
-    "task.channel_factor=50",
-    "training.batch_size=4",
-    "lyapunov.k=4",
-    "lyapunov.every=1",
-    "lyapunov.dimensionality_batch=3",
-    "output.checkpoint_every=1",
-]
+TINY_SHD = ["network.layers=[8]", "task.T=20", "task.channel_factor=50", "training.batch_size=4", "lyapunov.k=4",
+    "lyapunov.every=1", "lyapunov.dimensionality_batch=3", "output.checkpoint_every=1"]  # fmt: skip
 
 
 def test_refimpl_train_shd_on_small_files(tmp_path, capsys):
     shd_file(tmp_path / "train.h5", n=16, seed=1, duration=0.25, max_spikes=300)
     shd_file(tmp_path / "test.h5", n=6, seed=2, duration=0.25, max_spikes=300)
     out = tmp_path / "run"
-    argv = [
-        "train",
-        "shd",
-        "--epochs",
-        "1",
-        "--out",
-        str(out),
-        "--quiet",
-        "--set",
-        f"task.train_path={tmp_path / 'train.h5'}",
-        "--set",
-        f"task.test_path={tmp_path / 'test.h5'}",
-    ]
+    argv = ["train", "shd", "--epochs", "1", "--out", str(out), "--quiet", "--set",
+        f"task.train_path={tmp_path / 'train.h5'}", "--set", f"task.test_path={tmp_path / 'test.h5'}"]  # fmt: skip
     for s in TINY_SHD:
         argv += ["--set", s]
     code = cli.main(argv)

@@ -13,14 +13,12 @@ from refimpl.dynamics.dimensionality import GradientSamples, gradient_samples, p
 from refimpl.model.losses import loss_and_grad
 from refimpl.training import Trainer, read_log
 
-CASES = {
-    "engelken2": dict(dialect="engelken", layers=(5, 4), surrogate={"name": "fast_sigmoid", "slope": 2.0}),
+CASES = {"engelken2": dict(dialect="engelken", layers=(5, 4), surrogate={"name": "fast_sigmoid", "slope": 2.0}),
     "spytorch": dict(dialect="spytorch", layers=(6,), reset_grad="attached"),
     "stork_membrane": dict(dialect="stork", layers=(6,), readout={"tau_out": 0.0, "source": "membrane"}),
     "subtract_ignored": dict(dialect="engelken", layers=(5,), reset="subtract", reset_grad="ignored"),
     "binary": dict(cell="binary", layers=(6,), readout={"tau_out": 3.0, "source": "activation"}),
-    "rate": dict(cell="rate", layers=(6,)),
-}
+    "rate": dict(cell="rate", layers=(6,))}  # fmt: skip
 
 
 def setup(case, T=25, B=3):

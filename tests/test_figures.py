@@ -13,22 +13,9 @@ from pathlib import Path
 import pytest
 
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
-SCRIPTS = [
-    "fig_a_binary_xor",
-    "fig_b_binary_spectrum",
-    "fig_c_clif_xor",
-    "fig_d_error_vs_lambda",
-    "fig_init",
-    "fig_e_slow_modes",
-    "fig_multilayer",
-    "fig_randman",
-    "fig_schedules",
-    "fig_gf_rate_xor",
-    "fig_gf_binary_xor",
-    "fig_gf_rate_schedules",
-    "fig_gf_clif_xor",
-    "fig_gf_clif_multilayer",
-]
+SCRIPTS = ["fig_a_binary_xor", "fig_b_binary_spectrum", "fig_c_clif_xor", "fig_d_error_vs_lambda", "fig_init",
+    "fig_e_slow_modes", "fig_multilayer", "fig_randman", "fig_schedules", "fig_gf_rate_xor", "fig_gf_binary_xor",
+    "fig_gf_rate_schedules", "fig_gf_clif_xor", "fig_gf_clif_multilayer"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -58,9 +58,8 @@ def test_reverse_equals_finite_differences_in_smooth_mode(cfg, seed, k, ons):
 
 @pytest.mark.parametrize("surrogate", ["fast_sigmoid", "triangle"])
 def test_kinked_surrogates_against_finite_differences(surrogate):
-    cfg = network_config(
-        layers=(4, 3), n_in=2, n_out=1, smooth=True, reset_grad="attached", surrogate={"name": surrogate, "slope": 1.0}
-    )
+    cfg = network_config(layers=(4, 3), n_in=2, n_out=1, smooth=True, reset_grad="attached",
+        surrogate={"name": surrogate, "slope": 1.0})  # fmt: skip
     params, inputs, _ = gradcheck.random_problem(cfg, 14, 1, 4, LossConfig())
     assert kink_margin(cfg, params, inputs) > 1e-2
     rows = gradcheck.check_flossing(cfg, params, inputs, LyapunovConfig(k=3), _all_params(cfg), "fd")
@@ -82,9 +81,8 @@ def test_checkpointing_gives_the_same_gradient(seed, every):
 @pytest.mark.parametrize("fault", ["flossing_drop_sigma2", "qr_backward_no_copyltu"])
 @pytest.mark.parametrize("mode", ["fwd_rev", "fd"])
 def test_checker_catches_a_wrong_derivative(fault, mode):
-    cfg = network_config(
-        layers=(5,), n_in=2, n_out=1, reset_grad="attached", smooth=(mode == "fd"), surrogate={"name": "sigmoid", "slope": 2.0}
-    )
+    cfg = network_config(layers=(5,), n_in=2, n_out=1, reset_grad="attached", smooth=(mode == "fd"),
+        surrogate={"name": "sigmoid", "slope": 2.0})  # fmt: skip
     params, inputs, _ = gradcheck.random_problem(cfg, 14, 1, 1, LossConfig())
     lc, fc = LyapunovConfig(k=3), _all_params(cfg)
     assert all(r.passed for r in gradcheck.check_flossing(cfg, params, inputs, lc, fc, mode))

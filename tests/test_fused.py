@@ -30,18 +30,12 @@ def test_fused_one_layer_kernels_equal_the_step_by_step_path(kw, monkeypatch):
     params, inputs, _ = gradcheck.random_problem(cfg, 24, 2, 3, LossConfig())
     fc = FlossConfig(params=("W_in", "W_rec", "b") + network.initial_state_names(cfg), target=-0.05)
     lc = LyapunovConfig(k=min(4, cfg.state_size), ons=2, warmup=2, transient=1, batch_index=1)
-    fused = [
-        lyapunov.spectrum(cfg, params, inputs, lc),
-        flossing.value_and_grad(cfg, params, inputs, lc, fc),
-        flossing.value_and_grad(cfg, params, inputs, lc, fc, checkpoint_every=3),
-    ]
+    fused = [lyapunov.spectrum(cfg, params, inputs, lc), flossing.value_and_grad(cfg, params, inputs, lc, fc),
+        flossing.value_and_grad(cfg, params, inputs, lc, fc, checkpoint_every=3)]  # fmt: skip
     monkeypatch.setattr(lyapunov, "fused_ok", lambda cfg: False)
     monkeypatch.setattr(flossing, "fused_ok", lambda cfg: False)
-    ref = [
-        lyapunov.spectrum(cfg, params, inputs, lc),
-        flossing.value_and_grad(cfg, params, inputs, lc, fc),
-        flossing.value_and_grad(cfg, params, inputs, lc, fc, checkpoint_every=3),
-    ]
+    ref = [lyapunov.spectrum(cfg, params, inputs, lc), flossing.value_and_grad(cfg, params, inputs, lc, fc),
+        flossing.value_and_grad(cfg, params, inputs, lc, fc, checkpoint_every=3)]  # fmt: skip
     np.testing.assert_allclose(fused[0].exponents, ref[0].exponents, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(fused[0].Q_final, ref[0].Q_final, rtol=0, atol=1e-12)
     assert fused[0].participation_ratio == pytest.approx(ref[0].participation_ratio, rel=1e-12)

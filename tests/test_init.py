@@ -31,12 +31,8 @@ from refimpl.model import cell, init, network
 from refimpl.model.config import network_config, with_changes
 
 COMBOS = [(syn, gain) for syn in ("new", "old") for gain in ("one_minus_beta", "unit")]
-DIALECT_OF = {
-    ("new", "one_minus_beta"): "engelken",
-    ("old", "unit"): "spytorch",
-    ("old", "one_minus_beta"): "stork",
-    ("new", "unit"): "engelken",
-}
+DIALECT_OF = {("new", "one_minus_beta"): "engelken", ("old", "unit"): "spytorch",
+    ("old", "one_minus_beta"): "stork", ("new", "unit"): "engelken"}  # fmt: skip
 TOL = 0.05
 T, B, BURN = 1000, 2, 100
 B_FF = 4  # feed-forward layers are cheap to pool: more input realizations
@@ -64,15 +60,8 @@ def filtered_trains(cfg, u):
     one = free(with_changes(cfg, layers=(1,), n_in=1, n_out=1))
     (L,) = network.layers_of(one)
     # the layer kernel that network.simulate runs (cell.forward), without the linearization
-    V, _, S = cell.forward(
-        np.ascontiguousarray(u.reshape(Tn, Bn * C, 1)),
-        np.zeros((Bn * C, 1)),
-        np.zeros((Bn * C, 1)),
-        np.ones((1, 1)),
-        np.zeros((1, 1)),
-        np.zeros(1),
-        *L.args(),
-    )
+    V, _, S = cell.forward(np.ascontiguousarray(u.reshape(Tn, Bn * C, 1)), np.zeros((Bn * C, 1)),
+        np.zeros((Bn * C, 1)), np.ones((1, 1)), np.zeros((1, 1)), np.zeros(1), *L.args())  # fmt: skip
     assert S.sum() == 0 or cfg.cell != "clif"  # really free: no spike, so no reset
     return V[:, :, 0].reshape(Tn + 1, Bn, C)
 
@@ -312,15 +301,8 @@ def test_plan_reports_the_pathways():
     assert lay["W_in"]["sigma_U"] ** 2 + lay["W_rec"]["sigma_U"] ** 2 == pytest.approx(4.0)
     for pw in ("W_in", "W_rec"):
         d = lay[pw]
-        m, s = init.moments(
-            n=d["n"],
-            mu_w=d["mu_w"],
-            sigma_w=d["sigma_w"],
-            eps_bar=lay["eps_bar"],
-            eps_hat=lay["eps_hat"],
-            mean=d["mean"],
-            var=d["var"],
-        )
+        m, s = init.moments(n=d["n"], mu_w=d["mu_w"], sigma_w=d["sigma_w"], eps_bar=lay["eps_bar"],
+            eps_hat=lay["eps_hat"], mean=d["mean"], var=d["var"])  # fmt: skip
         assert m == pytest.approx(d["mu_U"], abs=1e-14) and s == pytest.approx(d["sigma_U"], rel=1e-13)
 
 
@@ -356,9 +338,8 @@ def test_bad_cells_and_thresholds():
     with pytest.raises(ValueError, match="theta must be > 0"):
         init.fluctuation_init(clif("new", "unit", layers=(5,), theta=-1.0), mu_U=0, sigma_U=1, nu_in=10, seed=0)
     with pytest.raises(ValueError, match="nu_rec must be None for cell='rate'"):
-        init.fluctuation_init(
-            network_config(cell="rate", layers=(5,)), mu_U=0, sigma_U=1, nu_in=10, nu_rec=5, rec_share=0.5, seed=0
-        )
+        init.fluctuation_init(network_config(cell="rate", layers=(5,)), mu_U=0, sigma_U=1, nu_in=10, nu_rec=5,
+            rec_share=0.5, seed=0)  # fmt: skip
     with pytest.raises(ValueError, match="layer must be an integer in"):
         init.kernel(network_config("engelken", layers=(5,)), 1)
     with pytest.raises(ValueError, match="cfg must be a NetworkConfig"):

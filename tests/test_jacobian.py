@@ -46,9 +46,8 @@ def test_state_order_of_the_dense_jacobian():
     "fault,fd", [("dense_flip_block", False), ("dense_flip_block", True), ("structured_drop_reset_term", False)]
 )
 def test_checker_catches_a_wrong_jacobian(fault, fd):
-    cfg = network_config(
-        layers=(4,), n_in=2, n_out=1, reset_grad="attached", smooth=fd, surrogate={"name": "sigmoid", "slope": 2.0}
-    )
+    cfg = network_config(layers=(4,), n_in=2, n_out=1, reset_grad="attached", smooth=fd,
+        surrogate={"name": "sigmoid", "slope": 2.0})  # fmt: skip
     params, inputs, _ = gradcheck.random_problem(cfg, 8, 1, 2, LossConfig())
     assert all(r.passed for r in gradcheck.check_jacobians(cfg, params, inputs, [2, 5], fd=fd))
     with gradcheck.inject(fault):

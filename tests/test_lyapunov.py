@@ -58,15 +58,8 @@ def test_fixed_linear_map_gives_log_abs_eigenvalues():
 
 @given(seeds, st.sampled_from(["engelken", "spytorch", "stork"]), st.sampled_from([1, 2, 3]))
 def test_jacobian_lambda1_matches_two_trajectories(seed, dialect, ons):
-    cfg = network_config(
-        dialect=dialect,
-        layers=(6,),
-        n_in=2,
-        n_out=1,
-        smooth=True,
-        reset_grad="attached",
-        surrogate={"name": "sigmoid", "slope": 2.0},
-    )
+    cfg = network_config(dialect=dialect, layers=(6,), n_in=2, n_out=1, smooth=True, reset_grad="attached",
+        surrogate={"name": "sigmoid", "slope": 2.0})  # fmt: skip
     params, inputs, _ = gradcheck.random_problem(cfg, 150, 1, seed, LossConfig())
     lc = LyapunovConfig(k=1, ons=ons, warmup=5, transient=3, seed=seed)
     res = lyapunov.spectrum(cfg, params, inputs, lc)

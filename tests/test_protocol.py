@@ -260,32 +260,14 @@ def test_protocol_config_errors():
 def test_presets_state_the_published_protocol(name, cell):
     run = load_preset(name)
     n, t, tr, fl = run.network, run.task.opts, run.training, run.flossing
-    assert (n.cell, n.layers, n.keep_diagonal, n.bias_spread, n.bias_out, n.x0_init, n.x0_per_slot) == (
-        cell,
-        (80,),
-        True,
-        0.1,
-        0.001,
-        "relaxed",
-        True,
-    )
+    assert (n.cell, n.layers, n.keep_diagonal, n.bias_spread, n.bias_out, n.x0_init, n.x0_per_slot) == (cell,
+        (80,), True, 0.1, 0.001, "relaxed", True)  # fmt: skip
     assert n.w_out**2 / 80 == pytest.approx(1.0) and (n.w_in, n.g_rec) == (1.0, 1.0)
     assert (t["T"], t["encoding"], t["t0_shift"], run.n_in) == (300, "bits", -1, 1)
     assert (tr.epochs, tr.batch_size, tr.steps_per_epoch, tr.lr, tr.clip_norm, tr.clip) == (3001, 16, 1, 1e-3, 0.03, "per_array")
     assert "x0" in tr.params
-    assert (
-        fl.schedule,
-        fl.pre_steps,
-        fl.every,
-        fl.phase,
-        fl.steps,
-        fl.max_sessions,
-        fl.k,
-        fl.T,
-        fl.transient,
-        fl.lr,
-        fl.clip_norm,
-    ) == ("periodic", 500, 100, 1, 500, 2, 75, 55, 16, 1e-3, 0.0)
+    assert (fl.schedule, fl.pre_steps, fl.every, fl.phase, fl.steps, fl.max_sessions, fl.k, fl.T, fl.transient,
+        fl.lr, fl.clip_norm) == ("periodic", 500, 100, 1, 500, 2, 75, 55, 16, 1e-3, 0.0)  # fmt: skip
     assert run.loss_config().t0 == 2 * t["delta"] - 1
 
 

@@ -51,23 +51,9 @@ def test_resume_continues_in_the_checkpoints_directory(tmp_path, monkeypatch):
     """Point 5: `train runs/xor/config.toml --resume runs/xor/checkpoint.h5` continued into the preset's
     output.dir, not into runs/xor."""
     monkeypatch.chdir(tmp_path)
-    args = [
-        "train",
-        "delayed_xor",
-        "--out",
-        "runs/xor",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--set",
-        "training.steps_per_epoch=1",
-        "--set",
-        "training.test_size=8",
-        "--set",
-        "lyapunov.every=0",
-        "--set",
-        "network.layers=[20]",
-    ]
+    args = ["train", "delayed_xor", "--out", "runs/xor", "--epochs", "1", "--quiet", "--set",
+        "training.steps_per_epoch=1", "--set", "training.test_size=8", "--set", "lyapunov.every=0", "--set",
+        "network.layers=[20]"]  # fmt: skip
     assert cli.main(args) == 0
     assert cli.main(["train", "runs/xor/config.toml", "--resume", "runs/xor/checkpoint.h5", "--epochs", "2", "--quiet"]) == 0
     from refimpl.training import read_log
@@ -152,23 +138,9 @@ def test_a_run_directory_has_one_owner(tmp_path, capsys):
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        argv = [
-            "train",
-            "delayed_xor",
-            "--out",
-            str(tmp_path / "run"),
-            "--epochs",
-            "1",
-            "--quiet",
-            "--set",
-            "network.layers=[20]",
-            "--set",
-            "training.steps_per_epoch=1",
-            "--set",
-            "training.test_size=8",
-            "--set",
-            "lyapunov.every=0",
-        ]
+        argv = ["train", "delayed_xor", "--out", str(tmp_path / "run"), "--epochs", "1", "--quiet", "--set",
+            "network.layers=[20]", "--set", "training.steps_per_epoch=1", "--set", "training.test_size=8",
+            "--set", "lyapunov.every=0"]  # fmt: skip
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert f"process {holder.pid}" in err and len(err.strip().splitlines()) == 1, err
@@ -311,9 +283,8 @@ def test_ctrl_c_at_a_random_moment_of_every_long_command(tmp_path):
             d = tmp_path / f"{name}{trial}"
             d.mkdir()
             (d / "s.toml").write_text(SWEEP_FILE)
-            p = subprocess.Popen(
-                [sys.executable, "-m", "refimpl.cli", *argv], cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
+            p = subprocess.Popen([sys.executable, "-m", "refimpl.cli", *argv], cwd=d, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)  # fmt: skip
             res = {}
             th = threading.Thread(target=interrupt, args=(p, rng.uniform(lo, hi), after_first_line, res))
             th.start()
@@ -347,13 +318,8 @@ def test_interrupted_floss_resumes_to_the_uninterrupted_result(tmp_path):
     base = ["floss", "--layers", "16", "--k", "4", "--T", "100", "--n-in", "8", "--every", "1"]
     assert cli.main([*base, "--steps", "40", "--out", str(tmp_path / "whole.h5")]) == 0
     part = tmp_path / "part.h5"
-    p = subprocess.Popen(
-        [sys.executable, "-m", "refimpl.cli", *base, "--steps", "40", "--out", str(part)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    p = subprocess.Popen([sys.executable, "-m", "refimpl.cli", *base, "--steps", "40", "--out", str(part)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     while not p.stdout.readline().startswith("step    3"):
         assert p.poll() is None, p.stderr.read()
     p.send_signal(signal.SIGINT)
@@ -562,22 +528,9 @@ def _readme_commands() -> list:
 
 
 #: small budgets for the README's commands (the same flags, smaller numbers; appended flags win)
-SMALL_TRAIN = [
-    "--set",
-    "training.steps_per_epoch=1",
-    "--set",
-    "training.test_size=8",
-    "--set",
-    "lyapunov.every=0",
-    "--set",
-    "network.layers=[12]",
-    "--set",
-    "lyapunov.k=4",
-    "--set",
-    "flossing.k=4",
-    "--set",
-    "training.batch_size=4",
-]
+SMALL_TRAIN = ["--set", "training.steps_per_epoch=1", "--set", "training.test_size=8", "--set",
+    "lyapunov.every=0", "--set", "network.layers=[12]", "--set", "lyapunov.k=4", "--set", "flossing.k=4", "--set",
+    "training.batch_size=4"]  # fmt: skip
 
 
 def _small(argv: list) -> list:
@@ -669,19 +622,8 @@ def test_help_documents_every_option_and_imports_nothing_numerical():
 
     for n, q in sub.choices.items():
         walk(q, n)
-    assert {
-        "--T",
-        "--batch",
-        "--loss",
-        "--steps",
-        "--lr",
-        "--target",
-        "--warmup",
-        "--transient",
-        "--seed",
-        "--n-in",
-        "--surrogate",
-    } <= seen
+    assert {"--T", "--batch", "--loss", "--steps", "--lr", "--target", "--warmup", "--transient", "--seed",
+        "--n-in", "--surrogate"} <= seen  # fmt: skip
     assert "gaussian" in sub.choices["lyapunov"].format_help()  # --surrogate lists its choices
     r = subprocess.run(
         [

@@ -17,13 +17,9 @@ from refimpl.training.schedules import ScheduleConfig
 from refimpl.training import runconfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CLASSES = {
-    "network": runconfig.NetworkSection,
-    "training": runconfig.TrainingSection,
-    "flossing": runconfig.FlossingSection,
-    "lyapunov": runconfig.LyapunovSection,
-    "output": runconfig.OutputSection,
-}
+CLASSES = {"network": runconfig.NetworkSection, "training": runconfig.TrainingSection,
+    "flossing": runconfig.FlossingSection, "lyapunov": runconfig.LyapunovSection,
+    "output": runconfig.OutputSection}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(CLASSES))
@@ -70,9 +66,8 @@ def test_every_setting_is_checked_under_its_name(name):
 
 
 def test_docs_table_is_generated_from_the_schema():
-    out = subprocess.run(
-        [sys.executable, "-m", "refimpl.cli", "train", "--keys"], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([sys.executable, "-m", "refimpl.cli", "train", "--keys"], capture_output=True, text=True,
+        check=True).stdout  # fmt: skip
     table = out[: out.rindex("| **[task]**")]
     assert table in (ROOT / "docs" / "training.md").read_text()
 
@@ -120,14 +115,8 @@ def test_model_configs_use_the_schema_choices():
         config.LyapunovConfig(ons=0)
 
 
-KINDS = {
-    "str": ("choice", "str"),
-    "number": ("float",),
-    "number_or_list": ("float",),
-    "int": ("int",),
-    "bool": ("bool",),
-    "int_list": ("layers",),
-}
+KINDS = {"str": ("choice", "str"), "number": ("float",), "number_or_list": ("float",), "int": ("int",),
+    "bool": ("bool",), "int_list": ("layers",)}  # fmt: skip
 
 
 def test_golden_keys_agree_with_the_schema():

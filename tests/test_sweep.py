@@ -148,16 +148,8 @@ def test_expand_grid_names_and_overrides(tmp_path):
     assert names[0] == "none-seed=0-delta=1-lr=0.001"
     job = next(j for j in jobs if j.name == "floss-seed=2-delta=2-lr=0.005")
     assert job.condition == "floss" and job.axes == {"seed": 2, "delta": 2, "lr": 0.005}
-    assert job.overrides == (
-        "training.epochs=7",
-        'flossing.schedule="pre"',
-        "flossing.pre_steps=3",
-        "network.seed=2",
-        "task.seed=7",
-        "task.delta=2",
-        "task.T=30",
-        "training.lr=0.005",
-    )
+    assert job.overrides == ("training.epochs=7", 'flossing.schedule="pre"', "flossing.pre_steps=3",
+        "network.seed=2", "task.seed=7", "task.delta=2", "task.T=30", "training.lr=0.005")  # fmt: skip
     run = job.run_config()
     assert (run.network.seed, run.task.seed, run.task.opts["delta"], run.task.opts["T"]) == (2, 7, 2, 30)
     assert (run.training.epochs, run.training.lr, run.flossing.pre_steps) == (7, 0.005, 3)
@@ -253,14 +245,8 @@ def test_pool_writes_one_result_per_job_and_aggregates(pool_sweep):
     for cond in ("none", "floss"):
         for metric in ("test_acc", "grad_x0", "lambda1_after"):
             vals = np.array([load_result(out / "jobs" / f"{cond}-seed={s}.h5")[1][metric] for s in (0, 1)])
-            want = {
-                "n": 2,
-                "mean": vals.mean(),
-                "std": vals.std(ddof=1),
-                "sem": vals.std(ddof=1) / np.sqrt(2),
-                "min": vals.min(),
-                "max": vals.max(),
-            }
+            want = {"n": 2, "mean": vals.mean(), "std": vals.std(ddof=1), "sem": vals.std(ddof=1) / np.sqrt(2),
+                "min": vals.min(), "max": vals.max()}  # fmt: skip
             row = next(r for r in agg["rows"] if r["condition"] == cond and r["metric"] == metric)
             line = next(r for r in table if r["condition"] == cond and r["metric"] == metric)
             for k, v in want.items():
@@ -295,12 +281,8 @@ def flaky(job, job_dir):
 
 
 def test_failed_job_is_recorded_and_rerun_runs_only_it(tmp_path):
-    spec = {
-        "sweep": {"job": f"{__name__}:flaky"},
-        "axes": {"x": {"param.x": [1, 2, 3]}},
-        "aggregate": {"metric": "value"},
-        "_source": str(tmp_path / "s.toml"),
-    }
+    spec = {"sweep": {"job": f"{__name__}:flaky"}, "axes": {"x": {"param.x": [1, 2, 3]}},
+        "aggregate": {"metric": "value"}, "_source": str(tmp_path / "s.toml")}  # fmt: skip
     jobs = expand(spec)
     out = tmp_path / "out"
     with cf.ThreadPoolExecutor(2) as ex:

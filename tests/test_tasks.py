@@ -134,15 +134,8 @@ def test_poisson_extreme_rates_are_deterministic():
 def test_poisson_rates_close_to_nominal(rate, background, dt, seed):
     T, B, channels = 400, 10, 5
     bits = np.random.default_rng(seed).integers(0, 2, size=(T, B))
-    u = encode_bits(
-        bits,
-        encoding="poisson",
-        channels=channels,
-        rate_hz=rate,
-        background_hz=background,
-        dt=dt,
-        rng=np.random.default_rng(seed + 1),
-    )
+    u = encode_bits(bits, encoding="poisson", channels=channels, rate_hz=rate, background_hz=background, dt=dt,
+        rng=np.random.default_rng(seed + 1))  # fmt: skip
     on = bits.astype(bool)
     # Active population: channels [0, C) when the bit is 1, [C, 2C) when it is 0.
     active = np.concatenate([u[on][:, :channels], u[~on][:, channels:]], axis=0)
@@ -207,17 +200,8 @@ def test_deterministic_per_seed_and_different_across_seeds(name, seed):
     seed=st.integers(0, 2**32),
 )
 def test_randman_shapes_labels_one_spike(n_classes, n_units, n_steps, dim, alpha, spc, jitter, dt, seed):
-    b = randman(
-        n_classes=n_classes,
-        n_units=n_units,
-        n_steps=n_steps,
-        dim_manifold=dim,
-        alpha=alpha,
-        samples_per_class=spc,
-        seed=seed,
-        dt=dt,
-        jitter_ms=jitter,
-    )
+    b = randman(n_classes=n_classes, n_units=n_units, n_steps=n_steps, dim_manifold=dim, alpha=alpha,
+        samples_per_class=spc, seed=seed, dt=dt, jitter_ms=jitter)  # fmt: skip
     B = n_classes * spc
     assert b.inputs.shape == (n_steps, B, n_units) and b.inputs.dtype == np.float64
     assert b.targets.shape == (B,) and b.targets.dtype == np.int64
@@ -276,10 +260,7 @@ def test_randman_loss_choice():
 # Bad input
 # ---------------------------------------------------------------------------
 
-BASE = {
-    "delayed_xor": dict(T=20, batch=2, delta=2, seed=0),
-    "delayed_copy": dict(T=20, batch=2, delay=2, seed=0),
-}
+BASE = {"delayed_xor": dict(T=20, batch=2, delta=2, seed=0), "delayed_copy": dict(T=20, batch=2, delay=2, seed=0)}
 XOR_OK = BASE["delayed_xor"]
 BASE["randman"] = RM_OK = dict(n_classes=2, n_units=3, n_steps=10, dim_manifold=1, alpha=1.0, samples_per_class=2, seed=0)
 

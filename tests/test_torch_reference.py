@@ -230,17 +230,10 @@ def _expected_shapes(case, T, B):
     c = case["config"]
     sizes, n_in, n_out = c["layers"], c["n_in"], c["n_out"]
     M, k = state_size(c), c["lyapunov"]["k"]
-    shapes = {
-        "inputs": (T, B, n_in),
-        "loss": (),
-        "forward/readout/y": (T, B, n_out),
-        "jacobian/steps": (len(case["jacobian/steps"]),),
-        "jacobian/D": (len(case["jacobian/steps"]), M, M),
-        "lyapunov/Q0": (M, k),
-        "lyapunov/spectrum": (k,),
-        "flossing/loss": (),
-        "targets": (B,) if c["loss"]["name"].startswith("ce_") else (T, B, n_out),
-    }
+    shapes = {"inputs": (T, B, n_in), "loss": (), "forward/readout/y": (T, B, n_out),
+        "jacobian/steps": (len(case["jacobian/steps"]),), "jacobian/D": (len(case["jacobian/steps"]), M, M),
+        "lyapunov/Q0": (M, k), "lyapunov/spectrum": (k,), "flossing/loss": (),
+        "targets": (B,) if c["loss"]["name"].startswith("ce_") else (T, B, n_out)}  # fmt: skip
     n_prev = n_in
     for l, n in enumerate(sizes, start=1):
         p = {"W_in": (n, n_prev), "W_rec": (n, n), "b": (n,)}
@@ -386,17 +379,8 @@ def test_spectrum_sum_is_mean_log_det(seed, extra):
 def test_uncoupled_cells_spectrum():
     tau_mem = [10.0, 20.0, 7.0]
     tau_syn = [5.0, 3.0, 2.5]
-    cfg = {
-        "cell": "clif",
-        "layers": [3],
-        "n_in": 2,
-        "n_out": 1,
-        "reset": "none",
-        "syn_input": "new",
-        "tau_mem": tau_mem,
-        "tau_syn": tau_syn,
-        "lyapunov": {"k": 6, "ons": 1},
-    }
+    cfg = {"cell": "clif", "layers": [3], "n_in": 2, "n_out": 1, "reset": "none", "syn_input": "new",
+        "tau_mem": tau_mem, "tau_syn": tau_syn, "lyapunov": {"k": 6, "ons": 1}}  # fmt: skip
     exact = np.sort(np.concatenate([-1.0 / np.array(tau_mem), -1.0 / np.array(tau_syn)]))
     scaled = []
     for T in (200, 400):
@@ -469,17 +453,9 @@ def _analytic_D(net, x, u):
 @pytest.mark.parametrize("reset", ["zero", "subtract", "none"])
 @pytest.mark.parametrize("rg", ["detached", "attached", "ignored"])
 def test_jacobian_matches_model_section4(syn, reset, rg):
-    cfg = {
-        "cell": "clif",
-        "layers": [3, 2],
-        "n_in": 2,
-        "n_out": 2,
-        "syn_input": syn,
-        "reset": reset,
-        "reset_grad": rg,
-        "input_gain": "unit" if syn == "old" else "one_minus_beta",
-        "surrogate": {"name": "fast_sigmoid", "slope": 3.0},
-    }
+    cfg = {"cell": "clif", "layers": [3, 2], "n_in": 2, "n_out": 2, "syn_input": syn, "reset": reset,
+        "reset_grad": rg, "input_gain": "unit" if syn == "old" else "one_minus_beta",
+        "surrogate": {"name": "fast_sigmoid", "slope": 3.0}}  # fmt: skip
     case = make_case(cfg, 11, T=3, B=1)
     net = tr.Network(case["config"], tr.to_tensor_params(case["params"]))
     rng = np.random.default_rng(5)

@@ -17,14 +17,10 @@ from refimpl.training import TaskData, Trainer, accuracy, error_norm_vs_lag, rea
 
 def tiny(**sections):
     """A run that trains in well under a second per epoch."""
-    d = {
-        "network": {"layers": [12], "dt": 5.0, "slope": 2.0, "g_rec": 2.0, "w_in": 3.0, "tau_out": 0.0},
+    d = {"network": {"layers": [12], "dt": 5.0, "slope": 2.0, "g_rec": 2.0, "w_in": 3.0, "tau_out": 0.0},
         "task": {"name": "delayed_xor", "T": 24, "delta": 1, "seed": 3},
         "training": {"epochs": 4, "batch_size": 8, "steps_per_epoch": 3, "test_size": 16, "lr": 1e-2},
-        "flossing": {"k": 3, "lr": 0.02},
-        "lyapunov": {"k": 4, "every": 1},
-        "output": {"checkpoint_every": 1},
-    }
+        "flossing": {"k": 3, "lr": 0.02}, "lyapunov": {"k": 4, "every": 1}, "output": {"checkpoint_every": 1}}  # fmt: skip
     for sec, kv in sections.items():
         d.setdefault(sec, {}).update(kv)
     return from_dict(d)
@@ -139,11 +135,8 @@ def test_randman_split_is_stratified():
 
 
 def test_training_reduces_the_loss():
-    run = tiny(
-        network={"layers": [24]},
-        training={"epochs": 15, "steps_per_epoch": 5, "test_size": 32, "lr": 2e-2},
-        lyapunov={"every": 0},
-    )
+    run = tiny(network={"layers": [24]},
+        training={"epochs": 15, "steps_per_epoch": 5, "test_size": 32, "lr": 2e-2}, lyapunov={"every": 0})  # fmt: skip
     tr = Trainer(run).fit()
     loss = tr.history.rows["test_loss"]
     acc = tr.history.rows["test_acc"]
@@ -234,12 +227,8 @@ def test_resume_refuses_another_configuration(tmp_path):
 
 def test_flossing_raises_lambda1():
     """Pre-flossing moves the top exponents toward the target 0 (they start near log β = -0.5)."""
-    run = tiny(
-        network={"layers": [16]},
-        task={"T": 40},
-        flossing={"schedule": "pre", "pre_steps": 12, "lr": 0.05},
-        lyapunov={"k": 3, "every": 0},
-    )
+    run = tiny(network={"layers": [16]}, task={"T": 40},
+        flossing={"schedule": "pre", "pre_steps": 12, "lr": 0.05}, lyapunov={"k": 3, "every": 0})  # fmt: skip
     tr = Trainer(run)
     before = tr.spectrum().exponents
     tr.floss(12, 0)
@@ -320,11 +309,9 @@ def test_schedule_adaptive_gradient_threshold_and_unlimited():
 
 def test_adaptive_schedule_in_the_trainer():
     """The trainer measures λ₁ at the documented boundaries and logs the checks."""
-    run = tiny(
-        training={"epochs": 3},
+    run = tiny(training={"epochs": 3},
         flossing={"schedule": "adaptive", "steps": 1, "lo": -0.05, "hi": 1.0, "check_every": 2},
-        lyapunov={"every": 0},
-    )
+        lyapunov={"every": 0})  # fmt: skip
     tr = Trainer(run).fit()
     assert tr.history.checks["epoch"] == [0, 2]
     lam = tr.history.checks["lambda1"]
@@ -375,9 +362,8 @@ def test_floss_weight_adds_the_flossing_gradient_to_each_training_step(weight):
     g = {k: grads[k] for k in tr.trained_keys}
     if weight:
         fl = run.flossing
-        res = flossing.value_and_grad(
-            tr.cfg, tr.single_params(), tr.data.floss_input(0), run.lyapunov.config(fl.k, flossing=fl), fl.floss_config()
-        )
+        res = flossing.value_and_grad(tr.cfg, tr.single_params(), tr.data.floss_input(0),
+            run.lyapunov.config(fl.k, flossing=fl), fl.floss_config())  # fmt: skip
         for k in flossing.flossed_keys(tr.cfg, fl.floss_config()):
             g[k] = g[k] + weight * res.grads[k]
     want = adam_step(p0, g, AdamState(), run.training.adam())

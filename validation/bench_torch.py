@@ -63,9 +63,8 @@ def spike(x, gamma):
 class Layer:
     """One clif layer of the engelken dialect (docs/model.md §1.1) with its readout (§1.2)."""
 
-    def __init__(
-        self, params: dict, *, tau_mem=10.0, tau_syn=5.0, tau_out=5.0, theta=1.0, dt=1.0, gamma=10.0, requires_grad=True
-    ):
+    def __init__(self, params: dict, *, tau_mem=10.0, tau_syn=5.0, tau_out=5.0, theta=1.0, dt=1.0, gamma=10.0,
+            requires_grad=True):  # fmt: skip
         self.p = {
             k: torch.tensor(np.asarray(params[k], dtype=np.float64), dtype=DTYPE).requires_grad_(requires_grad)
             for k in KEYS

@@ -20,26 +20,12 @@ FORMAT_VERSION = 1
 
 #: the key layout of docs/golden-format.md with the defaults of docs/model.md; a config given to
 #: ``make_case`` is deep-merged into this.
-BASE_CONFIG = {
-    "cell": "clif",
-    "layers": [4],
-    "n_in": 3,
-    "n_out": 2,
-    "dt": 1.0,
-    "tau_mem": 10.0,
-    "tau_syn": 5.0,
-    "theta": 1.0,
-    "syn_input": "new",
-    "input_gain": "one_minus_beta",
-    "reset": "zero",
-    "reset_grad": "detached",
-    "surrogate": {"name": "fast_sigmoid", "slope": 10.0},
-    "smooth": False,
-    "readout": {"tau_out": 5.0, "source": None},
-    "loss": {"name": "bce_per_step", "t0": 0},
+BASE_CONFIG = {"cell": "clif", "layers": [4], "n_in": 3, "n_out": 2, "dt": 1.0, "tau_mem": 10.0, "tau_syn": 5.0,
+    "theta": 1.0, "syn_input": "new", "input_gain": "one_minus_beta", "reset": "zero", "reset_grad": "detached",
+    "surrogate": {"name": "fast_sigmoid", "slope": 10.0}, "smooth": False,
+    "readout": {"tau_out": 5.0, "source": None}, "loss": {"name": "bce_per_step", "t0": 0},
     "lyapunov": {"k": None, "ons": 1, "warmup": 0, "transient": 0, "batch_index": 0},
-    "flossing": {"target": 0.0, "params": ["W_in", "W_rec", "b"]},
-}
+    "flossing": {"target": 0.0, "params": ["W_in", "W_rec", "b"]}}  # fmt: skip
 
 
 def _merge(base: dict, over: Mapping) -> dict:
@@ -76,16 +62,9 @@ def initial_Q(M: int, k: int, seed: int) -> np.ndarray:
     return Q * s
 
 
-def make_case(
-    config: Mapping,
-    seed: int,
-    T: int = 8,
-    B: int = 2,
-    jacobian_steps: Optional[Sequence[int]] = None,
-    w_in_scale: Optional[float] = None,
-    w_rec_scale: Optional[float] = None,
-    input_scale: float = 1.0,
-) -> dict:
+def make_case(config: Mapping, seed: int, T: int = 8, B: int = 2, jacobian_steps: Optional[Sequence[int]] = None,
+        w_in_scale: Optional[float] = None, w_rec_scale: Optional[float] = None,
+        input_scale: float = 1.0) -> dict:  # fmt: skip
     """A random case for ``config`` (completed with ``complete_config``).
 
     Returns ``{"config": dict, "params": {"layer1/W_in": ..., "readout/b_out": ...},
@@ -133,14 +112,8 @@ def make_case(
     if jacobian_steps is None:
         jacobian_steps = sorted({0, T // 2, T - 1})
     M, k = state_size(c), int(c["lyapunov"]["k"])
-    return {
-        "config": c,
-        "params": params,
-        "inputs": inputs,
-        "targets": targets,
-        "jacobian/steps": np.asarray(jacobian_steps, dtype=np.int64),
-        "lyapunov/Q0": initial_Q(M, k, seed),
-    }
+    return {"config": c, "params": params, "inputs": inputs, "targets": targets,
+        "jacobian/steps": np.asarray(jacobian_steps, dtype=np.int64), "lyapunov/Q0": initial_Q(M, k, seed)}  # fmt: skip
 
 
 def write_golden_like(path: str, cases: Mapping[str, Mapping], generator: str = "validation.cases") -> None:

@@ -45,11 +45,9 @@ FORMAT_VERSION = 1
 SURROGATES = ("fast_sigmoid", "sigmoid", "arctan", "gaussian", "triangle")
 LOSSES = ("bce_per_step", "mse_per_step", "ce_max", "ce_mean", "ce_last")
 CELLS = ("clif", "binary", "rate")
-DIALECTS = {
-    "engelken": {"syn_input": "new", "input_gain": "one_minus_beta", "reset": "zero"},
+DIALECTS = {"engelken": {"syn_input": "new", "input_gain": "one_minus_beta", "reset": "zero"},
     "spytorch": {"syn_input": "old", "input_gain": "unit", "reset": "zero"},
-    "stork": {"syn_input": "old", "input_gain": "one_minus_beta", "reset": "zero"},
-}
+    "stork": {"syn_input": "old", "input_gain": "one_minus_beta", "reset": "zero"}}  # fmt: skip
 CLIF_PARAMS = ("W_in", "W_rec", "b", "V0", "I0")
 RATE_PARAMS = ("W_in", "W_rec", "b", "x0")
 READOUT_PARAMS = ("W_out", "b_out")
@@ -501,14 +499,8 @@ def qr_positive(A: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return Q * s, R * s.unsqueeze(1)
 
 
-def lyapunov_spectrum(
-    net: Network,
-    u_seq: torch.Tensor,
-    Q0: torch.Tensor,
-    lyap: Optional[Mapping] = None,
-    jacobian_steps: Iterable[int] = (),
-    create_graph: bool = False,
-) -> dict:
+def lyapunov_spectrum(net: Network, u_seq: torch.Tensor, Q0: torch.Tensor, lyap: Optional[Mapping] = None,
+        jacobian_steps: Iterable[int] = (), create_graph: bool = False) -> dict:  # fmt: skip
     """Surrogate Lyapunov spectrum (docs/model.md §6) along one input sequence u_seq (T, n_in).
 
     Returns ``{"spectrum": (k,) [1/step], "D": {t: D_t (detached)},
@@ -601,16 +593,8 @@ def flossed_paths(config: Mapping, param_keys: Iterable[str]) -> List[str]:
 # ---------------------------------------------------------------------------
 
 
-def evaluate(
-    config: Mapping,
-    params: Mapping[str, torch.Tensor],
-    inputs,
-    targets=None,
-    Q0=None,
-    what: Sequence[str] = ("loss", "flossing"),
-    jacobian_steps=(),
-    create_graph: bool = False,
-) -> dict:
+def evaluate(config: Mapping, params: Mapping[str, torch.Tensor], inputs, targets=None, Q0=None,
+        what: Sequence[str] = ("loss", "flossing"), jacobian_steps=(), create_graph: bool = False) -> dict:  # fmt: skip
     """Evaluate a network on tensors (no gradients unless the caller takes them).
 
     ``what`` among 'loss' and 'flossing'.  Returns a dict with 'net', 'sim',

@@ -174,15 +174,9 @@ def process(golden: str, candidate: str, cases=None, step: str = "recurrent", ve
     """Write a candidate with every runnable case; returns ``[(case, reason)]`` of the skipped ones."""
     import norse
 
-    return common.process(
-        golden,
-        candidate,
-        cases,
-        incompatibility,
-        functools.partial(run_case, step=step),
+    return common.process(golden, candidate, cases, incompatibility, functools.partial(run_case, step=step),
         f"validation/peers/norse_adapter.py (norse {norse.__version__}, torch {torch.__version__}, step={step})",
-        verbose,
-    )
+        verbose)  # fmt: skip
 
 
 def main(argv=None) -> int:

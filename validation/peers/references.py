@@ -72,18 +72,9 @@ class PeerCase:
 def _norse_case(name: str, covers: str, theta: float, slope: float, **data) -> PeerCase:
     """One of the Norse cases, which differ only in ``θ``, the fast_sigmoid slope and their data: the
     engelken switches, detached, one 6-neuron layer, bce_per_step and a spike readout τ_out=5."""
-    network = dict(
-        layers=(6,),
-        n_in=3,
-        n_out=2,
-        tau_mem=10.0,
-        tau_syn=5.0,
-        theta=theta,
-        dialect="engelken",
-        reset_grad="detached",
-        surrogate={"name": "fast_sigmoid", "slope": slope},
-        readout={"tau_out": 5.0, "source": "spikes"},
-    )
+    network = dict(layers=(6,), n_in=3, n_out=2, tau_mem=10.0, tau_syn=5.0, theta=theta, dialect="engelken",
+        reset_grad="detached", surrogate={"name": "fast_sigmoid", "slope": slope},
+        readout={"tau_out": 5.0, "source": "spikes"})  # fmt: skip
     return PeerCase(name, covers, network, ("bce_per_step", 0), T=24, B=2, g_rec=1.0, **data)
 
 

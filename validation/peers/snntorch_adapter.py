@@ -136,9 +136,8 @@ def run_case(c: dict, params: dict, inputs, targets, mode: str = "snntorch") -> 
         )
     kappa = common.readout_decay(c)
     if kappa > 0:
-        leaky = snn.Leaky(
-            beta=torch.tensor(kappa, dtype=DT), threshold=torch.tensor(1.0, dtype=DT), spike_grad=sg, reset_mechanism="none"
-        )
+        leaky = snn.Leaky(beta=torch.tensor(kappa, dtype=DT), threshold=torch.tensor(1.0, dtype=DT),
+            spike_grad=sg, reset_mechanism="none")  # fmt: skip
 
         def readout(lin, U):
             return leaky((1.0 - kappa) * lin, U)[1]

@@ -179,15 +179,8 @@ def process(golden: str, candidate: str, cases=None, verbose=True) -> list:
     jax = _enable_x64()
     import spyx
 
-    return common.process(
-        golden,
-        candidate,
-        cases,
-        incompatibility,
-        run_case,
-        f"validation/peers/spyx_adapter.py (spyx {spyx.__version__}, jax {jax.__version__}, x64)",
-        verbose,
-    )
+    return common.process(golden, candidate, cases, incompatibility, run_case,
+        f"validation/peers/spyx_adapter.py (spyx {spyx.__version__}, jax {jax.__version__}, x64)", verbose)  # fmt: skip
 
 
 def main(argv=None) -> int:

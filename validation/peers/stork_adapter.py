@@ -123,14 +123,8 @@ def run_case(c: dict, params: dict, inputs: np.ndarray, targets: np.ndarray) -> 
     with activation(c["surrogate"]["name"], float(c["surrogate"]["slope"])) as act:
         groups = []
         for l, N in enumerate(sizes):
-            g = LIFGroup(
-                N,
-                tau_mem=float(c["tau_mem"]),
-                tau_syn=float(c["tau_syn"]),
-                diff_reset=c["reset_grad"] == "attached",
-                activation=act,
-                name=f"layer{l + 1}",
-            )
+            g = LIFGroup(N, tau_mem=float(c["tau_mem"]), tau_syn=float(c["tau_syn"]),
+                diff_reset=c["reset_grad"] == "attached", activation=act, name=f"layer{l + 1}")  # fmt: skip
             g.configure(batch_size=B, nb_steps=T, time_step=dt, device=torch.device("cpu"), dtype=DT)
             g.mem = p[f"layer{l + 1}/V0"].expand(B, -1)
             g.syn = p[f"layer{l + 1}/I0"].expand(B, -1)
