@@ -12,9 +12,7 @@ import gf_protocol
 
 
 def _key(job):
-    layers = job.axes["layers"]
-    layers = layers["network.layers"] if isinstance(layers, dict) else layers
-    return (job.condition, f"{len(layers)} layers", gf_protocol._delta(job.axes["delta"]))
+    return (job.condition, f"{len(job.axes['layers'])} layers", gf_protocol._delta(job.axes["delta"]))
 
 
 if __name__ == "__main__":

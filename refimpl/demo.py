@@ -324,9 +324,9 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     a.legend(fontsize=7)
 
     a = ax[4]
-    found = findings()
-    if found:
-        for i, st in enumerate(found["studies"]):
+    studies = summary["findings"]  # read once, by demo()
+    if studies:
+        for i, st in enumerate(studies):
             for label, ser in st["series"].items():
                 a.plot(ser["d"], ser["mean_acc"], "-" if label == "flossing" else "--", marker="os^"[i % 3],
                     color=f"C{i + 2}", label=f"{st['network'].split(',')[0]}: {label}")  # fmt: skip
@@ -338,9 +338,9 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     a = ax[5]
     a.axis("off")
     lines = [summary["verdict"], ""]
-    if found:
+    if studies:
         lines += ["At the published budget (3001 epochs, 5 seeds; docs/results.md):"]
-        for st in found["studies"]:
+        for st in studies:
             ser = st["series"]
             if "flossing" in ser and "no flossing" in ser:
                 pairs = ", ".join(f"d={d}: {a_} vs {b_}" for d, a_,

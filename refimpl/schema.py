@@ -266,7 +266,6 @@ def section(name: str, keys=None, exclude=()):
             ann[s.key] = {"int": "int", "float": "float", "bool": "bool", "str": "str"}.get(s.kind, "Any")
             setattr(cls, s.key, s.default)
         cls.__annotations__ = ann
-        own = tuple(s.key for s in chosen)
         base_post = getattr(cls, "__post_init__", None)
 
         def __post_init__(self):
@@ -280,7 +279,6 @@ def section(name: str, keys=None, exclude=()):
                 v(self)
 
         cls.__post_init__ = __post_init__
-        cls._schema_keys = getattr(cls, "_schema_keys", ()) + own
         return dataclasses.dataclass(frozen=True)(cls)
 
     return wrap
