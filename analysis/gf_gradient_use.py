@@ -32,42 +32,67 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads OpenBLAS
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
+
+from refimpl.model.cell import adjoint_element  # noqa: E402
+
+
+# not cached: tests load this script under another module name, which a numba cache entry would record
+@njit(cache=False)
+def _current_adjoint(Vbar_next, Ibar_next, rho, c, alpha, beta, g, syn_old):
+    """``J``, the adjoint of ``I_{s+1}`` (the quantity that meets ``W_rec S_s``), for each row: the third
+    output of the library's per-neuron ``D_sᵀ`` (``model.cell.adjoint_element``, docs/model.md §4)."""
+    R, N = Vbar_next.shape
+    J = np.empty((R, N))
+    for r in range(R):
+        for i in range(N):
+            J[r, i] = adjoint_element(Vbar_next[r, i], Ibar_next[r, i], 0.0, rho[i], c[i], alpha[i], beta[i], g[i],
+                syn_old)[2]  # fmt: skip
+    return J
 
 
 def lag_profile(cfg, params, inputs, targets, loss_cfg, b: int = 0, return_total: bool = False):
     """``p[lag]``: the share of the task loss's W_rec gradient (trajectory ``b``) carried by each lag.
 
-    Map cells only (``x_{s+1} = W_rec φ(x_s) + …``, readout of the state with ``τ_out = 0``): the adjoints of
-    every scored step are propagated together, one row each, with the library's ``D_sᵀ`` (apply_DT)."""
+    One layer, read out from its state (map cells) or membrane (cLIF) without memory (``τ_out = 0``), so that
+    the output ``y_t`` reads ``x_{t+1}`` (``V_{t+1}``). The adjoints of every scored step are propagated
+    together, one row each, with the library's ``D_sᵀ`` (apply_DT); at step ``s`` row ``t`` meets
+    ``W_rec`` as ``J^{(t)}_s S_sᵀ`` (``J`` the adjoint of the current ``I_{s+1}``; for a map cell the adjoint
+    of ``x_{s+1}``, ``S_s = φ(x_s)``), at lag ``t - s``. The share of a lag is the projection of its part
+    of the gradient on the whole, ``<G_lag, G> / ‖G‖²``."""
     from refimpl.model.losses import loss_and_grad
     from refimpl.model.network import apply_DT, layers_of, simulate
 
-    assert cfg.cell in ("binary", "rate") and cfg.readout.source == "state" and cfg.readout.tau_out == 0
+    Ls = layers_of(cfg)
+    assert len(Ls) == 1 and cfg.readout.source in ("state", "membrane") and cfg.readout.tau_out == 0
+    L = Ls[0]
     traj = simulate(cfg, params, inputs)
     _, ybar = loss_and_grad(loss_cfg, traj.y, targets)  # (T, B, n_out)
     T = inputs.shape[0]
-    steps = [t for t in range(T) if np.any(ybar[t, b] != 0)]
-    K, Ls = len(steps), layers_of(cfg)
-    N = Ls[0].N
+    row_t = np.array([t for t in range(T) if np.any(ybar[t, b] != 0)])
+    Vb, Ib = np.zeros((len(row_t), L.N)), np.zeros((len(row_t), L.N))
     W_out = params["readout/W_out"]
-    rows = np.zeros((K, N))
-    row_t = np.array(steps)
-    G_lag = np.zeros((T, N, N))
-    S = traj.S[0][:, b]  # φ(x_s), (T+1, N)
+    S = traj.S[0][:, b]  # S_s, (T+1, N)
+    rho, c = traj.lin[0].rho[:, b], traj.lin[0].c[:, b]
+    G = np.zeros((L.N, L.N))
+    met = []  # (s, lags, J) of the rows alive at s
     for s in range(T - 1, -1, -1):
         hit = row_t == s  # the output y_s reads x_{s+1}
         if hit.any():
-            rows[hit] += ybar[s, b] @ W_out
+            Vb[hit] += ybar[s, b] @ W_out
         live = row_t >= s
-        lag = row_t[live] - s
-        np.add.at(G_lag, lag, rows[live][:, :, None] * S[s][None, None, :])
-        out = apply_DT(cfg, Ls, params, traj, s, [(rows, np.zeros_like(rows))], b)
-        rows = out[0][0]
-    G = G_lag.sum(axis=0)  # = the BPTT gradient of W_rec from trajectory b (checked in the test below)
-    shares = np.einsum("lij,ij->l", G_lag, G) / max(np.sum(G * G), 1e-300)
+        J = _current_adjoint(Vb[live], Ib[live], rho[s], c[s], L.alpha, L.beta, L.g, L.syn_old)
+        G += np.outer(J.sum(axis=0), S[s])
+        met.append((s, row_t[live] - s, J))
+        ((Vb, Ib),) = apply_DT(cfg, Ls, params, traj, s, [(Vb, Ib)], b)
+    # G is the BPTT gradient of W_rec from trajectory b (checked in tests/test_analysis.py)
+    shares = np.zeros(T)
+    for s, lags, J in met:  # <J_r S_sᵀ, G> = J_r · (G S_s), binned by lag
+        shares += np.bincount(lags, weights=J @ (G @ S[s]), minlength=T)
+    shares /= max(np.sum(G * G), 1e-300)
     return (shares, G) if return_total else shares
 
 
@@ -80,6 +105,7 @@ def measure(tr, run, delta: int, n_lag: int, n_task: int) -> dict:
     from refimpl.dynamics import flossing
     from refimpl.grad.adjoint import value_and_grad
     from refimpl.dynamics.flossing import flossed_keys
+    from refimpl.grad.measures import initial_state_keys
     from refimpl.model.losses import loss_and_grad  # noqa: F401  (the loss of lag_profile)
 
     u, y = tr.data.test_inputs[:, :n_task], tr.data.test_targets[:, :n_task]
@@ -92,7 +118,7 @@ def measure(tr, run, delta: int, n_lag: int, n_task: int) -> dict:
     fres = flossing.value_and_grad(tr.cfg, tr.single_params(), tr.data.floss_input(0), lcfg, fcfg)
     keys = flossed_keys(tr.cfg, fcfg)
     a, f = flat(g_task, keys), flat(fres.grads, keys)
-    x0 = [k for k in g_task if k.endswith("/x0")]
+    x0 = [k for k in initial_state_keys(tr.cfg) if k in g_task]
     return {"epoch": tr.epoch, "task_loss": float(loss), "share_ge_delta": float(shares[delta:].sum()),
         "share_ge_2delta": float(shares[2 * delta :].sum()), "share_lt_delta": float(shares[:delta].sum()),
         "lag_profile": shares[: 3 * delta + 1].tolist(),
@@ -102,7 +128,7 @@ def measure(tr, run, delta: int, n_lag: int, n_task: int) -> dict:
         "norm_task": float(np.linalg.norm(a)), "norm_floss": float(np.linalg.norm(f))}  # fmt: skip
 
 
-def one_run(preset: str, delta: int, seed: int, schedule: str, epochs: int | None, n_lag: int, n_task: int):
+def one_run(preset: str, delta: int, seed: int, schedule: str, epochs: int | None, n_lag: int, n_task: int, extra=()):
     from refimpl.training.configfile import load_preset
     from refimpl.training import Trainer
 
@@ -111,7 +137,7 @@ def one_run(preset: str, delta: int, seed: int, schedule: str, epochs: int | Non
         sets += ['flossing.schedule="none"', "flossing.pre_steps=0"]
     if epochs is not None:
         sets.append(f"training.epochs={epochs}")
-    run = load_preset(preset, sets)
+    run = load_preset(preset, sets + list(extra))
     E = run.training.epochs
     marks = set(range(0, min(E, 301), 10)) | set(range(0, E + 1, 250)) | {E}
     rows = []
@@ -123,7 +149,7 @@ def one_run(preset: str, delta: int, seed: int, schedule: str, epochs: int | Non
         rows.append(measure(tr, run, delta, n_lag, n_task))
         rows[-1]["floss_steps_so_far"] = int(tr.floss_counter)
     acc = tr.row(-1)["test_acc"]
-    return {"preset": preset, "delta": delta, "seed": seed, "schedule": schedule, "epochs": E,
+    return {"preset": preset, "delta": delta, "seed": seed, "schedule": schedule, "epochs": E, "set": list(extra),
         "final_test_acc": float(acc), "wall_s": time.time() - t0, "rows": rows}  # fmt: skip
 
 
@@ -206,26 +232,27 @@ def main(argv=None) -> int:
         plot(sys.argv[3:], sys.argv[2])
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("preset", help="gf_rate_xor or gf_binary_xor")
+    p.add_argument("preset", help="gf_rate_xor, gf_binary_xor or gf_clif_xor")
     p.add_argument("--delta", type=int, default=25, help="the task's delay δ (the paper's d = 2δ)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="network and task seeds")
     p.add_argument("--schedules", nargs="+", default=["periodic", "none"], help="the preset's schedule, or none")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's, 3001)")
     p.add_argument("--n-lag", type=int, default=1, help="test sequences of the lag profile")
     p.add_argument("--n-task", type=int, default=32, help="test sequences of the task loss and gradient")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a further preset override")
     p.add_argument("--out", required=True, help="JSON file of the results (kept and extended on rerun)")
     args = p.parse_args(argv)
     out = Path(args.out)
     done = json.loads(out.read_text()) if out.exists() else []
-    have = {(r["preset"], r["delta"], r["seed"], r["schedule"], r["epochs"]) for r in done}
+    have = {(r["preset"], r["delta"], r["seed"], r["schedule"], r["epochs"], tuple(r.get("set", ()))) for r in done}
     for seed in args.seeds:
         for sch in args.schedules:
             from refimpl.training.configfile import load_preset
 
             E = args.epochs if args.epochs is not None else load_preset(args.preset).training.epochs
-            if (args.preset, args.delta, seed, sch, E) in have:
+            if (args.preset, args.delta, seed, sch, E, tuple(args.set)) in have:
                 continue
-            r = one_run(args.preset, args.delta, seed, sch, args.epochs, args.n_lag, args.n_task)
+            r = one_run(args.preset, args.delta, seed, sch, args.epochs, args.n_lag, args.n_task, args.set)
             done.append(r)
             tmp = out.with_name(out.name + ".tmp")
             tmp.write_text(json.dumps(done, indent=1))

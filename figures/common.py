@@ -116,7 +116,13 @@ def run_sweep(sweep_file: str, args, quick=None):
     runs = out_dir(args) / "runs" / Path(sweep_file).stem
     jobs = sweep.expand(spec)
     print(f"{sweep_file}: {len(jobs)} jobs in {runs} ({args.workers} workers)", flush=True)
-    sweep.run_jobs(sweep.job_function(spec), jobs, runs, workers=args.workers)
+    try:
+        sweep.run_jobs(sweep.job_function(spec), jobs, runs, workers=args.workers)
+    except KeyboardInterrupt:  # one line and exit 130, as `refimpl sweep`; finished results stay
+        done = sum(sweep.result_path(runs, j).exists() for j in jobs)
+        print(f"{sweep_file}: interrupted; {done} of {len(jobs)} results are in {runs / 'jobs'}; "
+            "run the same command again to continue", file=sys.stderr, flush=True)  # fmt: skip
+        raise SystemExit(130) from None
     agg = sweep.aggregate(runs, spec)
     if agg["missing"] or agg["failed"]:
         raise SystemExit(

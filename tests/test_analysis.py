@@ -16,7 +16,7 @@ def _module(name):
     return mod
 
 
-@pytest.mark.parametrize("preset", ["gf_rate_xor", "gf_binary_xor"])
+@pytest.mark.parametrize("preset", ["gf_rate_xor", "gf_binary_xor", "gf_clif_xor"])
 def test_lag_decomposition_sums_to_the_bptt_gradient(preset, monkeypatch):
     """The lag profile of analysis/gf_gradient_use.py splits the W_rec gradient of the task loss by the lag
     its error travelled; the bins must add up to BPTT's gradient, and a wrong pairing of adjoint and
@@ -63,3 +63,52 @@ def test_lag_decomposition_sums_to_the_bptt_gradient(preset, monkeypatch):
     monkeypatch.setattr(network, "simulate", shifted)
     wrong = sum(gu.lag_profile(tr.cfg, params, u, y, tr.loss_cfg, b, return_total=True)[1] for b in range(2))
     assert np.abs(wrong - ref).max() > 1e-3 * np.abs(ref).max()
+
+
+def test_block_spectra_of_a_layer_stack(monkeypatch):
+    """analysis/gf_multilayer_layers.py reads each layer of a stack alone, driven by the spikes of the layer
+    below. D_t is block lower-triangular, so the tangent vectors of the top layer's coordinates stay there:
+    the whole network's spectrum started from them is the top block's, exactly (to rounding), and driving the
+    block with the wrong spikes breaks that. The per-layer error norms add up to the whole adjoint's norm."""
+    from refimpl.dynamics.lyapunov import initial_Q, spectrum
+    from refimpl.grad.measures import error_norm_vs_lag
+    from refimpl.model.network import state_slices
+    from refimpl.training import Trainer
+    from refimpl.training.configfile import load_preset
+
+    ml = _module("gf_multilayer_layers")
+    run = load_preset("gf_clif_xor", ["network.layers=[6, 5]", "task.T=40", "task.delta=2", "output.progress=false",
+        "lyapunov.every=0", "training.epochs=1", "training.test_size=4", "lyapunov.T=40", "lyapunov.transient=5",
+        "lyapunov.k=4", "flossing.k=4", "flossing.T=20", "network.w_in=3.0", "network.g_rec=2.0"])  # fmt: skip
+    tr = Trainer(run, None)
+    cfg, params, u = tr.cfg, tr.single_params(), tr.spectrum_input()
+    lcfg = run.lyapunov.config(5)  # well-conditioned here (the 6th of 10 passes a near-singular step)
+    sV, sI = state_slices(cfg)[1]
+    Q0 = np.zeros((cfg.state_size, 5))
+    Q0[sV.start : sI.stop] = initial_Q(10, 5, lcfg.seed)  # layer 2's block: [V², I²]
+    whole = spectrum(cfg, params, u, lcfg, Q0).exponents
+    blocks = ml.block_spectra(cfg, params, u, lcfg)
+    assert [b.size for b in blocks] == [5, 5]
+    np.testing.assert_allclose(blocks[1], whole, rtol=1e-10, atol=1e-12)
+    assert np.ptp(whole) > 0.05  # not a degenerate spectrum
+    # the wrong drive: layer 2 fed layer 1's spikes in reverse time
+    import refimpl.model.network as network
+
+    real = network.simulate
+
+    def wrong(*a, **k):
+        traj = real(*a, **k)
+        if len(traj.S) == 2:
+            traj.S[0][:] = traj.S[0][::-1].copy()
+        return traj
+
+    monkeypatch.setattr(network, "simulate", wrong)
+    bad = ml.block_spectra(cfg, params, u, lcfg)
+    monkeypatch.undo()
+    assert np.abs(bad[1] - whole).max() > 1e-3
+    # per-layer error curves: their squares add up to the whole adjoint's squared norm
+    x, y = tr.data.test_inputs[:, :1], tr.data.test_targets[:, :1]
+    curves = ml.layer_error_curves(cfg, tr.params_for(1), x, y, tr.loss_cfg)
+    _, norms = error_norm_vs_lag(cfg, tr.params_for(1), x, y, tr.loss_cfg)
+    assert curves.shape == (2, 41)
+    np.testing.assert_allclose(0.5 * np.log(np.exp(2 * curves[0]) + np.exp(2 * curves[1])), np.log(norms[0]), rtol=1e-10)

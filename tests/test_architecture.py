@@ -102,6 +102,7 @@ LAYERS = [
     ("refimpl.model",),
     ("refimpl.grad",),
     ("refimpl.dynamics",),
+    ("refimpl.exact",),
     ("refimpl.training",),
     ("refimpl.sweep",),
     ("refimpl.check",),

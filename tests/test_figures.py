@@ -15,7 +15,7 @@ import pytest
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 SCRIPTS = ["fig_a_binary_xor", "fig_b_binary_spectrum", "fig_c_clif_xor", "fig_d_error_vs_lambda", "fig_init",
     "fig_e_slow_modes", "fig_multilayer", "fig_randman", "fig_schedules", "fig_gf_rate_xor", "fig_gf_binary_xor",
-    "fig_gf_rate_schedules", "fig_gf_clif_xor", "fig_gf_clif_multilayer"]  # fmt: skip
+    "fig_gf_rate_schedules", "fig_gf_clif_xor", "fig_gf_clif_multilayer", "fig_gf_clif_schedules"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -43,3 +43,24 @@ def test_figure_rerun_skips_finished_jobs(tmp_path):
     skipped = [ln for ln in r.stdout.splitlines() if ln.startswith("skip ")]
     assert len(skipped) == len(jobs) == 4
     assert [p.stat().st_mtime_ns for p in jobs] == stamps
+
+
+def test_figure_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during a figure's sweep: one line naming what finished, exit 130, no traceback."""
+    import argparse
+
+    monkeypatch.syspath_prepend(str(FIGURES))  # the figure modules and the sweeps' job modules
+    import common
+
+    from refimpl import sweep
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run_jobs", interrupted)
+    args = argparse.Namespace(quick=True, out=str(tmp_path), workers=1)
+    with pytest.raises(SystemExit) as exc:
+        common.run_sweep("a_binary_xor.toml", args)
+    assert exc.value.code == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted; 0 of" in err and "run the same command again" in err

@@ -1,0 +1,282 @@
+"""Exact event-driven simulation of recurrent, multi-layer current-based LIF networks (docs/exact.md §3).
+
+The state of every neuron flows in closed form (:mod:`refimpl.exact.flow`) from one event to the next.
+Events are input spikes (``I += W_in[:, j]``), network spikes at the exact threshold crossings (the
+spiking neuron is reset, every target gets ``I += W[:, i]``) and the sample times asked for. A stack of
+layers is simulated as one network whose weight matrix is block lower-triangular: layer ``l`` receives
+its own recurrent weights and the feed-forward weights from layer ``l - 1``, with no delay, as in the
+time-stepped model (docs/model.md §1.2).
+
+Determinism (docs/exact.md §3.3): events at the same time are taken in a fixed order — network spikes
+before input spikes, neurons in index order, all crossings at exactly the same time emitted together
+(their jumps applied after every one of them is reset). Because ``V`` is continuous (the synapses are
+current-based), a jump never puts a membrane above threshold: a spike cannot cause another at the same
+instant.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from refimpl.checks import check_choice, check_float, check_int
+from refimpl.exact.flow import AUTO, BRACKET, INF, current, flow, next_crossing
+
+EXACT_RESETS = ("zero", "subtract")
+ROOT_METHODS = ("auto", "bracket")
+#: a crossing is *grazing* when V'(t*)·τ_m = I(t*) - θ is below this fraction of |θ|: there the spike
+#: time is ill-conditioned and the exact gradient jumps (spike creation/deletion)
+GRAZING = 1e-6
+
+
+class GrazingCrossingWarning(UserWarning):
+    """A threshold crossing with a nearly vanishing slope: the spike time is ill-conditioned."""
+
+
+@dataclass(frozen=True)
+class ExactConfig:
+    """A network of current-based LIF layers in continuous time (docs/exact.md §1).
+
+    ``tau_mem``, ``tau_syn`` and ``t_ref`` are in ms; ``reset`` is ``zero`` (``V → 0``) or ``subtract``
+    (``V → V - θ``, the same up to rounding here, since ``V = θ`` at a crossing); ``t_ref`` holds the
+    membrane at its reset value for that long after a spike (0: no refractoriness). ``root`` chooses the
+    closed-form crossings for ``τ_m = 2τ_s`` and ``τ_m = τ_s`` (``auto``) or bracketing always."""
+
+    layers: tuple = (10,)
+    n_in: int = 1
+    tau_mem: float = 10.0
+    tau_syn: float = 5.0
+    theta: float = 1.0
+    reset: str = "zero"
+    t_ref: float = 0.0
+    root: str = "auto"
+
+    def __post_init__(self):
+        layers = (self.layers,) if isinstance(self.layers, (int, np.integer)) else tuple(self.layers)
+        if not layers:
+            raise ValueError("layers must name at least one layer, got ()")
+        for n in layers:
+            check_int("layers entry", n, lo=1)
+        object.__setattr__(self, "layers", tuple(int(n) for n in layers))
+        check_int("n_in", self.n_in, lo=1)
+        check_float("tau_mem", self.tau_mem, lo=0.0, lo_open=True)
+        check_float("tau_syn", self.tau_syn, lo=0.0, lo_open=True)
+        check_float("theta", self.theta, lo=0.0, lo_open=True)
+        check_float("t_ref", self.t_ref, lo=0.0)
+        check_choice("reset", self.reset, EXACT_RESETS)
+        check_choice("root", self.root, ROOT_METHODS)
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(self.layers)
+
+
+class ExactResult(NamedTuple):
+    """Spike times (ms, ascending) and the units that fired them (0-based over all layers, layer by
+    layer); the state at ``t_end``; the state at each sample time (``(n_samples, N)``); the number of
+    grazing crossings and the smallest ``(I - θ)/|θ|`` at any crossing."""
+
+    spike_times: np.ndarray
+    spike_units: np.ndarray
+    V: np.ndarray
+    I: np.ndarray
+    sample_V: np.ndarray
+    sample_I: np.ndarray
+    n_grazing: int
+    min_slope: float
+
+
+def _layer_offsets(cfg):
+    return np.concatenate([[0], np.cumsum(cfg.layers)]).astype(int)
+
+
+def stack_weights(cfg: ExactConfig, params: dict):
+    """``(W_in, W, b)`` of the whole stack as one network: ``W_in (N, n_in)`` drives layer 1 only, ``W (N, N)``
+    holds each layer's ``W_rec`` on the diagonal and ``layer<l>/W_in`` below it."""
+    off = _layer_offsets(cfg)
+    N = cfg.n_neurons
+    W_in = np.zeros((N, cfg.n_in))
+    W = np.zeros((N, N))
+    b = np.zeros(N)
+    for l, n in enumerate(cfg.layers):
+        p = f"layer{l + 1}/"
+        n_below = cfg.n_in if l == 0 else cfg.layers[l - 1]
+        for key, shape in (("W_in", (n, n_below)), ("W_rec", (n, n)), ("b", (n,))):
+            if p + key not in params:
+                raise ValueError(f"params is missing {p + key!r}")
+            a = np.asarray(params[p + key], dtype=float)
+            if a.shape != shape:
+                raise ValueError(f"params[{p + key!r}] must have shape {shape}, got {a.shape}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"params[{p + key!r}] must be finite")
+        rows = slice(off[l], off[l + 1])
+        if l == 0:
+            W_in[rows] = params[p + "W_in"]
+        else:
+            W[rows, off[l - 1] : off[l]] = params[p + "W_in"]
+        W[rows, rows] = params[p + "W_rec"]
+        b[rows] = params[p + "b"]
+    return W_in, W, b
+
+
+@njit(cache=True)
+def _crossing_abs(t, V, I, b, ref_until, theta, V_reset, tau_m, tau_s, method):
+    """The absolute time of a neuron's next crossing from its state at ``t`` (refractory: from the end of
+    its refractory period, with the membrane at its reset value)."""
+    if ref_until > t:
+        I_r = current(I, b, ref_until - t, tau_s)
+        return ref_until + next_crossing(V_reset, I_r, b, theta, tau_m, tau_s, method)
+    return t + next_crossing(V, I, b, theta, tau_m, tau_s, method)
+
+
+@njit(cache=True)
+def _advance(V, I, b, ref_until, t0, t1, tau_m, tau_s, V_reset):
+    """Flow every neuron from ``t0`` to ``t1`` (a refractory neuron's membrane stays at its reset value
+    until its refractory period ends)."""
+    dt = t1 - t0
+    if dt <= 0.0:
+        return
+    for i in range(V.shape[0]):
+        if ref_until[i] > t0:
+            held = min(ref_until[i], t1) - t0
+            I[i] = current(I[i], b[i], held, tau_s)
+            V[i] = V_reset
+            rest = t1 - t0 - held
+            if rest > 0.0:
+                V[i], I[i] = flow(V[i], I[i], b[i], rest, tau_m, tau_s)
+        else:
+            V[i], I[i] = flow(V[i], I[i], b[i], dt, tau_m, tau_s)
+
+
+@njit(cache=True)
+def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, subtract, t_ref, method, cap):
+    N = V.shape[0]
+    V_reset = 0.0
+    ref_until = np.full(N, -INF)
+    tc = np.empty(N)
+    t = 0.0
+    for i in range(N):
+        tc[i] = _crossing_abs(t, V[i], I[i], b[i], ref_until[i], theta, V_reset, tau_m, tau_s, method)
+    sp_t = np.empty(cap)
+    sp_u = np.empty(cap, np.int64)
+    n_sp = 0
+    nS = sample_t.shape[0]
+    sV = np.empty((nS, N))
+    sI = np.empty((nS, N))
+    n_graze = 0
+    min_slope = INF
+    p_in, p_s = 0, 0
+    n_in = in_t.shape[0]
+    fired = np.empty(N, np.int64)
+    while True:
+        t_in = in_t[p_in] if p_in < n_in else INF
+        t_s = sample_t[p_s] if p_s < nS else INF
+        i_min = 0
+        for i in range(1, N):
+            if tc[i] < tc[i_min]:
+                i_min = i
+        t_sp = tc[i_min]
+        t_next = min(t_in, t_s, t_sp)
+        if t_next > t_end:
+            _advance(V, I, b, ref_until, t, t_end, tau_m, tau_s, V_reset)
+            break
+        _advance(V, I, b, ref_until, t, t_next, tau_m, tau_s, V_reset)
+        t = t_next
+        if t_sp == t:  # every crossing at exactly this time, in index order
+            n_f = 0
+            for i in range(N):
+                if tc[i] == t:
+                    fired[n_f] = i
+                    n_f += 1
+            for j in range(n_f):
+                i = fired[j]
+                if n_sp == sp_t.shape[0]:  # grow the record
+                    new_t = np.empty(2 * n_sp)
+                    new_u = np.empty(2 * n_sp, np.int64)
+                    new_t[:n_sp] = sp_t
+                    new_u[:n_sp] = sp_u
+                    sp_t, sp_u = new_t, new_u
+                sp_t[n_sp] = t
+                sp_u[n_sp] = i
+                n_sp += 1
+                slope = (I[i] - theta) / theta  # τ_m V'(t*) / θ with V(t*) = θ
+                if slope < min_slope:
+                    min_slope = slope
+                if slope < GRAZING:
+                    n_graze += 1
+                V[i] = V[i] - theta if subtract else V_reset
+                ref_until[i] = t + t_ref
+            for j in range(n_f):
+                i = fired[j]
+                for k in range(N):
+                    I[k] += W[k, i]
+            for i in range(N):  # the targets' currents jumped: every crossing is recomputed
+                tc[i] = _crossing_abs(t, V[i], I[i], b[i], ref_until[i], theta, V_reset, tau_m, tau_s, method)
+        elif t_in == t:
+            while p_in < n_in and in_t[p_in] == t:
+                u = in_u[p_in]
+                for k in range(N):
+                    I[k] += W_in[k, u]
+                p_in += 1
+            for i in range(N):
+                tc[i] = _crossing_abs(t, V[i], I[i], b[i], ref_until[i], theta, V_reset, tau_m, tau_s, method)
+        else:  # a sample: the state is recorded, nothing changes
+            while p_s < nS and sample_t[p_s] == t:
+                sV[p_s] = V
+                sI[p_s] = I
+                p_s += 1
+    return sp_t[:n_sp].copy(), sp_u[:n_sp].copy(), sV, sI, n_graze, min_slope
+
+
+def check_events(times, units, n_units: int, name: str = "input"):
+    """Event times (ms, finite, >= 0, ascending) and units (integers in ``[0, n_units)``) as arrays."""
+    t = np.asarray(times, dtype=float).ravel()
+    u = np.asarray(units).ravel()
+    if t.shape != u.shape:
+        raise ValueError(f"{name}_times and {name}_units must have the same length, got {t.size} and {u.size}")
+    if t.size:
+        if not np.all(np.isfinite(t)) or t.min() < 0:
+            raise ValueError(f"{name}_times must be finite and >= 0")
+        if np.any(np.diff(t) < 0):
+            raise ValueError(f"{name}_times must be in ascending order")
+        if not np.issubdtype(u.dtype, np.integer) or u.min() < 0 or u.max() >= n_units:
+            raise ValueError(f"{name}_units must be integers in [0, {n_units}), got {u.min()} … {u.max()}")
+    return t, u.astype(np.int64)
+
+
+def simulate(cfg: ExactConfig, params: dict, input_times, input_units, t_end: float, *, V0=None, I0=None,
+        sample_times=(), warn: bool = True) -> ExactResult:  # fmt: skip
+    """Simulate the network exactly from ``t = 0`` to ``t_end`` (ms) under the given input spikes.
+
+    ``params`` uses the time-stepped model's names (``layer<l>/W_in``, ``layer<l>/W_rec``, ``layer<l>/b``,
+    docs/model.md §1); ``V0``, ``I0`` (length ``N`` over all layers) default to zero. A crossing whose slope
+    ``I(t*) - θ`` is below ``GRAZING·θ`` is counted and, with ``warn``, reported with a
+    :class:`GrazingCrossingWarning`."""
+    if not isinstance(cfg, ExactConfig):
+        raise ValueError(f"cfg must be an ExactConfig, got {type(cfg).__name__}")
+    t_end = check_float("t_end", t_end, lo=0.0)
+    W_in, W, b = stack_weights(cfg, params)
+    N = cfg.n_neurons
+    in_t, in_u = check_events(input_times, input_units, cfg.n_in)
+    st = np.asarray(sample_times, dtype=float).ravel()
+    if st.size and (not np.all(np.isfinite(st)) or st.min() < 0 or st.max() > t_end or np.any(np.diff(st) < 0)):
+        raise ValueError(f"sample_times must be ascending and in [0, t_end = {t_end}]")
+    states = []
+    for name, x in (("V0", V0), ("I0", I0)):
+        a = np.zeros(N) if x is None else np.array(x, dtype=float).ravel()
+        if a.shape != (N,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} must be {N} finite numbers (all layers), got shape {np.shape(x)}")
+        states.append(a)
+    V, I = states
+    method = AUTO if cfg.root == "auto" else BRACKET
+    sp_t, sp_u, sV, sI, n_graze, min_slope = _run(W_in, W, b, V, I, in_t, in_u, st, t_end, float(cfg.tau_mem),
+        float(cfg.tau_syn), float(cfg.theta), cfg.reset == "subtract", float(cfg.t_ref), method, 1024)  # fmt: skip
+    if warn and n_graze:
+        warnings.warn(f"{n_graze} grazing threshold crossing(s) (slope (I - θ)/θ down to {min_slope:.1e} < {GRAZING:g}): "
+            "those spike times are ill-conditioned and gradients jump there", GrazingCrossingWarning, stacklevel=2)  # fmt: skip
+    return ExactResult(sp_t, sp_u, V, I, sV, sI, int(n_graze), float(min_slope) if math.isfinite(min_slope) else math.inf)

@@ -1,0 +1,205 @@
+"""Exact event-based simulation (refimpl/exact, docs/exact.md): the closed-form flow against an ODE
+solver, every crossing method against the others and against its residual, the event loop against the
+time-stepped model as dt → 0, and its determinism, resets, refractoriness, stacking and warnings."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.integrate import solve_ivp
+from scipy.special import lambertw as scipy_lambertw
+
+from refimpl.exact import flow as F
+from refimpl.exact.events import ExactConfig, GrazingCrossingWarning, simulate
+from refimpl.exact.reference import stepped
+
+TAUS = st.sampled_from([(10.0, 5.0), (10.0, 10.0), (10.0, 3.0), (20.0, 5.0), (5.0, 10.0), (10.0, 10.0 * (1 + 1e-9))])
+STATE = st.floats(-3.0, 3.0, allow_nan=False)
+
+
+def _ode(V0, I0, b, t, tau_m, tau_s):
+    rhs = lambda _, y: [(-y[0] + y[1]) / tau_m, (-y[1] + b) / tau_s]  # noqa: E731
+    return solve_ivp(rhs, (0.0, t), [V0, I0], rtol=1e-12, atol=1e-13, method="DOP853").y[:, -1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(TAUS, STATE, STATE, STATE, st.floats(0.0, 40.0))
+def test_flow_is_the_solution_of_the_ode(taus, V0, I0, b, t):
+    tau_m, tau_s = taus
+    np.testing.assert_allclose(F.flow(V0, I0, b, t, tau_m, tau_s), _ode(V0, I0, b, t, tau_m, tau_s), atol=1e-9)
+
+
+def test_a_wrong_flow_fails_the_ode_check():
+    """The check above can fail: τ_m and τ_s swapped in φ."""
+    V0, I0, b, t, tau_m, tau_s = 0.2, 1.5, 0.1, 7.0, 10.0, 5.0
+    em = math.exp(-t / tau_m)
+    wrong = b + em * ((V0 - b) + (I0 - b) * F.phi(t, tau_s, tau_m))
+    assert abs(wrong - _ode(V0, I0, b, t, tau_m, tau_s)[0]) > 1e-3
+
+
+@pytest.mark.parametrize("branch", [0, -1])
+def test_lambertw_matches_scipy(branch):
+    zs = np.concatenate([-np.exp(-1) + np.logspace(-12, -1, 12), np.linspace(-0.36, -1e-6, 40)])
+    if branch == 0:
+        zs = np.concatenate([zs, np.logspace(-8, 200, 40)])
+    for z in zs:
+        w, ref = F.lambertw(z, branch), scipy_lambertw(z, branch).real
+        if z > -0.3678:  # within 1e-5 of the branch point scipy's own residual reaches 1e-9 (ours stays at 1e-16)
+            assert abs(w - ref) <= 1e-13 * max(1.0, abs(ref))
+        assert (w >= -1.0) if branch == 0 else (w <= -1.0)
+        assert abs(w * math.exp(w) - z) <= 1e-14 * (1.0 + abs(w)) * max(1.0, abs(z))  # exp amplifies by |w|
+
+
+@settings(max_examples=200, deadline=None)
+@given(TAUS, st.floats(-2.0, 0.999), st.floats(-3.0, 6.0), st.floats(-1.0, 3.0))
+def test_every_crossing_method_finds_the_first_crossing(taus, V0, I0, b):
+    """Residual |V(t*) - θ| <= 1e-12, no crossing before t* (V < θ on a fine grid), and the closed forms
+    (τ_m = 2τ_s: quadratic; τ_m = τ_s: Lambert W) agree with bracketing, an independent computation."""
+    tau_m, tau_s = taus
+    theta = 1.0
+    t_br = F.crossing_bracket(V0, I0, b, theta, tau_m, tau_s)
+    t_auto = F.next_crossing(V0, I0, b, theta, tau_m, tau_s, F.AUTO)
+    if math.isinf(t_br):
+        assert math.isinf(t_auto) or abs(F.flow(V0, I0, b, t_auto, tau_m, tau_s)[0] - theta) < 1e-9
+        grid = np.linspace(0, 20 * max(taus), 2001)
+        assert max(F.flow(V0, I0, b, t, tau_m, tau_s)[0] for t in grid) < theta + 1e-9
+        return
+    for t in (t_br, t_auto):
+        assert abs(F.flow(V0, I0, b, t, tau_m, tau_s)[0] - theta) <= 1e-12
+        grid = np.linspace(0, t, 400)[:-1]
+        assert max(F.flow(V0, I0, b, s, tau_m, tau_s)[0] for s in grid) < theta
+    slope = (F.flow(V0, I0, b, t_br, tau_m, tau_s)[1] - theta) / tau_m
+    assert abs(t_auto - t_br) <= 1e-12 * max(1.0, t_br) / max(abs(slope), 1e-3)
+
+
+def test_the_closed_forms_are_used_and_a_wrong_one_is_caught():
+    """For τ_m = 2τ_s and τ_m = τ_s the closed forms return the root bracketing finds; a perturbed root
+    (the closed-form answer moved by 1e-9 relative) fails the residual check."""
+    V0, I0, b, theta = 0.0, 6.0, 0.0, 1.0
+    for tau_m, tau_s, closed in ((10.0, 5.0, F.crossing_quadratic(V0, I0, b, theta, 10.0)),
+            (10.0, 10.0, F.crossing_lambert(V0, I0, b, theta, 10.0))):  # fmt: skip
+        br = F.crossing_bracket(V0, I0, b, theta, tau_m, tau_s)
+        assert math.isfinite(br) and abs(closed - br) <= 1e-13 * br
+        assert abs(F.flow(V0, I0, b, closed * (1 + 1e-9), tau_m, tau_s)[0] - theta) > 1e-12
+
+
+def test_constant_drive_fires_at_the_analytic_period():
+    """An uncoupled neuron with I = b > θ from V = 0: V = b(1 - e^{-t/τ_m}), so it fires every
+    τ_m ln(b / (b - θ)) (zero reset, no refractoriness), and t_ref adds to the period."""
+    b, tau_m = 1.5, 10.0
+    period = tau_m * math.log(b / (b - 1.0))
+    p = {"layer1/W_in": np.zeros((1, 1)), "layer1/W_rec": np.zeros((1, 1)), "layer1/b": np.array([b])}
+    for t_ref in (0.0, 2.0):
+        r = simulate(ExactConfig(layers=(1,), tau_mem=tau_m, tau_syn=5.0, t_ref=t_ref), p, [], [], 100.0, I0=[b])
+        np.testing.assert_allclose(np.diff(r.spike_times), period + t_ref, rtol=1e-12)
+        np.testing.assert_allclose(r.spike_times[0], period, rtol=1e-12)
+
+
+def _net(seed, N=6, n_in=4, g=0.3, bias=0.3):
+    rng = np.random.default_rng(seed)
+    params = {"layer1/W_in": rng.uniform(0.8, 2.0, (N, n_in)), "layer1/W_rec": g * rng.standard_normal((N, N)),
+        "layer1/b": np.full(N, bias)}  # fmt: skip
+    in_t = np.sort(rng.uniform(0, 200.0, 80))
+    return params, in_t, rng.integers(0, n_in, 80)
+
+
+def _per_unit(times, units, N):
+    return [np.sort(times[units == i]) for i in range(N)]
+
+
+@pytest.mark.parametrize("taus", [(10.0, 3.0), (20.0, 5.0)])
+def test_spike_times_converge_to_the_time_stepped_model(taus):
+    """The discrete model at dt = 0.01, 0.003, 0.001 ms fires the same spikes per neuron, and the largest
+    spike-time error falls with every refinement, to below 0.05 ms."""
+    N = 6
+    params, in_t, in_u = _net(1, N)
+    cfg = ExactConfig(layers=(N,), n_in=4, tau_mem=taus[0], tau_syn=taus[1])
+    ex = simulate(cfg, params, in_t, in_u, 200.0)
+    assert ex.spike_times.size > 100
+    errs = []
+    for dt in (0.01, 0.003, 0.001):
+        ts, us = stepped(cfg, params, in_t, in_u, 200.0, dt)
+        a, b = _per_unit(ex.spike_times, ex.spike_units, N), _per_unit(ts, us, N)
+        assert [x.size for x in a] == [x.size for x in b], dt
+        errs.append(max(np.abs(x - y).max() for x, y in zip(a, b) if x.size))
+    assert errs[0] > errs[1] > errs[2] and errs[2] < 0.05, errs
+
+
+def test_deterministic_and_both_resets_agree():
+    params, in_t, in_u = _net(2)
+    cfg = ExactConfig(layers=(6,), n_in=4)
+    r1, r2 = simulate(cfg, params, in_t, in_u, 200.0), simulate(cfg, params, in_t, in_u, 200.0)
+    assert np.array_equal(r1.spike_times, r2.spike_times) and np.array_equal(r1.spike_units, r2.spike_units)
+    rs = simulate(ExactConfig(layers=(6,), n_in=4, reset="subtract"), params, in_t, in_u, 200.0)
+    assert np.array_equal(rs.spike_units, r1.spike_units)
+    np.testing.assert_allclose(rs.spike_times, r1.spike_times, atol=1e-9)
+
+
+def test_simultaneous_spikes_are_emitted_together_in_index_order():
+    """Two identical neurons driven identically cross at exactly the same time: both spikes carry that
+    time, lower index first, and each gets the other's recurrent jump only after both are reset."""
+    p = {"layer1/W_in": np.full((3, 1), 3.0), "layer1/W_rec": np.array([[0, 0.5, 0], [0.5, 0, 0], [1.0, 1.0, 0]]),
+        "layer1/b": np.zeros(3)}  # fmt: skip
+    p["layer1/W_in"][2] = 0.0
+    r = simulate(ExactConfig(layers=(3,), n_in=1), p, [1.0, 2.0, 3.0], [0, 0, 0], 50.0)
+    t01 = r.spike_times[r.spike_units < 2]
+    assert t01.size >= 2 and np.all(t01[0::2] == t01[1::2])
+    assert list(r.spike_units[:2]) == [0, 1]
+
+
+def test_refractory_membrane_is_held_at_reset():
+    b = 2.0
+    p = {"layer1/W_in": np.zeros((1, 1)), "layer1/W_rec": np.zeros((1, 1)), "layer1/b": np.array([b])}
+    cfg = ExactConfig(layers=(1,), t_ref=3.0)
+    t1 = 10.0 * math.log(b / (b - 1.0))
+    r = simulate(cfg, p, [], [], 20.0, I0=[b], sample_times=[t1 + 1.0, t1 + 2.9, t1 + 3.5])
+    assert r.sample_V[0, 0] == 0.0 and r.sample_V[1, 0] == 0.0 and r.sample_V[2, 0] > 0.0
+
+
+def test_a_layer_stack_is_its_layers_fed_with_each_others_spikes():
+    """Layer 2 of a two-layer stack, simulated alone with layer 1's spikes as its input events, fires the
+    same spikes: the stack's feed-forward weights act without delay."""
+    rng = np.random.default_rng(3)
+    p = {"layer1/W_in": rng.uniform(0.8, 2.0, (5, 3)), "layer1/W_rec": 0.2 * rng.standard_normal((5, 5)),
+        "layer1/b": np.full(5, 0.2), "layer2/W_in": rng.uniform(0.0, 1.0, (4, 5)),
+        "layer2/W_rec": 0.2 * rng.standard_normal((4, 4)), "layer2/b": np.full(4, 0.1)}  # fmt: skip
+    in_t, in_u = np.sort(rng.uniform(0, 100, 60)), rng.integers(0, 3, 60)
+    both = simulate(ExactConfig(layers=(5, 4), n_in=3), p, in_t, in_u, 100.0)
+    l1 = both.spike_units < 5
+    assert l1.sum() > 10 and (~l1).sum() > 5
+    top = {"layer1/W_in": p["layer2/W_in"], "layer1/W_rec": p["layer2/W_rec"], "layer1/b": p["layer2/b"]}
+    alone = simulate(ExactConfig(layers=(4,), n_in=5), top, both.spike_times[l1], both.spike_units[l1], 100.0)
+    np.testing.assert_allclose(alone.spike_times, both.spike_times[~l1], rtol=0, atol=1e-11)
+    assert np.array_equal(alone.spike_units, both.spike_units[~l1] - 5)
+
+
+def test_grazing_crossing_warns():
+    """A membrane whose maximum just touches θ: the crossing is counted as grazing and reported."""
+    # τ_m = 2τ_s, V₀ = b = 0: V = I₀ (x - x²), x = e^{-t/τ_m}, peaks at x = 1/2 with I₀/4; a peak of
+    # θ (1 + 1e-14) is crossed with a slope (I - θ)/θ of about 1e-7
+    I0 = 4.0 * (1.0 + 1e-14)
+    p = {"layer1/W_in": np.zeros((1, 1)), "layer1/W_rec": np.zeros((1, 1)), "layer1/b": np.zeros(1)}
+    with pytest.warns(GrazingCrossingWarning, match="grazing"):
+        r = simulate(ExactConfig(layers=(1,)), p, [], [], 50.0, I0=[I0])
+    assert r.n_grazing == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        simulate(ExactConfig(layers=(1,)), p, [], [], 50.0, I0=[I0 * 1.5])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda p: simulate(ExactConfig(layers=(2,)), p, [2.0, 1.0], [0, 0], 10.0), "ascending"),
+    (lambda p: simulate(ExactConfig(layers=(2,)), p, [1.0], [3], 10.0), "input_units"),
+    (lambda p: simulate(ExactConfig(layers=(2,)), p, [1.0], [0], -1.0), "t_end"),
+    (lambda p: simulate(ExactConfig(layers=(3,)), p, [], [], 1.0), "shape"),
+    (lambda p: simulate(ExactConfig(layers=(2,)), p, [], [], 1.0, V0=[0.0]), "V0"),
+    (lambda p: ExactConfig(tau_mem=0.0), "tau_mem"),
+    (lambda p: ExactConfig(reset="zeros"), "reset"),
+])  # fmt: skip
+def test_bad_input_is_refused_by_name(call, match):
+    p = {"layer1/W_in": np.ones((2, 1)), "layer1/W_rec": np.zeros((2, 2)), "layer1/b": np.zeros(2)}
+    with pytest.raises(ValueError, match=match):
+        call(p)
