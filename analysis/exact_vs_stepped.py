@@ -61,6 +61,20 @@ def speed(N=100, n_in=50, T=1000.0, rate=20e-3, bias=1.3, seed=0):
         r = simulate(cfg, p, in_t, in_u, T, warn=False)
         el = time.perf_counter() - t0
         print(f"| {name} | {r.spike_times.size} | {el:.3f} s | {r.spike_times.size / el:.2g} |")
+    from refimpl.exact.gradients import spike_readout_loss, value_and_grad
+
+    ts = np.linspace(10.0, T, 100)
+    loss = spike_readout_loss(rng.standard_normal((2, N)), np.zeros(2), 20.0, rng.standard_normal((ts.size, 2)))
+    for name, taus in (
+        ("exact gradient (adjoint), τ_m = 2τ_s", (10.0, 5.0)),
+        ("exact gradient (adjoint), τ_m/τ_s = 10/3", (10.0, 3.0)),
+    ):
+        cfg = ExactConfig(layers=(N,), n_in=n_in, tau_mem=taus[0], tau_syn=taus[1])
+        value_and_grad(cfg, p, in_t[:10], in_u[:10], T, loss, sample_times=ts)  # compile
+        t0 = time.perf_counter()
+        _, _, r = value_and_grad(cfg, p, in_t, in_u, T, loss, sample_times=ts)
+        el = time.perf_counter() - t0
+        print(f"| {name}: simulation + loss + gradient | {r.spike_times.size} | {el:.3f} s | {r.spike_times.size / el:.2g} |")
     cfg = ExactConfig(layers=(N,), n_in=n_in, tau_mem=10.0, tau_syn=5.0)
     stepped(cfg, p, in_t[:10], in_u[:10], 1.0, 0.1)
     t0 = time.perf_counter()

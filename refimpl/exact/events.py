@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from refimpl.checks import check_choice, check_float, check_int
-from refimpl.exact.flow import AUTO, BRACKET, INF, current, flow, next_crossing
+from refimpl.exact.flow import AUTO, BRACKET, INF, current, flow, flow_coefficients, flow_with, next_crossing
 
 EXACT_RESETS = ("zero", "subtract")
 ROOT_METHODS = ("auto", "bracket")
@@ -135,12 +135,16 @@ def _crossing_abs(t, V, I, b, ref_until, theta, V_reset, tau_m, tau_s, method):
 
 
 @njit(cache=True)
-def _advance(V, I, b, ref_until, t0, t1, tau_m, tau_s, V_reset):
+def _advance(V, I, b, ref_until, t0, t1, tau_m, tau_s, V_reset, SV, SI, o_b):
     """Flow every neuron from ``t0`` to ``t1`` (a refractory neuron's membrane stays at its reset value
-    until its refractory period ends)."""
+    until its refractory period ends), and with it the sensitivities ``SV, SI`` (``(N, P)``; ``P = 0``
+    without): the flow is linear in ``(V, I, b)``, so a sensitivity moves with the same coefficients and
+    the forcing ``∂b_i/∂p`` (1 for ``p = o_b + i``). Sensitivities assume no refractoriness."""
     dt = t1 - t0
     if dt <= 0.0:
         return
+    c_V, c_I, c_s = flow_coefficients(dt, tau_m, tau_s)
+    P = SV.shape[1]
     for i in range(V.shape[0]):
         if ref_until[i] > t0:
             held = min(ref_until[i], t1) - t0
@@ -150,12 +154,28 @@ def _advance(V, I, b, ref_until, t0, t1, tau_m, tau_s, V_reset):
             if rest > 0.0:
                 V[i], I[i] = flow(V[i], I[i], b[i], rest, tau_m, tau_s)
         else:
-            V[i], I[i] = flow(V[i], I[i], b[i], dt, tau_m, tau_s)
+            V[i], I[i] = flow_with(c_V, c_I, c_s, V[i], I[i], b[i])
+        for p in range(P):
+            SV[i, p], SI[i, p] = flow_with(c_V, c_I, c_s, SV[i, p], SI[i, p], 1.0 if p == o_b + i else 0.0)
 
 
 @njit(cache=True)
-def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, subtract, t_ref, method, cap):
-    N = V.shape[0]
+def _grow(a, n):
+    out = np.empty((2 * max(n, 1),) + a.shape[1:], a.dtype)
+    out[:n] = a[:n]
+    return out
+
+
+@njit(cache=True)
+def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, subtract, t_ref, method, cap, P, fault, record):
+    """The event loop (module docstring). With ``P > 0`` it also carries the forward sensitivities of the
+    state to every entry of ``(W_in, W, b)`` (docs/exact.md §6; flat index: ``W_in`` row-major, then ``W``,
+    then ``b``) and returns the sensitivity of each spike time, ``dt_k/dp``, and of each sampled membrane.
+    ``fault`` (tests only) drops one term of the saltation: 1 the targets' time-shift terms, 2 the reset's.
+    With ``record`` it also logs every event in order (kind 0 spike, 1 input, 2 sample; its index; its
+    time) and, per spike, ``V'`` just before and just after it: what the adjoint pass needs."""
+    N, n_chan = W_in.shape
+    o_W, o_b = N * n_chan, N * n_chan + N * N
     V_reset = 0.0
     ref_until = np.full(N, -INF)
     tc = np.empty(N)
@@ -164,15 +184,25 @@ def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, sub
         tc[i] = _crossing_abs(t, V[i], I[i], b[i], ref_until[i], theta, V_reset, tau_m, tau_s, method)
     sp_t = np.empty(cap)
     sp_u = np.empty(cap, np.int64)
+    dtdp = np.empty((cap if P else 0, P))
     n_sp = 0
     nS = sample_t.shape[0]
     sV = np.empty((nS, N))
     sI = np.empty((nS, N))
+    sSV = np.empty((nS if P else 0, N, P))
+    SV = np.zeros((N, P))
+    SI = np.zeros((N, P))
     n_graze = 0
     min_slope = INF
     p_in, p_s = 0, 0
     n_in = in_t.shape[0]
     fired = np.empty(N, np.int64)
+    ev_kind = np.empty(cap if record else 0, np.int64)
+    ev_idx = np.empty(cap if record else 0, np.int64)
+    ev_t = np.empty(cap if record else 0)
+    n_ev = 0
+    v_minus = np.empty(cap if record else 0)
+    v_plus = np.empty(cap if record else 0)
     while True:
         t_in = in_t[p_in] if p_in < n_in else INF
         t_s = sample_t[p_s] if p_s < nS else INF
@@ -183,9 +213,9 @@ def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, sub
         t_sp = tc[i_min]
         t_next = min(t_in, t_s, t_sp)
         if t_next > t_end:
-            _advance(V, I, b, ref_until, t, t_end, tau_m, tau_s, V_reset)
+            _advance(V, I, b, ref_until, t, t_end, tau_m, tau_s, V_reset, SV, SI, o_b)
             break
-        _advance(V, I, b, ref_until, t, t_next, tau_m, tau_s, V_reset)
+        _advance(V, I, b, ref_until, t, t_next, tau_m, tau_s, V_reset, SV, SI, o_b)
         t = t_next
         if t_sp == t:  # every crossing at exactly this time, in index order
             n_f = 0
@@ -193,44 +223,89 @@ def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, sub
                 if tc[i] == t:
                     fired[n_f] = i
                     n_f += 1
+            first = n_sp
             for j in range(n_f):
                 i = fired[j]
                 if n_sp == sp_t.shape[0]:  # grow the record
-                    new_t = np.empty(2 * n_sp)
-                    new_u = np.empty(2 * n_sp, np.int64)
-                    new_t[:n_sp] = sp_t
-                    new_u[:n_sp] = sp_u
-                    sp_t, sp_u = new_t, new_u
+                    sp_t, sp_u = _grow(sp_t, n_sp), _grow(sp_u, n_sp)
+                    if P:
+                        dtdp = _grow(dtdp, n_sp)
                 sp_t[n_sp] = t
                 sp_u[n_sp] = i
-                n_sp += 1
+                if record:
+                    if n_ev == ev_t.shape[0]:
+                        ev_kind, ev_idx, ev_t = _grow(ev_kind, n_ev), _grow(ev_idx, n_ev), _grow(ev_t, n_ev)
+                    if n_sp == v_minus.shape[0]:
+                        v_minus, v_plus = _grow(v_minus, n_sp), _grow(v_plus, n_sp)
+                    ev_kind[n_ev], ev_idx[n_ev], ev_t[n_ev] = 0, n_sp, t
+                    n_ev += 1
+                    v_minus[n_sp] = (I[i] - theta) / tau_m
                 slope = (I[i] - theta) / theta  # τ_m V'(t*) / θ with V(t*) = θ
                 if slope < min_slope:
                     min_slope = slope
                 if slope < GRAZING:
                     n_graze += 1
+                vdot = (I[i] - theta) / tau_m
+                for p in range(P):  # V_i(t_k; p) = θ: dt_k/dp = -(∂V_i/∂p)/V'
+                    dtdp[n_sp, p] = -SV[i, p] / vdot
+                n_sp += 1
                 V[i] = V[i] - theta if subtract else V_reset
                 ref_until[i] = t + t_ref
             for j in range(n_f):
                 i = fired[j]
                 for k in range(N):
                     I[k] += W[k, i]
+            for j in range(n_f):  # the saltation of the sensitivities (docs/exact.md §6)
+                i = fired[j]
+                row = first + j
+                for k in range(N):
+                    w = W[k, i]
+                    if w != 0.0 and fault != 1:
+                        for p in range(P):
+                            SI[k, p] += w / tau_s * dtdp[row, p]
+                            SV[k, p] -= w / tau_m * dtdp[row, p]
+                    if P:
+                        SI[k, o_W + k * N + i] += 1.0
+            for j in range(n_f):  # a reset membrane: V⁺ = 0 at t_k(p), so ∂V⁺/∂p = -V'(t_k⁺) dt_k/dp
+                i = fired[j]
+                for p in range(P):
+                    SV[i, p] = -(I[i] - V[i]) / tau_m * dtdp[first + j, p] if fault != 2 else 0.0
+            if record:
+                for j in range(n_f):
+                    i = fired[j]
+                    v_plus[first + j] = (I[i] - V[i]) / tau_m
             for i in range(N):  # the targets' currents jumped: every crossing is recomputed
                 tc[i] = _crossing_abs(t, V[i], I[i], b[i], ref_until[i], theta, V_reset, tau_m, tau_s, method)
         elif t_in == t:
             while p_in < n_in and in_t[p_in] == t:
                 u = in_u[p_in]
+                if record:
+                    if n_ev == ev_t.shape[0]:
+                        ev_kind, ev_idx, ev_t = _grow(ev_kind, n_ev), _grow(ev_idx, n_ev), _grow(ev_t, n_ev)
+                    ev_kind[n_ev], ev_idx[n_ev], ev_t[n_ev] = 1, u, t
+                    n_ev += 1
                 for k in range(N):
                     I[k] += W_in[k, u]
+                    if P:
+                        SI[k, k * n_chan + u] += 1.0
                 p_in += 1
             for i in range(N):
                 tc[i] = _crossing_abs(t, V[i], I[i], b[i], ref_until[i], theta, V_reset, tau_m, tau_s, method)
         else:  # a sample: the state is recorded, nothing changes
             while p_s < nS and sample_t[p_s] == t:
+                if record:
+                    if n_ev == ev_t.shape[0]:
+                        ev_kind, ev_idx, ev_t = _grow(ev_kind, n_ev), _grow(ev_idx, n_ev), _grow(ev_t, n_ev)
+                    ev_kind[n_ev], ev_idx[n_ev], ev_t[n_ev] = 2, p_s, t
+                    n_ev += 1
                 sV[p_s] = V
                 sI[p_s] = I
+                if P:
+                    sSV[p_s] = SV
                 p_s += 1
-    return sp_t[:n_sp].copy(), sp_u[:n_sp].copy(), sV, sI, n_graze, min_slope
+    log = (ev_kind[:n_ev].copy(), ev_idx[:n_ev].copy(), ev_t[:n_ev].copy(), v_minus[: n_sp if record else 0].copy(),
+        v_plus[: n_sp if record else 0].copy())  # fmt: skip
+    return sp_t[:n_sp].copy(), sp_u[:n_sp].copy(), sV, sI, n_graze, min_slope, dtdp[:n_sp].copy(), sSV, log
 
 
 def check_events(times, units, n_units: int, name: str = "input"):
@@ -257,6 +332,44 @@ def simulate(cfg: ExactConfig, params: dict, input_times, input_units, t_end: fl
     docs/model.md §1); ``V0``, ``I0`` (length ``N`` over all layers) default to zero. A crossing whose slope
     ``I(t*) - θ`` is below ``GRAZING·θ`` is counted and, with ``warn``, reported with a
     :class:`GrazingCrossingWarning`."""
+    return _simulate(cfg, params, input_times, input_units, t_end, V0, I0, sample_times, warn, False, 0, False)[0]
+
+
+def simulate_with_sensitivities(cfg: ExactConfig, params: dict, input_times, input_units, t_end: float, *, V0=None,
+        I0=None, sample_times=(), warn: bool = True, fault: int = 0):  # fmt: skip
+    """:func:`simulate` carrying the forward sensitivities of the state to every entry of the stacked
+    ``(W_in, W, b)`` (:func:`stack_weights`; flat index: ``W_in`` row-major, then ``W``, then ``b``;
+    docs/exact.md §6). Returns ``(result, dt_dp (n_spikes, P), dV_dp (n_samples, N, P))``. No
+    refractoriness (``t_ref = 0``). ``fault`` (tests only) drops a term of the saltation."""
+    if cfg.t_ref != 0.0:
+        raise ValueError(f"exact gradients need t_ref = 0 (refractoriness is not differentiated yet), got {cfg.t_ref}")
+    return _simulate(cfg, params, input_times, input_units, t_end, V0, I0, sample_times, warn, True, fault, False)[:3]
+
+
+class EventLog(NamedTuple):
+    """Every event of a simulation in the order it was applied: ``kind`` (0 network spike, 1 input
+    spike, 2 sample), ``idx`` (the spike's row in the result, the input channel, the sample), ``t``; per
+    network spike, ``V'`` just before (``v_minus``, at ``V = θ``) and just after it (``v_plus``)."""
+
+    kind: np.ndarray
+    idx: np.ndarray
+    t: np.ndarray
+    v_minus: np.ndarray
+    v_plus: np.ndarray
+
+
+def simulate_recorded(cfg: ExactConfig, params: dict, input_times, input_units, t_end: float, *, V0=None, I0=None,
+        sample_times=(), warn: bool = True):  # fmt: skip
+    """:func:`simulate` that also returns its :class:`EventLog` and the stacked weights ``(W_in, W, b)``
+    (:func:`stack_weights`): what the adjoint pass (:mod:`refimpl.exact.adjoint`) runs backwards over."""
+    if cfg.t_ref != 0.0:
+        raise ValueError(f"exact gradients need t_ref = 0 (refractoriness is not differentiated yet), got {cfg.t_ref}")
+    res, _, _, log, weights = _simulate(cfg, params, input_times, input_units, t_end, V0, I0, sample_times, warn, False,
+        0, True)  # fmt: skip
+    return res, EventLog(*log), weights
+
+
+def _simulate(cfg, params, input_times, input_units, t_end, V0, I0, sample_times, warn, sens, fault, record):
     if not isinstance(cfg, ExactConfig):
         raise ValueError(f"cfg must be an ExactConfig, got {type(cfg).__name__}")
     t_end = check_float("t_end", t_end, lo=0.0)
@@ -274,9 +387,12 @@ def simulate(cfg: ExactConfig, params: dict, input_times, input_units, t_end: fl
         states.append(a)
     V, I = states
     method = AUTO if cfg.root == "auto" else BRACKET
-    sp_t, sp_u, sV, sI, n_graze, min_slope = _run(W_in, W, b, V, I, in_t, in_u, st, t_end, float(cfg.tau_mem),
-        float(cfg.tau_syn), float(cfg.theta), cfg.reset == "subtract", float(cfg.t_ref), method, 1024)  # fmt: skip
+    P = W_in.size + W.size + b.size if sens else 0
+    sp_t, sp_u, sV, sI, n_graze, min_slope, dtdp, sSV, log = _run(W_in, W, b, V, I, in_t, in_u, st, t_end,
+        float(cfg.tau_mem), float(cfg.tau_syn), float(cfg.theta), cfg.reset == "subtract", float(cfg.t_ref), method,
+        1024, P, int(fault), bool(record))  # fmt: skip
     if warn and n_graze:
         warnings.warn(f"{n_graze} grazing threshold crossing(s) (slope (I - θ)/θ down to {min_slope:.1e} < {GRAZING:g}): "
-            "those spike times are ill-conditioned and gradients jump there", GrazingCrossingWarning, stacklevel=2)  # fmt: skip
-    return ExactResult(sp_t, sp_u, V, I, sV, sI, int(n_graze), float(min_slope) if math.isfinite(min_slope) else math.inf)
+            "those spike times are ill-conditioned and gradients jump there", GrazingCrossingWarning, stacklevel=3)  # fmt: skip
+    res = ExactResult(sp_t, sp_u, V, I, sV, sI, int(n_graze), float(min_slope) if math.isfinite(min_slope) else math.inf)
+    return res, dtdp, sSV, log, (W_in, W, b)

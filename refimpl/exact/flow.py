@@ -41,12 +41,25 @@ def phi(t, tau_m, tau_s):
 
 
 @njit(cache=True)
+def flow_coefficients(t, tau_m, tau_s):
+    """``(e^{-t/τ_m}, e^{-t/τ_m} φ(t), e^{-t/τ_s})``: the flow is linear in ``(V₀, I₀, b)``,
+    ``V(t) = c_V V₀ + c_I I₀ + (1 - c_V - c_I) b``, ``I(t) = c_s I₀ + (1 - c_s) b``."""
+    em = math.exp(-t / tau_m)
+    return em, em * phi(t, tau_m, tau_s), math.exp(-t / tau_s)
+
+
+@njit(cache=True)
+def flow_with(c_V, c_I, c_s, V0, I0, b):
+    """One flow of known coefficients (:func:`flow_coefficients`). Because the flow is linear in
+    ``(V₀, I₀, b)`` jointly, the same call moves a sensitivity ``(∂V/∂p, ∂I/∂p)`` with ``b = ∂b/∂p``."""
+    return c_V * V0 + c_I * I0 + (1.0 - c_V - c_I) * b, c_s * I0 + (1.0 - c_s) * b
+
+
+@njit(cache=True)
 def flow(V0, I0, b, t, tau_m, tau_s):
     """``(V(t), I(t))`` from ``(V₀, I₀)`` after a free flow of length ``t >= 0``."""
-    em = math.exp(-t / tau_m)
-    V = b + em * ((V0 - b) + (I0 - b) * phi(t, tau_m, tau_s))
-    I = b + (I0 - b) * math.exp(-t / tau_s)
-    return V, I
+    c_V, c_I, c_s = flow_coefficients(t, tau_m, tau_s)
+    return flow_with(c_V, c_I, c_s, V0, I0, b)
 
 
 @njit(cache=True)
