@@ -254,7 +254,11 @@ def main(argv=None) -> int:
                 continue
             r = one_run(args.preset, args.delta, seed, sch, args.epochs, args.n_lag, args.n_task, args.set)
             done.append(r)
-            tmp = out.with_name(out.name + ".tmp")
+            if out.exists():  # another process may have added runs meanwhile: keep them
+                key = lambda x: (x["preset"], x["delta"], x["seed"], x["schedule"], x["epochs"], tuple(x.get("set", ())))  # noqa: E731
+                mine = {key(x) for x in done}
+                done += [x for x in json.loads(out.read_text()) if key(x) not in mine]
+            tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(done, indent=1))
             os.replace(tmp, out)
             last = r["rows"][-1]

@@ -1,3 +1,6 @@
-"""Exact event-based simulation of current-based LIF networks (docs/exact.md): the closed-form flow
-between events (:mod:`~refimpl.exact.flow`), the event loop (:mod:`~refimpl.exact.events`) and a
-time-stepped reference built on the library's discrete model (:mod:`~refimpl.exact.reference`)."""
+"""Exact event-based simulation of current-based LIF networks in continuous time (docs/exact.md): the
+closed-form flow and threshold crossings of one neuron (:mod:`~refimpl.exact.flow`), the event loop and
+its forward sensitivities (:mod:`~refimpl.exact.events`), the adjoint (EventProp) pass
+(:mod:`~refimpl.exact.adjoint`), losses and gradients (:mod:`~refimpl.exact.gradients`), the exact
+Lyapunov spectrum (:mod:`~refimpl.exact.lyapunov`) and a time-stepped reference built on the library's
+discrete model (:mod:`~refimpl.exact.reference`)."""

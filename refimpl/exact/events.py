@@ -135,11 +135,12 @@ def _crossing_abs(t, V, I, b, ref_until, theta, V_reset, tau_m, tau_s, method):
 
 
 @njit(cache=True)
-def _advance(V, I, b, ref_until, t0, t1, tau_m, tau_s, V_reset, SV, SI, o_b):
+def _advance(V, I, b, ref_until, t0, t1, tau_m, tau_s, V_reset, SV, SI, o_b, forced):
     """Flow every neuron from ``t0`` to ``t1`` (a refractory neuron's membrane stays at its reset value
     until its refractory period ends), and with it the sensitivities ``SV, SI`` (``(N, P)``; ``P = 0``
     without): the flow is linear in ``(V, I, b)``, so a sensitivity moves with the same coefficients and
-    the forcing ``∂b_i/∂p`` (1 for ``p = o_b + i``). Sensitivities assume no refractoriness."""
+    the forcing ``∂b_i/∂p`` (1 for ``p = o_b + i``; none for tangent vectors, ``forced = False``).
+    Sensitivities assume no refractoriness."""
     dt = t1 - t0
     if dt <= 0.0:
         return
@@ -156,7 +157,7 @@ def _advance(V, I, b, ref_until, t0, t1, tau_m, tau_s, V_reset, SV, SI, o_b):
         else:
             V[i], I[i] = flow_with(c_V, c_I, c_s, V[i], I[i], b[i])
         for p in range(P):
-            SV[i, p], SI[i, p] = flow_with(c_V, c_I, c_s, SV[i, p], SI[i, p], 1.0 if p == o_b + i else 0.0)
+            SV[i, p], SI[i, p] = flow_with(c_V, c_I, c_s, SV[i, p], SI[i, p], 1.0 if forced and p == o_b + i else 0.0)
 
 
 @njit(cache=True)
@@ -167,15 +168,20 @@ def _grow(a, n):
 
 
 @njit(cache=True)
-def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, subtract, t_ref, method, cap, P, fault, record):
-    """The event loop (module docstring). With ``P > 0`` it also carries the forward sensitivities of the
-    state to every entry of ``(W_in, W, b)`` (docs/exact.md §6; flat index: ``W_in`` row-major, then ``W``,
-    then ``b``) and returns the sensitivity of each spike time, ``dt_k/dp``, and of each sampled membrane.
+def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, subtract, t_ref, method, cap, SV, SI,
+        tangent, fault, record):  # fmt: skip
+    """The event loop (module docstring). With ``P > 0`` columns in ``SV, SI`` (``(N, P)``, moved in place)
+    it also carries the forward sensitivities of the state to every entry of ``(W_in, W, b)`` (docs/exact.md
+    §6; flat index: ``W_in`` row-major, then ``W``, then ``b``) and returns the sensitivity of each spike
+    time, ``dt_k/dp``, and of each sampled membrane; with ``tangent`` the columns are tangent vectors
+    instead (no parameter enters: the tangent map of docs/exact.md §8).
     ``fault`` (tests only) drops one term of the saltation: 1 the targets' time-shift terms, 2 the reset's.
     With ``record`` it also logs every event in order (kind 0 spike, 1 input, 2 sample; its index; its
     time) and, per spike, ``V'`` just before and just after it: what the adjoint pass needs."""
     N, n_chan = W_in.shape
     o_W, o_b = N * n_chan, N * n_chan + N * N
+    P = SV.shape[1]
+    forced = not tangent
     V_reset = 0.0
     ref_until = np.full(N, -INF)
     tc = np.empty(N)
@@ -190,8 +196,6 @@ def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, sub
     sV = np.empty((nS, N))
     sI = np.empty((nS, N))
     sSV = np.empty((nS if P else 0, N, P))
-    SV = np.zeros((N, P))
-    SI = np.zeros((N, P))
     n_graze = 0
     min_slope = INF
     p_in, p_s = 0, 0
@@ -213,9 +217,9 @@ def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, sub
         t_sp = tc[i_min]
         t_next = min(t_in, t_s, t_sp)
         if t_next > t_end:
-            _advance(V, I, b, ref_until, t, t_end, tau_m, tau_s, V_reset, SV, SI, o_b)
+            _advance(V, I, b, ref_until, t, t_end, tau_m, tau_s, V_reset, SV, SI, o_b, forced)
             break
-        _advance(V, I, b, ref_until, t, t_next, tau_m, tau_s, V_reset, SV, SI, o_b)
+        _advance(V, I, b, ref_until, t, t_next, tau_m, tau_s, V_reset, SV, SI, o_b, forced)
         t = t_next
         if t_sp == t:  # every crossing at exactly this time, in index order
             n_f = 0
@@ -264,7 +268,7 @@ def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, sub
                         for p in range(P):
                             SI[k, p] += w / tau_s * dtdp[row, p]
                             SV[k, p] -= w / tau_m * dtdp[row, p]
-                    if P:
+                    if forced and P:
                         SI[k, o_W + k * N + i] += 1.0
             for j in range(n_f):  # a reset membrane: V⁺ = 0 at t_k(p), so ∂V⁺/∂p = -V'(t_k⁺) dt_k/dp
                 i = fired[j]
@@ -286,7 +290,7 @@ def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, sub
                     n_ev += 1
                 for k in range(N):
                     I[k] += W_in[k, u]
-                    if P:
+                    if forced and P:
                         SI[k, k * n_chan + u] += 1.0
                 p_in += 1
             for i in range(N):
@@ -388,11 +392,27 @@ def _simulate(cfg, params, input_times, input_units, t_end, V0, I0, sample_times
     V, I = states
     method = AUTO if cfg.root == "auto" else BRACKET
     P = W_in.size + W.size + b.size if sens else 0
+    SV, SI = np.zeros((N, P)), np.zeros((N, P))
     sp_t, sp_u, sV, sI, n_graze, min_slope, dtdp, sSV, log = _run(W_in, W, b, V, I, in_t, in_u, st, t_end,
         float(cfg.tau_mem), float(cfg.tau_syn), float(cfg.theta), cfg.reset == "subtract", float(cfg.t_ref), method,
-        1024, P, int(fault), bool(record))  # fmt: skip
+        1024, SV, SI, False, int(fault), bool(record))  # fmt: skip
     if warn and n_graze:
         warnings.warn(f"{n_graze} grazing threshold crossing(s) (slope (I - θ)/θ down to {min_slope:.1e} < {GRAZING:g}): "
             "those spike times are ill-conditioned and gradients jump there", GrazingCrossingWarning, stacklevel=3)  # fmt: skip
     res = ExactResult(sp_t, sp_u, V, I, sV, sI, int(n_graze), float(min_slope) if math.isfinite(min_slope) else math.inf)
     return res, dtdp, sSV, log, (W_in, W, b)
+
+
+def run_tangent_segment(cfg: ExactConfig, weights, V, I, input_times, input_units, t_len: float, QV, QI, fault: int = 0):
+    """Move the state ``(V, I)`` and the tangent vectors ``(QV, QI)`` (``(N, k)``, all in place) through a
+    stretch of length ``t_len`` whose input spikes are given relative to its start (checked by the caller):
+    the tangent map of the flow and of every event's saltation (docs/exact.md §8). Returns the spike
+    times (relative), units, ``V'`` before and after each spike, and the number of grazing crossings.
+    ``fault`` (tests only) drops a term of the saltation, as in :func:`simulate_with_sensitivities`."""
+    W_in, W, b = weights
+    method = AUTO if cfg.root == "auto" else BRACKET
+    no_samples = np.zeros(0)
+    sp_t, sp_u, _, _, n_graze, _, _, _, log = _run(W_in, W, b, V, I, input_times, input_units, no_samples,
+        float(t_len), float(cfg.tau_mem), float(cfg.tau_syn), float(cfg.theta), cfg.reset == "subtract", 0.0, method,
+        256, QV, QI, True, int(fault), True)  # fmt: skip
+    return sp_t, sp_u, log[3], log[4], int(n_graze)
