@@ -392,6 +392,12 @@ def test_uncoupled_and_autonomous_spectra():
     s = spectrum(ExactConfig(layers=(1,)), p1, [], [], 2000.0, I0=[1.5], transient=100.0)
     assert s.n_spikes > 100 and abs(s.exponents[0]) < max(3 * s.error[0], 0.5)
     assert s.exponents[1] == pytest.approx(-200.0, rel=1e-6)
+    # a coupled autonomous network (bias-driven, no input) keeps an exponent at zero (along its flow)
+    rng = np.random.default_rng(3)
+    p = {"layer1/W_in": np.zeros((10, 1)), "layer1/W_rec": 0.5 * rng.standard_normal((10, 10)) / np.sqrt(10),
+        "layer1/b": rng.uniform(1.2, 1.6, 10)}  # fmt: skip
+    s = spectrum(ExactConfig(layers=(10,)), p, [], [], 5000.0, k=6, transient=200.0, I0=p["layer1/b"])
+    assert s.n_spikes > 1000 and np.min(np.abs(s.exponents) / s.error) < 1.0
 
 
 def test_largest_exponent_agrees_with_two_nearby_trajectories():
@@ -423,3 +429,30 @@ def test_largest_exponent_agrees_with_two_nearby_trajectories():
         VB, IB = VA + eps * dx[:20] / d, IA + eps * dx[20:] / d
     brute = acc / counted * 1000.0
     assert abs(brute - s.exponents[0]) <= 3 * s.error[0] + 1.0, (brute, s.exponents[0], s.error[0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from(["zero", "subtract"]), TAUS, st.sampled_from([(6,), (4, 3)]),
+    st.sampled_from([0.0, 1.0]))  # fmt: skip
+def test_no_membrane_is_ever_above_threshold(seed, reset, taus, layers, t_ref):
+    """Over drawn networks, dialects of reset, time constants, stacks and refractory periods: a missed
+    crossing would leave a membrane above θ at some sample time; none is, spike times are ascending in
+    [0, t_end], and a second run gives the same spikes."""
+    rng = np.random.default_rng(seed)
+    n_in = 3
+    p, n_below = {}, n_in
+    for l, n in enumerate(layers):
+        p[f"layer{l + 1}/W_in"] = rng.uniform(0.0, 2.0, (n, n_below))
+        p[f"layer{l + 1}/W_rec"] = 0.5 * rng.standard_normal((n, n))
+        p[f"layer{l + 1}/b"] = rng.uniform(-0.5, 1.5, n)
+        n_below = n
+    in_t, in_u = np.sort(rng.uniform(0, 50, 40)), rng.integers(0, n_in, 40)
+    cfg = ExactConfig(layers=layers, n_in=n_in, tau_mem=taus[0], tau_syn=taus[1], reset=reset, t_ref=t_ref)
+    ts = np.linspace(0.0, 50.0, 401)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrazingCrossingWarning)
+        r = simulate(cfg, p, in_t, in_u, 50.0, sample_times=ts)
+        r2 = simulate(cfg, p, in_t, in_u, 50.0, sample_times=ts)
+    assert r.sample_V.max() <= cfg.theta + 1e-12
+    assert np.all(np.diff(r.spike_times) >= 0) and (r.spike_times.size == 0 or r.spike_times[-1] <= 50.0)
+    assert np.array_equal(r.spike_times, r2.spike_times) and np.array_equal(r.spike_units, r2.spike_units)
