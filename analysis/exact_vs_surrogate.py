@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads OpenBLAS
@@ -34,10 +35,10 @@ SURROGATES = (("fast_sigmoid", 2.0), ("fast_sigmoid", 10.0), ("gaussian", 2.0), 
 BLOCKS = ("W_in", "W_rec", "b")
 
 
-def network(seed: int, N: int = 20, n_in: int = 10, T: float = 200.0, rate: float = 0.02):
+def network(seed: int, N: int = 20, n_in: int = 10, T: float = 200.0, rate: float = 0.02, bias: float = 0.6):
     rng = np.random.default_rng(seed)
     params = {"layer1/W_in": rng.uniform(0.0, 1.5, (N, n_in)), "layer1/W_rec": 0.8 * rng.standard_normal((N, N)) / math.sqrt(N),
-        "layer1/b": np.full(N, 0.6)}  # fmt: skip
+        "layer1/b": np.full(N, bias)}  # fmt: skip
     n_ev = rng.poisson(rate * T * n_in)
     in_t, in_u = np.sort(rng.uniform(0, T, n_ev)), rng.integers(0, n_in, n_ev)
     W_out = rng.standard_normal((2, N)) / math.sqrt(N)
@@ -106,12 +107,78 @@ def compare(g_sg, g_ex) -> dict:
     return out
 
 
+FACTORS = {"N": (10, 20, 50), "bias": (0.3, 0.6, 0.9), "T": (50.0, 200.0, 800.0)}
+DEFAULTS = {"N": 20, "bias": 0.6, "T": 200.0}
+
+
+def factor_sweep(seeds, surrogates=(("fast_sigmoid", 10.0), ("fast_sigmoid", 2.0)), dts=DTS):
+    """The W_rec comparison against dt while one of network size, bias (firing rate) and horizon varies
+    (the others at DEFAULTS); detached reset."""
+    from refimpl.exact.events import ExactConfig
+
+    rows = []
+    for factor, values in FACTORS.items():
+        for v in values:
+            kw = {**DEFAULTS, factor: v}
+            cfg = ExactConfig(layers=(int(kw["N"]),), n_in=10, tau_mem=10.0, tau_syn=5.0)
+            for seed in seeds:
+                params, in_t, in_u, W_out, ts, targets = network(seed, N=int(kw["N"]), T=kw["T"], bias=kw["bias"])
+                _, g_ex, res = exact_gradient(cfg, params, in_t, in_u, kw["T"], W_out, ts, targets)
+                rate = res.spike_times.size / kw["N"] / (kw["T"] / 1000.0)
+                for sur in surrogates:
+                    for dt in dts:
+                        _, g_sg = surrogate_gradient(cfg, params, in_t, in_u, kw["T"], W_out, ts, targets, dt, sur, "detached")
+                        c = compare(g_sg, g_ex)["W_rec"]
+                        rows.append({"factor": factor, "value": v, "seed": seed, "surrogate": f"{sur[0]} {sur[1]:g}", "dt": dt,
+                            "rate_hz": rate, **c})  # fmt: skip
+    return rows
+
+
+def plot_sweep(rows, png) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from refimpl.io import atomic_savefig
+
+    surs = sorted({r["surrogate"] for r in rows}, reverse=True)
+    fig, ax = plt.subplots(2, 3, figsize=(15, 7.5), sharex=True)
+    for col, (factor, values) in enumerate(FACTORS.items()):
+        for n, v in enumerate(values):
+            for s_i, sur in enumerate(surs):
+                sel = [r for r in rows if r["factor"] == factor and r["value"] == v and r["surrogate"] == sur]
+                dts = sorted({r["dt"] for r in sel})
+                with np.errstate(divide="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells (overflowed gradients)
+                    cos = [np.nanmean([r["cos"] for r in sel if r["dt"] == d]) for d in dts]
+                    lr = [np.nanmean([np.log10(r["norm_ratio"]) for r in sel if r["dt"] == d]) for d in dts]
+                hz = np.mean([r["rate_hz"] for r in sel])
+                kw = dict(color=f"C{n}", ls="-" if s_i == 0 else "--", marker="o", ms=3,
+                    label=f"{factor} = {v:g} ({hz:.0f} Hz), {sur}")  # fmt: skip
+                ax[0, col].plot(dts, cos, **kw)
+                ax[1, col].plot(dts, lr, **kw)
+        ax[0, col].set_title(f"({'abc'[col]}) varying {factor}", fontsize=10)
+        ax[0, col].axhline(0, color="k", lw=0.5)
+        ax[1, col].axhline(0, color="k", lw=0.5)
+        ax[1, col].set_xlabel("dt of the time-stepped model [ms]")
+        ax[1, col].set_xscale("log")
+        ax[0, col].legend(fontsize=6)
+    ax[0, 0].set_ylabel("cos(surrogate, exact) of the W_rec gradient")
+    ax[1, 0].set_ylabel("log10 ‖g_surrogate‖ / ‖g_exact‖")
+    fig.suptitle("surrogate (BPTT of the time-stepped cLIF) against exact (event-based) gradients; 3 networks each", fontsize=11)
+    fig.tight_layout()
+    atomic_savefig(fig, png, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     from refimpl.exact.events import ExactConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="networks (weights, inputs, targets)")
     ap.add_argument("--out", default="analysis/exact_vs_surrogate.json", help="JSON file of every comparison")
+    ap.add_argument("--plot", default="figures/fig_exact_vs_surrogate.png", help="the figure of the size/rate/horizon sweep")
     args = ap.parse_args(argv)
     cfg = ExactConfig(layers=(20,), n_in=10, tau_mem=10.0, tau_syn=5.0)
     rows = []
@@ -135,7 +202,24 @@ def main(argv=None) -> int:
         for sur in (("fast_sigmoid", 2.0), ("fast_sigmoid", 10.0)):
             sp = spectra(cfg, params, in_t, in_u, 200.0, sur)
             spec_rows.append({"seed": seed, "surrogate": sur[0], "slope": sur[1], **{str(k): v for k, v in sp.items()}})
-    Path(args.out).write_text(json.dumps({"gradients": rows, "spectra": spec_rows}, indent=1))
+    sweep_rows = factor_sweep(args.seeds)
+    Path(args.out).write_text(json.dumps({"gradients": rows, "spectra": spec_rows, "sweep": sweep_rows}, indent=1))
+    plot_sweep(sweep_rows, args.plot)
+    print(f"\nW_rec against dt while one factor varies (detached; mean over seeds: cos / log10 norm ratio); figure {args.plot}")
+    print("| factor | value | rate (Hz) | surrogate | " + " | ".join(f"dt = {dt:g}" for dt in DTS) + " |")
+    print("|---|---|---|---|" + "---|" * len(DTS))
+    for factor, values in FACTORS.items():
+        for v in values:
+            for sur in sorted({r["surrogate"] for r in sweep_rows}, reverse=True):
+                sel = [r for r in sweep_rows if r["factor"] == factor and r["value"] == v and r["surrogate"] == sur]
+                cells = []
+                for dt in DTS:
+                    d = [r for r in sel if r["dt"] == dt]
+                    with np.errstate(divide="ignore"), warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells (overflowed gradients)
+                        c, lr = np.nanmean([r["cos"] for r in d]), np.nanmean([np.log10(r["norm_ratio"]) for r in d])
+                    cells.append(f"{c:+.2f} / {lr:.1f}")
+                print(f"| {factor} | {v:g} | {np.mean([r['rate_hz'] for r in sel]):.0f} | {sur} | " + " | ".join(cells) + " |")
     print("\n| seed | surrogate | exact λ₁ (1/s) | " + " | ".join(f"surrogate λ₁, dt = {dt:g}" for dt in DTS) + " |")
     print("|---|---|---|" + "---|" * len(DTS))
     for r in spec_rows:
