@@ -48,31 +48,15 @@ def network(seed: int, N: int = 20, n_in: int = 10, T: float = 200.0, rate: floa
 
 
 def exact_gradient(cfg, params, in_t, in_u, T, W_out, ts, targets):
-    from refimpl.exact.gradients import membrane_readout_loss, value_and_grad
+    from refimpl.exact.surrogate import exact_gradient as exact
 
-    L, g, res = value_and_grad(cfg, params, in_t, in_u, T, membrane_readout_loss(W_out, np.zeros(2), targets), sample_times=ts)
-    return L, {k: g["layer1/" + k] for k in BLOCKS}, res
+    return exact(cfg, params, in_t, in_u, T, W_out, ts, targets)
 
 
 def surrogate_gradient(cfg, params, in_t, in_u, T, W_out, ts, targets, dt, surrogate, reset_grad):
-    from refimpl.exact.reference import bin_events, stepped_network
-    from refimpl.grad.adjoint import backward
-    from refimpl.model.network import simulate
+    from refimpl.exact.surrogate import surrogate_gradient as sg
 
-    net, p = stepped_network(cfg, params, dt, n_out=2, readout={"source": "membrane", "tau_out": 0.0},
-        surrogate={"name": surrogate[0], "slope": surrogate[1]}, reset_grad=reset_grad)  # fmt: skip
-    p["readout/W_out"] = W_out
-    n_steps = int(round(T / dt))
-    traj = simulate(net, p, bin_events(in_t, in_u, cfg.n_in, n_steps, dt))
-    steps = np.rint(ts / dt).astype(int) - 1  # y_t reads V_{t+1}, the membrane at (t+1) dt = t_j
-    U = traj.y[steps, 0]
-    err = (U - targets) / ts.size
-    ybar = np.zeros_like(traj.y)
-    ybar[steps, 0] = err
-    g = backward(net, p, traj, ybar)
-    alpha = math.exp(-dt / cfg.tau_syn)
-    out = {"W_in": g["layer1/W_in"], "W_rec": g["layer1/W_rec"], "b": (1.0 - alpha) * g["layer1/b"]}  # b_d = (1 - α) b
-    return 0.5 * float(np.sum((U - targets) * err)), out
+    return sg(cfg, params, in_t, in_u, T, W_out, ts, targets, dt, surrogate, reset_grad)
 
 
 def spectra(cfg, params, in_t, in_u, T, surrogate, dts=DTS):
@@ -94,17 +78,9 @@ def spectra(cfg, params, in_t, in_u, T, surrogate, dts=DTS):
 
 
 def compare(g_sg, g_ex) -> dict:
-    out = {}
-    for k in BLOCKS:
-        a, e = g_sg[k].ravel(), g_ex[k].ravel()
-        if not np.any(e) or not np.all(np.isfinite(a)):  # a block with no exact gradient, or an overflow
-            out[k] = {"cos": float("nan"), "norm_ratio": float("inf") if np.any(e) else float("nan"), "sign": float("nan")}
-            continue
-        big = np.abs(e) > 1e-3 * np.abs(e).max()
-        na, ne = np.linalg.norm(a), np.linalg.norm(e)
-        out[k] = {"cos": float(a @ e / (na * ne)), "norm_ratio": float(na / ne),
-            "sign": float(np.mean(np.sign(a[big]) == np.sign(e[big])))}  # fmt: skip
-    return out
+    from refimpl.exact.surrogate import compare_blocks
+
+    return compare_blocks(g_sg, g_ex)
 
 
 FACTORS = {"N": (10, 20, 50), "bias": (0.3, 0.6, 0.9), "T": (50.0, 200.0, 800.0)}

@@ -51,6 +51,9 @@ FLOSS_PARAMS = ("W_in", "W_rec", "b", "V0", "I0", "x0")
 SCHEDULES = ("none", "pre", "periodic", "adaptive")
 #: parameters whose per-step gradient terms the gradient dimensionality uses (refimpl.dynamics.dimensionality)
 SAMPLE_PARAMS = ("W_rec", "W_in", "b")
+#: the exact event-based network (docs/exact.md): its resets and its crossing methods
+EXACT_RESETS = ("zero", "subtract")
+ROOT_METHODS = ("auto", "bracket")
 
 
 class Setting(NamedTuple):
@@ -239,7 +242,21 @@ SCHEMA: dict[str, tuple[Setting, ...]] = {
         S("checkpoint_every", "int", 5, "epochs between checkpoints (0: only at the end and on Ctrl-C)", lo=0),
         S("progress", "bool", True, "progress bar"),
     ),
+    # not a section of a training run: the continuous-time network of refimpl.exact (docs/exact.md §1)
+    "exact": (
+        S("layers", "layers", (10,), "layer sizes"),
+        S("n_in", "int", 1, "input channels", lo=1),
+        S("tau_mem", "float", 10.0, "membrane time constant τ_m, ms", **_POS),
+        S("tau_syn", "float", 5.0, "synaptic time constant τ_s, ms", **_POS),
+        S("theta", "float", 1.0, "spike threshold θ", **_POS),
+        S("reset", "choice", "zero", "V → 0 or V → V - θ (the same in continuous time, §1)", choices=EXACT_RESETS),
+        S("t_ref", "float", 0.0, "refractory period, ms (membrane held at reset; 0: none)", lo=0.0),
+        S("root", "choice", "auto", "crossings: closed forms where they exist, or always bracketing (§3)", choices=ROOT_METHODS),
+    ),
 }
+
+#: the sections of a training run's TOML file (refimpl train --keys, docs/training.md)
+RUN_SECTIONS = ("network", "training", "flossing", "lyapunov", "output")
 
 #: the schedule keys of [flossing] (the fields of ScheduleConfig)
 SCHEDULE_KEYS = ("schedule", "pre_steps", "every", "steps", "max_sessions", "check_every", "lo", "hi", "grad_threshold", "phase")
@@ -287,7 +304,7 @@ def section(name: str, keys=None, exclude=()):
 def table_markdown(names=None) -> str:
     """The settings as the Markdown table of docs/training.md (key, default, allowed values, meaning)."""
     rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
-    for name in names or SCHEMA:
+    for name in names or RUN_SECTIONS:
         rows.append(f"| **[{name}]** | | | |")
         for s in SCHEMA[name]:
             rows.append(f"| `{s.key}` | {format_default(s.default)} | {s.describe()} | {s.help} |")

@@ -132,15 +132,15 @@ def test_surrogate_gradient_is_the_exact_gradient_when_nothing_spikes(monkeypatc
     c = evs.compare(g, g_ex)
     for k in ("W_in", "b"):
         assert c[k]["cos"] > 1 - 1e-6 and abs(c[k]["norm_ratio"] - 1) < 0.01, (k, c[k])
-    import refimpl.exact.reference as reference
+    import refimpl.exact.surrogate as surrogate
 
-    real = reference.stepped_network
+    real = surrogate.stepped_network
 
     def unscaled_bias(cfg, params, dt, **kw):
         net, p = real(cfg, params, dt, **kw)
         p["layer1/b"] = np.asarray(params["layer1/b"], float)
         return net, p
 
-    monkeypatch.setattr(reference, "stepped_network", unscaled_bias)
+    monkeypatch.setattr(surrogate, "stepped_network", unscaled_bias)
     _, g = evs.surrogate_gradient(cfg, params, in_t, in_u, 200.0, W_out, ts, targets, 0.01, ("gaussian", 20.0), "detached")
     assert abs(evs.compare(g, g_ex)["b"]["norm_ratio"] - 1) > 0.1

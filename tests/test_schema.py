@@ -15,11 +15,12 @@ from refimpl import schema
 from refimpl.check.golden.schema import SCHEMA as GOLDEN_SCHEMA
 from refimpl.training.schedules import ScheduleConfig
 from refimpl.training import runconfig
+from refimpl.exact.events import ExactConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = {"network": runconfig.NetworkSection, "training": runconfig.TrainingSection,
     "flossing": runconfig.FlossingSection, "lyapunov": runconfig.LyapunovSection,
-    "output": runconfig.OutputSection}  # fmt: skip
+    "output": runconfig.OutputSection, "exact": ExactConfig}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(CLASSES))
@@ -29,7 +30,7 @@ def test_sections_are_the_schema(name):
     assert [f.name for f in fs] == [s.key for s in schema.SCHEMA[name]]
     for f, s in zip(fs, schema.SCHEMA[name]):
         assert f.default == s.default or (isinstance(s.default, float) and math.isnan(s.default)), f.name
-    assert runconfig.SECTIONS[name] is CLASSES[name]
+    assert name == "exact" or runconfig.SECTIONS[name] is CLASSES[name]
 
 
 def test_schedule_config_is_the_schedule_part():
@@ -135,3 +136,8 @@ def test_golden_keys_agree_with_the_schema():
         assert GOLDEN_SCHEMA["lyapunov"][k] == "int" and schema.setting("lyapunov", k).kind == "int"
     assert set(GOLDEN_SCHEMA["flossing"]) == {"target", "params"}
     assert schema.setting("flossing", "params").choices == schema.FLOSS_PARAMS
+
+
+def test_exact_docs_table_is_generated_from_the_schema():
+    """docs/exact.md carries the [exact] settings as the schema prints them."""
+    assert schema.table_markdown(["exact"]) in (ROOT / "docs" / "exact.md").read_text()

@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
-from refimpl.checks import check_choice, check_float, check_int
+from refimpl.checks import check_float
 from refimpl.exact.flow import AUTO, BRACKET, INF, current, flow, flow_coefficients, flow_with, next_crossing
+from refimpl.schema import section
 
-EXACT_RESETS = ("zero", "subtract")
-ROOT_METHODS = ("auto", "bracket")
 #: a crossing is *grazing* when V'(t*)·τ_m = I(t*) - θ is below this fraction of |θ|: there the spike
 #: time is ill-conditioned and the exact gradient jumps (spike creation/deletion)
 GRAZING = 1e-6
@@ -38,38 +36,15 @@ class GrazingCrossingWarning(UserWarning):
     """A threshold crossing with a nearly vanishing slope: the spike time is ill-conditioned."""
 
 
-@dataclass(frozen=True)
+@section("exact")
 class ExactConfig:
-    """A network of current-based LIF layers in continuous time (docs/exact.md §1).
+    """A network of current-based LIF layers in continuous time (docs/exact.md §1); the keys, their
+    defaults and ranges are the ``[exact]`` settings of :data:`refimpl.schema.SCHEMA`.
 
     ``tau_mem``, ``tau_syn`` and ``t_ref`` are in ms; ``reset`` is ``zero`` (``V → 0``) or ``subtract``
     (``V → V - θ``, the same up to rounding here, since ``V = θ`` at a crossing); ``t_ref`` holds the
     membrane at its reset value for that long after a spike (0: no refractoriness). ``root`` chooses the
     closed-form crossings for ``τ_m = 2τ_s`` and ``τ_m = τ_s`` (``auto``) or bracketing always."""
-
-    layers: tuple = (10,)
-    n_in: int = 1
-    tau_mem: float = 10.0
-    tau_syn: float = 5.0
-    theta: float = 1.0
-    reset: str = "zero"
-    t_ref: float = 0.0
-    root: str = "auto"
-
-    def __post_init__(self):
-        layers = (self.layers,) if isinstance(self.layers, (int, np.integer)) else tuple(self.layers)
-        if not layers:
-            raise ValueError("layers must name at least one layer, got ()")
-        for n in layers:
-            check_int("layers entry", n, lo=1)
-        object.__setattr__(self, "layers", tuple(int(n) for n in layers))
-        check_int("n_in", self.n_in, lo=1)
-        check_float("tau_mem", self.tau_mem, lo=0.0, lo_open=True)
-        check_float("tau_syn", self.tau_syn, lo=0.0, lo_open=True)
-        check_float("theta", self.theta, lo=0.0, lo_open=True)
-        check_float("t_ref", self.t_ref, lo=0.0)
-        check_choice("reset", self.reset, EXACT_RESETS)
-        check_choice("root", self.root, ROOT_METHODS)
 
     @property
     def n_neurons(self) -> int:
