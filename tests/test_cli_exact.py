@@ -29,7 +29,8 @@ def test_gradcheck_with_a_fault_exits_1():
 
 
 @pytest.mark.parametrize("args, flag", [(["simulate", "--tau-mem", "0"], "--tau-mem"),
-    (["simulate", "--layers", "4,0"], "--layers"), (["simulate", "--reset", "zeros"], "--reset"), (["spectrum", "--k", "0"], "--k"), (["simulate", "--T", "0"], "--T"),
+    (["simulate", "--layers", "4,0"], "--layers"), (["simulate", "--reset", "zeros"], "--reset"),
+    (["spectrum", "--k", "0"], "--k"), (["simulate", "--T", "0"], "--T"),
     (["compare-surrogate", "--dt", "0.3"], "--dt"), (["compare-surrogate", "--layers", "4,4"], "one layer"),
     (["gradcheck", "--t-ref", "1"], "--t-ref"), (["simulate", "--out", "/proc/x.json"], "--out")])  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(args, flag):
