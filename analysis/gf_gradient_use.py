@@ -204,9 +204,13 @@ def plot(paths, png) -> None:
         for r in json.loads(Path(path).read_text()):
             ep = np.array([row["epoch"] for row in r["rows"]])
             net = r["preset"].replace("gf_", "").replace("_xor", "")
-            color = ("C0" if net == "rate" else "C3") if r["schedule"] != "none" else ("C9" if net == "rate" else "C1")
+            flossed, plain = {"rate": ("C0", "C9"), "binary": ("C3", "C1"), "clif": ("C2", "C8")}.get(net, ("C4", "C6"))
+            color = flossed if r["schedule"] != "none" else plain
             kw = dict(color=color, alpha=0.8, lw=1.2, ls="-" if r["schedule"] != "none" else ":",
                 label=f"{net} δ={r['delta']}, {r['schedule']}" if r["seed"] == 1 else None)  # fmt: skip
+            if net == "clif":
+                kw["ls"] = "-." if r["schedule"] != "none" else (0, (1, 3))
+                kw["lw"] = 1.0 if r["delta"] == 2 else 1.6
             ax[0].plot(ep + 1, [row["lambda1_floss"] for row in r["rows"]], **kw)
             ax[1].plot(ep + 1, [row["share_ge_delta"] for row in r["rows"]], **kw)
             ax[2].plot(ep + 1, [row["cos_task_floss"] for row in r["rows"]], **kw)
