@@ -209,9 +209,9 @@ def plot(path, png) -> None:
             continue
         for l, c in enumerate(r["final"]["curves"]):
             lab = f"layer {l + 1}, {r['condition']}" if r["seed"] == min(x["seed"] for x in runs) else None
-            ax[0].plot(np.arange(len(c)), np.asarray(c) - c[0], color=f"C{l}", ls=styles[r["condition"]], lw=1, label=lab)
+            ax[0].plot(np.arange(len(c)), np.asarray(c), color=f"C{l}", ls=styles[r["condition"]], lw=1, label=lab)
     ax[0].set_xlabel("lag (steps of 5 ms)")
-    ax[0].set_ylabel("log ‖x̄ˡ‖ - log ‖x̄ˡ‖(lag 0)")
+    ax[0].set_ylabel("log ‖x̄ˡ‖ (mean over test sequences)")
     ax[0].set_title("(a) error per layer, trained 3-layer networks, δ = 2", fontsize=10)
     ax[0].legend(fontsize=7)
     lo = []
@@ -229,17 +229,21 @@ def plot(path, png) -> None:
     ax[1].set_xlabel("max of block λ₁ over layers l … L [1/step]")
     ax[1].set_ylabel("error decay rate of layer l [1/step]")
     ax[1].set_title("(b) decay rate vs block exponents (○ init, □ trained; hollow: no flossing)", fontsize=9)
-    groups = {}
-    for r in runs:
-        groups.setdefault((len(r["layers"]), r["condition"]), []).append(r)
-    width, i = 0.2, 0
-    for (nl, cond), rs in sorted(groups.items()):
-        for stage, shift in (("init", 0.0), ("final", width)):
-            v = np.nanmean([r[stage]["grad_pr"] for r in rs], axis=0)
-            ax[2].bar(np.arange(nl) + 1 + shift + 0.45 * i - 0.3, v, width, label=f"{nl} layers, {cond}, {stage}",
-                alpha=0.5 if stage == "init" else 0.9, color=f"C{i}")  # fmt: skip
-        i += 1
-    ax[2].set_xlabel("layer")
+    labels, x0 = [], 0
+    for nl in (2, 3):
+        bars = [("initial", "init", "none", "0.7"), ("trained, no flossing", "final", "none", "C1"),
+            ("trained, flossing", "final", "floss", "C0")]  # fmt: skip
+        for l in range(nl):
+            for b_i, (lab, stage, cond, color) in enumerate(bars):
+                vals = [r[stage]["grad_pr"][l] for r in runs if len(r["layers"]) == nl and r["condition"] == cond]
+                v = np.asarray(vals, float)
+                v = v[np.isfinite(v)]
+                ax[2].bar(x0 + 0.27 * (b_i - 1), v.mean() if v.size else 0.0, 0.25, color=color,
+                    label=lab if (nl, l) == (2, 0) else None)  # fmt: skip
+            labels.append(f"{nl} layers: {l + 1}")
+            x0 += 1
+    ax[2].set_xticks(range(len(labels)), labels, fontsize=7)
+    ax[2].set_xlabel("network: layer (no bar: the layer is silent in every run)")
     ax[2].set_ylabel("participation ratio of the W_rec gradient terms")
     ax[2].set_title("(c) gradient dimensionality per layer (mean over δ, seeds)", fontsize=10)
     ax[2].legend(fontsize=6)
