@@ -6,7 +6,8 @@ outputs, random targets), loss ``½ mean_j ‖U(t_j) - y_j‖²``. The exact gra
 simulation (adjoint pass, docs/exact.md §7). The surrogate gradient is BPTT through the library's
 discrete model of the same network at step ``dt`` (docs/exact.md §4: same weights, bias ``(1 - α) b``,
 input spikes binned, ``y_t = W_out V_{t+1}`` scored at the steps that end at ``t_j``), for dt ∈ {1, 0.5,
-0.2, 0.1, 0.05, 0.01} ms, several surrogates and slopes, and ``reset_grad`` detached and ignored.
+0.2, 0.1, 0.05, 0.01} ms, every surrogate of the library (two slopes of the fast sigmoid), and every
+``reset_grad``.
 
 Per parameter block (``W_in``, ``W_rec``, ``b``): the cosine similarity between the surrogate and the
 exact gradient, the norm ratio ``‖g_sg‖/‖g_exact‖`` and the fraction of entries whose signs agree (entries
@@ -31,7 +32,15 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads OpenBLA
 import numpy as np  # noqa: E402
 
 DTS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.01)
-SURROGATES = (("fast_sigmoid", 2.0), ("fast_sigmoid", 10.0), ("gaussian", 2.0), ("sigmoid", 5.0))
+SURROGATES = (
+    ("fast_sigmoid", 2.0),
+    ("fast_sigmoid", 10.0),
+    ("gaussian", 2.0),
+    ("sigmoid", 5.0),
+    ("arctan", 2.0),
+    ("triangle", 1.0),
+)
+RESET_GRADS = ("detached", "attached", "ignored")
 BLOCKS = ("W_in", "W_rec", "b")
 
 
@@ -59,9 +68,9 @@ def surrogate_gradient(cfg, params, in_t, in_u, T, W_out, ts, targets, dt, surro
     return sg(cfg, params, in_t, in_u, T, W_out, ts, targets, dt, surrogate, reset_grad)
 
 
-def spectra(cfg, params, in_t, in_u, T, surrogate, dts=DTS):
+def spectra(cfg, params, in_t, in_u, T, surrogate, dts=DTS, reset_grad="detached"):
     """λ₁ of the exact network (1/s, tangent map over events, 20 ms transient) and of the discrete model's
-    surrogate tangent map at each dt (1/step converted to 1/s), detached reset, on the same input."""
+    surrogate tangent map at each dt (1/step converted to 1/s), on the same input."""
     from refimpl.dynamics.lyapunov import spectrum as sg_spectrum
     from refimpl.exact.lyapunov import spectrum as exact_spectrum
     from refimpl.exact.reference import bin_events, stepped_network
@@ -70,7 +79,7 @@ def spectra(cfg, params, in_t, in_u, T, surrogate, dts=DTS):
     ex = exact_spectrum(cfg, params, in_t, in_u, T, k=3, transient=20.0)
     out = {"exact": float(ex.exponents[0]), "exact_err": float(ex.error[0])}
     for dt in dts:
-        net, p = stepped_network(cfg, params, dt, surrogate={"name": surrogate[0], "slope": surrogate[1]})
+        net, p = stepped_network(cfg, params, dt, surrogate={"name": surrogate[0], "slope": surrogate[1]}, reset_grad=reset_grad)
         n_steps = int(round(T / dt))
         lcfg = LyapunovConfig(k=3, transient=int(round(20.0 / dt)))
         out[dt] = float(sg_spectrum(net, p, bin_events(in_t, in_u, cfg.n_in, n_steps, dt), lcfg).exponents[0]) / dt * 1000.0
@@ -165,7 +174,7 @@ def main(argv=None) -> int:
         print(f"seed {seed}: {res.spike_times.size} spikes ({rate:.0f} Hz), exact loss {L_ex:.4f}, "
             f"min crossing slope {res.min_slope:.3f}", flush=True)  # fmt: skip
         for sur in SURROGATES:
-            for rg in ("detached", "ignored"):
+            for rg in RESET_GRADS:
                 for dt in DTS:
                     L_sg, g_sg = surrogate_gradient(cfg, params, in_t, in_u, 200.0, W_out, ts, targets, dt, sur, rg)
                     c = compare(g_sg, g_ex)
@@ -176,8 +185,10 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         params, in_t, in_u, *_ = network(seed)
         for sur in (("fast_sigmoid", 2.0), ("fast_sigmoid", 10.0)):
-            sp = spectra(cfg, params, in_t, in_u, 200.0, sur)
-            spec_rows.append({"seed": seed, "surrogate": sur[0], "slope": sur[1], **{str(k): v for k, v in sp.items()}})
+            for rg in ("detached", "attached"):
+                sp = spectra(cfg, params, in_t, in_u, 200.0, sur, reset_grad=rg)
+                spec_rows.append({"seed": seed, "surrogate": sur[0], "slope": sur[1], "reset_grad": rg,
+                    **{str(k): v for k, v in sp.items()}})  # fmt: skip
     sweep_rows = factor_sweep(args.seeds)
     Path(args.out).write_text(json.dumps({"gradients": rows, "spectra": spec_rows, "sweep": sweep_rows}, indent=1))
     plot_sweep(sweep_rows, args.plot)
@@ -196,17 +207,17 @@ def main(argv=None) -> int:
                         c, lr = np.nanmean([r["cos"] for r in d]), np.nanmean([np.log10(r["norm_ratio"]) for r in d])
                     cells.append(f"{c:+.2f} / {lr:.1f}")
                 print(f"| {factor} | {v:g} | {np.mean([r['rate_hz'] for r in sel]):.0f} | {sur} | " + " | ".join(cells) + " |")
-    print("\n| seed | surrogate | exact λ₁ (1/s) | " + " | ".join(f"surrogate λ₁, dt = {dt:g}" for dt in DTS) + " |")
-    print("|---|---|---|" + "---|" * len(DTS))
+    print("\n| seed | surrogate | reset_grad | exact λ₁ (1/s) | " + " | ".join(f"surrogate λ₁, dt = {dt:g}" for dt in DTS) + " |")
+    print("|---|---|---|---|" + "---|" * len(DTS))
     for r in spec_rows:
-        print(f"| {r['seed']} | {r['surrogate']} {r['slope']:g} | {r['exact']:+.1f} ± {r['exact_err']:.1f} | "
+        print(f"| {r['seed']} | {r['surrogate']} {r['slope']:g} | {r['reset_grad']} | {r['exact']:+.1f} ± {r['exact_err']:.1f} | "
             + " | ".join(f"{r[str(dt)]:+.3g}" for dt in DTS) + " |")  # fmt: skip
     # the table: mean over seeds
     print("\n| surrogate | reset_grad | dt (ms) | loss rel. diff | cos W_in / W_rec / b | ‖g_sg‖/‖g_ex‖ W_in / W_rec / b "
         "| sign agreement W_in / W_rec / b |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for sur in SURROGATES:
-        for rg in ("detached", "ignored"):
+        for rg in RESET_GRADS:
             for dt in DTS:
                 sel = [r for r in rows if (r["surrogate"], r["slope"], r["reset_grad"], r["dt"]) == (sur[0], sur[1], rg, dt)]
 
