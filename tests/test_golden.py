@@ -411,7 +411,7 @@ def test_corrupted_data_bytes_never_pass_silently(capsys, candidate):
     [
         ("format", "refimpl-golden-v2", ["format", "refimpl-golden"]),
         ("format", None, ["'format' is missing"]),
-        ("format_version", np.int64(2), ["format_version"]),
+        ("format_version", np.int64(3), ["format_version"]),  # 1 and 2 are read
         ("format_version", "1", ["format_version"]),
         ("format_version", None, ["'format_version' is missing"]),
     ],

@@ -18,7 +18,9 @@ def add_parser(sub) -> list:
         "format, or the reference is damaged.",
     )
     p.add_argument("candidate", help="candidate HDF5 file in the golden format (docs/golden-format.md)")
-    p.add_argument("--reference", default=None, help="reference golden file (default: the shipped one)")
+    p.add_argument("--reference", default=None,
+        help="reference golden file (default: the shipped one; for a candidate with event-based cases, the shipped "
+        "event-based file)")  # fmt: skip
     p.add_argument(
         "--rtol", type=float, default=None, help="relative tolerance for every computed quantity (default: per quantity)"
     )
@@ -32,24 +34,34 @@ def add_parser(sub) -> list:
     e = gs.add_parser("export", help="compute every case with refimpl and write a golden file")
     e.add_argument("path", help="the HDF5 file to write")
     e.add_argument("--case", action="append", default=None, help="only this case (repeatable)")
+    e.add_argument("--events", action="store_true",
+        help="the event-based cases instead (exact simulations, format version 2; docs/golden-format.md)")  # fmt: skip
     gs.add_parser("list", help="list the cases and what each covers")
     return ["validate", "golden"]
 
 
 def run(args) -> int:
     from refimpl.check.golden import CASES, FormatError, compare, default_reference, export, format_report
+    from refimpl.check.golden.events import EVENT_CASES, default_events_reference, export_events, is_exact
 
     if args.command == "validate":
         for name in ("rtol", "atol"):
             v = getattr(args, name)
             if v is not None and not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"--{name} must be a finite number >= 0, got {v}")
-        ref = args.reference if args.reference is not None else default_reference()
+        from refimpl.check.golden import read_golden
+
+        cand = read_golden(args.candidate, "candidate")
+        events = any(is_exact(c) for c in cand.configs.values())
+        ref = args.reference if args.reference is not None else (default_events_reference() if events else default_reference())
         if args.reference is None and not Path(ref).exists():
-            raise FormatError(
-                f"the shipped golden file {ref} is missing; write it with: refimpl golden export refimpl/data/golden.h5"
+            how = (
+                "refimpl golden export --events refimpl/data/golden_events.h5"
+                if events
+                else "refimpl golden export refimpl/data/golden.h5"
             )
-        rep = compare(ref, args.candidate, rtol=args.rtol, atol=args.atol, strict=args.strict)
+            raise FormatError(f"the shipped golden file {ref} is missing; write it with: {how}")
+        rep = compare(ref, cand, rtol=args.rtol, atol=args.atol, strict=args.strict)
         try:
             print(format_report(rep, only_mismatches=args.mismatches_only), flush=True)
         except BrokenPipeError:  # `refimpl validate … | head`
@@ -61,12 +73,14 @@ def run(args) -> int:
     if args.golden_command == "list":
         for c in CASES:
             print(f"{c.name:<32} T={c.T:<3} B={c.B}  {c.covers}")
+        for c in EVENT_CASES:
+            print(f"{c.name:<32} event-based  {c.covers}")
         return 0
     from refimpl.io import check_writable
 
     check_writable(args.path, "path")
     try:
-        names = export(args.path, args.case)
+        names = export_events(args.path, args.case) if args.events else export(args.path, args.case)
     except BaseException as exc:
         import sys
 

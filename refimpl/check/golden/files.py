@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from refimpl.check.golden.schema import FORMAT, FORMAT_VERSION, FormatError
+from refimpl.check.golden.schema import FORMAT, FormatError
+
+#: the format versions this reader accepts: 1 (time-stepped cases), 2 (and event-based cases)
+READ_VERSIONS = (1, 2)
 
 # ---------------------------------------------------------------------------
 # reading a golden (or candidate) file
@@ -65,12 +68,11 @@ def read_golden(path, what: str = "candidate") -> GoldenFile:
                 raise FormatError(f"{what} {path}: root attribute format = {fmt!r}, expected {FORMAT!r}")
             ver = f.attrs.get("format_version", None)
             if ver is None:
-                raise FormatError(f"{what} {path}: root attribute 'format_version' is missing (expected 1)")
+                raise FormatError(f"{what} {path}: root attribute 'format_version' is missing (expected 1 or 2)")
             ver = np.asarray(ver)
-            if ver.size != 1 or not np.issubdtype(ver.dtype, np.integer) or int(ver.ravel()[0]) != FORMAT_VERSION:
+            if ver.size != 1 or not np.issubdtype(ver.dtype, np.integer) or int(ver.ravel()[0]) not in READ_VERSIONS:
                 raise FormatError(
-                    f"{what} {path}: root attribute format_version = {ver.ravel().tolist()!r}, "
-                    f"expected the integer {FORMAT_VERSION}"
+                    f"{what} {path}: root attribute format_version = {ver.ravel().tolist()!r}, expected the integer 1 or 2"
                 )
             gen = _attr_str(f.attrs.get("generator", "(no generator attribute)"))
             cases, configs, groups = {}, {}, {}
