@@ -377,6 +377,12 @@ def test_exponents_sum_to_the_log_determinant_rate():
     assert s.n_spikes > 500 and s.exponents.size == 40
     assert abs(s.exponents.sum() - s.log_det_rate) <= 1e-9 * abs(s.log_det_rate)
     assert abs(s.log_det_rate - (-20 * (1 / 10 + 1 / 5) * 1000)) > 100  # the spikes' term is not negligible
+    # the identity can fail: without the reset's saltation term the spiking neuron's column vanishes
+    from refimpl.dynamics.lyapunov import DegenerateSpectrumWarning
+
+    with pytest.warns(DegenerateSpectrumWarning, match="-inf"):
+        bad = spectrum(ExactConfig(layers=(20,), n_in=5), p, in_t, in_u, 1000.0, transient=50.0, fault=2)
+    assert not abs(bad.exponents.sum() - bad.log_det_rate) <= 1e-9 * abs(bad.log_det_rate)
 
 
 def test_uncoupled_and_autonomous_spectra():

@@ -84,7 +84,14 @@ def spectrum(cfg: ExactConfig, params: dict, input_times, input_units, t_end: fl
     nb = min(10, len(logs))  # batch means over about ten stretches of the counted time
     batches = np.array_split(np.arange(len(logs)), nb)
     rates = np.array([logs[ix].sum(axis=0) / lengths[ix].sum() for ix in batches]) * 1000.0
-    err = rates.std(axis=0, ddof=1) / math.sqrt(nb) if nb > 1 else np.full(k, np.nan)
+    with np.errstate(invalid="ignore"):  # -inf exponents (a vanished R_ii) have no error bar
+        err = rates.std(axis=0, ddof=1) / math.sqrt(nb) if nb > 1 else np.full(k, np.nan)
+    if not np.all(np.isfinite(lam)):
+        from refimpl.dynamics.lyapunov import DegenerateSpectrumWarning
+
+        idx = [int(i) + 1 for i in np.nonzero(~np.isfinite(lam))[0]]
+        warnings.warn(f"exponents {idx} are -inf: an R_ii of the QR vanished (a tangent direction was annihilated)",
+            DegenerateSpectrumWarning, stacklevel=2)  # fmt: skip
     log_det = (-N * (1.0 / cfg.tau_mem + 1.0 / cfg.tau_syn) + salt / T) * 1000.0
     order = np.argsort(-lam, kind="stable")  # QR leaves exactly degenerate exponents in any order
     lam, err = lam[order], err[order]
