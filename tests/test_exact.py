@@ -128,6 +128,27 @@ def test_spike_times_converge_to_the_time_stepped_model(taus):
     assert errs[0] > errs[1] > errs[2] and errs[2] < 0.05, errs
 
 
+def test_convergence_check_fails_for_a_wrong_mapping(monkeypatch):
+    """The check above can fail: a time-stepped model given the bias per step unscaled (b instead of
+    (1 - α) b) does not converge to the exact spikes."""
+    import refimpl.exact.reference as reference
+
+    real = reference.stepped_network
+
+    def unscaled(cfg, params, dt, **kw):
+        net, p = real(cfg, params, dt, **kw)
+        p["layer1/b"] = np.asarray(params["layer1/b"], float)
+        return net, p
+
+    monkeypatch.setattr(reference, "stepped_network", unscaled)
+    params, in_t, in_u = _net(1, 6)
+    cfg = ExactConfig(layers=(6,), n_in=4, tau_mem=10.0, tau_syn=3.0)
+    ex = simulate(cfg, params, in_t, in_u, 200.0)
+    ts, us = stepped(cfg, params, in_t, in_u, 200.0, 0.001)
+    a, b = _per_unit(ex.spike_times, ex.spike_units, 6), _per_unit(ts, us, 6)
+    assert [x.size for x in a] != [x.size for x in b] or max(np.abs(x - y).max() for x, y in zip(a, b) if x.size) > 0.05
+
+
 def test_deterministic_and_both_resets_agree():
     params, in_t, in_u = _net(2)
     cfg = ExactConfig(layers=(6,), n_in=4)
@@ -435,6 +456,9 @@ def test_largest_exponent_agrees_with_two_nearby_trajectories():
         VB, IB = VA + eps * dx[:20] / d, IA + eps * dx[20:] / d
     brute = acc / counted * 1000.0
     assert abs(brute - s.exponents[0]) <= 3 * s.error[0] + 1.0, (brute, s.exponents[0], s.error[0])
+    # the comparison can fail: a tangent map without the reset's saltation term is far off
+    wrong = spectrum(cfg, p, in_t, in_u, 2000.0, k=2, transient=100.0, fault=2)
+    assert abs(brute - wrong.exponents[0]) > 3 * wrong.error[0] + 1.0, (brute, wrong.exponents[0])
 
 
 @settings(max_examples=25, deadline=None)
