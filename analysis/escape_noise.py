@@ -9,15 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from refimpl.exact.escape import EscapeNet, expectations, loop_integral, n_params
-
-
-def params(net, w_in=1.0, W=None, b=0.2):
-    p, N = np.zeros(n_params(net)), net.N
-    p[:N] = w_in
-    p[N : N + N * N] = (np.zeros((N, N)) if W is None else np.asarray(W, float)).ravel()
-    p[N + N * N :] = b
-    return p
+from refimpl.exact.escape import EscapeNet, expectations, loop_integral
+from refimpl.exact.escape import flat_params as params
 
 
 CASES = (

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refimpl.exact.escape import EscapeNet, expectations, loop_integral, n_params
+from refimpl.exact.escape import EscapeNet, expectations, loop_integral
+from refimpl.exact.escape import flat_params as _params
 
 
 def _fd(net, p, x, h=1e-6):
@@ -19,14 +20,6 @@ def _fd(net, p, x, h=1e-6):
         q[k] -= 2 * h
         g[k] = (up - expectations(net, q, x).loss) / (2 * h)
     return g
-
-
-def _params(net, w_in=1.0, W=None, b=0.2):
-    p, N = np.zeros(n_params(net)), net.N
-    p[:N] = w_in
-    p[N : N + N * N] = (np.zeros((N, N)) if W is None else np.asarray(W, float)).ravel()
-    p[N + N * N :] = b
-    return p
 
 
 X = np.random.default_rng(0).uniform(0, 1, 10)

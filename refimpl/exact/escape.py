@@ -90,6 +90,15 @@ def n_params(net: EscapeNet) -> int:
     return 2 * net.N + net.N * net.N
 
 
+def flat_params(net: EscapeNet, w_in=1.0, W=None, b=0.2) -> np.ndarray:
+    """``(w_in, W, b)`` as the flat parameter vector (scalars broadcast; ``W`` defaults to zero)."""
+    p, N = np.zeros(n_params(net)), net.N
+    p[:N] = w_in
+    p[N : N + N * N] = (np.zeros((N, N)) if W is None else np.asarray(W, float)).ravel()
+    p[N + N * N :] = b
+    return p
+
+
 def _loss_and_dS(net: EscapeNet, S_out):
     """``L`` and ``∂L/∂S_t`` of the output spikes ``(patterns, T)``."""
     if net.loss == "linear":
