@@ -100,7 +100,7 @@ DEFAULTS = {"N": 20, "bias": 0.6, "T": 200.0}
 
 def factor_sweep(seeds, surrogates=(("fast_sigmoid", 10.0), ("fast_sigmoid", 2.0)), dts=DTS):
     """The W_rec comparison against dt while one of network size, bias (firing rate) and horizon varies
-    (the others at DEFAULTS); detached reset."""
+    (the others at DEFAULTS), and λ₁ of the exact and of the surrogate tangent map; detached reset."""
     from refimpl.exact.events import ExactConfig
 
     rows = []
@@ -113,11 +113,12 @@ def factor_sweep(seeds, surrogates=(("fast_sigmoid", 10.0), ("fast_sigmoid", 2.0
                 _, g_ex, res = exact_gradient(cfg, params, in_t, in_u, kw["T"], W_out, ts, targets)
                 rate = res.spike_times.size / kw["N"] / (kw["T"] / 1000.0)
                 for sur in surrogates:
+                    sp = spectra(cfg, params, in_t, in_u, kw["T"], sur, dts=dts)
                     for dt in dts:
                         _, g_sg = surrogate_gradient(cfg, params, in_t, in_u, kw["T"], W_out, ts, targets, dt, sur, "detached")
                         c = compare(g_sg, g_ex)["W_rec"]
                         rows.append({"factor": factor, "value": v, "seed": seed, "surrogate": f"{sur[0]} {sur[1]:g}", "dt": dt,
-                            "rate_hz": rate, **c})  # fmt: skip
+                            "rate_hz": rate, "lambda1_exact": sp["exact"], "lambda1_sg": sp[dt], **c})  # fmt: skip
     return rows
 
 
@@ -215,6 +216,14 @@ def main(argv=None) -> int:
                         c, lr = np.nanmean([r["cos"] for r in d]), np.nanmean([np.log10(r["norm_ratio"]) for r in d])
                     cells.append(f"{c:+.2f} / {lr:.1f}")
                 print(f"| {factor} | {v:g} | {np.mean([r['rate_hz'] for r in sel]):.0f} | {sur} | " + " | ".join(cells) + " |")
+    print("\nλ₁ (1/s, mean over seeds), exact | surrogate at each dt, detached reset")
+    for factor, values in FACTORS.items():
+        for v in values:
+            for sur in sorted({r["surrogate"] for r in sweep_rows}, reverse=True):
+                sel = [r for r in sweep_rows if r["factor"] == factor and r["value"] == v and r["surrogate"] == sur]
+                ex = np.mean([r["lambda1_exact"] for r in sel if r["dt"] == DTS[0]])
+                sg = " / ".join(f"{np.mean([r['lambda1_sg'] for r in sel if r['dt'] == dt]):+.0f}" for dt in DTS)
+                print(f"| {factor} | {v:g} | {sur} | {ex:+.1f} | {sg} |")
     print("\n| seed | surrogate | reset_grad | exact λ₁ (1/s) | " + " | ".join(f"surrogate λ₁, dt = {dt:g}" for dt in DTS) + " |")
     print("|---|---|---|---|" + "---|" * len(DTS))
     for r in spec_rows:
