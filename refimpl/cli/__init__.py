@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 #: subcommand modules of this package, in the order ``refimpl --help`` lists them
-COMMANDS = ("gradcheck", "lyapunov", "floss", "train", "sweep", "demo", "golden", "bench", "exact")
+COMMANDS = ("gradcheck", "lyapunov", "floss", "train", "sweep", "demo", "golden", "bench", "exact", "digits")
 
 
 class UsageError(Exception):

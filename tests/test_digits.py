@@ -1,0 +1,75 @@
+"""Synthetic spoken digits (refimpl/tasks/digits.py, docs/digits.md): a tiny set in seconds, read by the
+SHD loader, with held-out speakers, identical for any number of workers."""
+
+import dataclasses
+
+import h5py
+import numpy as np
+import pytest
+
+from refimpl import cli
+from refimpl.tasks import digits
+
+pytestmark = pytest.mark.skipif(not digits.espeak_available(), reason="needs the optional extra 'digits' (espeakng-loader)")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits")
+    return out, digits.make(out, digits.SMALL, workers=1, progress=False)
+
+
+def test_the_set_is_in_the_shd_layout_and_the_loader_reads_it(tiny):
+    from refimpl.tasks.datasets import read_shd
+
+    out, summary = tiny
+    for split, n in (("train", 60), ("test", 20)):
+        d = read_shd(out / f"{split}.h5", n_units=16)
+        assert len(d.labels) == n and sorted(set(d.labels.tolist())) == list(range(20))
+        with h5py.File(out / f"{split}.h5", "r") as f:
+            assert f["spikes/times"].dtype.metadata["vlen"] == np.float32
+            assert f["spikes/units"].dtype.metadata["vlen"] == np.uint16
+            keys = [k.decode() if isinstance(k, bytes) else k for k in f["extra/keys"][()]]
+            assert keys[0] == "english-zero" and keys[15] == "german-fünf"
+            times = f["spikes/times"][()]
+            assert all(t.size > 0 for t in times) and all(np.all(np.diff(t) >= 0) for t in times)
+    assert summary["splits"]["train"]["duration_s"][0] > 0.2
+
+
+def test_test_speakers_are_held_out(tiny):
+    out, summary = tiny
+    man = summary["manifest"]
+    train_voices = {m["voice"] for m in man["train"]}
+    test_voices = {m["voice"] for m in man["test"]}
+    assert not train_voices & test_voices
+    assert all(any(m["voice"].endswith(v) for v in digits.TEST_VARIANTS) for m in man["test"])
+    assert not {m["speaker"] for m in man["train"]} & {m["speaker"] for m in man["test"]}
+
+
+def test_the_set_does_not_depend_on_the_number_of_workers(tiny, tmp_path):
+    out, _ = tiny
+    cfg = dataclasses.replace(digits.SMALL, train_speakers=1, test_speakers=1)
+    a = digits.make(tmp_path / "a", cfg, workers=1, progress=False)
+    b = digits.make(tmp_path / "b", cfg, workers=2, progress=False)
+    assert a["manifest"] == b["manifest"]
+    for split in ("train", "test"):
+        with h5py.File(tmp_path / "a" / f"{split}.h5") as fa, h5py.File(tmp_path / "b" / f"{split}.h5") as fb:
+            for key in ("spikes/times", "spikes/units"):
+                assert all(np.array_equal(x, y) for x, y in zip(fa[key][()], fb[key][()]))
+            assert np.array_equal(fa["labels"][()], fb["labels"][()])
+
+
+def test_the_filter_bank_is_scipys():
+    from scipy.signal import sosfilt
+
+    S = digits.filter_bank(16, 50.0, 8000.0)
+    x = np.random.default_rng(0).standard_normal(2000)
+    out = digits.sos_bank(S, x)
+    assert all(np.array_equal(out[c], sosfilt(S[c], x)) for c in range(16))
+
+
+@pytest.mark.parametrize("args, words", [(["--channels", "0"], "--channels"), (["--workers", "0"], "--workers")])
+def test_bad_flags_exit_2(tmp_path, capsys, args, words):
+    assert cli.main(["digits", "make", str(tmp_path / "x"), "--small", *args]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
