@@ -88,3 +88,20 @@ def test_a_short_training_run_learns_above_chance(tiny, tmp_path):
 
     log = read_log(tmp_path / "run" / "log.h5")
     assert log["epochs/train_acc"][-1] > 0.3 and log["epochs/test_acc"][-1] > 0.05
+
+
+def test_linear_baselines_run_on_the_set(tiny):
+    """analysis/digits_baselines.py (issue 18, point 2) on the tiny set: both linear classifiers fit the
+    training set, the class balance and durations are reported."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "analysis" / "digits_baselines.py"
+    spec = importlib.util.spec_from_file_location("digits_baselines", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out, _ = tiny
+    r = mod.baselines(out / "train.h5", out / "test.h5", n_bins=5, group=1)
+    assert r["class_counts_train"] == [3] * 20 and r["chance"] == pytest.approx(0.05)
+    assert r["counts"]["train_acc"] > 0.9 and r["time_binned"]["features"] == 5 * 16
+    assert 0.2 < r["duration_s"]["train"][2] < 1.0
