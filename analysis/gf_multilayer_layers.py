@@ -23,6 +23,7 @@ is extended on rerun (finished runs are skipped):
 
     python analysis/gf_multilayer_layers.py --out analysis/gf_clif_layers.json
     python analysis/gf_multilayer_layers.py --summarize analysis/gf_clif_layers.json
+    python analysis/gf_multilayer_layers.py --accuracy analysis/gf_clif_layers.json
     python analysis/gf_multilayer_layers.py --plot figures/fig_gf_clif_layers.png analysis/gf_clif_layers.json
 """
 
@@ -191,6 +192,26 @@ def summarize(path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def accuracy_table(path) -> str:
+    """Markdown: final test accuracy (solved = ≥ 0.9) and λ₁ after training per depth, δ and condition."""
+    runs = json.loads(Path(path).read_text())
+    groups = {}
+    for r in runs:
+        groups.setdefault((len(r["layers"]), r["delta"], r["condition"]), []).append(r)
+    lines = ["| layers | δ | test accuracy, no flossing (solved) | with flossing (solved) | λ₁ after training, none / flossing "
+        "(1/step) | seeds (none, flossing) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for nl, d in sorted({(k[0], k[1]) for k in groups}):
+        cells, lams, ns = [], [], []
+        for c in ("none", "floss"):
+            rs = groups.get((nl, d, c), [])
+            acc = [r["test_acc"] for r in rs]
+            cells.append(f"{np.mean(acc):.3f} ({sum(a >= 0.9 for a in acc)}/{len(rs)})" if rs else "–")
+            lams.append(f"{np.mean([r['final']['lambda1_full'] for r in rs]):+.3f}" if rs else "–")
+            ns.append(str(len(rs)))
+        lines.append(f"| {nl} | {d} | {cells[0]} | {cells[1]} | {lams[0]} / {lams[1]} | {', '.join(ns)} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(path, png) -> None:
     """(a) log error norm per layer against lag, trained networks, δ = 2; (b) decay rate against block λ₁;
     (c) gradient PR per layer, initial and trained."""
@@ -256,6 +277,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--summarize"]:
         print(summarize(argv[1]), end="")
+        return 0
+    if argv[:1] == ["--accuracy"]:
+        print(accuracy_table(argv[1]), end="")
         return 0
     if argv[:1] == ["--plot"]:
         plot(argv[2], argv[1])
