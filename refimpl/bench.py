@@ -144,6 +144,28 @@ def _torch():
     return mod
 
 
+JAX_FILE = Path(__file__).resolve().parent.parent / "validation" / "bench_jax.py"
+
+
+def jax_peer():
+    """The JAX peer (``validation/bench_jax.py``; optional: ``pip install jax==0.10.2 jaxlib==0.10.2``)."""
+    import importlib.util
+
+    if "refimpl_bench_jax" in sys.modules:
+        return sys.modules["refimpl_bench_jax"]
+    if not JAX_FILE.is_file():
+        raise RuntimeError(f"refimpl bench --jax needs the JAX peer {JAX_FILE}, part of the source checkout")
+    try:
+        import jax  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError(f"refimpl bench --jax needs JAX (pip install jax==0.10.2 jaxlib==0.10.2): {exc}") from None
+    spec = importlib.util.spec_from_file_location("refimpl_bench_jax", JAX_FILE)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def run_torch(case: Case, prob, method: str = "jacrev", T: int | None = None):
     """One evaluation by the PyTorch peer (``T`` steps, default all)."""
     bt = _torch()
@@ -333,10 +355,18 @@ class Row:
     torch_peak_bytes: float = float("nan")
     required_bytes: float = float("nan")
     peer_result: dict = field(default=None, repr=False)
+    jax_s: float = float("nan")
+    jax_runs: list = field(default_factory=list)
+    jax_compile_s: float = float("nan")
+    jax_rel_diff: float = float("nan")
 
     @property
     def ratio(self) -> float:
         return self.torch_s / self.refimpl_s
+
+    @property
+    def jax_ratio(self) -> float:
+        return self.jax_s / self.refimpl_s
 
 
 def _timed(fn, repeats: int, max_seconds: float, min_seconds: float = 0.0, max_runs: int = 25):
@@ -437,6 +467,15 @@ def bench_case(case: Case, args, log) -> Row:
         log(f"  agree    {case.label:<36} max relative difference {row.rel_diff:.2e}")
         row.peer_result = peer
         _PEER_CACHE[peer_key] = row
+    if getattr(args, "jax", False):
+        _, params, inputs, targets, _, Q0 = prob
+        run, row.jax_compile_s = jax_peer().prepare(case.kind, params, inputs, targets, Q0)
+        run()  # the first call of a compiled executable still allocates
+        row.jax_runs, jr = _timed(run, args.repeats, args.max_seconds, args.min_seconds)
+        row.jax_s = statistics.median(row.jax_runs)
+        row.jax_rel_diff = max_rel_diff(ref, jr)
+        log(f"  jax      {case.label:<36} {row.jax_s:9.4f} s  (median of {len(row.jax_runs)}; compile "
+            f"{row.jax_compile_s:.2f} s, not counted)  max relative difference {row.jax_rel_diff:.2e}")  # fmt: skip
     if not args.no_memory:
         m = measure_memory(case, "refimpl", args.threads)
         row.refimpl_peak_bytes = m.get("peak_bytes", float("nan"))
@@ -474,9 +513,11 @@ def cases_of(args) -> list:
 
 
 def format_table(rows: list, peak: float) -> str:
+    jx = any(r.jax_s == r.jax_s for r in rows)  # a JAX column only when the JAX peer ran
     head = (
-        f"{'case':<38} {'refimpl s':>10} {'pytorch s':>10} {'ratio':>7} {'GFLOP/s':>8} {'of peak':>7} "
-        f"{'pt GF/s':>8} {'ref MB':>8} {'pt MB':>9} {'need MB':>8} {'ref/need':>8}"
+        f"{'case':<38} {'refimpl s':>10} {'pytorch s':>10} {'ratio':>7} "
+        + (f"{'jax s':>9} {'jax ratio':>9} " if jx else "")
+        + f"{'GFLOP/s':>8} {'of peak':>7} {'pt GF/s':>8} {'ref MB':>8} {'pt MB':>9} {'need MB':>8} {'ref/need':>8}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -484,8 +525,9 @@ def format_table(rows: list, peak: float) -> str:
         gft = r.flops / r.torch_s / 1e9
         need = r.required_bytes
         lines.append(
-            f"{r.case.label:<38} {r.refimpl_s:10.4f} {r.torch_s:10.4f} {r.ratio:7.1f} {gf:8.2f} "
-            f"{gf / peak:7.1%} {gft:8.2f} {r.refimpl_peak_bytes / 1e6:8.1f} {r.torch_peak_bytes / 1e6:9.1f} "
+            f"{r.case.label:<38} {r.refimpl_s:10.4f} {r.torch_s:10.4f} {r.ratio:7.1f} "
+            + (f"{r.jax_s:9.4f} {r.jax_ratio:9.1f} " if jx else "")
+            + f"{gf:8.2f} {gf / peak:7.1%} {gft:8.2f} {r.refimpl_peak_bytes / 1e6:8.1f} {r.torch_peak_bytes / 1e6:9.1f} "
             f"{need / 1e6:8.1f} {r.refimpl_peak_bytes / need:8.2f}"
         )
     return "\n".join(lines)
@@ -529,6 +571,11 @@ def write_json(path, info: dict, startup: dict, rows: list, peak: float) -> None
                 "refimpl_peak_bytes": r.refimpl_peak_bytes,
                 "torch_peak_bytes": r.torch_peak_bytes,
                 "required_bytes": r.required_bytes,
+                "jax_s": r.jax_s,
+                "jax_ratio": r.jax_ratio,
+                "jax_runs": r.jax_runs,
+                "jax_compile_s": r.jax_compile_s,
+                "jax_rel_diff": r.jax_rel_diff,
             }
             for r in rows
         ],
@@ -563,6 +610,11 @@ def run_cli(args) -> int:
             bt = _torch()
         except RuntimeError as exc:
             raise ValueError(str(exc))
+    if getattr(args, "jax", False):
+        try:
+            bj = jax_peer()
+        except RuntimeError as exc:
+            raise ValueError(str(exc))
     args.torch_mem_budget = 0.5 * _mem_available() if args.torch_mem_budget is None else args.torch_mem_budget * 1e9
 
     def log(msg):
@@ -573,7 +625,8 @@ def run_cli(args) -> int:
     peak = dgemm_rate(512 if args.quick else 2048)
     info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
         "threads": args.threads, "thread_settings": threads, "python": platform.python_version(),
-        "numpy": np.__version__, "torch": None if args.no_torch else bt.version(), "dgemm_gflops": peak,
+        "numpy": np.__version__, "torch": None if args.no_torch else bt.version(),
+        "jax": bj.version() if getattr(args, "jax", False) else None, "dgemm_gflops": peak,
         "load_before": load0}  # fmt: skip
     log(
         f"refimpl bench: {info['machine']}, {info['cpus']} CPUs, threads {args.threads} ({', '.join(threads)}), "
@@ -619,9 +672,12 @@ def run_cli(args) -> int:
     if not args.no_torch:
         worst = max(r.rel_diff for r in rows)
         log(f"agreement: max relative difference refimpl vs PyTorch over all cases {worst:.2e}")
+    if getattr(args, "jax", False):
+        log(f"agreement: max relative difference refimpl vs JAX over all cases {max(r.jax_rel_diff for r in rows):.2e}")
     log(format_table(rows, peak))
     log(
-        f"load average after: {info['load_after'][0]:.2f}; ratio = pytorch/refimpl; GFLOP/s of the method's "
+        f"load average after: {info['load_after'][0]:.2f}; ratio = pytorch/refimpl (jax ratio = jax/refimpl, the "
+        f"compiled JAX executable, compile time not counted); GFLOP/s of the method's "
         f"FLOP count (docs/performance.md); 'of peak' = refimpl GFLOP/s / dgemm rate; MB = max-RSS growth "
         f"of one evaluation in a fresh process; need = what the method must store"
     )
@@ -630,5 +686,8 @@ def run_cli(args) -> int:
         log(f"wrote {args.out}")
     if not args.no_torch and any(not (r.rel_diff <= 1e-6) for r in rows):
         print("refimpl bench: refimpl and PyTorch disagree (max relative difference > 1e-6)", file=sys.stderr)
+        return 1
+    if getattr(args, "jax", False) and any(not (r.jax_rel_diff <= 1e-6) for r in rows):
+        print("refimpl bench: refimpl and JAX disagree (max relative difference > 1e-6)", file=sys.stderr)
         return 1
     return 0

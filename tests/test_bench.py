@@ -62,3 +62,17 @@ def test_peer_error_is_one_line(monkeypatch, capsys):
 
 def test_rel_diff_is_relative():
     assert bench.max_rel_diff({"a": np.array([1.0, 2.0])}, {"a": np.array([1.0, 2.0 + 2e-9])}) == pytest.approx(1e-9)
+
+
+def test_the_jax_peer_agrees_with_refimpl():
+    """validation/bench_jax.py (lax.scan, AOT jit, custom_jvp spike, jvp-under-vmap tangents) computes the
+    three bench quantities to 1e-12 of refimpl's; skipped when JAX is not installed."""
+    pytest.importorskip("jax")
+    from refimpl import bench
+
+    bj = bench.jax_peer()
+    for case in (bench.Case("bptt", 8, T=20, B=2), bench.Case("spectrum", 8, 3, T=20), bench.Case("flossing", 8, 3, T=20)):
+        prob = bench.problem(case)
+        _, params, inputs, targets, _, Q0 = prob
+        run, compile_s = bj.prepare(case.kind, params, inputs, targets, Q0)
+        assert compile_s > 0 and bench.max_rel_diff(bench.run_refimpl(case, prob), run()) <= 1e-12

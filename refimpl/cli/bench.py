@@ -51,6 +51,8 @@ def add_parser(sub) -> list:
         "beyond it the peer runs fewer steps and its time is scaled linearly",
     )
     p.add_argument("--no-torch", action="store_true", help="time refimpl alone")
+    p.add_argument("--jax", action="store_true",
+        help="also time the JAX peer (validation/bench_jax.py; needs jax==0.10.2, jaxlib==0.10.2)")  # fmt: skip
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--no-startup", action="store_true", help="skip the second-process start-up timing")
     p.add_argument("--out", default=None, help="write every number to this JSON file")
