@@ -31,6 +31,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads OpenBLA
 
 import numpy as np  # noqa: E402
 
+from refimpl.exact.surrogate import compare_blocks as compare  # noqa: E402
+from refimpl.exact.surrogate import exact_gradient, surrogate_gradient  # noqa: E402
+
 DTS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.01)
 SURROGATES = (
     ("fast_sigmoid", 2.0),
@@ -56,18 +59,6 @@ def network(seed: int, N: int = 20, n_in: int = 10, T: float = 200.0, rate: floa
     return params, in_t, in_u, W_out, ts, targets
 
 
-def exact_gradient(cfg, params, in_t, in_u, T, W_out, ts, targets):
-    from refimpl.exact.surrogate import exact_gradient as exact
-
-    return exact(cfg, params, in_t, in_u, T, W_out, ts, targets)
-
-
-def surrogate_gradient(cfg, params, in_t, in_u, T, W_out, ts, targets, dt, surrogate, reset_grad):
-    from refimpl.exact.surrogate import surrogate_gradient as sg
-
-    return sg(cfg, params, in_t, in_u, T, W_out, ts, targets, dt, surrogate, reset_grad)
-
-
 def spectra(cfg, params, in_t, in_u, T, surrogate, dts=DTS, reset_grad="detached"):
     """The 5 largest exponents of the exact network (1/s, tangent map over events, 20 ms transient) and of
     the discrete model's surrogate tangent map at each dt (1/step converted to 1/s), on the same input:
@@ -86,12 +77,6 @@ def spectra(cfg, params, in_t, in_u, T, surrogate, dts=DTS, reset_grad="detached
         lam = np.asarray(sg_spectrum(net, p, bin_events(in_t, in_u, cfg.n_in, n_steps, dt), lcfg).exponents) / dt * 1000.0
         out[dt], out[f"top_{dt}"] = float(lam[0]), lam.tolist()
     return out
-
-
-def compare(g_sg, g_ex) -> dict:
-    from refimpl.exact.surrogate import compare_blocks
-
-    return compare_blocks(g_sg, g_ex)
 
 
 FACTORS = {"N": (10, 20, 50), "bias": (0.3, 0.6, 0.9), "T": (50.0, 200.0, 800.0)}

@@ -53,7 +53,7 @@ def test_cases_are_robust(case):
     r = simulate(cfg, p, t, u, t_end, sample_times=s)
     assert r.min_slope > 1e-2
     assert np.min(np.abs(r.spike_times[:, None] - s[None, :])) > 1e-6
-    off = np.concatenate([[0], np.cumsum(cfg.layers)])
+    off = cfg.offsets
     assert all(np.any((r.spike_units >= a) & (r.spike_units < b)) for a, b in zip(off[:-1], off[1:]))
 
 

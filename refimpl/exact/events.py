@@ -50,6 +50,16 @@ class ExactConfig:
     def n_neurons(self) -> int:
         return sum(self.layers)
 
+    @property
+    def offsets(self) -> np.ndarray:
+        """Where each layer's units start in the stacked network, and the total: ``(0, N₁, N₁+N₂, …)``."""
+        return np.concatenate([[0], np.cumsum(self.layers)]).astype(int)
+
+    @property
+    def method(self) -> int:
+        """The crossing method's code for the compiled kernels (:mod:`refimpl.exact.flow`)."""
+        return AUTO if self.root == "auto" else BRACKET
+
 
 class ExactResult(NamedTuple):
     """Spike times (ms, ascending) and the units that fired them (0-based over all layers, layer by
@@ -66,14 +76,10 @@ class ExactResult(NamedTuple):
     min_slope: float
 
 
-def _layer_offsets(cfg):
-    return np.concatenate([[0], np.cumsum(cfg.layers)]).astype(int)
-
-
 def stack_weights(cfg: ExactConfig, params: dict):
     """``(W_in, W, b)`` of the whole stack as one network: ``W_in (N, n_in)`` drives layer 1 only, ``W (N, N)``
     holds each layer's ``W_rec`` on the diagonal and ``layer<l>/W_in`` below it."""
-    off = _layer_offsets(cfg)
+    off = cfg.offsets
     N = cfg.n_neurons
     W_in = np.zeros((N, cfg.n_in))
     W = np.zeros((N, N))
@@ -133,6 +139,15 @@ def _advance(V, I, b, ref_until, t0, t1, tau_m, tau_s, V_reset, SV, SI, o_b, for
             V[i], I[i] = flow_with(c_V, c_I, c_s, V[i], I[i], b[i])
         for p in range(P):
             SV[i, p], SI[i, p] = flow_with(c_V, c_I, c_s, SV[i, p], SI[i, p], 1.0 if forced and p == o_b + i else 0.0)
+
+
+@njit(cache=True)
+def _log_event(ev_kind, ev_idx, ev_t, n_ev, kind, idx, t):
+    """Append one event to the log (grown by doubling); returns the arrays and the new count."""
+    if n_ev == ev_t.shape[0]:
+        ev_kind, ev_idx, ev_t = _grow(ev_kind, n_ev), _grow(ev_idx, n_ev), _grow(ev_t, n_ev)
+    ev_kind[n_ev], ev_idx[n_ev], ev_t[n_ev] = kind, idx, t
+    return ev_kind, ev_idx, ev_t, n_ev + 1
 
 
 @njit(cache=True)
@@ -212,12 +227,9 @@ def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, sub
                 sp_t[n_sp] = t
                 sp_u[n_sp] = i
                 if record:
-                    if n_ev == ev_t.shape[0]:
-                        ev_kind, ev_idx, ev_t = _grow(ev_kind, n_ev), _grow(ev_idx, n_ev), _grow(ev_t, n_ev)
                     if n_sp == v_minus.shape[0]:
                         v_minus, v_plus = _grow(v_minus, n_sp), _grow(v_plus, n_sp)
-                    ev_kind[n_ev], ev_idx[n_ev], ev_t[n_ev] = 0, n_sp, t
-                    n_ev += 1
+                    ev_kind, ev_idx, ev_t, n_ev = _log_event(ev_kind, ev_idx, ev_t, n_ev, 0, n_sp, t)
                     v_minus[n_sp] = (I[i] - theta) / tau_m
                 slope = (I[i] - theta) / theta  # τ_m V'(t*) / θ with V(t*) = θ
                 if slope < min_slope:
@@ -259,10 +271,7 @@ def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, sub
             while p_in < n_in and in_t[p_in] == t:
                 u = in_u[p_in]
                 if record:
-                    if n_ev == ev_t.shape[0]:
-                        ev_kind, ev_idx, ev_t = _grow(ev_kind, n_ev), _grow(ev_idx, n_ev), _grow(ev_t, n_ev)
-                    ev_kind[n_ev], ev_idx[n_ev], ev_t[n_ev] = 1, u, t
-                    n_ev += 1
+                    ev_kind, ev_idx, ev_t, n_ev = _log_event(ev_kind, ev_idx, ev_t, n_ev, 1, u, t)
                 for k in range(N):
                     I[k] += W_in[k, u]
                     if forced and P:
@@ -273,10 +282,7 @@ def _run(W_in, W, b, V, I, in_t, in_u, sample_t, t_end, tau_m, tau_s, theta, sub
         else:  # a sample: the state is recorded, nothing changes
             while p_s < nS and sample_t[p_s] == t:
                 if record:
-                    if n_ev == ev_t.shape[0]:
-                        ev_kind, ev_idx, ev_t = _grow(ev_kind, n_ev), _grow(ev_idx, n_ev), _grow(ev_t, n_ev)
-                    ev_kind[n_ev], ev_idx[n_ev], ev_t[n_ev] = 2, p_s, t
-                    n_ev += 1
+                    ev_kind, ev_idx, ev_t, n_ev = _log_event(ev_kind, ev_idx, ev_t, n_ev, 2, p_s, t)
                 sV[p_s] = V
                 sI[p_s] = I
                 if P:
@@ -365,7 +371,7 @@ def _simulate(cfg, params, input_times, input_units, t_end, V0, I0, sample_times
             raise ValueError(f"{name} must be {N} finite numbers (all layers), got shape {np.shape(x)}")
         states.append(a)
     V, I = states
-    method = AUTO if cfg.root == "auto" else BRACKET
+    method = cfg.method
     P = W_in.size + W.size + b.size if sens else 0
     SV, SI = np.zeros((N, P)), np.zeros((N, P))
     sp_t, sp_u, sV, sI, n_graze, min_slope, dtdp, sSV, log = _run(W_in, W, b, V, I, in_t, in_u, st, t_end,
@@ -385,7 +391,7 @@ def run_tangent_segment(cfg: ExactConfig, weights, V, I, input_times, input_unit
     times (relative), units, ``V'`` before and after each spike, and the number of grazing crossings.
     ``fault`` (tests only) drops a term of the saltation, as in :func:`simulate_with_sensitivities`."""
     W_in, W, b = weights
-    method = AUTO if cfg.root == "auto" else BRACKET
+    method = cfg.method
     no_samples = np.zeros(0)
     sp_t, sp_u, _, _, n_graze, _, _, _, log = _run(W_in, W, b, V, I, input_times, input_units, no_samples,
         float(t_len), float(cfg.tau_mem), float(cfg.tau_syn), float(cfg.theta), cfg.reset == "subtract", 0.0, method,

@@ -119,7 +119,7 @@ def unflatten(cfg: ExactConfig, g: np.ndarray) -> dict:
     gW_in = g[: N * n_in].reshape(N, n_in)
     gW = g[N * n_in : N * n_in + N * N].reshape(N, N)
     gb = g[N * n_in + N * N :]
-    off = np.concatenate([[0], np.cumsum(cfg.layers)]).astype(int)
+    off = cfg.offsets
     out = {}
     for l in range(len(cfg.layers)):
         rows = slice(off[l], off[l + 1])
