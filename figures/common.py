@@ -100,19 +100,22 @@ def pyplot():
     return plt
 
 
-def run_sweep(sweep_file: str, args, quick=None):
+def run_sweep(sweep_file: str, args, quick=None, edit=None):
     """Run (or continue) the sweep ``figures/sweeps/<sweep_file>`` and aggregate it.
 
     Results go to ``<out>/runs/<stem>/`` (jobs already finished are skipped,
     so an interrupted figure continues). ``quick(spec)`` shrinks the spec for
-    ``--quick``. Returns ``(spec, jobs, runs_dir, aggregate)``; stops with a
-    message when jobs are missing or failed.
+    ``--quick``; ``edit(spec)``, if given, is applied after it (a script's own
+    options, e.g. where its data are). Returns ``(spec, jobs, runs_dir, aggregate)``;
+    stops with a message when jobs are missing or failed.
     """
     from refimpl import sweep
 
     spec = sweep.load_spec(HERE / "sweeps" / sweep_file)
     if args.quick and quick is not None:
         quick(spec)
+    if edit is not None:
+        edit(spec)
     runs = out_dir(args) / "runs" / Path(sweep_file).stem
     jobs = sweep.expand(spec)
     print(f"{sweep_file}: {len(jobs)} jobs in {runs} ({args.workers} workers)", flush=True)

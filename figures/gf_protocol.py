@@ -60,9 +60,11 @@ def _delta(v):
 LABELS = {"none": "no flossing", "floss": "flossing (published schedule)"}
 
 
-def run_study(sweep_file: str, name: str, title: str, argv=None, doc: str = "", group=None, series_name="surrogate") -> dict:
-    """Run (or continue) the sweep and draw accuracy against d, ‖∂L/∂h₀‖ against epoch, λ₁ over flossing."""
-    args = common.parser(doc).parse_args(argv)
+def run_study(sweep_file: str, name: str, title: str, argv=None, doc: str = "", group=None, series_name="surrogate",
+    args=None) -> dict:  # fmt: skip
+    """Run (or continue) the sweep and draw accuracy against d, ‖∂L/∂h₀‖ against epoch, λ₁ over flossing.
+    ``args``: the arguments already parsed (by a script with flags of its own), else parsed from ``argv``."""
+    args = args if args is not None else common.parser(doc).parse_args(argv)
     t0 = time.time()
     spec, jobs, runs, _ = common.run_sweep(sweep_file, args, quick_spec)
     group = group or (lambda j: (j.condition, _delta(j.axes["delta"])))
@@ -133,6 +135,8 @@ def figure(by, out, name, title, spec, t0, n_jobs, argv, series_name="surrogate"
                     float(np.nanmedian(e90)) if np.any(np.isfinite(e90)) else float("nan"),
                     f"{np.exp(np.mean(np.log([r['grad_x0_initial'] for r in rs]))):.1e}",
                     f"{np.exp(np.mean(np.log([r['grad_x0'] for r in rs]))):.1e}",
+                    float(np.mean([r["lambda1_after"] for r in rs])),
+                    float(np.mean([r["floss_steps"] for r in rs])),
                     float(np.mean([r["wall_time"] for r in rs])),
                 ]
             )
@@ -181,7 +185,7 @@ def figure(by, out, name, title, spec, t0, n_jobs, argv, series_name="surrogate"
     seeds = spec["axes"]["seed"]
     header = ["condition", *([series_name] if len(keys[0]) > 2 else []), "d", "n", "accuracy (mean)", "sem",
         "min", "max", "solved (≥ 0.9)", "epochs to 0.9 (median)", "‖∂L/∂h₀‖ start (geo.)", "‖∂L/∂h₀‖ end (geo.)",
-        "wall s/run"]  # fmt: skip
+        "λ₁ end (mean, 1/step)", "flossing steps (mean)", "wall s/run"]  # fmt: skip
     table = (
         f"# {title}\n\n"
         + common.provenance(argv, t0)

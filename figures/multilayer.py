@@ -35,7 +35,8 @@ def layer_error_curves(tr, B: int = B_ERR) -> np.ndarray:
     from refimpl.training import state_adjoints
 
     u = np.ascontiguousarray(tr.data.test_inputs[:, :B])
-    targets = tr.data.test_targets[:, :B]
+    tt = tr.data.test_targets
+    targets = tt[:B] if tt.ndim == 1 else tt[:, :B]  # class labels (B,) or per-step targets (T, B, n_out)
     traj = simulate(tr.cfg, tr.params, u)
     T = u.shape[0]
     _, ybar = loss_and_grad(LossConfig(tr.loss_cfg.name, T - 1), traj.y, targets)
@@ -92,11 +93,23 @@ def _depth(job) -> int:
     return len(v["network.layers"] if isinstance(v, dict) else v)
 
 
-def main(argv=None):
-    args = common.parser(__doc__).parse_args(argv)
+HEADING = (
+    "# Multi-layer recurrent cLIF networks with and without flossing (issue 8.2)\n\n",
+    "\nSweep file `figures/sweeps/multilayer.toml`: spiking delayed XOR δ = 2 (T = 44), 32 neurons per layer, "
+    "30 epochs × 20 Adam steps; pre-flossing 60 steps with k = 16 on the whole stack; seeds 0, 1, 2. ",
+)
+
+
+def main(argv=None, sweep_file="multilayer.toml", name="fig_multilayer", heading=HEADING, quick=quick_spec, args=None,
+    edit=None):  # fmt: skip
+    """Run (or continue) a sweep with an axis ``depth`` and conditions ``none`` and ``floss`` whose job is
+    :func:`multilayer_job`, and draw error norms, spectra, accuracy and gradient dimensionality by depth.
+    ``heading``: the table's title and the sentence that describes the sweep; ``args``: the arguments if
+    the calling script parsed them (it has options of its own, which ``edit(spec)`` applies)."""
+    args = args if args is not None else common.parser(__doc__).parse_args(argv)
     t0 = time.time()
     out = common.out_dir(args)
-    spec, jobs, runs, _ = common.run_sweep("multilayer.toml", args, quick_spec)
+    spec, jobs, runs, _ = common.run_sweep(sweep_file, args, quick, edit)
     R = common.results_by(jobs, runs, lambda j: (j.condition, _depth(j)))
     depths = sorted({k[1] for k in R})
     plt = common.pyplot()
@@ -131,6 +144,7 @@ def main(argv=None):
                     cond,
                     acc.size,
                     float(acc.mean()),
+                    float(acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else float("nan"),
                     float(acc.min()),
                     float(acc.max()),
                     *lam,
@@ -140,13 +154,12 @@ def main(argv=None):
                 ]
             )
     for depth, col in zip(depths, ("C0", "C1", "C2")):
-        for cond, ls in (("none", "-"), ("floss", "--")):
-            stage = "initial" if cond == "none" else "preflossed"
+        for cond, stage, ls, what in (("none", "initial", "-", "initial"), ("floss", "preflossed", "--", "pre-flossed"),
+            ("none", "final", ":", "trained, no flossing"), ("floss", "final", "-.", "trained, flossing")):  # fmt: skip
             s = np.mean([d[f"spectrum_{stage}"] for d in R[(cond, depth)]], axis=0)
-            ax[0, -1].plot(np.arange(1, s.size + 1), s, ls=ls, color=col,
-                label=f"{depth} layer(s), {'pre-flossed' if cond == 'floss' else 'initial'}")  # fmt: skip
-            data[f"spectrum/{cond}/{depth}"] = s
-    ax[0, -1].set(title="spectrum of the whole stack", xlabel="index i", ylabel="λ_i (1/step)")
+            ax[0, -1].plot(np.arange(1, s.size + 1), s, ls=ls, color=col, label=f"{depth} layer(s), {what}")
+            data[f"spectrum/{cond}/{depth}" + ("/final" if stage == "final" else "")] = s
+    ax[0, -1].set(title="spectrum of the whole stack (λ₁ is the largest)", xlabel="index i", ylabel="λ_i (1/step)")
     ax[0, -1].legend(fontsize=6)
     for c, depth in enumerate(depths):
         for cond, mk in (("none", "o"), ("floss", "s")):
@@ -165,11 +178,10 @@ def main(argv=None):
         ax[1, c].axis("off")
     fig.tight_layout()
     table = (
-        "# Multi-layer recurrent cLIF networks with and without flossing (issue 8.2)\n\n"
+        heading[0]
         + common.provenance(argv, t0)
-        + "\nSweep file `figures/sweeps/multilayer.toml`: spiking delayed XOR δ = 2 (T = 44), 32 neurons per layer, "
-        "30 epochs × 20 Adam steps; pre-flossing 60 steps with k = 16 on the whole stack; seeds 0, 1, 2. "
-        "Error decay rates are least-squares slopes of the mean log error norm of each layer against lag "
+        + heading[1]
+        + "Error decay rates are least-squares slopes of the mean log error norm of each layer against lag "
         "(lags 5 … T−5), listed layer 1/layer 2/…; 'start' is the initial network (no flossing) or the "
         "pre-flossed one. grad PR: mean gradient participation ratio (W_rec samples over batch × time) "
         "over the logged epochs.\n\n"
@@ -179,6 +191,7 @@ def main(argv=None):
                 "condition",
                 "n",
                 "accuracy (mean)",
+                "sem",
                 "min",
                 "max",
                 "λ₁ initial",
@@ -192,7 +205,7 @@ def main(argv=None):
             "{:.3f}",
         )
     )
-    common.write_outputs(out, "fig_multilayer", fig, table, data)
+    common.write_outputs(out, name, fig, table, data)
 
 
 if __name__ == "__main__":

@@ -327,8 +327,10 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
     studies = summary["findings"]  # read once, by demo()
     if studies:
         for i, st in enumerate(studies):
-            for label, ser in st["series"].items():
-                a.plot(ser["d"], ser["mean_acc"], "-" if label == "flossing" else "--", marker="os^"[i % 3],
+            for j, (label, ser) in enumerate(st["series"].items()):
+                if i > 0 and studies[i - 1]["network"] in st["network"] and label == "no flossing":
+                    continue  # the same runs as the study before (a study of other schedules)
+                a.plot(ser["d"], ser["mean_acc"], "--" if label == "no flossing" else "-", marker="os^vD"[j % 5],
                     color=f"C{i + 2}", label=f"{st['network'].split(',')[0]}: {label}")  # fmt: skip
         a.axhline(0.5, color="k", lw=0.6, ls=":", label="chance (0.5)")
         a.set(xlabel="delay d = 2δ (steps)", ylabel="final test accuracy (mean of 5 seeds)", ylim=(0.4, 1.02))
@@ -342,10 +344,12 @@ def _plot(path, summary, lags, err0, err1, hp, hf, fit_hi):
         lines += ["At the published budget (3001 epochs, 5 seeds; docs/results.md):"]
         for st in studies:
             ser = st["series"]
-            if "flossing" in ser and "no flossing" in ser:
-                pairs = ", ".join(f"d={d}: {a_} vs {b_}" for d, a_,
-                    b_ in zip(ser["flossing"]["d"], ser["flossing"]["solved"], ser["no flossing"]["solved"]))  # fmt: skip
-                lines += [f"• {st['network']}", f"   solved with vs without flossing: {pairs}"]
+            base = dict(zip(ser["no flossing"]["d"], ser["no flossing"]["solved"]))
+            lines += [f"• {st['network']}"]
+            for label, s_ in ser.items():
+                if label != "no flossing":
+                    pairs = ", ".join(f"d={d}: {a_} vs {base.get(d, '–')}" for d, a_ in zip(s_["d"], s_["solved"]))
+                    lines += [f"   solved, {label} vs none: {pairs}"]
     import textwrap
 
     a.text(0, 1, "\n".join(textwrap.fill(x, 70, subsequent_indent="   ") if x else "" for x in lines), va="top", fontsize=7.5)

@@ -1,13 +1,17 @@
 """BLAS threads: how many threads every OpenBLAS of the process (NumPy's, SciPy's) and PyTorch use.
 
 On a 2-core machine under load, 2 OpenBLAS threads can be 10-50x slower than 1 for the small QR
-steps of a spectrum (docs/performance.md), so sweeps and the benchmark set this explicitly.
+steps of a spectrum and 6x slower for a training epoch (docs/performance.md, "Threads"), so sweeps and
+the benchmark set this explicitly, and every ``refimpl`` command uses :func:`default_threads`.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+
+#: the environment variable that sets the BLAS threads of a ``refimpl`` command
+ENV = "REFIMPL_THREADS"
 
 
 def _openblas_libs():
@@ -60,3 +64,24 @@ def set_threads(n: int, torch_too: bool = True) -> list:
         except ImportError:
             pass
     return done
+
+
+def default_threads(environ=None) -> int | None:
+    """The BLAS threads of a ``refimpl`` command: ``REFIMPL_THREADS`` if it is set; ``None`` (BLAS is left as
+    it is) if the user set ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS``; otherwise 1. One thread because
+    refimpl's products are small (a batch of trajectories times one weight matrix a step), where a second
+    thread gains little on an idle machine and loses up to 50x when the other core is busy (a sweep, a
+    second run): docs/performance.md, "Threads"."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(ENV)
+    if text is not None:
+        try:
+            n = int(text)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"{ENV} must be a whole number >= 1, got {text!r}")
+        return n
+    if environ.get("OPENBLAS_NUM_THREADS") or environ.get("OMP_NUM_THREADS"):
+        return None
+    return 1

@@ -24,7 +24,7 @@ def test_demo_quick_writes_report_and_summary(tmp_path, capsys):
     # the report's context line and the published-budget findings it shows beside the run (issue 13, point 5)
     assert summary["context"].startswith("recurrent cLIF, N = ")
     studies = summary["findings"]
-    assert studies and all(set(st["series"]) == {"no flossing", "flossing"} for st in studies)
+    assert studies and all("no flossing" in st["series"] and len(st["series"]) > 1 for st in studies)
     assert any(st["network"].startswith("rate") for st in studies)
 
 

@@ -59,6 +59,45 @@ def test_the_set_does_not_depend_on_the_number_of_workers(tiny, tmp_path):
             assert np.array_equal(fa["labels"][()], fb["labels"][()])
 
 
+def _same_sets(a, b):
+    for split in ("train", "test"):
+        with h5py.File(a / f"{split}.h5") as fa, h5py.File(b / f"{split}.h5") as fb:
+            for key in ("spikes/times", "spikes/units"):
+                assert all(np.array_equal(x, y) for x, y in zip(fa[key][()], fb[key][()]))
+            for key in ("labels", "extra/speaker"):
+                assert np.array_equal(fa[key][()], fb[key][()])
+
+
+def test_ctrl_c_keeps_the_finished_utterances_and_the_same_command_continues(tiny, tmp_path, monkeypatch, capsys):
+    """Ctrl-C during ``refimpl digits make`` (a poll raising at the 30th finished utterance): exit 130 with one
+    line, the 30 utterances kept in the partial file; the same command again continues from there, and the
+    set is the uninterrupted one, array for array."""
+    import refimpl.interrupt
+
+    out, _ = tiny
+    calls = {"n": 0}
+    real_poll = refimpl.interrupt.poll
+
+    def poll():
+        calls["n"] += 1
+        if calls["n"] == 30:
+            raise KeyboardInterrupt
+        real_poll()
+
+    monkeypatch.setattr(refimpl.interrupt, "poll", poll)
+    d = tmp_path / "set"
+    assert cli.main(["digits", "make", str(d), "--small", "--workers", "1"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run the same command again" in err
+    assert not (d / "train.h5").exists() and not (d / "manifest.json").exists()
+    with h5py.File(d / ".train.partial.h5") as f:
+        assert int(f.attrs["done"]) == 30 and f["times"].shape == (30,)
+    monkeypatch.setattr(refimpl.interrupt, "poll", real_poll)
+    assert cli.main(["digits", "make", str(d), "--small", "--workers", "1"]) == 0
+    assert not list(d.glob(".*.partial.h5"))
+    _same_sets(out, d)
+
+
 def test_the_filter_bank_is_scipys():
     from scipy.signal import sosfilt
 
@@ -105,3 +144,23 @@ def test_linear_baselines_run_on_the_set(tiny):
     assert r["class_counts_train"] == [3] * 20 and r["chance"] == pytest.approx(0.05)
     assert r["counts"]["train_acc"] > 0.9 and r["time_binned"]["features"] == 5 * 16
     assert 0.2 < r["duration_s"]["train"][2] < 1.0
+
+
+def test_the_digits_figure_runs_on_the_tiny_set(tiny, tmp_path):
+    """figures/fig_synth_digits.py (issue 18, point 3) end to end on its --quick budget, reading the set from
+    --data; a missing set is one line and exit 2."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "figures" / "fig_synth_digits.py"
+    out, _ = tiny
+    r = subprocess.run([sys.executable, str(script), "--quick", "--workers", "1", "--data", str(out), "--out",
+        str(tmp_path)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    table = (tmp_path / "fig_synth_digits.md").read_text()
+    assert "Command:" in table and "| 2 | floss |" in table
+    assert set(json.loads((tmp_path / "fig_synth_digits.json").read_text())) >= {"spectrum/floss/1/final", "errors/none/2"}
+    r = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "nothing")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "refimpl digits make" in r.stderr

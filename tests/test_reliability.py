@@ -3,6 +3,7 @@
 import subprocess
 import sys
 from pathlib import Path
+import pytest
 
 from refimpl import cli
 
@@ -665,3 +666,40 @@ def test_a_ctrl_c_after_the_last_poll_is_not_lost():
             time.sleep(0.05)  # let the handler run
     with DeferredInterrupt(message=None) as sigint:  # nothing pending: leaves quietly
         sigint.poll()
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [({}, 1), ({"REFIMPL_THREADS": "2"}, 2), ({"OPENBLAS_NUM_THREADS": "4"}, None), ({"OMP_NUM_THREADS": "2"}, None),
+        ({"REFIMPL_THREADS": "3", "OPENBLAS_NUM_THREADS": "1"}, 3)],
+)  # fmt: skip
+def test_blas_threads_default_to_one_unless_the_user_says(env, expected):
+    """docs/performance.md, "Threads": a command uses 1 BLAS thread (a second one costs up to 50x when the other
+    core is busy) unless REFIMPL_THREADS says otherwise; a user's own OPENBLAS/OMP setting is left alone."""
+    from refimpl.threads import default_threads
+
+    assert default_threads(env) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1", ""])
+def test_a_bad_refimpl_threads_is_one_line_and_exit_2(value, monkeypatch, capsys):
+    from refimpl import cli
+
+    monkeypatch.setenv("REFIMPL_THREADS", value)
+    assert cli.main(["gradcheck"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "REFIMPL_THREADS" in err
+
+
+def test_every_command_sets_the_default_threads(monkeypatch, capsys, tmp_path):
+    """The command line applies the default before the command runs (here one that then stops on bad input)."""
+    import refimpl.threads
+    from refimpl import cli
+
+    calls = []
+    monkeypatch.delenv("REFIMPL_THREADS", raising=False)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(refimpl.threads, "set_threads", lambda n, torch_too=True: calls.append(n) or [])
+    assert cli.main(["lyapunov", "--layers", "0", "--out", str(tmp_path / "x.h5")]) == 2
+    assert calls == [1]

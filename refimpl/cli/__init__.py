@@ -105,7 +105,12 @@ def main(argv=None) -> int:
         # Ctrl-C is deferred for the whole command (imports, Numba compiling and loading kernels, the
         # kernels themselves) and acted on at the commands' safe points, or when the command ends
         with DeferredInterrupt() as sigint:
+            from refimpl.threads import default_threads, set_threads
+
+            threads = default_threads()  # bad REFIMPL_THREADS: exit 2 before any work
             _import_heavy(module, args)
+            if threads is not None:
+                set_threads(threads, torch_too=False)
             sigint.poll()
             return int(module.run(args) or 0)
     except (UsageError, ValueError) as exc:

@@ -28,6 +28,7 @@ def add_parser(sub) -> list:
 
 def run(args) -> int:
     import dataclasses
+    import sys
     from pathlib import Path
 
     from refimpl.cli import UsageError
@@ -51,7 +52,12 @@ def run(args) -> int:
     out = Path(args.out_dir)
     if (out / "manifest.json").exists() and not args.force:
         raise UsageError(f"{out} already holds a set (manifest.json); use --force to overwrite it")
-    s = digits.make(out, cfg, workers=args.workers)
+    try:
+        s = digits.make(out, cfg, workers=args.workers)
+    except KeyboardInterrupt:
+        print(f"refimpl digits make: interrupted; the finished utterances are kept in {out}/.*.partial.h5; "
+            "run the same command again to continue", file=sys.stderr)  # fmt: skip
+        return 130
     for split, d in s["splits"].items():
         print(f"{split}: {d['samples']} samples, {d['speakers']} speakers, durations {d['duration_s'][0]:.2f} / "
             f"{d['duration_s'][1]:.2f} / {d['duration_s'][2]:.2f} s (min / median / max), "

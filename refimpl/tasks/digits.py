@@ -273,40 +273,83 @@ def _render_star(args):
 
 
 def make(out_dir, cfg: DigitsConfig = DigitsConfig(), *, workers: int = 1, progress=True) -> dict:
-    """Write ``train.h5``, ``test.h5`` (SHD layout) and ``manifest.json`` to ``out_dir``; returns a summary."""
-    from refimpl.io import atomic_h5, atomic_text
+    """Write ``train.h5``, ``test.h5`` (SHD layout) and ``manifest.json`` to ``out_dir``; returns a summary.
+
+    Finished utterances are kept as they arrive in ``out_dir/.<split>.partial.h5``: after Ctrl-C (a
+    ``KeyboardInterrupt`` at the next finished utterance, :mod:`refimpl.interrupt`) or a crash, the same
+    call continues where it stopped, and the set is the same as an uninterrupted one's. A partial file
+    made with other settings is started afresh. The directory is locked while the set is made.
+    """
+    from refimpl.io import atomic_h5, atomic_text, directory_lock
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     summary = {"config": asdict(cfg), "splits": {}}
     t0 = time.perf_counter()
     # compile (or load) the kernels and the filters here, once: the forked workers inherit them
     sos_bank(filter_bank(cfg.channels, cfg.f_lo, cfg.f_hi), np.zeros(8))
     lif_encode(np.zeros((1, 8)), 1.0 / SAMPLE_RATE, cfg.tau_enc, 1e-3)
-    for split in ("train", "test"):
-        plan = utterance_plan(cfg, split)
-        jobs = [(item, cfg) for item in plan]
-        # eSpeak NG keeps state from one utterance to the next (its pitch flutter runs on), so every utterance
-        # is rendered in a fresh process forked from this one, which never synthesizes: the set is then the
-        # same for any number of workers (tests/test_digits.py)
-        import multiprocessing as mp
-
-        results = []
-        with mp.get_context("fork").Pool(workers, maxtasksperchild=1) as pool:
-            for i, r in enumerate(pool.imap(_render_star, jobs, chunksize=1)):
-                results.append(r)
-                _report(progress, split, i + 1, len(jobs), t0)
-        _write(out / f"{split}.h5", plan, results, cfg, atomic_h5)
-        durations = [r[2] for r in results]
-        summary["splits"][split] = {"samples": len(plan), "speakers": len({p["speaker"] for p in plan}),
-            "duration_s": [float(np.min(durations)), float(np.median(durations)), float(np.max(durations))],
-            "spikes_per_sample": float(np.mean([r[0].size for r in results]))}  # fmt: skip
-        for item, r in zip(plan, results):
-            item["duration_s"], item["n_spikes"] = r[2], int(r[0].size)
-        summary.setdefault("manifest", {})[split] = plan
-    summary["seconds"] = time.perf_counter() - t0
-    atomic_text(out / "manifest.json", json.dumps(summary, indent=1, ensure_ascii=False))
+    with directory_lock(out):
+        for split in ("train", "test"):
+            plan = utterance_plan(cfg, split)
+            results = _render_split(out / f".{split}.partial.h5", plan, cfg, workers, progress, split, t0)
+            _write(out / f"{split}.h5", plan, results, cfg, atomic_h5)
+            durations = [r[2] for r in results]
+            summary["splits"][split] = {"samples": len(plan), "speakers": len({p["speaker"] for p in plan}),
+                "duration_s": [float(np.min(durations)), float(np.median(durations)), float(np.max(durations))],
+                "spikes_per_sample": float(np.mean([r[0].size for r in results]))}  # fmt: skip
+            for item, r in zip(plan, results):
+                item["duration_s"], item["n_spikes"] = r[2], int(r[0].size)
+            summary.setdefault("manifest", {})[split] = plan
+        summary["seconds"] = time.perf_counter() - t0
+        atomic_text(out / "manifest.json", json.dumps(summary, indent=1, ensure_ascii=False))
+        for split in ("train", "test"):
+            (out / f".{split}.partial.h5").unlink(missing_ok=True)
     return summary
+
+
+def _render_split(partial: Path, plan: list, cfg: DigitsConfig, workers: int, progress, split: str, t0: float) -> list:
+    """Every utterance of ``plan`` rendered, those already in ``partial`` read back, the rest rendered and
+    appended to it one by one (in plan order, so the finished ones are always a prefix of the plan)."""
+    import multiprocessing as mp
+
+    import h5py
+
+    from refimpl.interrupt import poll
+
+    key = json.dumps([asdict(cfg), split, len(plan)])
+    results = []
+    if partial.exists():
+        try:
+            with h5py.File(partial, "r") as f:
+                if f.attrs["key"] == key:
+                    n = int(f.attrs["done"])
+                    results = [(f["times"][i], f["units"][i], float(f["duration"][i])) for i in range(n)]
+        except (OSError, KeyError):  # unreadable (killed while it was written): start afresh
+            results = []
+    mode = "a" if results else "w"
+    with h5py.File(partial, mode) as f:
+        if mode == "w":
+            f.attrs["key"], f.attrs["done"] = key, 0
+            f.create_dataset("times", (0,), maxshape=(None,), dtype=h5py.vlen_dtype(np.dtype(np.float32)))
+            f.create_dataset("units", (0,), maxshape=(None,), dtype=h5py.vlen_dtype(np.dtype(np.uint16)))
+            f.create_dataset("duration", (0,), maxshape=(None,), dtype=np.float64)
+        todo = [(item, cfg) for item in plan[len(results) :]]
+        if todo:
+            # eSpeak NG keeps state from one utterance to the next (its pitch flutter runs on), so every
+            # utterance is rendered in a fresh process forked from this one, which never synthesizes: the set
+            # is then the same for any number of workers (tests/test_digits.py)
+            with mp.get_context("fork").Pool(workers, maxtasksperchild=1) as pool:
+                for r in pool.imap(_render_star, todo, chunksize=1):
+                    i = len(results)
+                    for name, v in zip(("times", "units", "duration"), r):
+                        f[name].resize((i + 1,))
+                        f[name][i] = v
+                    f.attrs["done"] = i + 1
+                    f.flush()
+                    results.append(r)
+                    _report(progress, split, i + 1, len(plan), t0)
+                    poll()  # Ctrl-C: stop here; what finished is in the partial file
+    return results
 
 
 def _report(progress, split, i, n, t0):
