@@ -57,4 +57,4 @@ if __name__ == "__main__":
     def edit(spec):
         spec["set"].update({"task.train_path": str(data / "train.h5"), "task.test_path": str(data / "test.h5")})
 
-    multilayer.main(None, "synth_digits.toml", "fig_synth_digits", HEADING, quick_spec, args, edit)
+    multilayer.main(None, "synth_digits.toml", "fig_synth_digits", HEADING, quick_spec, args, edit, chance=0.05)

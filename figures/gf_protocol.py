@@ -175,7 +175,8 @@ def figure(by, out, name, title, spec, t0, n_jobs, argv, series_name="surrogate"
                 ax[2].plot(lam, color=color, alpha=0.3 + 0.7 * keys.index(k) / max(1, len(keys) - 1),
                     label=f"{', '.join(map(str, ser[1:]))} d = {2 * k[-1]}".strip())  # fmt: skip
     ax[0].axhline(0.5, color="gray", lw=0.5, ls=":", label="chance")
-    ax[0].set(xlabel="delay d = 2δ (steps)", ylabel="final test accuracy", title=title, ylim=(0.4, 1.02))
+    ax[0].set(xlabel="delay d = 2δ (steps)", ylabel="final test accuracy", ylim=(0.4, 1.02))
+    ax[0].set_title(title, fontsize=8)
     ax[0].legend(fontsize=8)
     ax[1].set(xlabel="epoch", ylabel="‖∂L/∂h₀‖ (test loss)", title="gradient w.r.t. the initial state")
     ax[1].legend(fontsize=8)

@@ -101,7 +101,7 @@ HEADING = (
 
 
 def main(argv=None, sweep_file="multilayer.toml", name="fig_multilayer", heading=HEADING, quick=quick_spec, args=None,
-    edit=None):  # fmt: skip
+    edit=None, chance=0.5):  # fmt: skip
     """Run (or continue) a sweep with an axis ``depth`` and conditions ``none`` and ``floss`` whose job is
     :func:`multilayer_job`, and draw error norms, spectra, accuracy and gradient dimensionality by depth.
     ``heading``: the table's title and the sentence that describes the sweep; ``args``: the arguments if
@@ -116,13 +116,14 @@ def main(argv=None, sweep_file="multilayer.toml", name="fig_multilayer", heading
     fig, ax = plt.subplots(2, len(depths) + 1, figsize=(4.2 * (len(depths) + 1), 7.5))
     rows, data = [], {}
     for c, depth in enumerate(depths):
-        for r_, (cond, stage, ls) in enumerate((("none", "initial", "-"), ("floss", "preflossed", "--"))):
+        for cond, stage, ls, what in (("none", "initial", "-", "initial"), ("floss", "preflossed", "--", "pre-flossed"),
+            ("none", "final", ":", "trained, no flossing"), ("floss", "final", "-.", "trained, flossing")):  # fmt: skip
             curves = np.mean([d[f"errors_{stage}"] for d in R[(cond, depth)]], axis=0)
             for l in range(depth):
-                ax[0, c].plot(curves[l] - curves[l][1], ls=ls, color=f"C{l}",
-                    label=f"layer {l + 1}, {'pre-flossed' if cond == 'floss' else 'initial'}")  # fmt: skip
-            data[f"errors/{cond}/{depth}"] = curves
-        ax[0, c].set(title=f"{depth} layer(s): error norm vs lag", xlabel="lag", ylabel="log ‖∂L/∂x^l‖ (shifted)")
+                ax[0, c].plot(curves[l] - curves[l][1], ls=ls, color=f"C{l}", label=f"layer {l + 1}, {what}")
+            data[f"errors/{cond}/{depth}" + ("/final" if stage == "final" else "")] = curves
+        ax[0, c].set(xlabel="lag", ylabel="log ‖∂L/∂x^l‖ (shifted)")
+        ax[0, c].set_title(f"{depth} layer(s): error norm vs lag (loss at the last step)", fontsize=9)
         ax[0, c].legend(fontsize=6)
         for cond, mk in (("none", "o"), ("floss", "s")):
             ds = R[(cond, depth)]
@@ -167,6 +168,7 @@ def main(argv=None, sweep_file="multilayer.toml", name="fig_multilayer", heading
             ax[1, 0].scatter(np.full(len(acc), depth + (0.08 if cond == "floss" else -0.08)), acc, marker=mk,
                 color="C0" if cond == "none" else "C1",
                 label=("pre-flossing" if cond == "floss" else "no flossing") if c == 0 else None)  # fmt: skip
+    ax[1, 0].axhline(chance, color="gray", lw=0.6, ls=":", label=f"chance ({chance:g})")
     ax[1, 0].set(xlabel="layers", ylabel="final test accuracy", title="accuracy", xticks=depths)
     ax[1, 0].legend(fontsize=7)
     for cond, mk in (("none", "o"), ("floss", "s")):

@@ -1,6 +1,7 @@
 """The instruments of analysis/ that numbers in docs/results.md come from, checked like the library's."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,25 @@ def test_surrogate_gradient_is_the_exact_gradient_when_nothing_spikes(monkeypatc
     monkeypatch.setattr(surrogate, "stepped_network", unscaled_bias)
     _, g = evs.surrogate_gradient(cfg, params, in_t, in_u, 200.0, W_out, ts, targets, 0.01, ("gaussian", 20.0), "detached")
     assert abs(evs.compare(g, g_ex)["b"]["norm_ratio"] - 1) > 0.1
+
+
+def test_the_schedule_table_pairs_runs_by_seed(tmp_path):
+    """analysis/gf_clif_schedules_table.py: the difference to the run without flossing is taken seed by seed
+    (a schedule that gains on every seed by a little shows it, although the two spreads overlap)."""
+    tab = _module("gf_clif_schedules_table")
+
+    def runs(accs, floss=0):
+        return [{"test_acc": a, "epochs_to_solved": None, "floss_steps": floss, "lambda1_after": -0.1} for a in accs]
+
+    base = [0.60, 0.70, 0.80, 0.65, 0.75]
+    (tmp_path / "fig_gf_clif_xor.json").write_text(json.dumps({"none/detached": {"8": runs(base)}}))
+    better = [a + 0.01 for a in base]
+    (tmp_path / "fig_gf_clif_schedules.json").write_text(json.dumps({"adaptive_grad": {"8": runs(better, 500)},
+        "term_w1": {"8": runs(base[::-1], 3001)}}))  # fmt: skip
+    _, rows = tab.table(tmp_path)
+    by = {r["key"]: r for r in rows}
+    assert by["none/detached"]["paired"] is None
+    pr = by["adaptive_grad"]["paired"]
+    assert pr["gained"] == 5 and pr["mean"] == pytest.approx(0.01) and pr["sem"] == pytest.approx(0.0, abs=1e-12)
+    assert by["adaptive_grad"]["flossing_gradients"] == 500 and by["term_w1"]["flossing_gradients"] == 3001
+    assert by["term_w1"]["paired"]["gained"] == 2 and by["term_w1"]["paired"]["mean"] == pytest.approx(0.0)

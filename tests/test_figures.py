@@ -33,6 +33,16 @@ def test_figure_quick(tmp_path, name):
     assert "Command:" in (tmp_path / f"{name}.md").read_text()
 
 
+@pytest.mark.parametrize("grid", ["ignored", "preonly"])
+def test_the_other_schedule_grids_run(tmp_path, grid):
+    """fig_gf_clif_schedules.py --grid: the reset_grad = ignored grid and the pre-flossing-alone grid."""
+    r = subprocess.run([sys.executable, str(FIGURES / "fig_gf_clif_schedules.py"), "--grid", grid, "--quick", "--workers",
+        "1", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    name = {"ignored": "fig_gf_clif_schedules_ignored", "preonly": "fig_gf_clif_preonly"}[grid]
+    assert "Command:" in (tmp_path / f"{name}.md").read_text() and f"--grid {grid}" in (tmp_path / f"{name}.md").read_text()
+
+
 def test_figure_rerun_skips_finished_jobs(tmp_path):
     """A second run of a sweep-backed figure reuses every finished job (nothing is lost or redone)."""
     args = [sys.executable, str(FIGURES / "fig_a_binary_xor.py"), "--quick", "--workers", "1", "--out", str(tmp_path)]
