@@ -54,7 +54,8 @@ def table(figures: Path = ROOT / "figures") -> tuple[str, list]:
     data = {}
     rows, lines = [], []
     head = ["reset_grad", "schedule", "d = 2δ", "n", "final accuracy, mean (min–max)", "solved", "epochs to 0.9 (median)",
-        "flossing gradients (mean)", "λ₁ end (1/step)", "paired Δ vs none (mean ± sem)", "seeds gained", "p (paired t)"]  # fmt: skip
+        "flossing gradients (mean)", "λ₁ end (1/step)", "paired Δ vs none (mean ± sem)", "seeds gained",
+        "p (paired t)"]  # fmt: skip
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for reset, label, fname, key, _term in SERIES:
         path = figures / fname
