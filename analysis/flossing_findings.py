@@ -4,9 +4,8 @@ rate RNN (the published network), the binary RNN and the recurrent cLIF network 
 cLIF network the other schedules (the ‖∂L/∂h₀‖ threshold, flossing as an added loss term).
 
 Reads the figure data ``figures/fig_gf_rate_xor.json``, ``fig_gf_binary_xor.json``, ``fig_gf_clif_xor.json`` and
-``fig_gf_clif_schedules.json`` (written by the figure scripts from the committed runs) and writes
-``refimpl/data/flossing_findings.json``,
-which ships with the package (a few kB).
+``fig_gf_clif_schedules.json``, ``fig_gf_clif_preonly.json`` (written by the figure scripts from the
+committed runs) and writes ``refimpl/data/flossing_findings.json``, which ships with the package (a few kB).
 
     python analysis/flossing_findings.py
 """
@@ -34,6 +33,8 @@ STUDIES = [
         "‖∂L/∂h₀‖ threshold": ("fig_gf_clif_schedules.json", "adaptive_grad"),
         "added term, w = 1": ("fig_gf_clif_schedules.json", "term_w1"),
         "added term, w = 10": ("fig_gf_clif_schedules.json", "term_w10")}),
+    (CLIF + ", seeds 1, 6–10", {"no flossing": ("fig_gf_clif_preonly.json", "none"),
+        "500 pre-flossing steps alone": ("fig_gf_clif_preonly.json", "pre")}),
 ]  # fmt: skip
 
 

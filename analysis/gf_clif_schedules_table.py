@@ -3,11 +3,14 @@ side and paired by seed with the run without flossing.
 
 Reads the figure data of the three grids (written by the figure scripts from the committed runs):
 ``figures/fig_gf_clif_xor.json`` (no flossing and the published schedule, reset_grad detached and ignored),
-``figures/fig_gf_clif_schedules.json`` (detached: the ‖∂L/∂h₀‖ threshold, the added term with w = 1, 10) and
-``figures/fig_gf_clif_schedules_ignored.json`` (ignored: the threshold, the added term with w = 1). The runs
-of a delay are listed by seed (1 … 5) in every file, so run ``i`` of a schedule and run ``i`` without flossing
-share the network, the data and the initial state: the difference of their final test accuracies is a
-paired comparison. Prints the markdown table of docs/results.md and writes the numbers as JSON.
+``figures/fig_gf_clif_schedules.json`` (detached: the ‖∂L/∂h₀‖ threshold, the added term with w = 1, 10),
+``figures/fig_gf_clif_schedules_ignored.json`` (ignored: the threshold, the added term with w = 1) and
+``figures/fig_gf_clif_preonly.json`` (pre-flossing alone and no flossing, seeds 1, 6–10, one grid). The runs
+of a delay are listed by seed in every file, so run ``i`` of a schedule and run ``i`` without flossing share
+the network, the data and the initial state: the difference of their final test accuracies is a paired
+comparison. Grids run at different commits differ also by rounding, which training amplifies
+(:func:`noise_floor` measures it); the pre-flossing grid pairs runs made by one commit. Prints the markdown
+tables of docs/results.md and writes the numbers as JSON.
 
     python analysis/gf_clif_schedules_table.py [--out analysis/gf_clif_schedules.json]
 """
@@ -23,20 +26,26 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SOLVED = 0.9
 
-#: (reset_grad, label, figure data file, series key, an added loss term?). The runs' ``floss_steps`` count the
-#: flossing gradients: the steps of the sessions, or for the added term one per training step (3001).
+#: (reset_grad, label, figure data file, series key, the run without flossing it is paired with: (file, key) or
+#: None for a row without flossing). The runs' ``floss_steps`` count the flossing gradients: the steps of the
+#: sessions, or for the added term one per training step (3001).
+_XOR, _SCH, _IGN, _PRE = "fig_gf_clif_xor.json", "fig_gf_clif_schedules.json", "fig_gf_clif_schedules_ignored.json", \
+    "fig_gf_clif_preonly.json"  # fmt: skip
+_THRESHOLD = "threshold: 500 pre + 100 whenever ‖∂L/∂h₀‖ < 1e-4"
+_PUBLISHED = "published: 500 pre + 2 × 500, k = 75, target −0.01"
 SERIES = [
-    ("detached", "none", "fig_gf_clif_xor.json", "none/detached", False),
-    ("detached", "published: 500 pre + 2 × 500, k = 75, target −0.01", "fig_gf_clif_xor.json", "floss/detached", False),
-    ("detached", "threshold: 500 pre + 100 whenever ‖∂L/∂h₀‖ < 1e-4", "fig_gf_clif_schedules.json", "adaptive_grad", False),
-    ("detached", "added term, w = 1", "fig_gf_clif_schedules.json", "term_w1", True),
-    ("detached", "added term, w = 10", "fig_gf_clif_schedules.json", "term_w10", True),
-    ("ignored", "none", "fig_gf_clif_xor.json", "none/ignored", False),
-    ("ignored", "published: 500 pre + 2 × 500, k = 75, target −0.01", "fig_gf_clif_xor.json", "floss/ignored", False),
-    ("ignored", "threshold: 500 pre + 100 whenever ‖∂L/∂h₀‖ < 1e-4", "fig_gf_clif_schedules_ignored.json", "adaptive_grad",
-        False),
-    ("ignored", "added term, w = 1", "fig_gf_clif_schedules_ignored.json", "term_w1", True),
-]  # fmt: skip
+    ("detached", "none", _XOR, "none/detached", None),
+    ("detached", _PUBLISHED, _XOR, "floss/detached", (_XOR, "none/detached")),
+    ("detached", _THRESHOLD, _SCH, "adaptive_grad", (_XOR, "none/detached")),
+    ("detached", "added term, w = 1", _SCH, "term_w1", (_XOR, "none/detached")),
+    ("detached", "added term, w = 10", _SCH, "term_w10", (_XOR, "none/detached")),
+    ("detached", "none (seeds 1, 6–10)", _PRE, "none", None),
+    ("detached", "pre-flossing alone, 500 steps (seeds 1, 6–10)", _PRE, "pre", (_PRE, "none")),
+    ("ignored", "none", _XOR, "none/ignored", None),
+    ("ignored", _PUBLISHED, _XOR, "floss/ignored", (_XOR, "none/ignored")),
+    ("ignored", _THRESHOLD, _IGN, "adaptive_grad", (_XOR, "none/ignored")),
+    ("ignored", "added term, w = 1", _IGN, "term_w1", (_XOR, "none/ignored")),
+]
 
 
 def paired(acc, base) -> dict:
@@ -57,24 +66,25 @@ def table(figures: Path = ROOT / "figures") -> tuple[str, list]:
         "flossing gradients (mean)", "λ₁ end (1/step)", "paired Δ vs none (mean ± sem)", "seeds gained",
         "p (paired t)"]  # fmt: skip
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for reset, label, fname, key, _term in SERIES:
-        path = figures / fname
-        if fname not in data:
-            data[fname] = json.loads(path.read_text()) if path.exists() else {}
+    for reset, label, fname, key, base in SERIES:
+        for f in {fname, base[0] if base else fname}:
+            if f not in data:
+                path = figures / f
+                data[f] = json.loads(path.read_text()) if path.exists() else {}
         ser = data[fname].get(key)
         if not ser:
             continue
         for d in sorted(ser, key=int):
             rs = ser[d]
             acc = np.array([r["test_acc"] for r in rs])
-            base_rs = data["fig_gf_clif_xor.json"].get(f"none/{reset}", {}).get(d, [])
+            base_rs = data[base[0]].get(base[1], {}).get(d, []) if base else []
             e90 = np.array([r["epochs_to_solved"] if r["epochs_to_solved"] is not None else np.nan for r in rs], float)
             grads = float(np.mean([r["floss_steps"] for r in rs]))
-            row = {"reset_grad": reset, "schedule": label, "key": key, "d": int(d), "n": int(acc.size),
+            row = {"reset_grad": reset, "schedule": label, "file": fname, "key": key, "d": int(d), "n": int(acc.size),
                 "acc": acc.tolist(), "solved": int(np.sum(acc >= SOLVED)),
                 "epochs_to_0.9_median": float(np.nanmedian(e90)) if np.isfinite(e90).any() else None,
                 "flossing_gradients": grads, "lambda1_end": float(np.mean([r["lambda1_after"] for r in rs]))}  # fmt: skip
-            if key.startswith("none") or len(base_rs) != acc.size:
+            if base is None or len(base_rs) != acc.size:
                 row["paired"] = None
                 pair = ["–", "–", "–"]
             else:
@@ -88,14 +98,40 @@ def table(figures: Path = ROOT / "figures") -> tuple[str, list]:
     return "\n".join(lines) + "\n", rows
 
 
+#: the same network, data and settings run by two grids at different commits of the code: (label, (file, key,
+#: index of the run in its delay's list), the same for the other grid). Seed 1 is the first run of every grid.
+SAME_RUN = [
+    ("none, seed 1", (_XOR, "none/detached", 0), (_PRE, "none", 0)),
+    ("500 pre-flossing steps, seed 1", (_SCH, "adaptive_grad", 0), (_PRE, "pre", 0)),
+]
+
+
+def noise_floor(figures: Path = ROOT / "figures") -> tuple[str, list]:
+    """Final test accuracies of the same run made twice (``SAME_RUN``): the change of the code between the two
+    grids changes sums in the last digits, and 3001 steps of training amplify that (the training losses of the
+    two runs of seed 1 without flossing agree to 1e-15 at epoch 200 and differ by 1e-4 at epoch 500), so
+    their difference is the noise floor of a comparison between grids run at different commits."""
+    out, lines = [], ["| run | d = 2δ | final accuracy, first grid | second grid | difference |", "|---|---|---|---|---|"]
+    for label, (fa, ka, ia), (fb, kb, ib) in SAME_RUN:
+        a = json.loads((figures / fa).read_text()).get(ka, {}) if (figures / fa).exists() else {}
+        b = json.loads((figures / fb).read_text()).get(kb, {}) if (figures / fb).exists() else {}
+        for d in sorted(set(a) & set(b), key=int):
+            x, y = a[d][ia]["test_acc"], b[d][ib]["test_acc"]
+            out.append({"run": label, "d": int(d), "first": x, "second": y})
+            lines.append(f"| {label} ({fa} / {fb}) | {d} | {x:.4f} | {y:.4f} | {y - x:+.4f} |")
+    return "\n".join(lines) + "\n", out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=None, help="write the rows as JSON")
     a = p.parse_args(argv)
     text, rows = table()
     print(text, end="")
+    text2, same = noise_floor()
+    print("\nThe same run made by two grids (different commits):\n\n" + text2, end="")
     if a.out:
-        Path(a.out).write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+        Path(a.out).write_text(json.dumps({"rows": rows, "same_run": same}, indent=1, ensure_ascii=False) + "\n")
     return 0
 
 

@@ -101,11 +101,12 @@ HEADING = (
 
 
 def main(argv=None, sweep_file="multilayer.toml", name="fig_multilayer", heading=HEADING, quick=quick_spec, args=None,
-    edit=None, chance=0.5):  # fmt: skip
+    edit=None, chance=0.5, fit=(5, 5)):  # fmt: skip
     """Run (or continue) a sweep with an axis ``depth`` and conditions ``none`` and ``floss`` whose job is
     :func:`multilayer_job`, and draw error norms, spectra, accuracy and gradient dimensionality by depth.
     ``heading``: the table's title and the sentence that describes the sweep; ``args``: the arguments if
-    the calling script parsed them (it has options of its own, which ``edit(spec)`` applies)."""
+    the calling script parsed them (it has options of its own, which ``edit(spec)`` applies); ``fit``: the
+    error decay rate is fitted over lags ``fit[0] … T − fit[1]``."""
     args = args if args is not None else common.parser(__doc__).parse_args(argv)
     t0 = time.time()
     out = common.out_dir(args)
@@ -120,9 +121,11 @@ def main(argv=None, sweep_file="multilayer.toml", name="fig_multilayer", heading
             ("none", "final", ":", "trained, no flossing"), ("floss", "final", "-.", "trained, flossing")):  # fmt: skip
             curves = np.mean([d[f"errors_{stage}"] for d in R[(cond, depth)]], axis=0)
             for l in range(depth):
-                ax[0, c].plot(curves[l] - curves[l][1], ls=ls, color=f"C{l}", label=f"layer {l + 1}, {what}")
+                # shifted by its largest value (a lower layer's error is 0 at the first lags: log 0 = -inf)
+                top = np.max(curves[l][np.isfinite(curves[l])])
+                ax[0, c].plot(curves[l] - top, ls=ls, color=f"C{l}", label=f"layer {l + 1}, {what}")
             data[f"errors/{cond}/{depth}" + ("/final" if stage == "final" else "")] = curves
-        ax[0, c].set(xlabel="lag", ylabel="log ‖∂L/∂x^l‖ (shifted)")
+        ax[0, c].set(xlabel="lag", ylabel="log ‖∂L/∂x^l‖ − its maximum")
         ax[0, c].set_title(f"{depth} layer(s): error norm vs lag (loss at the last step)", fontsize=9)
         ax[0, c].legend(fontsize=6)
         for cond, mk in (("none", "o"), ("floss", "s")):
@@ -132,7 +135,7 @@ def main(argv=None, sweep_file="multilayer.toml", name="fig_multilayer", heading
             for stage in ("initial", "preflossed", "final"):
                 cur = np.mean([d[f"errors_{stage}"] for d in ds], axis=0)
                 lag = np.arange(cur.shape[1])
-                sel = (lag >= 5) & (lag <= cur.shape[1] - 5)
+                sel = (lag >= fit[0]) & (lag <= cur.shape[1] - fit[1])
                 slopes.append("/".join(f"{np.polyfit(lag[sel], cur[l][sel], 1)[0]:+.3f}" for l in range(depth)))
             lam = [float(np.mean([d[f"spectrum_{s}"][0] for d in ds])) for s in ("initial", "preflossed", "final")]
             pr = [
@@ -184,7 +187,7 @@ def main(argv=None, sweep_file="multilayer.toml", name="fig_multilayer", heading
         + common.provenance(argv, t0)
         + heading[1]
         + "Error decay rates are least-squares slopes of the mean log error norm of each layer against lag "
-        "(lags 5 … T−5), listed layer 1/layer 2/…; 'start' is the initial network (no flossing) or the "
+        f"(lags {fit[0]} … T−{fit[1]}), listed layer 1/layer 2/…; 'start' is the initial network (no flossing) or the "
         "pre-flossed one. grad PR: mean gradient participation ratio (W_rec samples over batch × time) "
         "over the logged epochs.\n\n"
         + common.md_table(

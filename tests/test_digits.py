@@ -164,3 +164,15 @@ def test_the_digits_figure_runs_on_the_tiny_set(tiny, tmp_path):
     assert set(json.loads((tmp_path / "fig_synth_digits.json").read_text())) >= {"spectrum/floss/1/final", "errors/none/2"}
     r = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "nothing")], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "refimpl digits make" in r.stderr
+
+
+def test_a_directory_in_use_is_refused(tmp_path, capsys):
+    """Two ``refimpl digits make`` into one directory: the second exits 2 with one line naming the holder."""
+    import os
+
+    from refimpl.io import directory_lock
+
+    with directory_lock(tmp_path / "set"):
+        assert cli.main(["digits", "make", str(tmp_path / "set"), "--small", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "in use by another run" in err and str(os.getpid()) in err
