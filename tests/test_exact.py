@@ -398,10 +398,13 @@ def test_exponents_sum_to_the_log_determinant_rate():
     assert s.n_spikes > 500 and s.exponents.size == 40
     assert abs(s.exponents.sum() - s.log_det_rate) <= 1e-9 * abs(s.log_det_rate)
     assert abs(s.log_det_rate - (-20 * (1 / 10 + 1 / 5) * 1000)) > 100  # the spikes' term is not negligible
-    # the identity can fail: without the reset's saltation term the spiking neuron's column vanishes
+    # the identity can fail: without the reset's saltation term the spiking neuron's column (nearly) vanishes;
+    # whether it comes out exactly 0 (an exponent of -inf, with a DegenerateSpectrumWarning) or a tiny
+    # number depends on the BLAS/LAPACK release, so either is allowed here, and the identity must fail
     from refimpl.dynamics.lyapunov import DegenerateSpectrumWarning
 
-    with pytest.warns(DegenerateSpectrumWarning, match="-inf"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateSpectrumWarning)
         bad = spectrum(ExactConfig(layers=(20,), n_in=5), p, in_t, in_u, 1000.0, transient=50.0, fault=2)
     assert not abs(bad.exponents.sum() - bad.log_det_rate) <= 1e-9 * abs(bad.log_det_rate)
 
