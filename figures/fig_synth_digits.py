@@ -1,5 +1,5 @@
 """Issue 18, point 3: recurrent cLIF networks on the synthetic spoken digits (docs/digits.md), 1 and 2
-hidden layers of 128, without flossing and with pre-flossing, 3 networks a point — test accuracy, the
+hidden layers of 128, without flossing and with pre-flossing, 5 networks a point — test accuracy, the
 surrogate spectrum at initialization, after pre-flossing and after training, the per-layer error norm
 against lag (loss at the last step) and the gradient dimensionality.
 
@@ -32,7 +32,7 @@ HEADING = (
     "\nSweep file `figures/sweeps/synth_digits.toml`: `refimpl digits make data/digits` (2880 training, 960 test "
     "samples, 700 channels, held-out test speakers), preset `synth_digits` (128 cLIF neurons a layer, T = 70 "
     "steps of 14 ms, max-over-time cross-entropy, fluctuation-driven initialization), 30 epochs of batches of "
-    "64; pre-flossing 100 steps with k = 32 on the whole stack, target 0; seeds 1, 2, 3. Chance is 0.05. ",
+    "64; pre-flossing 100 steps with k = 32 on the whole stack, target 0; seeds 1–5. Chance is 0.05. ",
 )
 
 
