@@ -39,13 +39,16 @@ STUDIES = [
 
 
 def main():
+    loaded = {}  # figure data by file name: several studies read the same file
     studies = []
     for network, series in STUDIES:
         out = {"network": network, "sources": sorted({f"figures/{f}" for f, _ in series.values()}), "x": "d = 2δ (steps)",
             "series": {}}  # fmt: skip
         for label, (fname, key) in series.items():
-            path = ROOT / "figures" / fname
-            data = json.loads(path.read_text()) if path.exists() else {}
+            if fname not in loaded:
+                path = ROOT / "figures" / fname
+                loaded[fname] = json.loads(path.read_text()) if path.exists() else {}
+            data = loaded[fname]
             if key not in data:
                 continue
             ds = sorted(data[key], key=int)

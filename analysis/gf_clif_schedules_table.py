@@ -59,25 +59,34 @@ def paired(acc, base) -> dict:
         "gained": int(np.sum(diff > 0)), "n": n, "p_ttest": p}  # fmt: skip
 
 
-def table(figures: Path = ROOT / "figures") -> tuple[str, list]:
-    data = {}
+def _loader(figures: Path):
+    """``load(name)``: the figure data ``figures/name`` (``{}`` if the grid has not been run), each file read once."""
+    cache = {}
+
+    def load(name: str) -> dict:
+        if name not in cache:
+            path = figures / name
+            cache[name] = json.loads(path.read_text()) if path.exists() else {}
+        return cache[name]
+
+    return load
+
+
+def table(figures: Path = ROOT / "figures", load=None) -> tuple[str, list]:
+    load = load or _loader(figures)
     rows, lines = [], []
     head = ["reset_grad", "schedule", "d = 2δ", "n", "final accuracy, mean (min–max)", "solved", "epochs to 0.9 (median)",
         "flossing gradients (mean)", "λ₁ end (1/step)", "paired Δ vs none (mean ± sem)", "seeds gained",
         "p (paired t)"]  # fmt: skip
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for reset, label, fname, key, base in SERIES:
-        for f in {fname, base[0] if base else fname}:
-            if f not in data:
-                path = figures / f
-                data[f] = json.loads(path.read_text()) if path.exists() else {}
-        ser = data[fname].get(key)
+        ser = load(fname).get(key)
         if not ser:
             continue
         for d in sorted(ser, key=int):
             rs = ser[d]
             acc = np.array([r["test_acc"] for r in rs])
-            base_rs = data[base[0]].get(base[1], {}).get(d, []) if base else []
+            base_rs = load(base[0]).get(base[1], {}).get(d, []) if base else []
             e90 = np.array([r["epochs_to_solved"] if r["epochs_to_solved"] is not None else np.nan for r in rs], float)
             grads = float(np.mean([r["floss_steps"] for r in rs]))
             row = {"reset_grad": reset, "schedule": label, "file": fname, "key": key, "d": int(d), "n": int(acc.size),
@@ -106,15 +115,15 @@ SAME_RUN = [
 ]
 
 
-def noise_floor(figures: Path = ROOT / "figures") -> tuple[str, list]:
+def noise_floor(figures: Path = ROOT / "figures", load=None) -> tuple[str, list]:
     """Final test accuracies of the same run made twice (``SAME_RUN``): the change of the code between the two
     grids changes sums in the last digits, and 3001 steps of training amplify that (the training losses of the
     two runs of seed 1 without flossing agree to 1e-15 at epoch 200 and differ by 1e-4 at epoch 500), so
     their difference is the noise floor of a comparison between grids run at different commits."""
+    load = load or _loader(figures)
     out, lines = [], ["| run | d = 2δ | final accuracy, first grid | second grid | difference |", "|---|---|---|---|---|"]
     for label, (fa, ka, ia), (fb, kb, ib) in SAME_RUN:
-        a = json.loads((figures / fa).read_text()).get(ka, {}) if (figures / fa).exists() else {}
-        b = json.loads((figures / fb).read_text()).get(kb, {}) if (figures / fb).exists() else {}
+        a, b = load(fa).get(ka, {}), load(fb).get(kb, {})
         for d in sorted(set(a) & set(b), key=int):
             x, y = a[d][ia]["test_acc"], b[d][ib]["test_acc"]
             out.append({"run": label, "d": int(d), "first": x, "second": y})
@@ -126,9 +135,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=None, help="write the rows as JSON")
     a = p.parse_args(argv)
-    text, rows = table()
+    load = _loader(ROOT / "figures")
+    text, rows = table(load=load)
     print(text, end="")
-    text2, same = noise_floor()
+    text2, same = noise_floor(load=load)
     print("\nThe same run made by two grids (different commits):\n\n" + text2, end="")
     if a.out:
         Path(a.out).write_text(json.dumps({"rows": rows, "same_run": same}, indent=1, ensure_ascii=False) + "\n")
