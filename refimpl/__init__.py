@@ -22,7 +22,9 @@ The public API, for a network on Poisson input::
     ['layer1/W_in', 'layer1/W_rec', 'layer1/b']
 
 ``refimpl.value_and_grad(cfg, params, inputs, targets, loss)`` is the task loss and its
-BPTT gradient (docs/model.md §5). Everything is imported on first use, so that
+BPTT gradient (docs/model.md §5); ``refimpl.spectra`` and ``refimpl.floss_mean`` do the
+spectrum and the flossing gradient for every trajectory of a batch, one thread a core
+(docs/performance.md, "Threads"). Everything is imported on first use, so that
 ``import refimpl`` and ``refimpl --help`` are immediate.
 """
 
@@ -53,6 +55,8 @@ _API = {
     "value_and_grad": ("grad.adjoint", "value_and_grad"),
     "spectrum": ("dynamics.lyapunov", "spectrum"),
     "floss_value_and_grad": ("dynamics.flossing", "value_and_grad"),
+    "spectra": ("dynamics.batched", "spectra"),
+    "floss_mean": ("dynamics.batched", "floss_mean"),
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -359,6 +359,7 @@ class Row:
     jax_runs: list = field(default_factory=list)
     jax_compile_s: float = float("nan")
     jax_rel_diff: float = float("nan")
+    one_thread_s: float = float("nan")  # refimpl at 1 BLAS thread, when the run uses more
 
     @property
     def ratio(self) -> float:
@@ -369,7 +370,7 @@ class Row:
         return self.jax_s / self.refimpl_s
 
 
-def _timed(fn, repeats: int, max_seconds: float, min_seconds: float = 0.0, max_runs: int = 25):
+def timed(fn, repeats: int, max_seconds: float, min_seconds: float = 0.0, max_runs: int = 25):
     """Run ``fn`` ``repeats`` times (fewer once ``max_seconds`` are spent; more, up to ``max_runs``,
     until ``min_seconds`` are spent, so that short runs get a robust median). Returns (times, result)."""
     times, result = [], None
@@ -432,9 +433,16 @@ def bench_case(case: Case, args, log) -> Row:
     tiny = Case(case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2),
         checkpoint=min(case.checkpoint, 2))  # fmt: skip
     run_refimpl(tiny, problem(tiny))  # JIT compilation (or cache load) outside the timing
-    row.refimpl_runs, ref = _timed(lambda: run_refimpl(case, prob), args.repeats, args.max_seconds, args.min_seconds)
+    row.refimpl_runs, ref = timed(lambda: run_refimpl(case, prob), args.repeats, args.max_seconds, args.min_seconds)
     row.refimpl_s = statistics.median(row.refimpl_runs)
     log(f"  refimpl  {case.label:<36} {row.refimpl_s:9.4f} s  (median of {len(row.refimpl_runs)})")
+    if args.threads > 1:  # the thread policy's reference: the same case on one BLAS thread
+        set_threads(1, torch_too=False)
+        runs, _ = timed(lambda: run_refimpl(case, prob), args.repeats, args.max_seconds, args.min_seconds)
+        set_threads(args.threads, torch_too=False)
+        row.one_thread_s = statistics.median(runs)
+        log(f"  refimpl  {case.label:<36} {row.one_thread_s:9.4f} s  on 1 thread ({args.threads} threads: "
+            f"{row.one_thread_s / row.refimpl_s:.2f}x as fast)")  # fmt: skip
     peer_key = (case.kind, case.N, case.k, case.T, case.B)
     if not args.no_torch and peer_key in _PEER_CACHE:
         prev = _PEER_CACHE[peer_key]
@@ -449,7 +457,7 @@ def bench_case(case: Case, args, log) -> Row:
         T_torch = torch_steps(case, args.torch_mem_budget, row.torch_method)
         row.torch_T = T_torch
         run_torch(tiny, problem(tiny), row.torch_method or "jacrev")
-        row.torch_runs, peer = _timed(lambda: run_torch(case, prob, row.torch_method, T=T_torch), args.repeats,
+        row.torch_runs, peer = timed(lambda: run_torch(case, prob, row.torch_method, T=T_torch), args.repeats,
             args.max_seconds, args.min_seconds)  # fmt: skip
         scale = case.T / T_torch
         row.torch_s = statistics.median(row.torch_runs) * scale
@@ -471,7 +479,7 @@ def bench_case(case: Case, args, log) -> Row:
         _, params, inputs, targets, _, Q0 = prob
         run, row.jax_compile_s = jax_peer().prepare(case.kind, params, inputs, targets, Q0)
         run()  # the first call of a compiled executable still allocates
-        row.jax_runs, jr = _timed(run, args.repeats, args.max_seconds, args.min_seconds)
+        row.jax_runs, jr = timed(run, args.repeats, args.max_seconds, args.min_seconds)
         row.jax_s = statistics.median(row.jax_runs)
         row.jax_rel_diff = max_rel_diff(ref, jr)
         log(f"  jax      {case.label:<36} {row.jax_s:9.4f} s  (median of {len(row.jax_runs)}; compile "
@@ -510,6 +518,38 @@ def cases_of(args) -> list:
                     c = args.checkpoint or max(2, int(round(math.sqrt(args.T))))
                     out.append(Case(kind, N, k, T=args.T, checkpoint=c))
     return out
+
+
+#: the targets of issue 16: refimpl at least this many times faster than each peer, and spectrum and flossing
+#: at N >= TARGET_PEAK_FROM at least TARGET_PEAK of the dgemm rate measured in the same run
+TARGET_RATIO = {"pytorch": 10.0, "jax": 2.0}
+TARGET_PEAK, TARGET_PEAK_FROM = 0.5, 256
+
+
+def targets(rows: list, peak: float) -> list:
+    """Every target that applies to a case: ``(case label, target, measured, met)``."""
+    out = []
+    for r in rows:
+        for peer, ratio in (("pytorch", r.ratio), ("jax", r.jax_ratio)):
+            if ratio == ratio:  # the peer ran
+                want = TARGET_RATIO[peer]
+                out.append((r.case.label, f"{want:g}x faster than {peer}", f"{ratio:.2f}x", bool(ratio >= want)))
+        if r.case.kind != "bptt" and r.case.N >= TARGET_PEAK_FROM:
+            frac = r.flops / r.refimpl_s / 1e9 / peak
+            out.append((r.case.label, f">= {TARGET_PEAK:.0%} of the dgemm rate", f"{frac:.1%}", bool(frac >= TARGET_PEAK)))
+        if r.one_thread_s == r.one_thread_s:
+            gain = r.one_thread_s / r.refimpl_s
+            out.append((r.case.label, "no slower than 1 thread", f"{gain:.2f}x", bool(gain >= 1.0)))
+    return out
+
+
+def format_targets(rows: list, peak: float) -> str:
+    found = targets(rows, peak)
+    lines = [f"{'case':<38} {'target':<30} {'measured':>9}  result"]
+    lines += [f"{c:<38} {t:<30} {m:>9}  {'met' if ok else 'MISSED'}" for c, t, m, ok in found]
+    met = sum(ok for *_, ok in found)
+    lines.append(f"targets met: {met} of {len(found)}")
+    return "\n".join(lines)
 
 
 def format_table(rows: list, peak: float) -> str:
@@ -576,9 +616,11 @@ def write_json(path, info: dict, startup: dict, rows: list, peak: float) -> None
                 "jax_runs": r.jax_runs,
                 "jax_compile_s": r.jax_compile_s,
                 "jax_rel_diff": r.jax_rel_diff,
+                "one_thread_s": r.one_thread_s,
             }
             for r in rows
         ],
+        "targets": [{"case": c, "target": t, "measured": m, "met": ok} for c, t, m, ok in targets(rows, peak)],
     }
     atomic_text(path, json.dumps(data, indent=1, default=float))
 
@@ -603,6 +645,10 @@ def run_cli(args) -> int:
         raise ValueError("--sizes and --ks must be comma-separated integers")
     if not args.sizes or min(args.sizes) < 1 or (args.ks and min(args.ks) < 1):
         raise ValueError("--sizes and --ks must be positive")
+    if args.threads is None:
+        from refimpl.threads import default_threads
+
+        args.threads = default_threads() or 1
     if args.repeats < 1 or args.T < 2 or args.T_bptt < 2 or args.batch < 1 or args.threads < 1:
         raise ValueError("--repeats, --batch, --threads must be >= 1 and --T, --T-bptt >= 2")
     if not args.no_torch:
@@ -681,6 +727,8 @@ def run_cli(args) -> int:
         f"FLOP count (docs/performance.md); 'of peak' = refimpl GFLOP/s / dgemm rate; MB = max-RSS growth "
         f"of one evaluation in a fresh process; need = what the method must store"
     )
+    log("")
+    log(format_targets(rows, peak))
     if args.out:
         write_json(args.out, info, startup, rows, peak)
         log(f"wrote {args.out}")

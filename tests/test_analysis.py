@@ -167,3 +167,44 @@ def test_the_schedule_table_pairs_runs_by_seed(tmp_path):
     assert pr["gained"] == 5 and pr["mean"] == pytest.approx(0.01) and pr["sem"] == pytest.approx(0.0, abs=1e-12)
     assert by["adaptive_grad"]["flossing_gradients"] == 500 and by["term_w1"]["flossing_gradients"] == 3001
     assert by["term_w1"]["paired"]["gained"] == 2 and by["term_w1"]["paired"]["mean"] == pytest.approx(0.0)
+
+
+def test_scaling_study_fits_exponents_and_resumes(tmp_path, capsys):
+    """analysis/scaling.py --quick: every axis timed, an exponent fitted per series, memory measured; a second
+    run keeps the points it finds (resumable). No time is asserted."""
+    sc = _module("scaling")
+    out = tmp_path / "scaling.json"
+    assert sc.main(["--quick", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert set(data["exponents"]) == set(sc.axes(True))
+    for name, pts in data["points"].items():
+        assert len(pts) == 2 and all(p["seconds"] > 0 and 0 <= p["qr_share"] for p in pts), name
+        assert np.isfinite(data["exponents"][name]["exponent"])
+    assert {m["checkpoint"] > 0 for m in data["memory"]} == {False, True}
+    first = {name: [p["runs"] for p in pts] for name, pts in data["points"].items()}
+    assert sc.main(["--quick", "--out", str(out), "--no-memory"]) == 0
+    again = json.loads(out.read_text())
+    assert {name: [p["runs"] for p in pts] for name, pts in again["points"].items()} == first
+    # the exponent of a series that grows as x² is 2
+    pts = [{"N": n, "seconds": 3e-6 * n**2} for n in (64, 256, 1024)]
+    assert sc.fit(pts, "N", 256) == pytest.approx(2.0)
+
+
+def test_bench_bounds_reads_a_bench_file(tmp_path):
+    """analysis/bench_bounds.py: for every spectrum and flossing row, the least time is T times the QR (and its
+    reverse rule) plus the other FLOPs at the dgemm rate, and the largest ratio is the peer's time over it."""
+    bb = _module("bench_bounds")
+    rows = [{"kind": kind, "N": 8, "k": 4, "T": 10, "B": 1, "checkpoint": 0, "label": kind, "refimpl_s": 1e-3,
+        "torch_s": 1e-2, "jax_s": 2e-3, "ratio": 10.0, "jax_ratio": 2.0}
+        for kind in ("bptt", "spectrum", "flossing")]  # fmt: skip
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"info": {"dgemm_gflops": 10.0}, "rows": rows}))
+    out = tmp_path / "bounds.json"
+    assert bb.main([str(bench), "--out", str(out)]) == 0
+    got = json.loads(out.read_text())["rows"]
+    assert [r["label"] for r in got] == ["spectrum", "flossing"]
+    for r in got:
+        assert r["least_s"] > 10 * r["cholqr2"] > 0
+        assert r["max_ratio_torch"] == pytest.approx(1e-2 / r["least_s"])
+        assert r["max_ratio_jax"] == pytest.approx(2e-3 / r["least_s"])
+    assert got[1]["least_s"] > 10 * (got[1]["cholqr2"] + got[1]["reverse"])

@@ -39,6 +39,28 @@ def test_quick_bench_agrees_and_reports(tmp_path, capsys):
         assert r["rel_diff"] < 1e-10, r
         assert r["refimpl_s"] > 0 and r["torch_s"] > 0 and r["flops"] > 0
     assert data["info"]["dgemm_gflops"] > 0
+    # the targets, line by line: one per peer and case (N = 16: no dgemm-fraction target)
+    assert "targets met:" in text
+    assert {t["target"] for t in data["targets"]} == {"10x faster than pytorch"}
+    assert len(data["targets"]) == len(data["rows"])
+
+
+def test_targets_are_judged_per_case_and_peer():
+    peak = 50.0
+    fast = bench.Row(bench.Case("spectrum", 256, 64, T=10), refimpl_s=1.0, torch_s=20.0, jax_s=1.5, one_thread_s=2.0)
+    fast.flops = 30e9  # 30 GFLOP/s: 60% of the dgemm rate
+    slow = bench.Row(bench.Case("bptt", 64, T=10, B=4), refimpl_s=1.0, torch_s=5.0, jax_s=3.0, one_thread_s=0.5)
+    got = {(c, t): ok for c, t, _, ok in bench.targets([fast, slow], peak)}
+    assert got == {
+        (fast.case.label, "10x faster than pytorch"): True,
+        (fast.case.label, "2x faster than jax"): False,
+        (fast.case.label, ">= 50% of the dgemm rate"): True,
+        (fast.case.label, "no slower than 1 thread"): True,
+        (slow.case.label, "10x faster than pytorch"): False,
+        (slow.case.label, "2x faster than jax"): True,
+        (slow.case.label, "no slower than 1 thread"): False,
+    }
+    assert "targets met: 4 of 7" in bench.format_targets([fast, slow], peak)
 
 
 def test_memory_child_and_required_bytes():

@@ -412,7 +412,10 @@ def test_ill_conditioned_spectra_are_flagged(monkeypatch, tmp_path, capsys):
             monkeypatch.setattr(flossing, "fused_ok", lambda cfg: False)
             monkeypatch.setattr(lyapunov, "fused_ok", lambda cfg: False)
             with pytest.warns(lyapunov.ConditioningWarning, match=r"6\]"):
-                assert lyapunov.spectrum(cfg, params, inputs, lcfg).qr_condition == pytest.approx(res.qr_condition)
+                # the smallest R_ii are set by rounding here (κ·u ≈ 1e-4), and the two paths use different QR
+                # algorithms (CholeskyQR2 with a Householder fallback, and LAPACK): equal to about κ·u
+                step = lyapunov.spectrum(cfg, params, inputs, lcfg).qr_condition
+                assert step == pytest.approx(res.qr_condition, rel=1e-3)
         with pytest.warns(lyapunov.ConditioningWarning, match="flossing gradient"):
             flossing.value_and_grad(cfg, params, inputs, lcfg)
     monkeypatch.undo()

@@ -27,6 +27,7 @@ scale of the whole gradient rather than on its own vanishing scale.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -358,10 +359,25 @@ FAULTS = {
 
 
 def inject(name: str):
-    """Context manager that switches on the named deliberately wrong derivative."""
+    """Context manager that switches on the named deliberately wrong derivative.
+
+    A fault replaces a compiled kernel by a Python wrapper; a kernel that calls the replaced one and is
+    compiled for the first time while the fault is on (a cold JIT cache) would not compile. So every kernel
+    of the checks is compiled first, by a clean run on a tiny network."""
     if name not in FAULTS:
         raise ValueError(f"fault must be one of {sorted(FAULTS)}, got {name!r}")
+    _compile_kernels()
     return FAULTS[name][1]()
+
+
+@functools.cache
+def _compile_kernels() -> None:
+    """Once per process (compiled kernels stay compiled)."""
+    from refimpl.model.config import network_config
+
+    for cell_name in ("clif", "binary", "rate"):
+        cfg = network_config(cell=cell_name, layers=(3,), n_in=2, n_out=1, reset_grad="attached")
+        run(cfg, T=6, B=2, loss=LossConfig("bce_per_step", t0=1))
 
 
 # ---------------------------------------------------------------------------

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-
 from refimpl.cli import HEAVY
 
 
@@ -34,9 +32,9 @@ def add_parser(sub) -> list:
         default=2.0,
         help="repeat short runs (up to 25) until they took this long, for a robust median",
     )
-    p.add_argument(
-        "--threads", type=int, default=os.cpu_count() or 1, help="threads of every BLAS and of PyTorch (the same on both sides)"
-    )
+    p.add_argument("--threads", type=int, default=None,
+        help="threads of every BLAS and of PyTorch, the same on both sides (default: REFIMPL_THREADS, else 1); "
+        "above 1, refimpl is also timed on 1 thread")  # fmt: skip
     p.add_argument(
         "--torch-jacobian",
         default="auto",

@@ -72,7 +72,7 @@ def _qr_record(X, R, tau, work, diagR, amax, q):
         diagR[q, i] = R[i, i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def benettin_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warmup, ons):
     """The QR iteration of docs/model.md §6 for one layer, all steps in one call.
 
@@ -106,7 +106,7 @@ def benettin_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warm
     return diagR, amax, pr, X
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def floss_forward_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warmup, ons, every):
     """Forward pass of the flossing loss for one layer.
 
@@ -164,7 +164,7 @@ def _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mb
     outer_acc_t(J1, S[t : t + 1], gW_recT)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I, reset, reset_grad, W_rec, z, S,
         Qck, Rs, rbar, warmup, ons, transient, every):  # fmt: skip
     """Reverse pass of the flossing loss for one layer (docs/derivations.md §4), all steps in one call.

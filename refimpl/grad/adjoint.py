@@ -17,12 +17,13 @@ from refimpl.model import cell, readout
 from refimpl.linalg.sparse import outer_acc_t
 from refimpl.model.config import LossConfig, NetworkConfig
 from refimpl.model.losses import check_targets, loss_and_grad
-from refimpl.model.network import check_inputs, check_params, initial_state_names, layer_params, layers_of, simulate
+from refimpl.model.network import (check_inputs, check_params, initial_state_keys, initial_state_names, layer_params,
+    layers_of, simulate)  # fmt: skip
 
 _E2 = np.zeros((0, 0))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S, ext_S, ext_V, need_zbar):
     """Reverse time loop of one layer (``K = 1``, ``B`` trajectories).
 
@@ -114,3 +115,49 @@ def value_and_grad(cfg: NetworkConfig, params: dict, inputs, targets, loss: Loss
     traj = simulate(cfg, params, inputs, check=False)
     value, ybar = loss_and_grad(loss, traj.y, targets)
     return value, backward(cfg, params, traj, ybar), traj
+
+
+def value_and_grad_split(cfg: NetworkConfig, params: dict, inputs, targets, loss: LossConfig, workers: int = 2):
+    """``(L, ∂L/∂params)`` of :func:`value_and_grad`, with the batch split into ``workers`` contiguous parts
+    that run on as many threads (docs/performance.md, "Threads").
+
+    Every loss of docs/model.md §5 is a mean over the trajectories of the batch, so ``L = Σ_j (B_j/B) L_j``
+    and its gradient likewise; an initial state given per trajectory (``(B, N)``) gets its rows from its own
+    part. The simulation and the reverse pass release the GIL and each BLAS call stays on one thread (the
+    default of :mod:`refimpl.threads`), so the parts use separate cores. Equal to :func:`value_and_grad` to
+    rounding (the sums over the batch are taken in another order).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    params = check_params(cfg, params)
+    inputs = check_inputs(cfg, inputs)
+    B = inputs.shape[1]
+    targets = check_targets(loss, targets, inputs.shape[0], B, cfg.n_out)
+    bounds = np.linspace(0, B, min(workers, B) + 1).round().astype(int)
+    per_slot = {k for k in initial_state_keys(cfg) if np.ndim(params[k]) == 2}
+    t_axis = 1 if np.ndim(targets) >= 2 else 0
+
+    def part(j):
+        lo, hi = bounds[j], bounds[j + 1]
+        p = {k: (v[lo:hi] if k in per_slot else v) for k, v in params.items()}
+        tg = targets[:, lo:hi] if t_axis == 1 else targets[lo:hi]
+        value, grads, _ = value_and_grad(cfg, p, inputs[:, lo:hi], tg, loss)
+        return value, grads
+
+    n = len(bounds) - 1
+    if n == 1:
+        parts = [part(0)]
+    else:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            parts = list(pool.map(part, range(n)))
+    w = np.diff(bounds) / B
+    value = float(sum(wj * v for wj, (v, _) in zip(w, parts)))
+    grads = {}
+    for key in parts[0][1]:
+        if key in per_slot:
+            grads[key] = np.concatenate([wj * g[key] for wj, (_, g) in zip(w, parts)])
+        else:
+            grads[key] = sum(wj * g[key] for wj, (_, g) in zip(w, parts))
+    return value, grads

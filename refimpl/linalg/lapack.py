@@ -42,6 +42,10 @@ _dtrsm = _bind("scipy.linalg.cython_blas", "dtrsm", _PC, _PC, _PC, _PC, _PI, _PI
 _dgeqrf = _bind("scipy.linalg.cython_lapack", "dgeqrf", _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
 _dorgqr = _bind("scipy.linalg.cython_lapack", "dorgqr", _PI, _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
 _dgeqrt = _bind("scipy.linalg.cython_lapack", "dgeqrt", _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
+_dsyrk = _bind("scipy.linalg.cython_blas", "dsyrk", _PC, _PC, _PI, _PI, _PD, _PD, _PI, _PD, _PD, _PI)
+_dtrmm = _bind("scipy.linalg.cython_blas", "dtrmm", _PC, _PC, _PC, _PC, _PI, _PI, _PD, _PD, _PI, _PD, _PI)
+_dpotrf = _bind("scipy.linalg.cython_lapack", "dpotrf", _PC, _PI, _PD, _PI, _PI)
+_dtrtri = _bind("scipy.linalg.cython_lapack", "dtrtri", _PC, _PC, _PI, _PD, _PI, _PI)
 _dgemqrt = _bind("scipy.linalg.cython_lapack", "dgemqrt", _PC, _PC, _PI, _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
 
 
@@ -105,30 +109,35 @@ def gemm(trans_a, trans_b, alpha, A, B, beta, C):
         _int_ptr(max(1, A.shape[1])), _dbl_ptr(beta), _data_ptr(C), _int_ptr(max(1, n)))  # fmt: skip
 
 
-#: from this many columns (and rows) on, the QR runs blocked (compact WY, LAPACK dgeqrt +
+#: from this many columns (and rows) on, the Householder QR runs blocked (compact WY, LAPACK dgeqrt +
 #: dgemqrt, panels of QR_BLOCK columns): LAPACK's dgeqrf/dorgqr stay unblocked below 128 columns,
 #: and the blocked code is faster from about 32 columns of length 256 on (measured)
 QR_BLOCKED_FROM = 32
 QR_BLOCKED_ROWS = 256
 QR_BLOCK = 16
 
+#: CholeskyQR2 is accepted when the Gram matrix of its first pass is this close to the identity,
+#: ``‖Q₁ᵀQ₁ − I‖_F ≤ CHOLQR_TOL`` (then ``κ(Q₁) ≤ 1.11`` and the second pass restores orthogonality to
+#: rounding); that holds for ``κ(A)`` up to about ``√(CHOLQR_TOL / u) ≈ 2e7``. Otherwise, and when a
+#: Cholesky factorization fails, the step falls back to Householder (docs/performance.md, CholeskyQR2).
+CHOLQR_TOL = 1e-2
+
+#: what :func:`qr_rows` did: CholeskyQR2, Householder after CholeskyQR2 was rejected, or Householder because
+#: the block is not tall (``2k > M``: there CholeskyQR2's two passes cost more than Householder, measured)
+QR_CHOLESKY, QR_FALLBACK, QR_HOUSEHOLDER = 0, 1, 2
+
 
 @njit(cache=True)
 def qr_work(k, M):
     """Workspace of :func:`qr_rows` for ``k`` columns of length ``M``."""
-    return np.empty(max(64 * k, QR_BLOCK * (k + M) + k * M))
+    return np.empty(max(64 * k, QR_BLOCK * (k + M) + k * M) + 3 * k * k + k * M)
 
 
 @njit(cache=True)
-def qr_rows(X, R, tau, work):
-    """Thin QR with ``diag R ≥ 0`` of the ``M×k`` matrix whose columns are the rows of ``X (k, M)``.
-
-    In place: ``X`` receives the rows of ``Q`` (``Qᵀ``), ``R`` the ``k×k`` factor,
-    signs fixed as in :func:`refimpl.grad.qr.qr_positive`. Householder QR through
-    LAPACK: dgeqrf + dorgqr, or for ``k ≥ QR_BLOCKED_FROM, M ≥ QR_BLOCKED_ROWS`` the blocked
-    dgeqrt + dgemqrt (the same factorization up to rounding). ``tau (k,)`` and
-    ``work`` (:func:`qr_work`) are workspace.
-    """
+def qr_rows_householder(X, R, tau, work):
+    """Thin QR with ``diag R ≥ 0`` by Householder reflections (LAPACK): the fallback of :func:`qr_rows`,
+    same arguments. dgeqrf + dorgqr, or for ``k ≥ QR_BLOCKED_FROM, M ≥ QR_BLOCKED_ROWS`` the blocked
+    dgeqrt + dgemqrt (the same factorization up to rounding)."""
     k, M = X.shape
     info = np.zeros(1, np.int32)
     if k >= QR_BLOCKED_FROM and M >= QR_BLOCKED_ROWS:
@@ -153,18 +162,107 @@ def qr_rows(X, R, tau, work):
                 X[i, j] = Y[i * M + j]
     else:
         _dgeqrf(_int_ptr(M), _int_ptr(k), _data_ptr(X), _int_ptr(M), _data_ptr(tau), _data_ptr(work),
-            _int_ptr(work.size), info.ctypes)  # fmt: skip
+            _int_ptr(64 * k), info.ctypes)  # fmt: skip
         for i in range(k):
             for j in range(k):
                 R[i, j] = X[j, i] if j >= i else 0.0
         _dorgqr(_int_ptr(M), _int_ptr(k), _int_ptr(k), _data_ptr(X), _int_ptr(M), _data_ptr(tau), _data_ptr(work),
-            _int_ptr(work.size), info.ctypes)  # fmt: skip
+            _int_ptr(64 * k), info.ctypes)  # fmt: skip
     for i in range(k):
         if R[i, i] < 0.0:
             for j in range(k):
                 R[i, j] = -R[i, j]
             for j in range(M):
                 X[i, j] = -X[i, j]
+
+
+@njit(cache=True)
+def _times_inverse(X, U, Ui, info):
+    """``A ← A U⁻¹`` for the column-major ``M×k`` matrix ``A`` whose columns are the rows of ``X`` and the upper
+    triangular ``U`` (``k²``, column-major): the inverse by dtrtri into ``Ui``, then one dtrmm, which OpenBLAS
+    runs about twice as fast as the triangular solve (dtrsm) on these shapes (docs/performance.md). The
+    inverse of a triangular factor is as accurate as a solve with it to first order in ``κ(U) u``; the
+    second CholeskyQR pass, whose ``U`` is within ``CHOLQR_TOL`` of ``I``, removes what the first leaves."""
+    k, M = X.shape
+    for j in range(k):
+        for i in range(k):
+            Ui[i + j * k] = U[i + j * k] if i <= j else 0.0
+    _dtrtri(_chr_ptr(_U), _chr_ptr(_N), _int_ptr(k), _data_ptr(Ui), _int_ptr(k), info.ctypes)
+    if info[0] == 0:
+        _dtrmm(_chr_ptr(_R), _chr_ptr(_U), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(M), _int_ptr(k), _dbl_ptr(1.0),
+            _data_ptr(Ui), _int_ptr(k), _data_ptr(X), _int_ptr(M))  # fmt: skip
+
+
+@njit(cache=True)
+def cholesky_qr_pass(X, G, Ui, info):
+    """One CholeskyQR pass on the column-major ``M×k`` matrix ``A`` whose columns are the rows of ``X``:
+    ``G = AᵀA`` (dsyrk, upper triangle), ``G = UᵀU`` (dpotrf), ``A ← A U⁻¹`` (:func:`_times_inverse`).
+    ``G`` (``k²``, column-major) receives ``U``; ``info[0] > 0`` when the Cholesky factorization failed
+    (then ``X`` is untouched)."""
+    k, M = X.shape
+    _dsyrk(_chr_ptr(_U), _chr_ptr(_T), _int_ptr(k), _int_ptr(M), _dbl_ptr(1.0), _data_ptr(X), _int_ptr(M),
+        _dbl_ptr(0.0), _data_ptr(G), _int_ptr(k))  # fmt: skip
+    _dpotrf(_chr_ptr(_U), _int_ptr(k), _data_ptr(G), _int_ptr(k), info.ctypes)
+    if info[0] == 0:
+        _times_inverse(X, G, Ui, info)
+
+
+@njit(cache=True)
+def qr_rows(X, R, tau, work):
+    """Thin QR with ``diag R > 0`` of the ``M×k`` matrix ``A`` whose columns are the rows of ``X (k, M)``.
+
+    In place: ``X`` receives the rows of ``Q`` (``Qᵀ``), ``R`` the ``k×k`` factor; ``tau (k,)`` and
+    ``work`` (:func:`qr_work`) are workspace. Returns ``QR_CHOLESKY``, ``QR_FALLBACK`` or ``QR_HOUSEHOLDER``.
+
+    CholeskyQR2 (docs/performance.md): ``AᵀA = U₁ᵀU₁``, ``Q₁ = A U₁⁻¹``, then the same on ``Q₁``:
+    ``Q = Q₁ U₂⁻¹``, ``R = U₂ U₁``. Every operation is a level-3 BLAS call or a Cholesky of a ``k×k``
+    matrix, where Householder QR of a tall-skinny block is mostly level-2. The thin QR with a positive
+    diagonal is unique, so this is the factorization that :func:`refimpl.grad.qr.qr_positive` computes,
+    up to rounding, and its derivative rules are unchanged. The first pass squares ``κ(A)``; when its
+    Cholesky fails or ``‖Q₁ᵀQ₁ − I‖_F > CHOLQR_TOL``, ``A`` is restored and factorized by Householder
+    (:func:`qr_rows_householder`), which has no such limit.
+    """
+    k, M = X.shape
+    if 2 * k > M:
+        qr_rows_householder(X, R, tau, work)
+        return QR_HOUSEHOLDER
+    base = max(64 * k, QR_BLOCK * (k + M) + k * M)
+    G1 = work[base : base + k * k]
+    G2 = work[base + k * k : base + 2 * k * k]
+    Ui = work[base + 2 * k * k : base + 3 * k * k]
+    A0 = work[base + 3 * k * k : base + 3 * k * k + k * M]
+    info = np.zeros(1, np.int32)
+    A0.reshape(k, M)[:, :] = X  # the fallback's input
+    cholesky_qr_pass(X, G1, Ui, info)
+    ok = info[0] == 0
+    if ok:
+        # the Gram matrix of Q₁ says how far from orthonormal the first pass left it
+        _dsyrk(_chr_ptr(_U), _chr_ptr(_T), _int_ptr(k), _int_ptr(M), _dbl_ptr(1.0), _data_ptr(X), _int_ptr(M),
+            _dbl_ptr(0.0), _data_ptr(G2), _int_ptr(k))  # fmt: skip
+        err = 0.0
+        for j in range(k):
+            for i in range(j + 1):
+                e = G2[i + j * k] - (1.0 if i == j else 0.0)
+                err += e * e if i == j else 2.0 * e * e
+        ok = err <= CHOLQR_TOL * CHOLQR_TOL
+        if ok:
+            _dpotrf(_chr_ptr(_U), _int_ptr(k), _data_ptr(G2), _int_ptr(k), info.ctypes)
+            ok = info[0] == 0
+    if not ok:
+        X[:, :] = A0.reshape(k, M)
+        qr_rows_householder(X, R, tau, work)
+        return QR_FALLBACK
+    _times_inverse(X, G2, Ui, info)
+    # R = U₂ U₁ (column-major, upper triangles; U₁'s lower triangle holds dsyrk's untouched input)
+    for j in range(k):
+        for i in range(j + 1, k):
+            G1[i + j * k] = 0.0
+    _dtrmm(_chr_ptr(_L), _chr_ptr(_U), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(k), _int_ptr(k), _dbl_ptr(1.0),
+        _data_ptr(G2), _int_ptr(k), _data_ptr(G1), _int_ptr(k))  # fmt: skip
+    for i in range(k):
+        for j in range(k):
+            R[i, j] = G1[i + j * k] if j >= i else 0.0
+    return QR_CHOLESKY
 
 
 @njit(cache=True)

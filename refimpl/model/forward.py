@@ -36,7 +36,7 @@ def _activations(V, theta, act, sur, gamma, smooth, S, s, s2):
                 s2[bb, i] = activation_derivative(v, theta, act, sur, gamma, 2)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward_linearized(z, V0, I0, W_in, W_rec, b, alpha, beta, g, theta, syn_old, reset, reset_grad, act, sur, gamma, smooth):
     """:func:`refimpl.model.cell.forward` and its linearization in one pass: ``V, I, S, s, s2, m, ρ̂, c``.
 

@@ -1,0 +1,104 @@
+"""Issue 16: what bounds the speed-up over the peers of the spectrum and flossing cases of ``refimpl bench``
+(docs/performance.md, "What bounds the ratios").
+
+Each step of the QR iteration needs one thin QR of the ``M×k`` block ``A_t = D_t Q_t`` (and flossing one QR
+reverse rule), and no implementation of the method can skip them. For every spectrum and flossing row of a
+bench JSON file (``refimpl bench --jax --out FILE``) this times, alone and on one thread, refimpl's compiled
+QR (:func:`refimpl.linalg.lapack.qr_rows`, CholeskyQR2), LAPACK's Householder QR
+(:func:`~refimpl.linalg.lapack.qr_rows_householder`, what the JAX and PyTorch peers call) and the QR reverse
+rule on blocks of the row's shape, and computes the least time the row could take: ``T`` times the QR
+(and reverse rule), plus the rest of the method's FLOPs (:func:`refimpl.bench.flops` less the QR's) at the
+dgemm rate measured in the same file. The largest ratio over each peer that refimpl could then reach is
+the peer's time over that least time.
+
+    python analysis/bench_bounds.py analysis/bench.json [--out analysis/bench_bounds.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from refimpl.bench import Case, flops
+from refimpl.io import atomic_text
+from refimpl.threads import set_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def per_call(fn, n: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - t) / n)
+    return best
+
+
+def qr_times(M: int, k: int) -> dict:
+    """Seconds per call: CholeskyQR2 (refimpl), Householder (LAPACK), the QR reverse rule."""
+    from refimpl.grad.qr import qr_reverse_rows
+    from refimpl.linalg.lapack import qr_rows, qr_rows_householder, qr_work
+
+    rng = np.random.default_rng(0)
+    X0 = rng.standard_normal((k, M))
+    X, R, tau, work = X0.copy(), np.empty((k, k)), np.empty(k), qr_work(k, M)
+    n = max(20, min(2000, int(5e7 / (M * k * k))))
+
+    def run(f):
+        def go():
+            X[:, :] = X0
+            f(X, R, tau, work)
+
+        return go
+
+    out = {"cholqr2": per_call(run(qr_rows), n), "householder": per_call(run(qr_rows_householder), n)}
+    Qb, rbar, Mx, C, Ab = rng.standard_normal((k, M)), rng.standard_normal(k), np.empty((k, k)), np.empty((k, k)), \
+        np.empty((k, M))  # fmt: skip
+    out["reverse"] = per_call(lambda: qr_reverse_rows(X, R, Qb, rbar, True, Mx, C, Ab), n)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bench", help="a refimpl bench --out JSON file (with the JAX peer)")
+    ap.add_argument("--out", default=str(ROOT / "analysis" / "bench_bounds.json"))
+    args = ap.parse_args(argv)
+    set_threads(1, torch_too=False)
+    data = json.loads(Path(args.bench).read_text())
+    peak = data["info"]["dgemm_gflops"] * 1e9
+    rows = []
+    print(f"{'case':<36} {'QR µs':>7} {'LAPACK µs':>9} {'rev µs':>7} {'least s':>8} {'refimpl s':>9} "
+        f"{'max vs pt':>9} {'now':>6} {'max vs jax':>10} {'now':>6}")  # fmt: skip
+    for r in data["rows"]:
+        if r["kind"] == "bptt":
+            continue
+        case = Case(r["kind"], r["N"], r["k"], r["T"], r["B"], r["checkpoint"])
+        M, k, T = 2 * case.N, case.k, case.T
+        q = qr_times(M, k)
+        qr_flops = 4.0 * M * k * k - 4.0 / 3.0 * k**3
+        n_qr = 1 if case.kind == "spectrum" else (3 if case.checkpoint else 2)  # forward, reverse, recomputed
+        rev_flops = 5.0 * M * k * k if case.kind == "flossing" else 0.0
+        rest = flops(case) / T - qr_flops * (2 if case.checkpoint else 1) - rev_flops
+        per_step = q["cholqr2"] * (2 if case.checkpoint else 1) + (q["reverse"] if case.kind == "flossing" else 0.0)
+        least = T * (per_step + rest / peak)
+        row = {**{key: r[key] for key in ("label", "refimpl_s", "torch_s", "jax_s")}, **q, "n_qr_like": n_qr,
+            "least_s": least, "max_ratio_torch": r["torch_s"] / least, "max_ratio_jax": r["jax_s"] / least,
+            "ratio_torch": r["ratio"], "ratio_jax": r["jax_ratio"]}  # fmt: skip
+        rows.append(row)
+        print(f"{r['label']:<36} {q['cholqr2'] * 1e6:7.1f} {q['householder'] * 1e6:9.1f} {q['reverse'] * 1e6:7.1f} "
+            f"{least:8.4f} {r['refimpl_s']:9.4f} {row['max_ratio_torch']:9.2f} {r['ratio']:6.2f} "
+            f"{row['max_ratio_jax']:10.2f} {r['jax_ratio']:6.2f}")  # fmt: skip
+    atomic_text(args.out, json.dumps({"bench": str(args.bench), "dgemm_gflops": peak / 1e9, "rows": rows}, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

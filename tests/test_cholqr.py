@@ -1,0 +1,110 @@
+"""The compiled thin QR of the fused kernels (CholeskyQR2 with a Householder fallback) against LAPACK.
+
+docs/performance.md (CholeskyQR2): the thin QR with a positive diagonal is unique, so the compiled
+factorization must be LAPACK's (:func:`qr_positive`) up to rounding, at every condition number; the
+derivative rules of docs/model.md §7 then hold for it unchanged (the flossing and spectrum checks of
+tests/test_fused.py, tests/test_flossing.py and the golden file run through it).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from refimpl.grad.qr import qr_positive
+from refimpl.linalg import lapack
+from refimpl.linalg.lapack import QR_CHOLESKY, QR_FALLBACK, QR_HOUSEHOLDER, qr_rows, qr_rows_householder, qr_work
+
+EPS = np.finfo(float).eps
+
+
+def conditioned(seed, M, k, kappa):
+    """An ``M×k`` matrix with singular values spaced geometrically from 1 to ``1/kappa``."""
+    rng = np.random.default_rng(seed)
+    U = qr_positive(rng.standard_normal((M, k)))[0]
+    V = qr_positive(rng.standard_normal((k, k)))[0]
+    s = np.geomspace(1.0, 1.0 / kappa, k) if k > 1 else np.ones(1)
+    return (U * s) @ V.T
+
+
+def compiled_qr(A, fn=qr_rows):
+    k, M = A.shape[1], A.shape[0]
+    X = np.ascontiguousarray(A.T)
+    R = np.empty((k, k))
+    path = fn(X, R, np.empty(k), qr_work(k, M))
+    return X.T.copy(), R, path
+
+
+def qr_errors(A, Q, R):
+    """Orthogonality, relative reconstruction error, and the distance of ``Q, R`` to LAPACK's factors."""
+    k = A.shape[1]
+    Ql, Rl = qr_positive(A)
+    return (
+        np.max(np.abs(Q.T @ Q - np.eye(k))),
+        np.max(np.abs(Q @ R - A)) / np.max(np.abs(A)),
+        np.max(np.abs(Q - Ql)),
+        np.max(np.abs(R - Rl)) / np.max(np.abs(Rl)),
+    )
+
+
+shapes = st.tuples(st.integers(1, 48), st.integers(0, 200)).map(lambda t: (t[0] + t[1], t[0]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**16), shapes, st.floats(0.0, 12.0))
+def test_orthogonal_reconstructing_and_lapacks_factorization_at_every_condition(seed, shape, log_kappa):
+    """Up to κ(A) = 1e12: ``QᵀQ = I`` and ``QR = A`` to rounding, ``diag R > 0``, and the factors are LAPACK's
+    up to the forward error of a QR (∝ κ·u). A tall block (``2k ≤ M``) is factorized by CholeskyQR2 up to
+    κ = 1e6 at least and never above 1e9, where the Householder fallback takes over; a wider one by
+    Householder."""
+    M, k = shape
+    kappa = 10.0**log_kappa
+    A = conditioned(seed, M, k, kappa)
+    Q, R, path = compiled_qr(A)
+    orth, rec, dQ, dR = qr_errors(A, Q, R)
+    assert np.all(np.diag(R) > 0)
+    assert np.all(np.tril(R, -1) == 0)
+    assert orth <= 50 * M * EPS
+    assert rec <= 50 * M * EPS
+    assert dQ <= 50 * M * EPS * kappa and dR <= 50 * M * EPS * kappa
+    if 2 * k > M:
+        assert path == QR_HOUSEHOLDER
+    elif kappa <= 1e6:
+        assert path == QR_CHOLESKY
+    elif kappa >= 1e9 and k > 1:
+        assert path == QR_FALLBACK
+
+
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_rank_deficient_block_falls_back_to_householder(k):
+    """A vanished direction (a zero column, as a zero-reset row of D_t can give) makes the Cholesky fail; the
+    fallback gives LAPACK's ``R_ii = 0`` (to rounding) that the spectrum reports as ``-inf``."""
+    A = conditioned(3, 120, k, 10.0)
+    A[:, -1] = 0.0
+    Q, R, path = compiled_qr(A)
+    assert path == QR_FALLBACK
+    _, Rl = qr_positive(A)
+    assert abs(R[-1, -1]) <= 120 * EPS
+    np.testing.assert_allclose(R[:-1, :-1], Rl[:-1, :-1], rtol=1e-12, atol=1e-14)
+
+
+def test_both_paths_agree_with_each_other():
+    A = conditioned(7, 300, 64, 1e3)
+    Qc, Rc, path = compiled_qr(A)
+    Qh, Rh, _ = compiled_qr(A, qr_rows_householder)
+    assert path == QR_CHOLESKY
+    np.testing.assert_allclose(Qc, Qh, atol=1e-12)
+    np.testing.assert_allclose(Rc, Rh, rtol=1e-12, atol=1e-14)
+
+
+def test_one_pass_cholesky_qr_fails_the_orthogonality_check():
+    """The check above can fail: CholeskyQR with one pass (no re-orthogonalization) leaves ``QᵀQ − I`` at about
+    ``κ²u``, far outside the bound at κ = 1e5."""
+    M, k = 200, 20
+    A = conditioned(11, M, k, 1e5)
+    X = np.ascontiguousarray(A.T)
+    G, Ui = np.empty(k * k), np.empty(k * k)
+    info = np.zeros(1, np.int32)
+    lapack.cholesky_qr_pass(X, G, Ui, info)
+    assert info[0] == 0
+    Q = X.T
+    assert np.max(np.abs(Q.T @ Q - np.eye(k))) > 50 * M * EPS
