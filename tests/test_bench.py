@@ -109,3 +109,17 @@ print("ok")
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+def test_more_threads_are_judged_against_one(tmp_path, capsys):
+    """With --threads 2 every case is also timed on one BLAS thread, and a target line says whether two were
+    faster (no timing is asserted: only that the comparison is made and reported)."""
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--quick", "--repeats", "1", "--no-memory", "--no-startup", "--no-torch", "--threads", "2",
+        "--what", "spectrum", "--out", str(out)])  # fmt: skip
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "on 1 thread (2 threads:" in text
+    data = json.loads(out.read_text())
+    assert data["rows"][0]["one_thread_s"] > 0
+    assert [t["target"] for t in data["targets"]] == ["no slower than 1 thread"]

@@ -15,7 +15,7 @@ def add_parser(sub) -> list:
     )
     p.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
     p.add_argument("--quick", action="store_true", help="toy sizes, for tests (seconds)")
-    p.add_argument("--seed", type=int, default=None, help="network and task seed (default 0)")
+    p.add_argument("--seed", type=int, default=None, help="network and task seed (default: the preset's, 1)")
     p.add_argument("--force", action="store_true", help="overwrite an earlier demo in --out")
     return ["demo"]
 
