@@ -1,15 +1,21 @@
-"""Issue 16: what bounds the speed-up over the peers of the spectrum and flossing cases of ``refimpl bench``
-(docs/performance.md, "What bounds the ratios").
+"""Issue 16: what bounds the speed-up of ``refimpl bench``'s cases over the peers (docs/performance.md,
+"What bounds the ratios").
 
-Each step of the QR iteration needs one thin QR of the ``M×k`` block ``A_t = D_t Q_t`` (and flossing one QR
-reverse rule), and no implementation of the method can skip them. For every spectrum and flossing row of a
-bench JSON file (``refimpl bench --jax --out FILE``) this times, alone and on one thread, refimpl's compiled
-QR (:func:`refimpl.linalg.lapack.qr_rows`, CholeskyQR2), LAPACK's Householder QR
-(:func:`~refimpl.linalg.lapack.qr_rows_householder`, what the JAX and PyTorch peers call) and the QR reverse
-rule on blocks of the row's shape, and computes the least time the row could take: ``T`` times the QR
-(and reverse rule), plus the rest of the method's FLOPs (:func:`refimpl.bench.flops` less the QR's) at the
-dgemm rate measured in the same file. The largest ratio over each peer that refimpl could then reach is
-the peer's time over that least time.
+**Spectrum and flossing.** Each step of the QR iteration needs one thin QR of the ``M×k`` block
+``A_t = D_t Q_t`` (and flossing one QR reverse rule), and no implementation of the method can skip them.
+For every spectrum and flossing row of a bench JSON file (``refimpl bench --jax --out FILE``) this times,
+alone and on one thread, refimpl's compiled QR (:func:`refimpl.linalg.lapack.qr_rows`, CholeskyQR2),
+LAPACK's Householder QR (:func:`~refimpl.linalg.lapack.qr_rows_householder`, what the JAX and PyTorch peers
+call) and the QR reverse rule on blocks of the row's shape, and computes the least time the row could take:
+``T`` times the QR (and reverse rule), plus the rest of the method's FLOPs (:func:`refimpl.bench.flops` less
+the QR's) at the dgemm rate measured in the same file. The largest ratio over each peer that refimpl could
+then reach is the peer's time over that least time.
+
+**BPTT.** The products with spike inputs (``W_in z_t``, ``W_rec S_t``, ``Σ J zᵀ``, ``Σ J Sᵀ``) can skip
+zeros, but the reverse pass's ``J_t W_rec`` (``B×N`` times ``N×N``, ``J_t`` the dense adjoint of the
+synaptic current) cannot; and the reverse pass must read back at least one float per neuron, trajectory and
+step that the forward pass wrote (``σ'(V_t − θ)`` or ``V_t``). The least time is ``T`` such products at the
+dgemm rate plus the time to copy one ``(T+1, B, N)`` float64 array (write once, read once), measured here.
 
     python analysis/bench_bounds.py analysis/bench.json [--out analysis/bench_bounds.json]
 """
@@ -65,6 +71,12 @@ def qr_times(M: int, k: int) -> dict:
     return out
 
 
+def copy_seconds(n: int) -> float:
+    """Seconds to copy ``n`` float64 (one write and one read of every element), best of 5."""
+    src, dst = np.ones(n), np.empty(n)
+    return per_call(lambda: np.copyto(dst, src), 1) if n else 0.0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bench", help="a refimpl bench --out JSON file (with the JAX peer)")
@@ -78,6 +90,17 @@ def main(argv=None) -> int:
         f"{'max vs pt':>9} {'now':>6} {'max vs jax':>10} {'now':>6}")  # fmt: skip
     for r in data["rows"]:
         if r["kind"] == "bptt":
+            N, B, T = r["N"], r["B"], r["T"]
+            product = T * 2.0 * B * N * N / peak
+            memory = copy_seconds((T + 1) * B * N)
+            least = product + memory
+            row = {**{key: r[key] for key in ("label", "refimpl_s", "torch_s", "jax_s")}, "product_s": product,
+                "memory_s": memory, "least_s": least, "max_ratio_torch": r["torch_s"] / least,
+                "max_ratio_jax": r["jax_s"] / least, "ratio_torch": r["ratio"], "ratio_jax": r["jax_ratio"]}  # fmt: skip
+            rows.append(row)
+            parts = f"J W_rec {product * 1e3:.1f} ms, copy {memory * 1e3:.1f} ms"
+            print(f"{r['label']:<36} {parts:>25} {least:8.4f} {r['refimpl_s']:9.4f} {row['max_ratio_torch']:9.2f} "
+                f"{r['ratio']:6.2f} {row['max_ratio_jax']:10.2f} {r['jax_ratio']:6.2f}")  # fmt: skip
             continue
         case = Case(r["kind"], r["N"], r["k"], r["T"], r["B"], r["checkpoint"])
         M, k, T = 2 * case.N, case.k, case.T

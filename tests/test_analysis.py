@@ -192,9 +192,10 @@ def test_scaling_study_fits_exponents_and_resumes(tmp_path, capsys):
 
 def test_bench_bounds_reads_a_bench_file(tmp_path):
     """analysis/bench_bounds.py: for every spectrum and flossing row, the least time is T times the QR (and its
-    reverse rule) plus the other FLOPs at the dgemm rate, and the largest ratio is the peer's time over it."""
+    reverse rule) plus the other FLOPs at the dgemm rate; for BPTT, T dense products J W_rec at the dgemm rate
+    plus one array copy; the largest ratio is the peer's time over it."""
     bb = _module("bench_bounds")
-    rows = [{"kind": kind, "N": 8, "k": 4, "T": 10, "B": 1, "checkpoint": 0, "label": kind, "refimpl_s": 1e-3,
+    rows = [{"kind": kind, "N": 8, "k": 4, "T": 10, "B": 2, "checkpoint": 0, "label": kind, "refimpl_s": 1e-3,
         "torch_s": 1e-2, "jax_s": 2e-3, "ratio": 10.0, "jax_ratio": 2.0}
         for kind in ("bptt", "spectrum", "flossing")]  # fmt: skip
     bench = tmp_path / "bench.json"
@@ -202,9 +203,11 @@ def test_bench_bounds_reads_a_bench_file(tmp_path):
     out = tmp_path / "bounds.json"
     assert bb.main([str(bench), "--out", str(out)]) == 0
     got = json.loads(out.read_text())["rows"]
-    assert [r["label"] for r in got] == ["spectrum", "flossing"]
+    assert [r["label"] for r in got] == ["bptt", "spectrum", "flossing"]
     for r in got:
-        assert r["least_s"] > 10 * r["cholqr2"] > 0
         assert r["max_ratio_torch"] == pytest.approx(1e-2 / r["least_s"])
         assert r["max_ratio_jax"] == pytest.approx(2e-3 / r["least_s"])
-    assert got[1]["least_s"] > 10 * (got[1]["cholqr2"] + got[1]["reverse"])
+    assert got[0]["product_s"] == pytest.approx(10 * 2.0 * 2 * 8 * 8 / 10e9)
+    assert got[0]["least_s"] == pytest.approx(got[0]["product_s"] + got[0]["memory_s"])
+    assert got[1]["least_s"] > 10 * got[1]["cholqr2"] > 0
+    assert got[2]["least_s"] > 10 * (got[2]["cholqr2"] + got[2]["reverse"])
