@@ -24,55 +24,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
-from refimpl.bench import Case, flops
+from refimpl.bench import Case, flops, per_call, qr_seconds
 from refimpl.io import atomic_text
 from refimpl.threads import set_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def per_call(fn, n: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t) / n)
-    return best
-
-
-def qr_times(M: int, k: int) -> dict:
-    """Seconds per call: CholeskyQR2 (refimpl), Householder (LAPACK), the QR reverse rule."""
-    from refimpl.grad.qr import qr_reverse_rows
-    from refimpl.linalg.lapack import qr_rows, qr_rows_householder, qr_work
-
-    rng = np.random.default_rng(0)
-    X0 = rng.standard_normal((k, M))
-    X, R, tau, work = X0.copy(), np.empty((k, k)), np.empty(k), qr_work(k, M)
-    n = max(20, min(2000, int(5e7 / (M * k * k))))
-
-    def run(f):
-        def go():
-            X[:, :] = X0
-            f(X, R, tau, work)
-
-        return go
-
-    out = {"cholqr2": per_call(run(qr_rows), n), "householder": per_call(run(qr_rows_householder), n)}
-    Qb, rbar, Mx, C, Ab = rng.standard_normal((k, M)), rng.standard_normal(k), np.empty((k, k)), np.empty((k, k)), \
-        np.empty((k, M))  # fmt: skip
-    out["reverse"] = per_call(lambda: qr_reverse_rows(X, R, Qb, rbar, True, Mx, C, Ab), n)
-    return out
-
-
 def copy_seconds(n: int) -> float:
-    """Seconds to copy ``n`` float64 (one write and one read of every element), best of 5."""
+    """Seconds to copy ``n`` float64 (one write and one read of every element), best of 3."""
     src, dst = np.ones(n), np.empty(n)
     return per_call(lambda: np.copyto(dst, src), 1) if n else 0.0
 
@@ -104,7 +68,7 @@ def main(argv=None) -> int:
             continue
         case = Case(r["kind"], r["N"], r["k"], r["T"], r["B"], r["checkpoint"])
         M, k, T = 2 * case.N, case.k, case.T
-        q = qr_times(M, k)
+        q = qr_seconds(M, k)
         qr_flops = 4.0 * M * k * k - 4.0 / 3.0 * k**3
         n_qr = 1 if case.kind == "spectrum" else (3 if case.checkpoint else 2)  # forward, reverse, recomputed
         rev_flops = 5.0 * M * k * k if case.kind == "flossing" else 0.0

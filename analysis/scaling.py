@@ -29,12 +29,12 @@ import json
 import math
 import os
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
-from refimpl.bench import Case, dgemm_rate, flops, measure_memory, problem, required_bytes, run_refimpl, timed
+from refimpl.bench import (Case, dgemm_rate, flops, measure_memory, problem, qr_seconds, required_bytes, run_refimpl,
+    timed)  # fmt: skip
 from refimpl.io import atomic_text
 from refimpl.threads import set_threads
 
@@ -48,9 +48,8 @@ def axes(quick: bool) -> dict:
         Ns, ks, Ts = [32, 64], [8, 16], [50, 100]
         kN, Tk, TN, T0 = 64, 8, 64, 50
         return {name: (cs, attr, 0) for name, (cs, attr, _) in _axes(Ns, ks, Ts, kN, Tk, TN, T0).items()}
-    else:
-        Ns, ks, Ts = [64, 128, 256, 512, 1024, 2048], [16, 32, 64, 128, 256], [125, 250, 500, 1000, 2000]
-        kN, Tk, TN, T0 = 512, 32, 256, T_AXIS
+    Ns, ks, Ts = [64, 128, 256, 512, 1024, 2048], [16, 32, 64, 128, 256], [125, 250, 500, 1000, 2000]
+    kN, Tk, TN, T0 = 512, 32, 256, T_AXIS
     return _axes(Ns, ks, Ts, kN, Tk, TN, T0)
 
 
@@ -67,32 +66,13 @@ def _axes(Ns, ks, Ts, kN, Tk, TN, T0) -> dict:
 
 
 def qr_share(case: Case, seconds: float) -> float:
-    """Fraction of ``seconds`` that the thin QR (and for flossing its reverse rule) of the case's shape take."""
-    from refimpl.grad.qr import qr_reverse_rows
-    from refimpl.linalg.lapack import qr_rows, qr_work
-
+    """Fraction of ``seconds`` that the thin QR (and for flossing its reverse rule) of the case's shape take
+    (:func:`refimpl.bench.qr_seconds`)."""
     if case.kind == "bptt":
         return 0.0
-    M, k = 2 * case.N, case.k
-    rng = np.random.default_rng(0)
-    X0 = rng.standard_normal((k, M))
-    X, R, tau, work = X0.copy(), np.empty((k, k)), np.empty(k), qr_work(k, M)
-    Qb, rbar, Mx, C, Ab = rng.standard_normal((k, M)), rng.standard_normal(k), np.empty((k, k)), np.empty((k, k)), \
-        np.empty((k, M))  # fmt: skip
-    qr_rows(X, R, tau, work)
-    qr_reverse_rows(X, R, Qb, rbar, True, Mx, C, Ab)
-    n = max(5, min(200, int(2e8 / (M * k * k))))
-    t = time.perf_counter()
-    for _ in range(n):
-        X[:, :] = X0
-        qr_rows(X, R, tau, work)
-    per = (time.perf_counter() - t) / n
-    if case.kind == "flossing":
-        t = time.perf_counter()
-        for _ in range(n):
-            qr_reverse_rows(X, R, Qb, rbar, True, Mx, C, Ab)
-        per += (time.perf_counter() - t) / n
-    return per * case.T / seconds
+    q = qr_seconds(2 * case.N, case.k)
+    per_step = q["cholqr2"] + (q["reverse"] if case.kind == "flossing" else 0.0)
+    return per_step * case.T / seconds
 
 
 def fit(points: list, attr: str, fit_from: int) -> float:

@@ -229,17 +229,49 @@ def required_bytes(case: Case) -> float:
     return 8.0 * ((T + 1) * M * k + T * k * k + traj)
 
 
+def per_call(fn, n: int, repeats: int = 3) -> float:
+    """Seconds per call of ``fn``: after one warm-up call, the best of ``repeats`` loops of ``n`` calls."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - t) / n)
+    return best
+
+
 def dgemm_rate(n: int, repeats: int = 3) -> float:
     """This machine's float64 matrix-multiply rate (NumPy dgemm, ``n×n``), GFLOP/s, best of ``repeats``."""
     rng = np.random.default_rng(0)
     A, Bm = rng.standard_normal((n, n)), rng.standard_normal((n, n))
-    A @ Bm
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        A @ Bm
-        best = min(best, time.perf_counter() - t)
-    return 2.0 * n**3 / best / 1e9
+    return 2.0 * n**3 / per_call(lambda: A @ Bm, 1, repeats) / 1e9
+
+
+def qr_seconds(M: int, k: int) -> dict:
+    """Seconds per call, on an ``M×k`` block, of refimpl's compiled thin QR (``cholqr2``, CholeskyQR2), of
+    LAPACK's Householder QR (``householder``, what the peers call) and of the QR reverse rule (``reverse``):
+    the part of a spectrum or flossing step that every implementation must do (docs/performance.md)."""
+    from refimpl.grad.qr import qr_reverse_rows
+    from refimpl.linalg.lapack import qr_rows, qr_rows_householder, qr_work
+
+    rng = np.random.default_rng(0)
+    X0 = rng.standard_normal((k, M))
+    X, R, tau, work = X0.copy(), np.empty((k, k)), np.empty(k), qr_work(k, M)
+    n = max(20, min(2000, int(5e7 / (M * k * k))))
+
+    def run(f):
+        def go():
+            X[:, :] = X0
+            f(X, R, tau, work)
+
+        return go
+
+    out = {"cholqr2": per_call(run(qr_rows), n), "householder": per_call(run(qr_rows_householder), n)}
+    Qb, rbar, Mx, C, Ab = rng.standard_normal((k, M)), rng.standard_normal(k), np.empty((k, k)), np.empty((k, k)), \
+        np.empty((k, M))  # fmt: skip
+    out["reverse"] = per_call(lambda: qr_reverse_rows(X, R, Qb, rbar, True, Mx, C, Ab), n)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -433,12 +465,16 @@ def bench_case(case: Case, args, log) -> Row:
     tiny = Case(case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2),
         checkpoint=min(case.checkpoint, 2))  # fmt: skip
     run_refimpl(tiny, problem(tiny))  # JIT compilation (or cache load) outside the timing
-    row.refimpl_runs, ref = timed(lambda: run_refimpl(case, prob), args.repeats, args.max_seconds, args.min_seconds)
+
+    def time_refimpl():
+        return timed(lambda: run_refimpl(case, prob), args.repeats, args.max_seconds, args.min_seconds)
+
+    row.refimpl_runs, ref = time_refimpl()
     row.refimpl_s = statistics.median(row.refimpl_runs)
     log(f"  refimpl  {case.label:<36} {row.refimpl_s:9.4f} s  (median of {len(row.refimpl_runs)})")
     if args.threads > 1:  # the thread policy's reference: the same case on one BLAS thread
         set_threads(1, torch_too=False)
-        runs, _ = timed(lambda: run_refimpl(case, prob), args.repeats, args.max_seconds, args.min_seconds)
+        runs, _ = time_refimpl()
         set_threads(args.threads, torch_too=False)
         row.one_thread_s = statistics.median(runs)
         log(f"  refimpl  {case.label:<36} {row.one_thread_s:9.4f} s  on 1 thread ({args.threads} threads: "

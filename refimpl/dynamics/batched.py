@@ -6,41 +6,23 @@ trajectories (the input sequences of a batch) are independent. :func:`spectra` c
 trajectory of a batch (docs/model.md §6, each as ``lyapunov.spectrum`` with ``batch_index = b``) and
 :func:`floss_mean` the flossing loss and gradient averaged over them (§7: the mean of the per-sequence losses
 ``(1/k) Σ (λ_i − λ*)²``, and so the mean of their gradients). With ``workers > 1`` (the default: one a
-core, :func:`default_workers`) the trajectories run in that many threads: the one-layer kernels release the
-GIL (``nogil``) and each BLAS call stays on one thread (the default of :mod:`refimpl.threads`), so the work
-spreads over the cores without a second thread pool inside BLAS competing for them. Results do not depend
-on ``workers``: every trajectory is computed by the same code and the mean is taken in trajectory order.
+core, :func:`refimpl.threads.default_workers`) the trajectories run in that many threads
+(:func:`refimpl.threads.map_threads`): the one-layer kernels release the GIL (``nogil``) and each BLAS call
+stays on one thread (the default of :mod:`refimpl.threads`), so the work spreads over the cores without a
+second thread pool inside BLAS competing for them. Results do not depend on ``workers``: every trajectory is
+computed by the same code and the mean is taken in trajectory order.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-
-import os
 
 import numpy as np
 
 from refimpl.dynamics import flossing, lyapunov
 from refimpl.model.config import FlossConfig, LyapunovConfig, NetworkConfig
 from refimpl.model.network import check_inputs, check_params
-
-
-def default_workers() -> int:
-    """One thread a core: measured faster than one thread on the idle machine (1.9–2.0×) and with both cores
-    busy with other work (1.3–1.5×), docs/performance.md, "Threads"."""
-    return os.cpu_count() or 1
-
-
-def _map(fn, n: int, workers) -> list:
-    """``[fn(0), …, fn(n-1)]``, on up to ``workers`` threads (``None``: :func:`default_workers`)."""
-    workers = default_workers() if workers is None else workers
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    if workers == 1 or n == 1:
-        return [fn(b) for b in range(n)]
-    with ThreadPoolExecutor(max_workers=min(workers, n)) as pool:
-        return list(pool.map(fn, range(n)))
+from refimpl.threads import map_threads
 
 
 def _checked(cfg, params, inputs, lcfg):
@@ -55,7 +37,7 @@ def spectra(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, Q0=N
     :class:`~refimpl.dynamics.lyapunov.LyapunovResult` (``lcfg.batch_index`` is ignored; all start from the
     same ``Q0``)."""
     params, inputs = _checked(cfg, params, inputs, lcfg)
-    return _map(lambda b: lyapunov.spectrum(cfg, params, inputs, replace(lcfg, batch_index=b), Q0),
+    return map_threads(lambda b: lyapunov.spectrum(cfg, params, inputs, replace(lcfg, batch_index=b), Q0),
         inputs.shape[1], workers)  # fmt: skip
 
 
@@ -64,7 +46,7 @@ def floss_mean(cfg: NetworkConfig, params: dict, inputs, lcfg: LyapunovConfig, f
     """The flossing loss averaged over the trajectories of ``inputs (T, B, n_in)`` and its gradient; the
     exponents returned are the mean exponents."""
     params, inputs = _checked(cfg, params, inputs, lcfg)
-    res = _map(lambda b: flossing.value_and_grad(cfg, params, inputs, replace(lcfg, batch_index=b), fcfg, Q0,
+    res = map_threads(lambda b: flossing.value_and_grad(cfg, params, inputs, replace(lcfg, batch_index=b), fcfg, Q0,
         checkpoint_every), inputs.shape[1], workers)  # fmt: skip
     B = len(res)
     grads = {key: sum(r.grads[key] for r in res) / B for key in res[0].grads}

@@ -19,6 +19,7 @@ from refimpl.model.config import LossConfig, NetworkConfig
 from refimpl.model.losses import check_targets, loss_and_grad
 from refimpl.model.network import (check_inputs, check_params, initial_state_keys, initial_state_names, layer_params,
     layers_of, simulate)  # fmt: skip
+from refimpl.threads import check_workers, map_threads
 
 _E2 = np.zeros((0, 0))
 
@@ -127,10 +128,7 @@ def value_and_grad_split(cfg: NetworkConfig, params: dict, inputs, targets, loss
     default of :mod:`refimpl.threads`), so the parts use separate cores. Equal to :func:`value_and_grad` to
     rounding (the sums over the batch are taken in another order).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    check_workers(workers)
     params = check_params(cfg, params)
     inputs = check_inputs(cfg, inputs)
     B = inputs.shape[1]
@@ -146,12 +144,7 @@ def value_and_grad_split(cfg: NetworkConfig, params: dict, inputs, targets, loss
         value, grads, _ = value_and_grad(cfg, p, inputs[:, lo:hi], tg, loss)
         return value, grads
 
-    n = len(bounds) - 1
-    if n == 1:
-        parts = [part(0)]
-    else:
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            parts = list(pool.map(part, range(n)))
+    parts = map_threads(part, len(bounds) - 1, len(bounds) - 1)
     w = np.diff(bounds) / B
     value = float(sum(wj * v for wj, (v, _) in zip(w, parts)))
     grads = {}
