@@ -73,7 +73,7 @@ def test_bit_identical_for_the_same_seed():
         np.testing.assert_array_equal(a[1][k], b[1][k])
 
 
-@pytest.mark.parametrize("fault", ["bptt_drop_reset_term", "bptt_flip_W_rec"])
+@pytest.mark.parametrize("fault", ["bptt_drop_reset_term", "bptt_flip_W_rec", "bptt_rho_from_S_ignored"])
 @pytest.mark.parametrize("mode", ["fwd_rev", "fd"])
 def test_checker_catches_a_wrong_derivative(fault, mode):
     cfg = network_config(layers=(5,), n_in=2, n_out=2, reset_grad="attached", smooth=(mode == "fd"),

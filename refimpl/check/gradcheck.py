@@ -262,6 +262,14 @@ def _bptt_flip_rec(orig):
     return f
 
 
+def _bptt_rho_ignored(orig):
+    def f(*args):
+        # the last argument is reset_grad: as if ignored, ρ̂ = 1, unless the forward pass stored ρ̂
+        return orig(*args[:-1], cell.GRAD_IGNORED)
+
+    return f
+
+
 def _dense_flip_block(orig):
     def f(cfg, params, traj, t, b=0):
         D = orig(cfg, params, traj, t, b).copy()
@@ -326,6 +334,10 @@ FAULTS = {
         _patch(adjoint, "layer_backward", _zeroed(2, "c")),
     ),
     "bptt_flip_W_rec": ("BPTT gradient of W_rec with the wrong sign", _patch(adjoint, "layer_backward", _bptt_flip_rec)),
+    "bptt_rho_from_S_ignored": (
+        "BPTT adjoint with ρ̂ = 1 where the reverse pass derives it from the spikes (store='bptt')",
+        _patch(adjoint, "layer_backward", _bptt_rho_ignored),
+    ),
     "dense_flip_block": (
         "dense Jacobian with the sign of the ∂I/∂V block of layer 1 flipped",
         _patch(network, "dense_jacobian", _dense_flip_block),

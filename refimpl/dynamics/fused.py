@@ -27,17 +27,19 @@ from refimpl.grad.qr import qr_reverse_rows
 
 
 @njit(cache=True)
-def tangent_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, X, Y, a, H):
+def tangent_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_recT, X, Y, a, H):
     """``Y = D_t X`` for the rows ``X (k, M)`` (as :func:`jvp_step` without input or parameter tangent).
 
-    ``a, H (k, N)`` are workspace; on return ``a = s ⊙ qV`` and ``H = a W_recᵀ``.
+    ``W_recT`` is ``W_recᵀ``, stored contiguous: the product ``a W_recᵀ`` then needs no transposed
+    operand, which OpenBLAS runs 1.15–1.5× faster at ``k = 16`` (docs/performance.md). ``a, H (k, N)``
+    are workspace; on return ``a = s ⊙ qV`` and ``H = a W_recᵀ``.
     """
     k = X.shape[0]
-    N = W_rec.shape[0]
+    N = W_recT.shape[0]
     for r in range(k):
         for i in range(N):
             a[r, i] = s[i] * X[r, i]
-    gemm(False, True, 1.0, a, W_rec, 0.0, H)
+    gemm(False, False, 1.0, a, W_recT, 0.0, H)
     for r in range(k):
         for i in range(N):
             qI = X[r, N + i] if has_I else 0.0
@@ -83,6 +85,7 @@ def benettin_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warm
     T = rho.shape[0]
     k, M = Q0rows.shape
     N = W_rec.shape[0]
+    W_recT = np.ascontiguousarray(W_rec.T)  # for tangent_rows
     n_qr = (T - warmup) // ons if T > warmup else 0
     diagR = np.empty((n_qr, k))
     amax = np.empty(n_qr)
@@ -91,7 +94,7 @@ def benettin_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warm
     Y, a, H, R, tau, work = _row_buffers(k, M, N)
     q = 0
     for t in range(warmup, T):
-        tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_rec, X, Y, a, H)
+        tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, X, Y, a, H)
         X, Y = Y, X
         if (t + 1 - warmup) % ons == 0:
             _qr_record(X, R, tau, work, diagR, amax, q)
@@ -119,6 +122,7 @@ def floss_forward_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows,
     T = rho.shape[0]
     k, M = Q0rows.shape
     N = W_rec.shape[0]
+    W_recT = np.ascontiguousarray(W_rec.T)  # for tangent_rows
     n = T - warmup
     n_qr = n // ons
     n_ck = (n + every - 1) // every
@@ -133,7 +137,7 @@ def floss_forward_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows,
         t = warmup + j
         if j % every == 0:
             Qck[j // every] = X
-        tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_rec, X, Y, a, H)
+        tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, X, Y, a, H)
         X, Y = Y, X
         if (j + 1) % ons == 0:
             _qr_record(X, R, tau, work, diagR, amax, q)
@@ -174,6 +178,7 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
     """
     T = rho.shape[0]
     N = W_rec.shape[0]
+    W_recT = np.ascontiguousarray(W_rec.T)  # for tangent_rows
     n_in = z.shape[1]
     k, M = Qck.shape[1], Qck.shape[2]
     n = T - warmup
@@ -217,7 +222,7 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
             for i in range(j1 - j0):
                 j = j0 + i
                 t = warmup + j
-                tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_rec, Qseg[i], Qseg[i + 1], a, H)
+                tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, Qseg[i], Qseg[i + 1], a, H)
                 if (j + 1) % ons == 0:
                     qr_rows(Qseg[i + 1], Rseg[i], tau, work)
         for i in range(j1 - j0 - 1, -1, -1):
@@ -270,7 +275,7 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
             if attached and reset != RESET_NONE:
                 if zero_att:
                     # q_m = β qV + g q̃I, the tangent of m_t along each row of Q_t
-                    gemm(False, True, 1.0, a, W_rec, 0.0, H)
+                    gemm(False, False, 1.0, a, W_recT, 0.0, H)
                 for i2 in range(N):
                     w = 0.0
                     for r in range(k):

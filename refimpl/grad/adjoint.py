@@ -14,29 +14,33 @@ import numpy as np
 from numba import njit
 
 from refimpl.model import cell, readout
-from refimpl.linalg.sparse import outer_acc_t
+from refimpl.linalg.sparse import outer_acc_listed
 from refimpl.model.config import LossConfig, NetworkConfig
 from refimpl.model.losses import check_targets, loss_and_grad
-from refimpl.model.network import (check_inputs, check_params, initial_state_keys, initial_state_names, layer_params,
+from refimpl.model.network import (STORE, check_inputs, check_params, initial_state_keys, initial_state_names, layer_params,
     layers_of, simulate)  # fmt: skip
 from refimpl.threads import check_workers, map_threads
 
-_E2 = np.zeros((0, 0))
+#: an array without steps: a coefficient that ``simulate(store="bptt")`` did not store
+NOT_STORED = np.zeros((0, 1, 1))
 
 
 @njit(cache=True, nogil=True)
-def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S, ext_S, ext_V, need_zbar):
+def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S, A, W_ext, ext_at_V, keep_J, z_ptr, z_idx,
+                   S_ptr, S_idx, reset, reset_grad):  # fmt: skip
     """Reverse time loop of one layer (``K = 1``, ``B`` trajectories).
 
-    ``ext_S, ext_V (T+1, B, N)``: adjoints arriving at ``S_t`` and ``V_t`` from
-    outside the layer (readout, layer above). Returns ``V̄_0, Ī_0 (B, N)``,
-    ``∂L/∂W_in, ∂L/∂W_rec, ∂L/∂b`` and ``z̄ (T, B, n_in)`` (if ``need_zbar``).
+    The adjoint arriving from outside the layer at step ``t = 0 … T`` is ``A_t W_ext`` (``A (T+1, B, n)``),
+    at ``S_t``, or at ``V_t`` if ``ext_at_V``: from the readout (``W_ext = W_out``, ``A_t`` the adjoint of
+    its drive, :func:`refimpl.model.readout.drive_adjoint`) or from the layer above (``W_ext`` its
+    ``W_in``, ``A_t`` its ``J_t``). It is formed one step at a time, so that no ``(T+1, B, N)`` array
+    of it is ever stored. Returns ``V̄_0, Ī_0 (B, N)``, ``∂L/∂W_in, ∂L/∂W_rec, ∂L/∂b`` and, if
+    ``keep_J``, ``J (T+1, B, N)`` (``J_T = 0``), the ``A`` of the layer below.
 
-    Each step is :func:`cell.vjp_step` (``K = 1``) followed by
-    :func:`cell.spike_to_membrane`, written out here so that the weight
-    gradients ``Σ_t J_t z_tᵀ`` and ``Σ_t J_t S_tᵀ`` skip the zeros of spike
-    inputs (:func:`refimpl.linalg.sparse.outer_acc_t`) and the products with ``W_rec`` and
-    ``W_in`` go to BLAS on preallocated buffers.
+    Each step is :func:`cell.vjp_step` (``K = 1``) followed by :func:`cell.spike_to_membrane`, written
+    out here so that the weight gradients ``Σ_t J_t z_tᵀ`` and ``Σ_t J_t S_tᵀ`` skip the zeros of spike
+    inputs (listed by ``z_ptr, z_idx, S_ptr, S_idx``: :func:`refimpl.linalg.sparse.outer_acc_listed`)
+    and the products with ``W_rec`` and ``W_ext`` go to BLAS on preallocated buffers.
     """
     T1, B, N = S.shape
     T = T1 - 1
@@ -44,34 +48,47 @@ def layer_backward(s, rho, c, alpha, beta, g, syn_old, W_in, W_rec, z, S, ext_S,
     gW_inT = np.zeros((n_in, N))
     gW_recT = np.zeros((N, N))
     gb = np.zeros(N)
-    zbar = np.zeros((T, B, n_in)) if need_zbar else np.zeros((0, B, n_in))
-    Vbar_next = ext_V[T].copy()
-    Sbar = ext_S[T].copy()
-    cell.spike_to_membrane(1, s[T], Sbar, Vbar_next)
+    Jall = np.empty((T + 1, B, N)) if keep_J else np.empty((1, B, N))
+    ext = np.empty((B, N))  # A_t W_ext
+    # arrays without steps were not stored (refimpl.model.forward): ρ̂ then follows from S, and c = 0
+    has_rho, has_c = rho.shape[0] > 0, c.shape[0] > 0
+    # V̄_{t+1} is kept without its spike term s_{t+1} ⊙ S̄_{t+1}, which the next step adds as it reads it
+    # (one pass over the neurons a step, not two)
+    Vbar_next = np.zeros((B, N))
+    Sbar = np.zeros((B, N))
+    cell.gemm(False, False, 1.0, A[T], W_ext, 0.0, Vbar_next if ext_at_V else Sbar)
     Ibar_next = np.zeros((B, N))
     Vbar = np.empty((B, N))
     Ibar = np.empty((B, N))
-    J = np.empty((B, N))  # adjoint of I_{t+1}
+    if keep_J:
+        Jall[T, :, :] = 0.0  # nothing follows I_{T+1}
     for t in range(T - 1, -1, -1):
+        J = Jall[t] if keep_J else Jall[0]  # the adjoint of I_{t+1}
+        if ext_at_V:
+            cell.gemm(False, False, 1.0, A[t], W_ext, 0.0, ext)
         for bb in range(B):
             for i in range(N):
-                vb, Ibar[bb, i], Jb = cell.adjoint_element(Vbar_next[bb, i], Ibar_next[bb, i], 0.0, rho[t, bb, i],
-                    c[t, bb, i], alpha[i], beta[i], g[i], syn_old)  # fmt: skip
-                Vbar[bb, i] = ext_V[t, bb, i] + vb
+                vn = Vbar_next[bb, i] + s[t + 1, bb, i] * Sbar[bb, i]  # cell.spike_to_membrane, step t+1
+                ct = c[t, bb, i] if has_c else 0.0
+                rt = rho[t, bb, i] if has_rho else cell.reset_rho(S[t, bb, i], reset, reset_grad)
+                vb, Ibar[bb, i], Jb = cell.adjoint_element(vn, Ibar_next[bb, i], 0.0, rt, ct, alpha[i], beta[i], g[i],
+                    syn_old)  # fmt: skip
+                Vbar[bb, i] = ext[bb, i] + vb if ext_at_V else vb
                 J[bb, i] = Jb
                 gb[i] += Jb
-        Sbar[:, :] = ext_S[t]
-        cell.gemm(False, False, 1.0, J, W_rec, 1.0, Sbar)
-        if need_zbar:
-            cell.gemm(False, False, 1.0, J, W_in, 1.0, zbar[t])
-        outer_acc_t(J, z[t], gW_inT)
-        outer_acc_t(J, S[t], gW_recT)
-        for bb in range(B):
-            for i in range(N):
-                Vbar[bb, i] += s[t, bb, i] * Sbar[bb, i]
+        if ext_at_V:
+            cell.gemm(False, False, 1.0, J, W_rec, 0.0, Sbar)
+        else:
+            cell.gemm(False, False, 1.0, A[t], W_ext, 0.0, Sbar)
+            cell.gemm(False, False, 1.0, J, W_rec, 1.0, Sbar)
+        outer_acc_listed(J, z[t], z_ptr[t], z_ptr[t + 1], z_idx, gW_inT)
+        outer_acc_listed(J, S[t], S_ptr[t], S_ptr[t + 1], S_idx, gW_recT)
         Vbar_next, Vbar = Vbar, Vbar_next
         Ibar_next, Ibar = Ibar, Ibar_next
-    return Vbar_next, Ibar_next, np.ascontiguousarray(gW_inT.T), np.ascontiguousarray(gW_recT.T), gb, zbar
+    cell.spike_to_membrane(1, s[0], Sbar, Vbar_next)  # V̄_0 complete
+    if not keep_J:
+        Jall = np.empty((0, B, N))
+    return Vbar_next, Ibar_next, np.ascontiguousarray(gW_inT.T), np.ascontiguousarray(gW_recT.T), gb, Jall
 
 
 def backward(cfg: NetworkConfig, params: dict, traj, ybar: np.ndarray) -> dict:
@@ -79,19 +96,23 @@ def backward(cfg: NetworkConfig, params: dict, traj, ybar: np.ndarray) -> dict:
     Ls = layers_of(cfg)
     grads = {}
     k = readout.kappa(cfg)
-    sbar, grads["readout/W_out"], grads["readout/b_out"] = readout.vjp(traj.readout_s, ybar, params["readout/W_out"], k)
-    top = len(Ls) - 1
-    zero = np.zeros_like(sbar)
-    if cfg.readout.source in ("spikes", "activation"):
-        ext_S, ext_V = sbar, zero
-    else:
-        ext_S, ext_V = zero, sbar
-    for l in range(top, -1, -1):
+    W_out = params["readout/W_out"]
+    dbar = readout.drive_adjoint(ybar, k)
+    grads["readout/W_out"], grads["readout/b_out"] = readout.param_grads(traj.readout_s, dbar)
+    # the readout's adjoint reaches s_t, t = 1 … T, as (its drive's adjoint at t-1) W_out
+    A = np.zeros((traj.T + 1,) + dbar.shape[1:])
+    A[1:] = dbar
+    W_ext, ext_at_V = W_out, cfg.readout.source not in ("spikes", "activation")
+    for l in range(len(Ls) - 1, -1, -1):
         L = Ls[l]
         s, _, _, rho, c = traj.lin[l]
+        rho, c = (NOT_STORED if a is None else a for a in (rho, c))
         W_in, W_rec, _, _, _ = layer_params(cfg, params, l)
-        Vb0, Ib0, gW_in, gW_rec, gb, zbar = layer_backward(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, W_in,
-            W_rec, traj.layer_input(l), traj.S[l], ext_S, ext_V, l > 0)  # fmt: skip
+        z_nz, S_nz = traj.nonzeros(l)
+        Vb0, Ib0, gW_in, gW_rec, gb, A = layer_backward(s, rho, c, L.alpha, L.beta, L.g, L.syn_old, W_in, W_rec,
+            traj.layer_input(l), traj.S[l], np.ascontiguousarray(A), W_ext, ext_at_V, l > 0, *z_nz, *S_nz, L.reset,
+            L.reset_grad)  # fmt: skip
+        W_ext, ext_at_V = W_in, False  # the layer below: its spikes are this layer's input
         p = f"layer{l + 1}/"
         grads[p + "W_in"], grads[p + "W_rec"], grads[p + "b"] = gW_in, gW_rec, gb
         names = initial_state_names(cfg)
@@ -101,19 +122,21 @@ def backward(cfg: NetworkConfig, params: dict, traj, ybar: np.ndarray) -> dict:
         grads[p + names[0]] = Vb0.copy() if per_slot else Vb0.sum(axis=0)
         if len(names) == 2:
             grads[p + names[1]] = Ib0.copy() if per_slot else Ib0.sum(axis=0)
-        if l > 0:
-            ext_S = np.zeros(traj.S[l - 1].shape)
-            ext_S[:-1] = zbar
-            ext_V = np.zeros_like(ext_S)
     return grads
 
 
-def value_and_grad(cfg: NetworkConfig, params: dict, inputs, targets, loss: LossConfig):
-    """``(L, ∂L/∂params, trajectory)`` by exact surrogate BPTT."""
+def value_and_grad(cfg: NetworkConfig, params: dict, inputs, targets, loss: LossConfig, *, store: str = "bptt"):
+    """``(L, ∂L/∂params, trajectory)`` by exact surrogate BPTT.
+
+    The trajectory keeps what the reverse pass reads (``store="bptt"``: its ``I`` and the linearization's
+    ``s2, m`` are ``None``); ``store="all"`` keeps everything (:func:`refimpl.model.network.simulate`).
+    """
+    if store not in STORE:
+        raise ValueError(f"store must be one of {list(STORE)}, got {store!r}")
     params = check_params(cfg, params)
     inputs = check_inputs(cfg, inputs)
     targets = check_targets(loss, targets, inputs.shape[0], inputs.shape[1], cfg.n_out)
-    traj = simulate(cfg, params, inputs, check=False)
+    traj = simulate(cfg, params, inputs, check=False, store=store)
     value, ybar = loss_and_grad(loss, traj.y, targets)
     return value, backward(cfg, params, traj, ybar), traj
 

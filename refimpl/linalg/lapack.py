@@ -193,6 +193,24 @@ def _times_inverse(X, U, Ui, info):
             _data_ptr(Ui), _int_ptr(k), _data_ptr(X), _int_ptr(M))  # fmt: skip
 
 
+#: up to this many rows ``k``, the Gram matrix is formed by dgemm (both triangles), above by dsyrk (one):
+#: OpenBLAS's dsyrk is slow for few rows (``k = 16, M = 512``: 13 µs vs 5 µs; ``k = 32``: 35 vs 21 µs;
+#: ``k = 64``: 88 vs 113 µs, measured, docs/performance.md)
+GRAM_GEMM_MAX_K = 32
+
+
+@njit(cache=True)
+def _gram(X, G):
+    """``G = AᵀA`` (``k²``, column-major; at least its upper triangle) for the ``M×k`` matrix ``A`` whose
+    columns are the rows of ``X (k, M)``."""
+    k, M = X.shape
+    if k <= GRAM_GEMM_MAX_K:
+        gemm(False, True, 1.0, X, X, 0.0, G.reshape(k, k))  # symmetric: row- and column-major alike
+        return
+    _dsyrk(_chr_ptr(_U), _chr_ptr(_T), _int_ptr(k), _int_ptr(M), _dbl_ptr(1.0), _data_ptr(X), _int_ptr(M),
+        _dbl_ptr(0.0), _data_ptr(G), _int_ptr(k))  # fmt: skip
+
+
 @njit(cache=True)
 def cholesky_qr_pass(X, G, Ui, info):
     """One CholeskyQR pass on the column-major ``M×k`` matrix ``A`` whose columns are the rows of ``X``:
@@ -200,8 +218,7 @@ def cholesky_qr_pass(X, G, Ui, info):
     ``G`` (``k²``, column-major) receives ``U``; ``info[0] > 0`` when the Cholesky factorization failed
     (then ``X`` is untouched)."""
     k, M = X.shape
-    _dsyrk(_chr_ptr(_U), _chr_ptr(_T), _int_ptr(k), _int_ptr(M), _dbl_ptr(1.0), _data_ptr(X), _int_ptr(M),
-        _dbl_ptr(0.0), _data_ptr(G), _int_ptr(k))  # fmt: skip
+    _gram(X, G)
     _dpotrf(_chr_ptr(_U), _int_ptr(k), _data_ptr(G), _int_ptr(k), info.ctypes)
     if info[0] == 0:
         _times_inverse(X, G, Ui, info)
@@ -237,8 +254,7 @@ def qr_rows(X, R, tau, work):
     ok = info[0] == 0
     if ok:
         # the Gram matrix of Q₁ says how far from orthonormal the first pass left it
-        _dsyrk(_chr_ptr(_U), _chr_ptr(_T), _int_ptr(k), _int_ptr(M), _dbl_ptr(1.0), _data_ptr(X), _int_ptr(M),
-            _dbl_ptr(0.0), _data_ptr(G2), _int_ptr(k))  # fmt: skip
+        _gram(X, G2)
         err = 0.0
         for j in range(k):
             for i in range(j + 1):

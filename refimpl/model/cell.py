@@ -74,7 +74,7 @@ def tanh_derivatives(x):
     return t, d1, -2.0 * t / (ch * ch)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def activation(v, theta, act, sur, gamma, smooth):
     """φ(v - θ): the spike H, its smooth-mode primitive Φ, or tanh."""
     x = v - theta
@@ -85,7 +85,7 @@ def activation(v, theta, act, sur, gamma, smooth):
     return heaviside(x)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def activation_derivative(v, theta, act, sur, gamma, order):
     """φ'(v - θ) (``order`` 1; σ' for spikes: the surrogate rule of docs/model.md §2) or φ''(v - θ)
     (``order`` 2; σ'' for spikes, which enters only the flossing gradient)."""
@@ -114,15 +114,22 @@ def membrane(V, I, I_new, b, alpha, beta, g, syn_old):
 
 
 @njit(cache=True, inline="always")
+def reset_rho(S, reset, reset_grad):
+    """``ρ̂_t`` of one neuron (docs/model.md §3): ``1 - S_t`` for the zero reset, else 1 (and 1 when the
+    reset's gradient is ignored). A function of ``S_t`` alone, so BPTT need not store it."""
+    if reset == RESET_ZERO and reset_grad != GRAD_IGNORED:
+        return 1.0 - S
+    return 1.0
+
+
+@njit(cache=True, inline="always")
 def reset_element(m, S, s, theta, reset, reset_grad):
     """``V_{t+1}`` from ``m_t`` and ``S_t``, with the linearization coefficients ``ρ̂_t`` and ``c_t``
     (docs/model.md §3): ``(v, rho, c)``. ``s = σ'(V_t - θ)`` enters only ``c`` (attached resets)."""
-    r = 1.0
+    r = reset_rho(S, reset, reset_grad)
     cc = 0.0
     if reset == RESET_ZERO:
         v = (1.0 - S) * m
-        if reset_grad != GRAD_IGNORED:
-            r = 1.0 - S
         if reset_grad == GRAD_ATTACHED:
             cc = -m * s
     elif reset == RESET_SUBTRACT:

@@ -21,6 +21,7 @@ import numpy as np
 
 from refimpl.model import cell
 from refimpl.model.forward import forward_linearized
+from refimpl.linalg.sparse import nonzeros_by_step
 from refimpl.model.config import NetworkConfig
 from refimpl.model.readout import kappa
 from refimpl.model.surrogate import code_of
@@ -278,7 +279,10 @@ def layer_params(cfg: NetworkConfig, params: dict, l: int):
 class Linearization(NamedTuple):
     """The coefficients of a layer's tangent map along a trajectory (docs/model.md §4, ``cell``'s docstring),
     each ``(T+1, B, N)``: ``s = φ'(V - θ)``, ``s2 = φ''(V - θ)``, ``m`` the membrane before the reset,
-    ``rho`` = ρ̂ (ρ, or 1 for reset_grad = ignored), ``c`` the diagonal of the reset term E_t."""
+    ``rho`` = ρ̂ (ρ, or 1 for reset_grad = ignored), ``c`` the diagonal of the reset term E_t.
+
+    A trajectory simulated with ``store="bptt"`` has ``s2 = m = None``, ``rho = None`` (it follows from
+    ``S``: :func:`refimpl.model.cell.reset_rho`) and ``c = None`` unless the reset's gradient is attached."""
 
     s: np.ndarray
     s2: np.ndarray
@@ -305,6 +309,10 @@ class Trajectory:
     readout_s: np.ndarray
     U: np.ndarray
     y: np.ndarray
+    #: per layer, the nonzeros of its input ``Z[l]`` and of its spikes ``S[l]``, step by step
+    #: (:func:`refimpl.linalg.sparse.nonzeros_by_step`), as the forward pass found them; ``None``: not kept
+    Z_nz: list | None = None
+    S_nz: list | None = None
 
     @property
     def T(self) -> int:
@@ -314,44 +322,71 @@ class Trajectory:
         """``z^l_t`` for ``t = 0 … T-1``: ``u`` for layer 1, else ``S^{l-1}_t``."""
         return self.Z[l]
 
+    def nonzeros(self, l: int) -> tuple:
+        """``((ptr, idx) of Z[l], (ptr, idx) of S[l])``: the listed nonzeros, found again if not kept."""
+        if self.Z_nz is None:
+            return nonzeros_by_step(self.Z[l]), nonzeros_by_step(self.S[l])
+        return self.Z_nz[l], self.S_nz[l]
+
 
 def readout_source(cfg: NetworkConfig, V, S) -> np.ndarray:
     """``s_t`` read by the readout (docs/model.md §1.2): spikes/activation ``S`` or membrane/state ``V``."""
     return S if cfg.readout.source in ("spikes", "activation") else V
 
 
-def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True) -> Trajectory:
-    """Run the network on inputs ``u`` ``(T, B, n_in)``; also linearize it."""
+#: what :func:`simulate` keeps over time: everything, or what BPTT reads
+STORE = ("all", "bptt")
+
+
+def simulate(cfg: NetworkConfig, params: dict, u, *, check: bool = True, store: str = "all") -> Trajectory:
+    """Run the network on inputs ``u`` ``(T, B, n_in)``; also linearize it.
+
+    ``store="bptt"`` keeps only what the reverse pass of BPTT reads (``V, S`` and ``s, ρ̂, c``): the
+    trajectory's ``I`` and the linearization's ``s2, m`` are then ``None`` (docs/performance.md).
+    """
+    if store not in STORE:
+        raise ValueError(f"store must be one of {list(STORE)}, got {store!r}")
     if check:
         params = check_params(cfg, params)
         u = check_inputs(cfg, u)
     from refimpl.model.readout import forward as readout_forward
 
     Ls = layers_of(cfg)
-    Zs, Vs, Is, Ss, lins = [], [], [], [], []
+    Zs, Vs, Is, Ss, lins, Z_nz, S_nz = [], [], [], [], [], [], []
     z = u = np.ascontiguousarray(u)  # one kernel specialization: C-contiguous inputs
+    z_nz = nonzeros_by_step(z)
     for l, L in enumerate(Ls):
         Zs.append(z)
+        Z_nz.append(z_nz)
         W_in, W_rec, b, V0, I0 = layer_params(cfg, params, l)
         # the forward pass and its linearization in one pass
         B = z.shape[1]
         V0, I0 = cell.initial_states(V0, B), cell.initial_states(I0, B)
-        V, I, S, *lin = forward_linearized(z, V0, I0, W_in, W_rec, b, L.alpha, L.beta, L.g, L.theta, L.syn_old,
-            L.reset, L.reset_grad, L.act, L.sur, L.gamma, L.smooth)  # fmt: skip
+        V, I, S, *lin, S_ptr, S_idx = forward_linearized(z, *z_nz, V0, I0, W_in, W_rec, b, L.alpha, L.beta, L.g,
+            L.theta, L.syn_old, L.reset, L.reset_grad, L.act, L.sur, L.gamma, L.smooth, store == "all")  # fmt: skip
+        if store != "all":  # what was not kept: the kernel's scratch rows, or arrays without steps
+            I, lin[1], lin[2] = None, None, None
+            lin[3:] = [a if len(a) else None for a in lin[3:]]
         lins.append(Linearization(*lin))
         Vs.append(V), Is.append(I), Ss.append(S)
-        z = np.ascontiguousarray(S[:-1])
+        # the next layer's input: S_0 … S_{T-1} (a view: S is C-contiguous) and the same list, whose last
+        # step it never reads
+        z, z_nz = S[:-1], (S_ptr, S_idx)
+        S_nz.append(z_nz)
     rs = readout_source(cfg, Vs[-1], Ss[-1])
     U, y = readout_forward(rs, params["readout/W_out"], params["readout/b_out"], kappa(cfg))
-    return Trajectory(u, Zs, Vs, Is, Ss, lins, rs, U, y)
+    return Trajectory(u, Zs, Vs, Is, Ss, lins, rs, U, y, Z_nz, S_nz)
 
 
 def select(traj: Trajectory, b: int) -> Trajectory:
     """The sub-trajectory of batch element ``b`` (keeps a batch axis of size 1)."""
     sl = slice(b, b + 1)
-    return Trajectory(traj.inputs[:, sl], [np.ascontiguousarray(z[:, sl]) for z in traj.Z],
-        [v[:, sl] for v in traj.V], [i[:, sl] for i in traj.I], [s[:, sl] for s in traj.S],
-        [Linearization(*(np.ascontiguousarray(a[:, sl]) for a in lin)) for lin in traj.lin],
+
+    def part(a):
+        return None if a is None else np.ascontiguousarray(a[:, sl])
+
+    return Trajectory(traj.inputs[:, sl], [part(z) for z in traj.Z], [part(v) for v in traj.V],
+        [part(i) for i in traj.I], [part(s) for s in traj.S], [Linearization(*map(part, lin)) for lin in traj.lin],
         traj.readout_s[:, sl], traj.U[:, sl], traj.y[:, sl])  # fmt: skip
 
 

@@ -28,7 +28,7 @@ FAST_SIGMOID, SIGMOID, ARCTAN, GAUSSIAN, TRIANGLE = range(5)
 _SQRT_HALF_PI = math.sqrt(math.pi / 2.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _logistic(z):
     # Two branches so that exp never overflows.
     if z >= 0.0:
@@ -37,7 +37,7 @@ def _logistic(z):
     return e / (1.0 + e)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sign(x):
     # docs/model.md §2: sign(0) = 0.
     if x > 0.0:
@@ -47,7 +47,7 @@ def _sign(x):
     return 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sigma_prime(x, code, gamma):
     """σ'(x; γ), the replacement of ``H'(x)``."""
     if code == FAST_SIGMOID:
@@ -65,7 +65,7 @@ def sigma_prime(x, code, gamma):
     return max(0.0, 1.0 - gamma * abs(x))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sigma_second(x, code, gamma):
     """σ''(x; γ) = d σ'/dx, with ``sign(0) = 0`` at the kinks."""
     if code == FAST_SIGMOID:
@@ -87,7 +87,7 @@ def sigma_second(x, code, gamma):
     return 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def primitive(x, code, gamma):
     """Φ(x; γ) = ∫_{-∞}^x σ', the smooth-mode replacement of ``H``."""
     if code == FAST_SIGMOID:
@@ -109,7 +109,7 @@ def primitive(x, code, gamma):
     return w
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def heaviside(x):
     """``H(x) = 1`` if ``x > 0`` else 0 (strict, docs/model.md §1.1)."""
     return 1.0 if x > 0.0 else 0.0

@@ -261,7 +261,7 @@ def compute_case(case: PeerCase) -> dict:
     d = config_dict(case)
     cfg, loss, _, _ = config_from_dict(d)
     params, inputs, targets = make_problem(case, cfg)
-    value, grads, traj = adjoint.value_and_grad(cfg, params, inputs, targets, loss)
+    value, grads, traj = adjoint.value_and_grad(cfg, params, inputs, targets, loss, store="all")
     _check_robust(case, cfg, loss, traj)
     keys = list(param_shapes(cfg))
     out = {f"params/{k}": params[k] for k in keys}

@@ -221,7 +221,7 @@ def _compute_case(case: Case) -> dict:
         out[f"params/{key}"] = params[key]
     out["inputs"] = inputs
     out["targets"] = targets
-    value, grads, traj = adjoint.value_and_grad(cfg, params, inputs, targets, loss)
+    value, grads, traj = adjoint.value_and_grad(cfg, params, inputs, targets, loss, store="all")
     for l in range(cfg.n_layers):
         p = f"forward/layer{l + 1}/"
         if cfg.cell == "clif":
