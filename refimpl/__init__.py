@@ -22,7 +22,8 @@ The public API, for a network on Poisson input::
     ['layer1/W_in', 'layer1/W_rec', 'layer1/b']
 
 ``refimpl.value_and_grad(cfg, params, inputs, targets, loss)`` is the task loss and its
-BPTT gradient (docs/model.md §5); ``refimpl.spectra`` and ``refimpl.floss_mean`` do the
+BPTT gradient (docs/model.md §5), with a trajectory that keeps what the reverse pass reads
+(``store="all"`` keeps everything, docs/performance.md, "BPTT"); ``refimpl.spectra`` and ``refimpl.floss_mean`` do the
 spectrum and the flossing gradient for every trajectory of a batch, one thread a core
 (docs/performance.md, "Threads"). Everything is imported on first use, so that
 ``import refimpl`` and ``refimpl --help`` are immediate.
