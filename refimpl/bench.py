@@ -42,10 +42,10 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from refimpl.bench_peers import jax_peer, max_rel_diff, run_torch, torch_peer
 from refimpl.interrupt import poll
 from refimpl.threads import set_threads
 
@@ -113,81 +113,6 @@ def run_refimpl(case: Case, prob):
         return {"spectrum": lyapunov.spectrum(cfg, params, inputs, lcfg, Q0).exponents}
     res = flossing.value_and_grad(cfg, params, inputs, lcfg, Q0=Q0, checkpoint_every=case.checkpoint or None)
     return {"loss": res.loss, "spectrum": res.exponents, **{f"grad/{k}": v for k, v in res.grads.items()}}
-
-
-#: the PyTorch peer: a file of the source checkout's validation/ (not an installed package, so that it
-#: cannot clash with a user's own ``validation``); loaded by path under a name of its own
-PEER_FILE = Path(__file__).resolve().parent.parent / "validation" / "bench_torch.py"
-
-
-def _torch():
-    import importlib.util
-
-    if "refimpl_bench_torch" in sys.modules:
-        return sys.modules["refimpl_bench_torch"]
-    if not PEER_FILE.is_file():
-        raise RuntimeError(
-            f"refimpl bench needs the PyTorch peer {PEER_FILE}, which is part of the source "
-            "checkout (validation/), not of an installed refimpl; pass --no-torch to time refimpl alone"
-        )
-    try:
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise RuntimeError(
-            "refimpl bench needs PyTorch for its peer (pip install -e '.[validation]', i.e. "
-            f"torch==2.13.0), or --no-torch to time refimpl alone: {exc}"
-        ) from None
-    spec = importlib.util.spec_from_file_location("refimpl_bench_torch", PEER_FILE)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-JAX_FILE = Path(__file__).resolve().parent.parent / "validation" / "bench_jax.py"
-
-
-def jax_peer():
-    """The JAX peer (``validation/bench_jax.py``; optional: ``pip install jax==0.10.2 jaxlib==0.10.2``)."""
-    import importlib.util
-
-    if "refimpl_bench_jax" in sys.modules:
-        return sys.modules["refimpl_bench_jax"]
-    if not JAX_FILE.is_file():
-        raise RuntimeError(f"refimpl bench --jax needs the JAX peer {JAX_FILE}, part of the source checkout")
-    try:
-        import jax  # noqa: F401
-    except ImportError as exc:
-        raise RuntimeError(f"refimpl bench --jax needs JAX (pip install jax==0.10.2 jaxlib==0.10.2): {exc}") from None
-    spec = importlib.util.spec_from_file_location("refimpl_bench_jax", JAX_FILE)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def run_torch(case: Case, prob, method: str = "jacrev", T: int | None = None):
-    """One evaluation by the PyTorch peer (``T`` steps, default all)."""
-    bt = _torch()
-    _, params, inputs, targets, _, Q0 = prob
-    T = case.T if T is None else T
-    if case.kind == "bptt":
-        value, grads = bt.bptt(params, inputs[:T], targets[:T])
-        return {"loss": value, **{f"grad/{k}": v for k, v in grads.items()}}
-    if case.kind == "spectrum":
-        return {"spectrum": bt.spectrum(params, inputs[:T, 0], Q0, method=method)}
-    value, lam, grads = bt.flossing(params, inputs[:T, 0], Q0, method=method)
-    return {"loss": value, "spectrum": lam, **{f"grad/{k}": v for k, v in grads.items()}}
-
-
-def max_rel_diff(a: dict, b: dict) -> float:
-    """``max over quantities of max|a - b| / max|b|`` (keys present in both)."""
-    worst = 0.0
-    for key in sorted(set(a) & set(b)):
-        x, y = np.asarray(a[key], float), np.asarray(b[key], float)
-        scale = max(float(np.max(np.abs(y))), 1e-300)
-        worst = max(worst, float(np.max(np.abs(x - y))) / scale)
-    return worst
 
 
 # ---------------------------------------------------------------------------
@@ -392,6 +317,7 @@ class Row:
     jax_compile_s: float = float("nan")
     jax_rel_diff: float = float("nan")
     one_thread_s: float = float("nan")  # refimpl at 1 BLAS thread, when the run uses more
+    drift: float = float("nan")  # refimpl's median after the peers / before them
 
     @property
     def ratio(self) -> float:
@@ -520,6 +446,16 @@ def bench_case(case: Case, args, log) -> Row:
         row.jax_rel_diff = max_rel_diff(ref, jr)
         log(f"  jax      {case.label:<36} {row.jax_s:9.4f} s  (median of {len(row.jax_runs)}; compile "
             f"{row.jax_compile_s:.2f} s, not counted)  max relative difference {row.jax_rel_diff:.2e}")  # fmt: skip
+    if not args.no_torch or getattr(args, "jax", False):
+        # refimpl again after the peers: the machine's speed drifts by tens of percent within minutes
+        # (docs/performance.md, Results), so refimpl's time is the median of a block before and a block
+        # after the peers', and the drift between the two blocks is reported
+        again, _ = time_refimpl()
+        row.drift = statistics.median(again) / row.refimpl_s
+        row.refimpl_runs = row.refimpl_runs + again
+        row.refimpl_s = statistics.median(row.refimpl_runs)
+        log(f"  refimpl  {case.label:<36} {statistics.median(again):9.4f} s  again after the peers (drift "
+            f"x{row.drift:.2f}); median of both blocks {row.refimpl_s:.4f} s")  # fmt: skip
     if not args.no_memory:
         m = measure_memory(case, "refimpl", args.threads)
         row.refimpl_peak_bytes = m.get("peak_bytes", float("nan"))
@@ -653,6 +589,7 @@ def write_json(path, info: dict, startup: dict, rows: list, peak: float) -> None
                 "jax_compile_s": r.jax_compile_s,
                 "jax_rel_diff": r.jax_rel_diff,
                 "one_thread_s": r.one_thread_s,
+                "drift": r.drift,
             }
             for r in rows
         ],
@@ -689,7 +626,7 @@ def run_cli(args) -> int:
         raise ValueError("--repeats, --batch, --threads must be >= 1 and --T, --T-bptt >= 2")
     if not args.no_torch:
         try:
-            bt = _torch()
+            bt = torch_peer()
         except RuntimeError as exc:
             raise ValueError(str(exc))
     if getattr(args, "jax", False):
@@ -758,7 +695,8 @@ def run_cli(args) -> int:
         log(f"agreement: max relative difference refimpl vs JAX over all cases {max(r.jax_rel_diff for r in rows):.2e}")
     log(format_table(rows, peak))
     log(
-        f"load average after: {info['load_after'][0]:.2f}; ratio = pytorch/refimpl (jax ratio = jax/refimpl, the "
+        f"load average after: {info['load_after'][0]:.2f}; refimpl s = median of a block of runs before and one "
+        f"after the peers'; ratio = pytorch/refimpl (jax ratio = jax/refimpl, the "
         f"compiled JAX executable, compile time not counted); GFLOP/s of the method's "
         f"FLOP count (docs/performance.md); 'of peak' = refimpl GFLOP/s / dgemm rate; MB = max-RSS growth "
         f"of one evaluation in a fresh process; need = what the method must store"

@@ -77,7 +77,7 @@ def test_peer_error_is_one_line(monkeypatch, capsys):
     def missing():
         raise RuntimeError("refimpl bench needs PyTorch for its peer")
 
-    monkeypatch.setattr(bench, "_torch", missing)
+    monkeypatch.setattr(bench, "torch_peer", missing)
     assert main(["bench", "--quick", "--no-memory", "--no-startup"]) == 2
     assert "needs PyTorch" in capsys.readouterr().err
 
