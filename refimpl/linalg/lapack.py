@@ -127,10 +127,17 @@ CHOLQR_TOL = 1e-2
 QR_CHOLESKY, QR_FALLBACK, QR_HOUSEHOLDER = 0, 1, 2
 
 
+@njit(cache=True, inline="always")
+def _householder_work(k, M):
+    """Length of the part of :func:`qr_work` that :func:`qr_rows_householder` uses (LAPACK's workspace)."""
+    return max(64 * k, QR_BLOCK * (k + M) + k * M)
+
+
 @njit(cache=True)
 def qr_work(k, M):
-    """Workspace of :func:`qr_rows` for ``k`` columns of length ``M``."""
-    return np.empty(max(64 * k, QR_BLOCK * (k + M) + k * M) + 3 * k * k + k * M)
+    """Workspace of :func:`qr_rows` for ``k`` columns of length ``M``: Householder's, then CholeskyQR2's
+    ``G₁, G₂, U⁻¹`` (``k²`` each) and the copy of ``A`` for the fallback."""
+    return np.empty(_householder_work(k, M) + 3 * k * k + k * M)
 
 
 @njit(cache=True)
@@ -214,7 +221,7 @@ def _gram(X, G):
 @njit(cache=True)
 def cholesky_qr_pass(X, G, Ui, info):
     """One CholeskyQR pass on the column-major ``M×k`` matrix ``A`` whose columns are the rows of ``X``:
-    ``G = AᵀA`` (dsyrk, upper triangle), ``G = UᵀU`` (dpotrf), ``A ← A U⁻¹`` (:func:`_times_inverse`).
+    ``G = AᵀA`` (:func:`_gram`), ``G = UᵀU`` (dpotrf), ``A ← A U⁻¹`` (:func:`_times_inverse`).
     ``G`` (``k²``, column-major) receives ``U``; ``info[0] > 0`` when the Cholesky factorization failed
     (then ``X`` is untouched)."""
     k, M = X.shape
@@ -243,7 +250,7 @@ def qr_rows(X, R, tau, work):
     if 2 * k > M:
         qr_rows_householder(X, R, tau, work)
         return QR_HOUSEHOLDER
-    base = max(64 * k, QR_BLOCK * (k + M) + k * M)
+    base = _householder_work(k, M)  # CholeskyQR2's part of the workspace follows Householder's
     G1 = work[base : base + k * k]
     G2 = work[base + k * k : base + 2 * k * k]
     Ui = work[base + 2 * k * k : base + 3 * k * k]

@@ -54,12 +54,8 @@ def forward(s, W_out, b_out, k):
 
 def jvp(s, ds, W_out, dW_out, db_out, k):
     """Tangent of ``y`` for a tangent ``ds`` of the source and ``(dW_out, db_out)``."""
-    T = s.shape[0] - 1
-    dU = np.zeros((T + 1, s.shape[1], W_out.shape[0]))
     drive = (1.0 - k) * (ds[1:] @ W_out.T + s[1:] @ dW_out.T + db_out)
-    for t in range(T):
-        dU[t + 1] = k * dU[t] + drive[t]
-    return dU[1:]
+    return _leak(np.ascontiguousarray(drive, dtype=float), k)[1:]  # the readout is linear: the same recursion
 
 
 def drive_adjoint(ybar, k):
