@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from refimpl.bench import (Case, dgemm_rate, flops, measure_memory, problem, qr_seconds, required_bytes, run_refimpl,
-    timed)  # fmt: skip
+from refimpl.bench import Case, flops, measure_memory, problem, qr_seconds, required_bytes, run_refimpl
+from refimpl.bench_timing import dgemm_rate, timed
 from refimpl.io import atomic_text
 from refimpl.threads import set_threads
 

@@ -31,7 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-from refimpl.bench import Case, problem, run_refimpl, timed
+from refimpl.bench import Case, problem, run_refimpl
+from refimpl.bench_timing import timed
 from refimpl.io import atomic_text
 from refimpl.threads import set_threads
 

@@ -18,7 +18,9 @@ autograd and ``torch.linalg.qr`` every step, ``create_graph=True`` for
 flossing. Both sides run in this one process, float64, with the same number
 of threads (``torch.set_num_threads`` and the OpenBLAS thread count of NumPy
 and SciPy). Every case first checks that both sides agree (the max relative
-difference is printed), then times medians over repeats.
+difference is printed), then times every side in interleaved rounds (refimpl,
+PyTorch, JAX, refimpl, ...; :func:`rounds`): each ratio is the median of the
+rounds' ratios, so that the drift of the machine's speed cancels.
 
 Reported per case (docs/performance.md explains every column): median wall
 times, their ratio, the achieved GFLOP/s of the *method* (the FLOP count of
@@ -45,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from refimpl.bench_timing import dgemm_call, dgemm_flops, dgemm_rate, paired_ratio, per_call, rounds, timed
 from refimpl.bench_peers import jax_peer, max_rel_diff, run_torch, torch_peer
 from refimpl.interrupt import poll
 from refimpl.threads import set_threads
@@ -152,25 +155,6 @@ def required_bytes(case: Case) -> float:
         c = case.checkpoint
         return 8.0 * ((math.ceil(T / c) + c + 1) * M * k + c * k * k + traj)
     return 8.0 * ((T + 1) * M * k + T * k * k + traj)
-
-
-def per_call(fn, n: int, repeats: int = 3) -> float:
-    """Seconds per call of ``fn``: after one warm-up call, the best of ``repeats`` loops of ``n`` calls."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t) / n)
-    return best
-
-
-def dgemm_rate(n: int, repeats: int = 3) -> float:
-    """This machine's float64 matrix-multiply rate (NumPy dgemm, ``n×n``), GFLOP/s, best of ``repeats``."""
-    rng = np.random.default_rng(0)
-    A, Bm = rng.standard_normal((n, n)), rng.standard_normal((n, n))
-    return 2.0 * n**3 / per_call(lambda: A @ Bm, 1, repeats) / 1e9
 
 
 def qr_seconds(M: int, k: int) -> dict:
@@ -317,32 +301,21 @@ class Row:
     jax_compile_s: float = float("nan")
     jax_rel_diff: float = float("nan")
     one_thread_s: float = float("nan")  # refimpl at 1 BLAS thread, when the run uses more
-    drift: float = float("nan")  # refimpl's median after the peers / before them
+    drift: float = float("nan")  # refimpl's median over the second half of the rounds / the first half
+    torch_paired: float = float("nan")  # median over the rounds of the peer's time / refimpl's time
+    jax_paired: float = float("nan")
+    dgemm_gflops: float = float("nan")  # the dgemm rate, median over the rounds (a side of its own)
+    peak_fraction: float = float("nan")  # median over the rounds of refimpl's GFLOP/s / the round's dgemm rate
 
     @property
     def ratio(self) -> float:
-        return self.torch_s / self.refimpl_s
+        """PyTorch's time / refimpl's: the median of the rounds' ratios (:func:`rounds`) when the peer ran
+        in them, else the ratio of the medians (a peer run shared with an earlier case)."""
+        return self.torch_paired if self.torch_paired == self.torch_paired else self.torch_s / self.refimpl_s
 
     @property
     def jax_ratio(self) -> float:
-        return self.jax_s / self.refimpl_s
-
-
-def timed(fn, repeats: int, max_seconds: float, min_seconds: float = 0.0, max_runs: int = 25):
-    """Run ``fn`` ``repeats`` times (fewer once ``max_seconds`` are spent; more, up to ``max_runs``,
-    until ``min_seconds`` are spent, so that short runs get a robust median). Returns (times, result)."""
-    times, result = [], None
-    start = time.perf_counter()
-    while True:
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-        spent = time.perf_counter() - start
-        if len(times) >= max_runs or spent > max_seconds:
-            break
-        if len(times) >= repeats and spent >= min_seconds:
-            break
-    return times, result
+        return self.jax_paired if self.jax_paired == self.jax_paired else self.jax_s / self.refimpl_s
 
 
 def _mem_available() -> float:
@@ -395,9 +368,36 @@ def bench_case(case: Case, args, log) -> Row:
     def time_refimpl():
         return timed(lambda: run_refimpl(case, prob), args.repeats, args.max_seconds, args.min_seconds)
 
-    row.refimpl_runs, ref = time_refimpl()
+    # every side runs in the same rounds (refimpl, PyTorch, JAX, refimpl, ...): each ratio is the median of the
+    # rounds' ratios, so that the drift of the machine's speed within the minutes of a case cancels
+    fns = {"refimpl": lambda: run_refimpl(case, prob), "dgemm": dgemm_call(args.dgemm_n)}
+    peer_key = (case.kind, case.N, case.k, case.T, case.B)
+    torch_cached = not args.no_torch and peer_key in _PEER_CACHE
+    T_torch = case.T
+    if not args.no_torch and not torch_cached:
+        row.torch_method = choose_method(case, prob, args.torch_jacobian)
+        T_torch = torch_steps(case, args.torch_mem_budget, row.torch_method)
+        row.torch_T = T_torch
+        run_torch(tiny, problem(tiny), row.torch_method or "jacrev")
+        fns["pytorch"] = lambda: run_torch(case, prob, row.torch_method, T=T_torch)
+    if getattr(args, "jax", False):
+        _, params, inputs, targets_, _, Q0 = prob
+        run_jax, row.jax_compile_s = jax_peer().prepare(case.kind, params, inputs, targets_, Q0)
+        run_jax()  # the first call of a compiled executable still allocates
+        fns["jax"] = run_jax
+    times, results = rounds(fns, args.repeats, args.max_seconds, args.min_seconds)
+    ref = results["refimpl"]
+    row.refimpl_runs = times["refimpl"]
     row.refimpl_s = statistics.median(row.refimpl_runs)
-    log(f"  refimpl  {case.label:<36} {row.refimpl_s:9.4f} s  (median of {len(row.refimpl_runs)})")
+    # the fraction of the dgemm rate, also per round: the dgemm is a side of the rounds
+    rates = [dgemm_flops(args.dgemm_n) / t / 1e9 for t in times["dgemm"]]
+    row.dgemm_gflops = statistics.median(rates)
+    row.peak_fraction = statistics.median(row.flops / t / 1e9 / r for t, r in zip(row.refimpl_runs, rates))
+    half = len(row.refimpl_runs) // 2
+    if half:
+        row.drift = statistics.median(row.refimpl_runs[half:]) / statistics.median(row.refimpl_runs[:half])
+    log(f"  refimpl  {case.label:<36} {row.refimpl_s:9.4f} s  (median of {len(row.refimpl_runs)}; drift over the "
+        f"rounds x{row.drift:.2f})")  # fmt: skip
     if args.threads > 1:  # the thread policy's reference: the same case on one BLAS thread
         set_threads(1, torch_too=False)
         runs, _ = time_refimpl()
@@ -405,8 +405,7 @@ def bench_case(case: Case, args, log) -> Row:
         row.one_thread_s = statistics.median(runs)
         log(f"  refimpl  {case.label:<36} {row.one_thread_s:9.4f} s  on 1 thread ({args.threads} threads: "
             f"{row.one_thread_s / row.refimpl_s:.2f}x as fast)")  # fmt: skip
-    peer_key = (case.kind, case.N, case.k, case.T, case.B)
-    if not args.no_torch and peer_key in _PEER_CACHE:
+    if torch_cached:
         prev = _PEER_CACHE[peer_key]
         row.torch_method, row.torch_T, row.torch_runs, row.torch_s = (prev.torch_method, prev.torch_T,
             prev.torch_runs, prev.torch_s)  # fmt: skip
@@ -414,15 +413,11 @@ def bench_case(case: Case, args, log) -> Row:
         row.torch_peak_bytes = prev.torch_peak_bytes
         log(f"  pytorch  {case.label:<36} {row.torch_s:9.4f} s  (the same peer run as without checkpoints)")
         log(f"  agree    {case.label:<36} max relative difference {row.rel_diff:.2e}")
-    elif not args.no_torch:
-        row.torch_method = choose_method(case, prob, args.torch_jacobian)
-        T_torch = torch_steps(case, args.torch_mem_budget, row.torch_method)
-        row.torch_T = T_torch
-        run_torch(tiny, problem(tiny), row.torch_method or "jacrev")
-        row.torch_runs, peer = timed(lambda: run_torch(case, prob, row.torch_method, T=T_torch), args.repeats,
-            args.max_seconds, args.min_seconds)  # fmt: skip
+    elif "pytorch" in fns:
+        row.torch_runs, peer = times["pytorch"], results["pytorch"]
         scale = case.T / T_torch
         row.torch_s = statistics.median(row.torch_runs) * scale
+        row.torch_paired = paired_ratio(row.torch_runs, row.refimpl_runs, scale)
         note = f"  (ran T={T_torch}, time scaled ×{scale:.2f})" if T_torch < case.T else ""
         log(
             f"  pytorch  {case.label:<36} {row.torch_s:9.4f} s  (median of {len(row.torch_runs)}"
@@ -437,25 +432,13 @@ def bench_case(case: Case, args, log) -> Row:
         log(f"  agree    {case.label:<36} max relative difference {row.rel_diff:.2e}")
         row.peer_result = peer
         _PEER_CACHE[peer_key] = row
-    if getattr(args, "jax", False):
-        _, params, inputs, targets, _, Q0 = prob
-        run, row.jax_compile_s = jax_peer().prepare(case.kind, params, inputs, targets, Q0)
-        run()  # the first call of a compiled executable still allocates
-        row.jax_runs, jr = timed(run, args.repeats, args.max_seconds, args.min_seconds)
+    if "jax" in fns:
+        row.jax_runs = times["jax"]
         row.jax_s = statistics.median(row.jax_runs)
-        row.jax_rel_diff = max_rel_diff(ref, jr)
+        row.jax_paired = paired_ratio(row.jax_runs, row.refimpl_runs)
+        row.jax_rel_diff = max_rel_diff(ref, results["jax"])
         log(f"  jax      {case.label:<36} {row.jax_s:9.4f} s  (median of {len(row.jax_runs)}; compile "
             f"{row.jax_compile_s:.2f} s, not counted)  max relative difference {row.jax_rel_diff:.2e}")  # fmt: skip
-    if not args.no_torch or getattr(args, "jax", False):
-        # refimpl again after the peers: the machine's speed drifts by tens of percent within minutes
-        # (docs/performance.md, Results), so refimpl's time is the median of a block before and a block
-        # after the peers', and the drift between the two blocks is reported
-        again, _ = time_refimpl()
-        row.drift = statistics.median(again) / row.refimpl_s
-        row.refimpl_runs = row.refimpl_runs + again
-        row.refimpl_s = statistics.median(row.refimpl_runs)
-        log(f"  refimpl  {case.label:<36} {statistics.median(again):9.4f} s  again after the peers (drift "
-            f"x{row.drift:.2f}); median of both blocks {row.refimpl_s:.4f} s")  # fmt: skip
     if not args.no_memory:
         m = measure_memory(case, "refimpl", args.threads)
         row.refimpl_peak_bytes = m.get("peak_bytes", float("nan"))
@@ -507,7 +490,7 @@ def targets(rows: list, peak: float) -> list:
                 want = TARGET_RATIO[peer]
                 out.append((r.case.label, f"{want:g}x faster than {peer}", f"{ratio:.2f}x", bool(ratio >= want)))
         if r.case.kind != "bptt" and r.case.N >= TARGET_PEAK_FROM:
-            frac = r.flops / r.refimpl_s / 1e9 / peak
+            frac = r.peak_fraction if r.peak_fraction == r.peak_fraction else r.flops / r.refimpl_s / 1e9 / peak
             out.append((r.case.label, f">= {TARGET_PEAK:.0%} of the dgemm rate", f"{frac:.1%}", bool(frac >= TARGET_PEAK)))
         if r.one_thread_s == r.one_thread_s:
             gain = r.one_thread_s / r.refimpl_s
@@ -539,7 +522,7 @@ def format_table(rows: list, peak: float) -> str:
         lines.append(
             f"{r.case.label:<38} {r.refimpl_s:10.4f} {r.torch_s:10.4f} {r.ratio:7.1f} "
             + (f"{r.jax_s:9.4f} {r.jax_ratio:9.1f} " if jx else "")
-            + f"{gf:8.2f} {gf / peak:7.1%} {gft:8.2f} {r.refimpl_peak_bytes / 1e6:8.1f} {r.torch_peak_bytes / 1e6:9.1f} "
+            + f"{gf:8.2f} {r.peak_fraction:7.1%} {gft:8.2f} {r.refimpl_peak_bytes / 1e6:8.1f} {r.torch_peak_bytes / 1e6:9.1f} "
             f"{need / 1e6:8.1f} {r.refimpl_peak_bytes / need:8.2f}"
         )
     return "\n".join(lines)
@@ -572,6 +555,7 @@ def write_json(path, info: dict, startup: dict, rows: list, peak: float) -> None
                 "refimpl_s": r.refimpl_s,
                 "torch_s": r.torch_s,
                 "ratio": r.ratio,
+                "ratio_of_medians": r.torch_s / r.refimpl_s,
                 "refimpl_runs": r.refimpl_runs,
                 "torch_runs": r.torch_runs,
                 "torch_T": r.torch_T,
@@ -579,12 +563,15 @@ def write_json(path, info: dict, startup: dict, rows: list, peak: float) -> None
                 "rel_diff": r.rel_diff,
                 "flops": r.flops,
                 "refimpl_gflops": r.flops / r.refimpl_s / 1e9,
-                "fraction_of_dgemm": r.flops / r.refimpl_s / 1e9 / peak,
+                "fraction_of_dgemm": r.peak_fraction,
+                "dgemm_gflops_rounds": r.dgemm_gflops,
+                "fraction_of_start_dgemm": r.flops / r.refimpl_s / 1e9 / peak,
                 "refimpl_peak_bytes": r.refimpl_peak_bytes,
                 "torch_peak_bytes": r.torch_peak_bytes,
                 "required_bytes": r.required_bytes,
                 "jax_s": r.jax_s,
                 "jax_ratio": r.jax_ratio,
+                "jax_ratio_of_medians": r.jax_s / r.refimpl_s,
                 "jax_runs": r.jax_runs,
                 "jax_compile_s": r.jax_compile_s,
                 "jax_rel_diff": r.jax_rel_diff,
@@ -641,7 +628,8 @@ def run_cli(args) -> int:
 
     threads = set_threads(args.threads, torch_too=not args.no_torch)
     load0 = os.getloadavg()
-    peak = dgemm_rate(512 if args.quick else 2048)
+    args.dgemm_n = 512 if args.quick else 2048
+    peak = dgemm_rate(args.dgemm_n)
     info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
         "threads": args.threads, "thread_settings": threads, "python": platform.python_version(),
         "numpy": np.__version__, "torch": None if args.no_torch else bt.version(),
@@ -695,10 +683,11 @@ def run_cli(args) -> int:
         log(f"agreement: max relative difference refimpl vs JAX over all cases {max(r.jax_rel_diff for r in rows):.2e}")
     log(format_table(rows, peak))
     log(
-        f"load average after: {info['load_after'][0]:.2f}; refimpl s = median of a block of runs before and one "
-        f"after the peers'; ratio = pytorch/refimpl (jax ratio = jax/refimpl, the "
+        f"load average after: {info['load_after'][0]:.2f}; every side timed in the same interleaved rounds, "
+        f"s = median of its runs; ratio = median over the rounds of pytorch/refimpl (jax ratio: jax/refimpl, the "
         f"compiled JAX executable, compile time not counted); GFLOP/s of the method's "
-        f"FLOP count (docs/performance.md); 'of peak' = refimpl GFLOP/s / dgemm rate; MB = max-RSS growth "
+        f"FLOP count (docs/performance.md); 'of peak' = median over the rounds of refimpl GFLOP/s / the "
+        f"round's dgemm rate (a dgemm {args.dgemm_n}² is a side of every round); MB = max-RSS growth "
         f"of one evaluation in a fresh process; need = what the method must store"
     )
     log("")

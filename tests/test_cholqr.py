@@ -108,3 +108,18 @@ def test_one_pass_cholesky_qr_fails_the_orthogonality_check():
     assert info[0] == 0
     Q = X.T
     assert np.max(np.abs(Q.T @ Q - np.eye(k))) > 50 * M * EPS
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.integers(1, 70), extra=st.integers(0, 200), seed=st.integers(0, 2**31 - 1))
+def test_gram_panels_form_the_upper_triangle(k, extra, seed):
+    """``_gram`` forms ``AᵀA`` in panels of ``GRAM_PANEL`` rows: its upper triangle, for any ``k`` (also not a
+    multiple of the panel) and any length; nothing outside ``G`` is written."""
+    M = k + extra
+    X = np.random.default_rng(seed).standard_normal((k, M))
+    buf = np.full(k * k + 8, 7.0)
+    lapack._gram(X, buf[: k * k])
+    G = buf[: k * k].reshape(k, k).T  # column-major
+    iu = np.triu_indices(k)
+    np.testing.assert_allclose(G[iu], (X @ X.T)[iu], rtol=1e-12, atol=1e-12 * M)
+    assert np.all(buf[k * k :] == 7.0)

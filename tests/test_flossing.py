@@ -78,7 +78,7 @@ def test_checkpointing_gives_the_same_gradient(seed, every):
         np.testing.assert_allclose(a.grads[key], b.grads[key], rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("fault", ["flossing_drop_sigma2", "qr_backward_no_copyltu"])
+@pytest.mark.parametrize("fault", ["flossing_drop_sigma2", "qr_backward_wrong_copyltu"])
 @pytest.mark.parametrize("mode", ["fwd_rev", "fd"])
 def test_checker_catches_a_wrong_derivative(fault, mode):
     cfg = network_config(layers=(5,), n_in=2, n_out=1, reset_grad="attached", smooth=(mode == "fd"),

@@ -6,6 +6,7 @@ The step-by-step path is the one checked against finite differences and forward 
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 
 @pytest.mark.parametrize(
@@ -46,7 +47,7 @@ def test_fused_one_layer_kernels_equal_the_step_by_step_path(kw, monkeypatch):
             np.testing.assert_allclose(a.grads[key], b.grads[key], rtol=0, atol=1e-9 * scale)
 
 
-@pytest.mark.parametrize("fault", ["structured_drop_reset_term", "flossing_drop_sigma2", "qr_backward_no_copyltu"])
+@pytest.mark.parametrize("fault", ["structured_drop_reset_term", "flossing_drop_sigma2", "qr_backward_wrong_copyltu"])
 def test_every_deliberate_fault_reaches_the_fused_kernels(fault):
     """The fused one-layer kernels compute every one-layer spectrum, flossing gradient and benchmarked number;
     each deliberate fault of the flossing gradient must change what they return (not only the step-by-step
@@ -65,3 +66,26 @@ def test_every_deliberate_fault_reaches_the_fused_kernels(fault):
         rows = gradcheck.run(cfg, T=20, B=2, seed=0, loss=LossConfig("bce_per_step", t0=2))
     assert np.abs(wrong - clean).max() > 1e-3 * np.abs(clean).max()
     assert any(not r.passed and r.check.startswith("flossing") for r in rows)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 9),
+    st.integers(1, 40),
+    st.integers(0, 2**31 - 1),
+    st.sampled_from([1.0, 1e-310, 1e300, 0.0]),
+    st.booleans(),
+)
+def test_abs_max_by_bits_is_the_max_of_abs(k, M, seed, scale, special):
+    """The rank test's ``max |A|`` (an integer maximum over the bit patterns) is ``np.max(np.abs(A))``:
+    signs, zeros of both signs, subnormals, huge values and infinities; nan gives nan."""
+    from refimpl.dynamics.fused import _abs_max
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((k, M)) * scale
+    if special:
+        X.flat[rng.integers(X.size)] = -0.0
+        X.flat[rng.integers(X.size)] = -np.inf if seed % 2 else 5e-324
+    assert _abs_max(X) == np.max(np.abs(X))
+    X.flat[rng.integers(X.size)] = np.nan
+    assert np.isnan(_abs_max(X))

@@ -5,6 +5,7 @@ from hypothesis import given, strategies as st
 
 from refimpl.check import gradcheck
 from refimpl.grad.qr import qr_backward, qr_jvp, qr_positive, qr_reverse_rows
+from refimpl.linalg.lapack import TRI_INVERSE_FROM
 
 
 def _problem(seed, m, n):
@@ -62,10 +63,15 @@ def _rows(rule, Q, R, Qbar, rbar, counted):
     return out.T
 
 
-@given(st.integers(0, 2**16), shapes, st.booleans())
+#: blocks tall enough (m ≥ TRI_INVERSE_FROM · n) for the rule's triangular solve to run by the inverse of R
+tall_shapes = st.tuples(st.integers(1, 9), st.integers(0, 30)).map(lambda t: (TRI_INVERSE_FROM * t[0] + t[1], t[0]))
+
+
+@given(st.integers(0, 2**16), st.one_of(shapes, tall_shapes), st.booleans())
 def test_compiled_rule_is_the_numpy_rule_for_a_diagonal_rbar(seed, shape, counted):
     """The one compiled reverse rule that both flossing paths use equals the NumPy rule for the diagonal
-    R̄ = diag(r̄ / diag R) of a loss of the exponents (and R̄ = 0 at uncounted steps)."""
+    R̄ = diag(r̄ / diag R) of a loss of the exponents (and R̄ = 0 at uncounted steps), on blocks whose
+    triangular solve runs as a solve and on tall ones where it runs by the inverse."""
     rng, A, _, Qbar, _ = _problem(seed, *shape)
     Q, R = qr_positive(A)
     rbar = rng.standard_normal(R.shape[0])
@@ -75,7 +81,7 @@ def test_compiled_rule_is_the_numpy_rule_for_a_diagonal_rbar(seed, shape, counte
 
 
 def test_wrong_reverse_rule_fails():
-    """The deliberate fault of gradcheck (copyltu(M) -> M), compiled into the rule, fails finite differences."""
+    """The deliberate fault of gradcheck (copyltu(M) -> tril(M) + tril(M)ᵀ), compiled into the rule, fails finite differences."""
     rng, A, dA, Qbar, _ = _problem(5, 6, 3)
     Q, R = qr_positive(A)
     rbar = rng.standard_normal(3)
@@ -83,5 +89,5 @@ def test_wrong_reverse_rule_fails():
     fd = gradcheck.richardson(lambda h: _scalar(A + h * dA, Qbar, Rbar), 1e-4)
     right = _rows(qr_reverse_rows, Q, R, Qbar, rbar, True)
     assert abs(fd - np.sum(right * dA)) <= 1e-6 * max(1.0, abs(fd))
-    wrong = _rows(gradcheck._qr_reverse_without_copyltu(), Q, R, Qbar, rbar, True)
+    wrong = _rows(gradcheck._qr_reverse_wrong_copyltu(), Q, R, Qbar, rbar, True)
     assert abs(fd - np.sum(wrong * dA)) > 1e-6 * max(1.0, abs(fd))

@@ -299,12 +299,15 @@ def _recompiled(helper: str, bad):
     return wrap
 
 
-def _copyltu_is_m():
+def _copyltu_diagonal_twice():
     from numba import njit
 
     @njit
-    def copy(M, out):  # the fault: M itself instead of tril(M) + tril(M, -1)ᵀ
-        out[:, :] = M
+    def copy(M, out):  # the fault: tril(M) + tril(M)ᵀ, the diagonal counted twice, instead of tril(M) + tril(M, -1)ᵀ
+        k = M.shape[0]
+        for r in range(k):
+            for cc in range(k):
+                out[r, cc] = M[r, cc] if r > cc else (2.0 * M[r, r] if r == cc else M[cc, r])
 
     return copy
 
@@ -322,9 +325,13 @@ def _both(*patches):
     return ctx
 
 
-def _qr_reverse_without_copyltu():
-    """The compiled QR reverse rule with ``copyltu(M)`` replaced by ``M``."""
-    return _recompiled("copyltu_into", _copyltu_is_m())(qr.qr_reverse_rows)
+def _qr_reverse_wrong_copyltu():
+    """The compiled QR reverse rule with ``copyltu(M)`` replaced by ``tril(M) + tril(M)ᵀ``.
+
+    (``tril(M)`` instead would be no fault for a loss of the exponents: it moved the flossing gradient of
+    tests/test_fused.py's problem by 2e-16 of its size. The strictly lower part of ``Q̄ᵀQ`` vanishes there, as
+    the exponents depend on ``Q`` only through the nested spans of its columns.)"""
+    return _recompiled("copyltu_into", _copyltu_diagonal_twice())(qr.qr_reverse_rows)
 
 
 #: name -> (description, context manager factory)
@@ -357,14 +364,12 @@ FAULTS = {
         "flossing reverse pass without σ''",
         _both(_patch(cell, "vjp2_step", _zeroed(1, "s2")), _patch(fused, "floss_backward_rows", _zeroed(1, "s2"))),
     ),
-    "qr_backward_no_copyltu": (
-        "QR reverse rule using M instead of copyltu(M)",
+    "qr_backward_wrong_copyltu": (
+        "QR reverse rule using tril(M) + tril(M)ᵀ (diagonal twice) instead of copyltu(M)",
         _both(
             # the step-by-step pass (several layers) calls the rule; the fused kernel has it compiled in
-            _patch(flossing, "qr_reverse_rows", lambda orig: _qr_reverse_without_copyltu()),
-            _patch(
-                fused, "floss_backward_rows", lambda orig: _recompiled("qr_reverse_rows", _qr_reverse_without_copyltu())(orig)
-            ),
+            _patch(flossing, "qr_reverse_rows", lambda orig: _qr_reverse_wrong_copyltu()),
+            _patch(fused, "floss_backward_rows", lambda orig: _recompiled("qr_reverse_rows", _qr_reverse_wrong_copyltu())(orig)),
         ),
     ),
 }

@@ -22,15 +22,15 @@ def add_parser(sub) -> list:
     p.add_argument(
         "--checkpoint", type=int, default=0, help="flossing checkpoint interval of the extra row (0: round(√T), -1: no such row)"
     )
-    p.add_argument("--repeats", type=int, default=3, help="timed repetitions per side (median)")
+    p.add_argument("--repeats", type=int, default=3, help="rounds at least (every side once per round; medians)")
     p.add_argument(
-        "--max-seconds", type=float, default=120.0, help="stop repeating a side once its runs took this long (at least one run)"
+        "--max-seconds", type=float, default=120.0, help="stop the rounds of a case once they took this long (at least one round)"
     )
     p.add_argument(
         "--min-seconds",
         type=float,
-        default=2.0,
-        help="repeat short runs (up to 25) until they took this long, for a robust median",
+        default=5.0,
+        help="repeat short rounds (up to 25) until they took this long, for a robust median",
     )
     p.add_argument("--threads", type=int, default=None,
         help="threads of every BLAS and of PyTorch, the same on both sides (default: REFIMPL_THREADS, else 1); "

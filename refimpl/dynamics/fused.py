@@ -50,13 +50,16 @@ def tangent_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_recT, X, Y, a, H):
 
 @njit(cache=True)
 def _abs_max(X):
-    mx = 0.0
-    for r in range(X.shape[0]):
-        for i in range(X.shape[1]):
-            v = abs(X[r, i])
-            if v > mx:
-                mx = v
-    return mx
+    """``max |X|`` of a C-contiguous block, ignoring signs bitwise: for IEEE doubles with the sign bit cleared,
+    the order of the bit patterns as integers is the order of the values, and an integer maximum vectorizes
+    where a floating-point one does not without fast-math (``64×512``: 2.7 against 18.4 µs, measured). A nan
+    in ``X`` gives nan."""
+    bits = X.reshape(X.size).view(np.int64)
+    m = 0
+    for j in range(bits.size):
+        v = bits[j] & 0x7FFFFFFFFFFFFFFF
+        m = v if v > m else m
+    return np.array([m]).view(np.float64)[0]
 
 
 @njit(cache=True)

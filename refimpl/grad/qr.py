@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 from scipy.linalg.blas import dtrsm
 
-from refimpl.linalg.lapack import gemm, solve_rt_rows
+from refimpl.linalg.lapack import gemm, solve_rt_rows, upper_product
 
 
 def qr_positive(A: np.ndarray):
@@ -58,7 +58,7 @@ def qr_jvp(Q, R, dA):
 def copyltu_into(M, out):
     """``out = tril(M) + tril(M, -1)ᵀ`` (:func:`copyltu`) into a preallocated array.
 
-    A function of its own so that a deliberate fault (``gradcheck``, ``qr_backward_no_copyltu``) can replace
+    A function of its own so that a deliberate fault (``gradcheck``, ``qr_backward_wrong_copyltu``) can replace
     it in the compiled rule that uses it."""
     k = M.shape[0]
     for r in range(k):
@@ -73,15 +73,17 @@ def qr_reverse_rows(Q, R, Qbar, rbar, counted, M, C, Abar):
     of the thin factors. ``M``, ``C (k, k)`` are workspace. Writes ``Ā = (Q̄ + Q copyltu(M)) R⁻ᵀ``,
     ``M = R R̄ᵀ - Q̄ᵀ Q``, into ``Abar``.
 
-    A loss of the exponents ``λ_i = (1/n) Σ log R_ii`` has a diagonal ``R̄``, so ``R R̄ᵀ`` costs ``k²/2``
-    products instead of a matrix product."""
+    ``copyltu`` reads the lower triangle of ``M`` only, so only it is formed (``M`` holds no meaning above its
+    diagonal): ``-Q̄ᵀQ`` by :func:`~refimpl.linalg.lapack.upper_product`, half the products of the full
+    matrix. A loss of the exponents ``λ_i = (1/n) Σ log R_ii`` has a diagonal ``R̄``, so ``R R̄ᵀ`` is upper
+    triangular and enters through its diagonal alone, ``R_ii R̄_ii = rbar_i``."""
     k = R.shape[0]
-    gemm(False, True, -1.0, Qbar, Q, 0.0, M)  # -Q̄ᵀQ in the column layout
-    if counted:
+    # copyltu reads the lower triangle of M only: -Q̄ᵀQ there (the upper triangle of its transpose, in panels)
+    upper_product(Q, Qbar, -1.0, M.reshape(k * k))
+    if counted:  # R R̄ᵀ is upper triangular: in the lower triangle only its diagonal, R_ii R̄_ii = rbar_i
         for r in range(k):
-            for cc in range(r, k):
-                M[r, cc] += R[r, cc] * (rbar[cc] / R[cc, cc])
+            M[r, r] += rbar[r]
     copyltu_into(M, C)
     Abar[:, :] = Qbar
     gemm(False, False, 1.0, C, Q, 1.0, Abar)
-    solve_rt_rows(R, Abar)
+    solve_rt_rows(R, Abar, C)  # C is free again: the solve's workspace

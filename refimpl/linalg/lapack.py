@@ -42,7 +42,6 @@ _dtrsm = _bind("scipy.linalg.cython_blas", "dtrsm", _PC, _PC, _PC, _PC, _PI, _PI
 _dgeqrf = _bind("scipy.linalg.cython_lapack", "dgeqrf", _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
 _dorgqr = _bind("scipy.linalg.cython_lapack", "dorgqr", _PI, _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
 _dgeqrt = _bind("scipy.linalg.cython_lapack", "dgeqrt", _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
-_dsyrk = _bind("scipy.linalg.cython_blas", "dsyrk", _PC, _PC, _PI, _PI, _PD, _PD, _PI, _PD, _PD, _PI)
 _dtrmm = _bind("scipy.linalg.cython_blas", "dtrmm", _PC, _PC, _PC, _PC, _PI, _PI, _PD, _PD, _PI, _PD, _PI)
 _dpotrf = _bind("scipy.linalg.cython_lapack", "dpotrf", _PC, _PI, _PD, _PI, _PI)
 _dtrtri = _bind("scipy.linalg.cython_lapack", "dtrtri", _PC, _PC, _PI, _PD, _PI, _PI)
@@ -183,52 +182,83 @@ def qr_rows_householder(X, R, tau, work):
                 X[i, j] = -X[i, j]
 
 
+#: a triangular solve ``B ← B T⁻¹`` with ``B`` of ``M×k`` runs as dtrtri + dtrmm from ``M ≥ TRI_INVERSE_FROM · k``
+#: on, below as dtrsm: OpenBLAS's triangular multiply is about twice as fast as its solve on tall blocks, but
+#: the inverse costs ``k³/3`` (``512×64``: dtrsm 111 µs, dtrtri + dtrmm 70 µs; ``512×16``: 13.7 against 5.5 µs;
+#: ``128×64``: 27 against 32 µs; measured, docs/performance.md)
+TRI_INVERSE_FROM = 4
+
+
 @njit(cache=True)
-def _times_inverse(X, U, Ui, info):
-    """``A ← A U⁻¹`` for the column-major ``M×k`` matrix ``A`` whose columns are the rows of ``X`` and the upper
-    triangular ``U`` (``k²``, column-major): the inverse by dtrtri into ``Ui``, then one dtrmm, which OpenBLAS
-    runs about twice as fast as the triangular solve (dtrsm) on these shapes (docs/performance.md). The
-    inverse of a triangular factor is as accurate as a solve with it to first order in ``κ(U) u``; the
-    second CholeskyQR pass, whose ``U`` is within ``CHOLQR_TOL`` of ``I``, removes what the first leaves."""
+def right_solve(X, Tri, lower, Ti, info):
+    """``B ← B T⁻¹`` for the column-major ``M×k`` matrix ``B`` whose columns are the rows of ``X (k, M)`` and the
+    triangular ``T`` (``k²``, column-major; its lower triangle if ``lower``, else its upper; the other is not
+    read). ``Ti`` (``k²``) is workspace. For tall ``B`` (:data:`TRI_INVERSE_FROM`) by the explicit inverse
+    (dtrtri) and one dtrmm: accurate to first order in ``κ(T) u``, as the solve. ``info[0] > 0`` when ``T``
+    is singular on the inverse's path (then ``X`` is untouched)."""
     k, M = X.shape
-    for j in range(k):
-        for i in range(k):
-            Ui[i + j * k] = U[i + j * k] if i <= j else 0.0
-    _dtrtri(_chr_ptr(_U), _chr_ptr(_N), _int_ptr(k), _data_ptr(Ui), _int_ptr(k), info.ctypes)
-    if info[0] == 0:
-        _dtrmm(_chr_ptr(_R), _chr_ptr(_U), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(M), _int_ptr(k), _dbl_ptr(1.0),
-            _data_ptr(Ui), _int_ptr(k), _data_ptr(X), _int_ptr(M))  # fmt: skip
+    uplo = _L if lower else _U
+    info[0] = 0
+    if M >= TRI_INVERSE_FROM * k:
+        for j in range(k * k):
+            Ti[j] = Tri[j]
+        _dtrtri(_chr_ptr(uplo), _chr_ptr(_N), _int_ptr(k), _data_ptr(Ti), _int_ptr(k), info.ctypes)
+        if info[0] == 0:
+            _dtrmm(_chr_ptr(_R), _chr_ptr(uplo), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(M), _int_ptr(k),
+                _dbl_ptr(1.0), _data_ptr(Ti), _int_ptr(k), _data_ptr(X), _int_ptr(M))  # fmt: skip
+        return
+    _trsm_right(X, Tri, lower)
 
 
-#: up to this many rows ``k``, the Gram matrix is formed by dgemm (both triangles), above by dsyrk (one):
-#: OpenBLAS's dsyrk is slow for few rows (``k = 16, M = 512``: 13 µs vs 5 µs; ``k = 32``: 35 vs 21 µs;
-#: ``k = 64``: 88 vs 113 µs, measured, docs/performance.md)
-GRAM_GEMM_MAX_K = 32
+@njit(cache=True)
+def _trsm_right(X, Tri, lower):
+    """:func:`right_solve` by dtrsm (no test for singularity: a zero on the diagonal gives inf or nan)."""
+    k, M = X.shape
+    _dtrsm(_chr_ptr(_R), _chr_ptr(_L if lower else _U), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(M), _int_ptr(k),
+        _dbl_ptr(1.0), _data_ptr(Tri), _int_ptr(k), _data_ptr(X), _int_ptr(M))  # fmt: skip
+
+
+#: the Gram matrix is formed in panels of this many of its rows, each one dgemm over the columns from the
+#: panel's first on: this forms the upper triangle (and ``GRAM_PANEL²/2`` entries below it) at about the
+#: dgemm rate, where OpenBLAS's dsyrk, and dgemm forming both triangles at once, run at a half to two thirds
+#: of it on these tall-skinny shapes (``k = 64, M = 512``: 44–59 µs against 88 µs for dsyrk and 113 µs for
+#: dgemm; ``k = 16``: 3.2 µs against 5.0 µs for dgemm; panels of 1–16 rows measured, docs/performance.md)
+GRAM_PANEL = 4
+
+
+@njit(cache=True)
+def upper_product(X, Y, alpha, G):
+    """The upper triangle of ``G = alpha AᵀB`` (``k²``, column-major) for the ``M×k`` matrices ``A, B`` whose
+    columns are the rows of ``X, Y (k, M)``, in panels of ``GRAM_PANEL`` rows of ``G``. Below the diagonal,
+    ``G`` receives the entries of ``alpha AᵀB`` within ``GRAM_PANEL`` of it and is untouched further down."""
+    k, M = X.shape
+    _check_rows(X)
+    _check_rows(Y)
+    for i0 in range(0, k, GRAM_PANEL):
+        b = min(GRAM_PANEL, k - i0)
+        # G[i0:i0+b, i0:k] = alpha A[:, i0:i0+b]ᵀ B[:, i0:k]   (column-major, leading dimensions M and k)
+        _dgemm(_chr_ptr(_T), _chr_ptr(_N), _int_ptr(b), _int_ptr(k - i0), _int_ptr(M), _dbl_ptr(alpha),
+            _data_ptr(X[i0:]), _int_ptr(M), _data_ptr(Y[i0:]), _int_ptr(M), _dbl_ptr(0.0),
+            _data_ptr(G[i0 + i0 * k :]), _int_ptr(k))  # fmt: skip
 
 
 @njit(cache=True)
 def _gram(X, G):
-    """``G = AᵀA`` (``k²``, column-major; at least its upper triangle) for the ``M×k`` matrix ``A`` whose
-    columns are the rows of ``X (k, M)``."""
-    k, M = X.shape
-    if k <= GRAM_GEMM_MAX_K:
-        gemm(False, True, 1.0, X, X, 0.0, G.reshape(k, k))  # symmetric: row- and column-major alike
-        return
-    _dsyrk(_chr_ptr(_U), _chr_ptr(_T), _int_ptr(k), _int_ptr(M), _dbl_ptr(1.0), _data_ptr(X), _int_ptr(M),
-        _dbl_ptr(0.0), _data_ptr(G), _int_ptr(k))  # fmt: skip
+    """The upper triangle of ``G = AᵀA`` (:func:`upper_product`); only it is read (dpotrf ``'U'``)."""
+    upper_product(X, X, 1.0, G)
 
 
 @njit(cache=True)
 def cholesky_qr_pass(X, G, Ui, info):
     """One CholeskyQR pass on the column-major ``M×k`` matrix ``A`` whose columns are the rows of ``X``:
-    ``G = AᵀA`` (:func:`_gram`), ``G = UᵀU`` (dpotrf), ``A ← A U⁻¹`` (:func:`_times_inverse`).
+    ``G = AᵀA`` (:func:`_gram`), ``G = UᵀU`` (dpotrf), ``A ← A U⁻¹`` (:func:`right_solve`).
     ``G`` (``k²``, column-major) receives ``U``; ``info[0] > 0`` when the Cholesky factorization failed
     (then ``X`` is untouched)."""
     k, M = X.shape
     _gram(X, G)
     _dpotrf(_chr_ptr(_U), _int_ptr(k), _data_ptr(G), _int_ptr(k), info.ctypes)
     if info[0] == 0:
-        _times_inverse(X, G, Ui, info)
+        right_solve(X, G, False, Ui, info)
 
 
 @njit(cache=True)
@@ -275,8 +305,8 @@ def qr_rows(X, R, tau, work):
         X[:, :] = A0.reshape(k, M)
         qr_rows_householder(X, R, tau, work)
         return QR_FALLBACK
-    _times_inverse(X, G2, Ui, info)
-    # R = U₂ U₁ (column-major, upper triangles; U₁'s lower triangle holds dsyrk's untouched input)
+    right_solve(X, G2, False, Ui, info)
+    # R = U₂ U₁ (column-major, upper triangles; below its diagonal U₁ holds what _gram left there)
     for j in range(k):
         for i in range(j + 1, k):
             G1[i + j * k] = 0.0
@@ -289,9 +319,12 @@ def qr_rows(X, R, tau, work):
 
 
 @njit(cache=True)
-def solve_rt_rows(R, X):
-    """In place ``Bᵀ ← Bᵀ R⁻ᵀ`` for ``B`` given by its rows ``X (k, M)`` (dtrsm, no inverse)."""
-    k, M = X.shape
+def solve_rt_rows(R, X, Ri):
+    """In place ``Bᵀ ← Bᵀ R⁻ᵀ`` for ``B`` given by its rows ``X (k, M)`` and the upper triangular ``R (k, k)``
+    (:func:`right_solve`; ``Ri (k, k)`` is workspace)."""
+    k = R.shape[0]
+    info = np.zeros(1, np.int32)
     # column-major: X is B (M×k); R in row-major storage is Rᵀ (lower) in column-major
-    _dtrsm(_chr_ptr(_R), _chr_ptr(_L), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(M), _int_ptr(k), _dbl_ptr(1.0),
-        _data_ptr(R), _int_ptr(k), _data_ptr(X), _int_ptr(M))  # fmt: skip
+    right_solve(X, R.reshape(k * k), True, Ri.reshape(k * k), info)
+    if info[0] != 0:  # a zero on R's diagonal: solve anyway (inf or nan), as the reverse rule always did
+        _trsm_right(X, R.reshape(k * k), True)

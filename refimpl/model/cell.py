@@ -49,7 +49,7 @@ import numpy as np
 from numba import njit
 
 from refimpl.model.surrogate import heaviside, primitive, sigma_prime, sigma_second
-from refimpl.linalg.lapack import gemm, qr_rows, qr_work, solve_rt_rows  # noqa: F401  (gemm is used by adjoint too)
+from refimpl.linalg.lapack import gemm, qr_rows, qr_work  # noqa: F401  (gemm is used by adjoint too)
 
 # Switch codes used inside the kernels.
 RESET_ZERO, RESET_SUBTRACT, RESET_NONE = 0, 1, 2
