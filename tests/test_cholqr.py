@@ -123,3 +123,22 @@ def test_gram_panels_form_the_upper_triangle(k, extra, seed):
     iu = np.triu_indices(k)
     np.testing.assert_allclose(G[iu], (X @ X.T)[iu], rtol=1e-12, atol=1e-12 * M)
     assert np.all(buf[k * k :] == 7.0)
+
+
+@pytest.mark.parametrize("k, M", [(4, 70000), (40, 7000), (37, 7085)])
+def test_large_blocks_form_the_same_upper_triangle(k, M):
+    """Blocks over ``GRAM_PANEL_MAX_ENTRIES`` take one call (dsyrk for the Gram matrix, one dgemm for
+    ``upper_product``) instead of panels: the same upper triangle, and a QR that is still LAPACK's."""
+    assert k * M > lapack.GRAM_PANEL_MAX_ENTRIES
+    rng = np.random.default_rng(k)
+    X, Y = rng.standard_normal((k, M)), rng.standard_normal((k, M))
+    iu = np.triu_indices(k)
+    G = np.empty(k * k)
+    lapack._gram(X, G)
+    np.testing.assert_allclose(G.reshape(k, k).T[iu], (X @ X.T)[iu], rtol=1e-12, atol=1e-12 * M)
+    lapack.upper_product(X, Y, -2.0, G)
+    np.testing.assert_allclose(G.reshape(k, k).T[iu], (-2.0 * X @ Y.T)[iu], rtol=1e-12, atol=1e-12 * M)
+    Q, R, path = compiled_qr(np.ascontiguousarray(X.T))
+    Ql, Rl = qr_positive(X.T)
+    assert path == QR_CHOLESKY
+    np.testing.assert_allclose(R, Rl, rtol=1e-11, atol=1e-11 * np.abs(Rl).max())

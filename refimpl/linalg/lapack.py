@@ -42,6 +42,7 @@ _dtrsm = _bind("scipy.linalg.cython_blas", "dtrsm", _PC, _PC, _PC, _PC, _PI, _PI
 _dgeqrf = _bind("scipy.linalg.cython_lapack", "dgeqrf", _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
 _dorgqr = _bind("scipy.linalg.cython_lapack", "dorgqr", _PI, _PI, _PI, _PD, _PI, _PD, _PD, _PI, _PI)
 _dgeqrt = _bind("scipy.linalg.cython_lapack", "dgeqrt", _PI, _PI, _PI, _PD, _PI, _PD, _PI, _PD, _PI)
+_dsyrk = _bind("scipy.linalg.cython_blas", "dsyrk", _PC, _PC, _PI, _PI, _PD, _PD, _PI, _PD, _PD, _PI)
 _dtrmm = _bind("scipy.linalg.cython_blas", "dtrmm", _PC, _PC, _PC, _PC, _PI, _PI, _PD, _PD, _PI, _PD, _PI)
 _dpotrf = _bind("scipy.linalg.cython_lapack", "dpotrf", _PC, _PI, _PD, _PI, _PI)
 _dtrtri = _bind("scipy.linalg.cython_lapack", "dtrtri", _PC, _PC, _PI, _PD, _PI, _PI)
@@ -224,18 +225,25 @@ def _trsm_right(X, Tri, lower):
 #: of it on these tall-skinny shapes (``k = 64, M = 512``: 44–59 µs against 88 µs for dsyrk and 113 µs for
 #: dgemm; ``k = 16``: 3.2 µs against 5.0 µs for dgemm; panels of 1–16 rows measured, docs/performance.md)
 GRAM_PANEL = 4
+#: ... while the block fits in about 2 MiB (``k·M ≤`` this many entries); larger blocks, which panels would
+#: stream from memory ``k / (2·GRAM_PANEL)`` times, go to one call (``256×4096``: dsyrk 6.6 ms, panels of 4
+#: rows 16.7 ms, of 64 rows 8.3 ms; ``64×4096`` and ``128×2048``: panels 0.50 and 0.98 ms, dsyrk 0.70 and
+#: 1.00 ms; measured, docs/performance.md)
+GRAM_PANEL_MAX_ENTRIES = 2**18
 
 
 @njit(cache=True)
 def upper_product(X, Y, alpha, G):
     """The upper triangle of ``G = alpha AᵀB`` (``k²``, column-major) for the ``M×k`` matrices ``A, B`` whose
-    columns are the rows of ``X, Y (k, M)``, in panels of ``GRAM_PANEL`` rows of ``G``. Below the diagonal,
-    ``G`` receives the entries of ``alpha AᵀB`` within ``GRAM_PANEL`` of it and is untouched further down."""
+    columns are the rows of ``X, Y (k, M)``, in panels of ``GRAM_PANEL`` rows of ``G`` (a block of more than
+    ``GRAM_PANEL_MAX_ENTRIES``: all of ``G`` in one dgemm). Below the diagonal, ``G`` receives the entries of
+    ``alpha AᵀB`` within a panel of it and is untouched further down."""
     k, M = X.shape
     _check_rows(X)
     _check_rows(Y)
-    for i0 in range(0, k, GRAM_PANEL):
-        b = min(GRAM_PANEL, k - i0)
+    panel = GRAM_PANEL if k * M <= GRAM_PANEL_MAX_ENTRIES else k  # a large block: one dgemm, both triangles
+    for i0 in range(0, k, panel):
+        b = min(panel, k - i0)
         # G[i0:i0+b, i0:k] = alpha A[:, i0:i0+b]ᵀ B[:, i0:k]   (column-major, leading dimensions M and k)
         _dgemm(_chr_ptr(_T), _chr_ptr(_N), _int_ptr(b), _int_ptr(k - i0), _int_ptr(M), _dbl_ptr(alpha),
             _data_ptr(X[i0:]), _int_ptr(M), _data_ptr(Y[i0:]), _int_ptr(M), _dbl_ptr(0.0),
@@ -244,8 +252,15 @@ def upper_product(X, Y, alpha, G):
 
 @njit(cache=True)
 def _gram(X, G):
-    """The upper triangle of ``G = AᵀA`` (:func:`upper_product`); only it is read (dpotrf ``'U'``)."""
-    upper_product(X, X, 1.0, G)
+    """The upper triangle of ``G = AᵀA`` (:func:`upper_product`, or dsyrk for a block too large for panels);
+    only it is read (dpotrf ``'U'``)."""
+    k, M = X.shape
+    if k * M <= GRAM_PANEL_MAX_ENTRIES:
+        upper_product(X, X, 1.0, G)
+        return
+    _check_rows(X)
+    _dsyrk(_chr_ptr(_U), _chr_ptr(_T), _int_ptr(k), _int_ptr(M), _dbl_ptr(1.0), _data_ptr(X), _int_ptr(M),
+        _dbl_ptr(0.0), _data_ptr(G), _int_ptr(k))  # fmt: skip
 
 
 @njit(cache=True)
