@@ -304,10 +304,9 @@ def _copyltu_diagonal_twice():
 
     @njit
     def copy(M, out):  # the fault: tril(M) + tril(M)ᵀ, the diagonal counted twice, instead of tril(M) + tril(M, -1)ᵀ
-        k = M.shape[0]
-        for r in range(k):
-            for cc in range(k):
-                out[r, cc] = M[r, cc] if r > cc else (2.0 * M[r, r] if r == cc else M[cc, r])
+        qr.copyltu_into(M, out)
+        for r in range(M.shape[0]):
+            out[r, r] += M[r, r]
 
     return copy
 

@@ -232,6 +232,12 @@ GRAM_PANEL = 4
 GRAM_PANEL_MAX_ENTRIES = 2**18
 
 
+@njit(cache=True, inline="always")
+def _in_panels(k, M):
+    """Whether a product over the ``M×k`` block runs in panels (:data:`GRAM_PANEL_MAX_ENTRIES`)."""
+    return k * M <= GRAM_PANEL_MAX_ENTRIES
+
+
 @njit(cache=True)
 def upper_product(X, Y, alpha, G):
     """The upper triangle of ``G = alpha AᵀB`` (``k²``, column-major) for the ``M×k`` matrices ``A, B`` whose
@@ -241,7 +247,7 @@ def upper_product(X, Y, alpha, G):
     k, M = X.shape
     _check_rows(X)
     _check_rows(Y)
-    panel = GRAM_PANEL if k * M <= GRAM_PANEL_MAX_ENTRIES else k  # a large block: one dgemm, both triangles
+    panel = GRAM_PANEL if _in_panels(k, M) else k  # a large block: one dgemm, both triangles
     for i0 in range(0, k, panel):
         b = min(panel, k - i0)
         # G[i0:i0+b, i0:k] = alpha A[:, i0:i0+b]ᵀ B[:, i0:k]   (column-major, leading dimensions M and k)
@@ -255,7 +261,7 @@ def _gram(X, G):
     """The upper triangle of ``G = AᵀA`` (:func:`upper_product`, or dsyrk for a block too large for panels);
     only it is read (dpotrf ``'U'``)."""
     k, M = X.shape
-    if k * M <= GRAM_PANEL_MAX_ENTRIES:
+    if _in_panels(k, M):
         upper_product(X, X, 1.0, G)
         return
     _check_rows(X)
