@@ -28,7 +28,7 @@ def conditioned(seed, M, k, kappa):
 
 def compiled_qr(A, fn=qr_rows):
     k, M = A.shape[1], A.shape[0]
-    X = np.ascontiguousarray(A.T)
+    X = np.array(A.T, order="C")  # a copy: for k = 1, A.T is contiguous and would be factorized in place
     R = np.empty((k, k))
     path = fn(X, R, np.empty(k), qr_work(k, M))
     return X.T.copy(), R, path
@@ -110,35 +110,61 @@ def test_one_pass_cholesky_qr_fails_the_orthogonality_check():
     assert np.max(np.abs(Q.T @ Q - np.eye(k))) > 50 * M * EPS
 
 
-@settings(max_examples=25, deadline=None)
-@given(k=st.integers(1, 70), extra=st.integers(0, 200), seed=st.integers(0, 2**31 - 1))
-def test_gram_panels_form_the_upper_triangle(k, extra, seed):
-    """``_gram`` forms ``AᵀA`` in panels of ``GRAM_PANEL`` rows: its upper triangle, for any ``k`` (also not a
-    multiple of the panel) and any length; nothing outside ``G`` is written."""
+def _triangle(k, lower):
+    """The indices of the lower or upper triangle of a ``k×k`` matrix."""
+    return np.tril_indices(k) if lower else np.triu_indices(k)
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 70), extra=st.integers(0, 200), seed=st.integers(0, 2**31 - 1), lower=st.booleans())
+def test_triangle_product_panels_form_the_triangle(k, extra, seed, lower):
+    """``triangle_product`` forms ``alpha AᵀB`` in panels of ``GRAM_PANEL`` columns (lower) or rows (upper): its
+    triangle, for any ``k`` (also not a multiple of the panel) and any length; nothing outside ``G`` is written.
+    ``_gram``, CholeskyQR2's Gram matrix, is its lower triangle of ``AᵀA``."""
     M = k + extra
-    X = np.random.default_rng(seed).standard_normal((k, M))
+    rng = np.random.default_rng(seed)
+    X, Y = rng.standard_normal((k, M)), rng.standard_normal((k, M))
     buf = np.full(k * k + 8, 7.0)
+    lapack.triangle_product(X, Y, -2.0, buf[: k * k], lower)
+    idx = _triangle(k, lower)
+    np.testing.assert_allclose(buf[: k * k].reshape(k, k).T[idx], (-2.0 * X @ Y.T)[idx], rtol=1e-12, atol=1e-12 * M)
+    assert np.all(buf[k * k :] == 7.0)
     lapack._gram(X, buf[: k * k])
-    G = buf[: k * k].reshape(k, k).T  # column-major
-    iu = np.triu_indices(k)
-    np.testing.assert_allclose(G[iu], (X @ X.T)[iu], rtol=1e-12, atol=1e-12 * M)
+    il = np.tril_indices(k)
+    np.testing.assert_allclose(buf[: k * k].reshape(k, k).T[il], (X @ X.T)[il], rtol=1e-12, atol=1e-12 * M)
     assert np.all(buf[k * k :] == 7.0)
 
 
 @pytest.mark.parametrize("k, M", [(4, 70000), (40, 7000), (37, 7085)])
-def test_large_blocks_form_the_same_upper_triangle(k, M):
+def test_large_blocks_form_the_same_triangles(k, M):
     """Blocks over ``GRAM_PANEL_MAX_ENTRIES`` take one call (dsyrk for the Gram matrix, one dgemm for
-    ``upper_product``) instead of panels: the same upper triangle, and a QR that is still LAPACK's."""
+    ``triangle_product``) instead of panels: the same triangles, and a QR that is still LAPACK's."""
     assert k * M > lapack.GRAM_PANEL_MAX_ENTRIES
     rng = np.random.default_rng(k)
     X, Y = rng.standard_normal((k, M)), rng.standard_normal((k, M))
-    iu = np.triu_indices(k)
+    il = np.tril_indices(k)
     G = np.empty(k * k)
     lapack._gram(X, G)
-    np.testing.assert_allclose(G.reshape(k, k).T[iu], (X @ X.T)[iu], rtol=1e-12, atol=1e-12 * M)
-    lapack.upper_product(X, Y, -2.0, G)
-    np.testing.assert_allclose(G.reshape(k, k).T[iu], (-2.0 * X @ Y.T)[iu], rtol=1e-12, atol=1e-12 * M)
+    np.testing.assert_allclose(G.reshape(k, k).T[il], (X @ X.T)[il], rtol=1e-12, atol=1e-12 * M)
+    for lower in (False, True):
+        idx = _triangle(k, lower)
+        lapack.triangle_product(X, Y, -2.0, G, lower)
+        np.testing.assert_allclose(G.reshape(k, k).T[idx], (-2.0 * X @ Y.T)[idx], rtol=1e-12, atol=1e-12 * M)
     Q, R, path = compiled_qr(np.ascontiguousarray(X.T))
     Ql, Rl = qr_positive(X.T)
     assert path == QR_CHOLESKY
     np.testing.assert_allclose(R, Rl, rtol=1e-11, atol=1e-11 * np.abs(Rl).max())
+
+
+@settings(max_examples=20, deadline=None)
+@given(shape=shapes, seed=st.integers(0, 2**31 - 1))
+def test_diagonal_only_qr_gives_the_same_q_and_diagonal(shape, seed):
+    """``qr_rows(..., diag_only=True)`` (the spectrum's QR) gives the same ``Q`` and ``diag R`` as the full one."""
+    M, k = shape
+    A = np.random.default_rng(seed).standard_normal((M, k))
+    Q, R, _ = compiled_qr(A)
+    X = np.array(A.T, order="C")
+    Rd = np.zeros((k, k))
+    qr_rows(X, Rd, np.empty(k), qr_work(k, M), True)
+    np.testing.assert_array_equal(X.T, Q)
+    np.testing.assert_allclose(np.diag(Rd), np.diag(R), rtol=1e-14)

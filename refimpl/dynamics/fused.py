@@ -69,10 +69,11 @@ def _row_buffers(k, M, N):
 
 
 @njit(cache=True)
-def _qr_record(X, R, tau, work, diagR, amax, q):
-    """Re-orthonormalize the rows ``X`` in place; record ``max|A|`` and ``diag R`` as QR step ``q``."""
+def _qr_record(X, R, tau, work, diagR, amax, q, full_R):
+    """Re-orthonormalize the rows ``X`` in place; record ``max|A|`` and ``diag R`` as QR step ``q`` (``R``
+    receives the whole factor only if ``full_R``)."""
     amax[q] = _abs_max(X)
-    qr_rows(X, R, tau, work)
+    qr_rows(X, R, tau, work, not full_R)
     for i in range(R.shape[0]):
         diagR[q, i] = R[i, i]
 
@@ -100,7 +101,7 @@ def benettin_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warm
         tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, X, Y, a, H)
         X, Y = Y, X
         if (t + 1 - warmup) % ons == 0:
-            _qr_record(X, R, tau, work, diagR, amax, q)
+            _qr_record(X, R, tau, work, diagR, amax, q, False)
             s2sum = 0.0
             s4sum = 0.0
             for i in range(M):
@@ -135,20 +136,33 @@ def floss_forward_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows,
     amax = np.empty(n_qr)
     X = Q0rows.copy()
     Y, a, H, R, tau, work = _row_buffers(k, M, N)
+    if every == 1:
+        Qck[0] = X
     q = 0
     for j in range(n):
         t = warmup + j
-        if j % every == 0:
+        if every == 1:  # every Q_t is kept: each step writes its image into the next slot, without a copy
+            X, Y = Qck[j], Qck[j + 1]
+        elif j % every == 0:
             Qck[j // every] = X
         tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, X, Y, a, H)
         X, Y = Y, X
         if (j + 1) % ons == 0:
-            _qr_record(X, R, tau, work, diagR, amax, q)
+            _qr_record(X, R, tau, work, diagR, amax, q, every == 1)
             if every == 1:
                 Rs[q] = R
             q += 1
     Qck[n_ck] = X
     return Qck, Rs, diagR, amax
+
+
+@njit(cache=True, inline="always")
+def _state_adjoint_elements(t, rho, c, alpha, beta, g, syn_old, xV, xI, mbar_extra, J1, gb):
+    """The neuron-wise part of :func:`_state_adjoint_step`: ``(V̄, Ī)`` in place, ``J`` into ``J1 (1, N)``, ``gb += J``."""
+    for i in range(xV.shape[0]):
+        xV[i], xI[i], J = adjoint_element(xV[i], xI[i], mbar_extra[i], rho[t, i], c[t, i], alpha[i], beta[i], g[i], syn_old)
+        J1[0, i] = J
+        gb[i] += J
 
 
 @njit(cache=True)
@@ -160,10 +174,7 @@ def _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mb
     the zeros of spikes and inputs). ``Sb (1, N)`` is workspace.
     """
     N = xV.shape[0]
-    for i in range(N):
-        xV[i], xI[i], J = adjoint_element(xV[i], xI[i], mbar_extra[i], rho[t, i], c[t, i], alpha[i], beta[i], g[i], syn_old)
-        J1[0, i] = J
-        gb[i] += J
+    _state_adjoint_elements(t, rho, c, alpha, beta, g, syn_old, xV, xI, mbar_extra, J1, gb)
     gemm(False, False, 1.0, J1, W_rec, 0.0, Sb)
     for i in range(N):
         xV[i] += s[t, i] * Sb[0, i]
@@ -198,17 +209,17 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
     Sb = np.empty((1, N))
     Qb = np.zeros((k, M))  # adjoint of Q_{t+1}
     Ab = np.empty((k, M))  # adjoint of A_t
-    Jk = np.empty((k, N))  # adjoint of the I-part of A_t's image: Ī' + g m̄ per row
-    JW = np.empty((k, N))
-    a = np.empty((k, N))
+    JW = np.empty((k + 1, N))
     H = np.empty((k, N))
+    aw = np.empty((k, N))  # workspace of the recomputation
     Mx = np.empty((k, k))
     Cs = np.empty((k, k))
     vdir = np.empty(N)
+    qJW = np.empty(N)
     mex = np.zeros(N)
     # the W_rec gradient of the second-order term, Σ_t Jₜᵀ (s ⊙ qV), in chunks of steps
     chunk = max(1, 256 // k)
-    Jc = np.empty((chunk * k, N))
+    Jc = np.empty((chunk * k + 1, N))  # + the state adjoint's row (below)
     ac = np.empty((chunk * k, N))
     nc = 0
     # segment workspace (checkpointing: recompute Q_t, R_t inside each segment)
@@ -225,7 +236,7 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
             for i in range(j1 - j0):
                 j = j0 + i
                 t = warmup + j
-                tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, Qseg[i], Qseg[i + 1], a, H)
+                tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, Qseg[i], Qseg[i + 1], aw, H)
                 if (j + 1) % ons == 0:
                     qr_rows(Qseg[i + 1], Rseg[i], tau, work)
         for i in range(j1 - j0 - 1, -1, -1):
@@ -245,7 +256,10 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
                 qr_reverse_rows(Qn, Rq, Qb, rbar, counted, Mx, Cs, Ab)  # Ā_t (docs/model.md §7)
             else:
                 Ab[:, :] = Qb
-            # ---- Q̄_t = D_tᵀ Ā (first order) and the second-order terms of ⟨Ā, D_t Q_t⟩
+            # ---- Q̄_t = D_tᵀ Ā (first order) and the second-order terms of ⟨Ā, D_t Q_t⟩; Jk (the adjoint of the
+            # I-part of A_t's image, Ī' + g m̄ per row) and a = s ⊙ qV go straight into the chunk of the W_rec gradient
+            Jk = Jc[nc * k : (nc + 1) * k]
+            a = ac[nc * k : (nc + 1) * k]
             for r in range(k):
                 for i2 in range(N):
                     aI = Ab[r, N + i2] if has_I else 0.0
@@ -255,26 +269,10 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
                         Qb[r, N + i2] = ib
                     Jk[r, i2] = J
                     a[r, i2] = s[t, i2] * Qt[r, i2]
-            gemm(False, False, 1.0, Jk, W_rec, 0.0, JW)
-            for r in range(k):
-                for i2 in range(N):
-                    Qb[r, i2] += s[t, i2] * JW[r, i2]
-            # ∂/∂W_rec of ⟨J, W_rec (s ⊙ qV)⟩, batched over a chunk of steps
-            Jc[nc * k : (nc + 1) * k] = Jk
-            ac[nc * k : (nc + 1) * k] = a
-            nc += 1
-            if nc == chunk:
-                gemm(True, False, 1.0, Jc, ac, 1.0, gW_rec)
-                nc = 0
-            # σ'' through s ⊙ qV, and the reset derivative (attached)
+            # σ'' through s ⊙ qV (below, with JW), and the reset derivative (attached)
             for i2 in range(N):
                 vdir[i2] = 0.0
                 mex[i2] = 0.0
-            for r in range(k):
-                for i2 in range(N):
-                    vdir[i2] += Qt[r, i2] * JW[r, i2]
-            for i2 in range(N):
-                vdir[i2] *= s2[t, i2]
             if attached and reset != RESET_NONE:
                 if zero_att:
                     # q_m = β qV + g q̃I, the tangent of m_t along each row of Q_t
@@ -294,10 +292,31 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
                         mex[i2] = -s[t, i2] * w
                     else:
                         vdir[i2] += -theta * s2[t, i2] * w
-            # ---- the state adjoint x̄_t = D_tᵀ x̄_{t+1} (+ m̄ injection) + the direct terms
-            _state_adjoint_step(t, s, rho, c, alpha, beta, g, syn_old, W_rec, xV, xI, mex, J1, Sb, z, S, gW_inT, gW_recT, gb)
+            # ---- the state adjoint x̄_t = D_tᵀ x̄_{t+1} (+ m̄ injection): its J (the adjoint of I_{t+1}) goes in the
+            # row after Jk (the next step's first row of the chunk, still free; Jc has one row to spare), so
+            # that one product [Jk; J] W_rec reads W_rec once for both (a 1×N product of its own streamed
+            # W_rec from memory every step: 12 of 139 µs of the N = 256, k = 16 step, measured)
+            Jx = Jc[(nc + 1) * k : (nc + 1) * k + 1]
+            _state_adjoint_elements(t, rho, c, alpha, beta, g, syn_old, xV, xI, mex, Jx, gb)
+            gemm(False, False, 1.0, Jc[nc * k : (nc + 1) * k + 1], W_rec, 0.0, JW)
+            for r in range(k):
+                for i2 in range(N):
+                    Qb[r, i2] += s[t, i2] * JW[r, i2]
             for i2 in range(N):
-                xV[i2] += vdir[i2]
+                qJW[i2] = 0.0
+            for r in range(k):
+                for i2 in range(N):
+                    qJW[i2] += Qt[r, i2] * JW[r, i2]
+            for i2 in range(N):
+                # x̄_t: + s ⊙ (W_recᵀ J) of the state adjoint, + the direct terms (σ'' through s ⊙ qV, reset)
+                xV[i2] += s[t, i2] * JW[k, i2] + vdir[i2] + s2[t, i2] * qJW[i2]
+            outer_acc_t(Jx, z[t : t + 1], gW_inT)
+            outer_acc_t(Jx, S[t : t + 1], gW_recT)
+            # ∂/∂W_rec of ⟨J, W_rec (s ⊙ qV)⟩, batched over a chunk of steps
+            nc += 1
+            if nc == chunk:
+                gemm(True, False, 1.0, Jc[: chunk * k], ac, 1.0, gW_rec)
+                nc = 0
     if nc > 0:
         gemm(True, False, 1.0, Jc[: nc * k], ac[: nc * k], 1.0, gW_rec)
     for i2 in range(N):

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 from scipy.linalg.blas import dtrsm
 
-from refimpl.linalg.lapack import gemm, solve_rt_rows, upper_product
+from refimpl.linalg.lapack import gemm, solve_rt_rows, triangle_product
 
 
 def qr_positive(A: np.ndarray):
@@ -74,12 +74,12 @@ def qr_reverse_rows(Q, R, Qbar, rbar, counted, M, C, Abar):
     ``M = R R̄ᵀ - Q̄ᵀ Q``, into ``Abar``.
 
     ``copyltu`` reads the lower triangle of ``M`` only, so only it is formed (``M`` holds no meaning above its
-    diagonal): ``-Q̄ᵀQ`` by :func:`~refimpl.linalg.lapack.upper_product`, half the products of the full
+    diagonal): ``-Q̄ᵀQ`` by :func:`~refimpl.linalg.lapack.triangle_product`, half the products of the full
     matrix. A loss of the exponents ``λ_i = (1/n) Σ log R_ii`` has a diagonal ``R̄``, so ``R R̄ᵀ`` is upper
     triangular and enters through its diagonal alone, ``R_ii R̄_ii = rbar_i``."""
     k = R.shape[0]
     # copyltu reads the lower triangle of M only: -Q̄ᵀQ there (the upper triangle of its transpose, in panels)
-    upper_product(Q, Qbar, -1.0, M.reshape(k * k))
+    triangle_product(Q, Qbar, -1.0, M.reshape(k * k), False)
     if counted:  # R R̄ᵀ is upper triangular: in the lower triangle only its diagonal, R_ii R̄_ii = rbar_i
         for r in range(k):
             M[r, r] += rbar[r]
