@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refimpl.bench import Case, flops, problem, qr_seconds, run_refimpl
+from refimpl.bench import Case, flops, problem, product_seconds, qr_seconds, run_refimpl
 from refimpl.bench_timing import per_call
 from refimpl.io import atomic_text
 from refimpl.threads import set_threads
@@ -55,13 +55,6 @@ def copy_seconds(n: int) -> float:
     """Seconds to copy ``n`` float64 (one write and one read of every element), best of 3."""
     src, dst = np.ones(n), np.empty(n)
     return per_call(lambda: np.copyto(dst, src), 1) if n else 0.0
-
-
-def product_seconds(B: int, N: int) -> float:
-    """Seconds of one product ``J W_rec`` (``B×N`` times ``N×N``) on its own, best of 3."""
-    rng = np.random.default_rng(0)
-    J, W, out = rng.standard_normal((B, N)), rng.standard_normal((N, N)), np.empty((B, N))
-    return per_call(lambda: np.dot(J, W, out=out), max(1, int(2e8 // (2 * B * N * N))))
 
 
 def _least_bptt(r, peak):
@@ -82,7 +75,9 @@ def _least_qr(r, case, peak):
     n_qr = 1 if case.kind == "spectrum" else (3 if case.checkpoint else 2)  # forward, reverse, recomputed
     rev_flops = 5.0 * M * k * k if case.kind == "flossing" else 0.0
     rest = flops(case) / T - qr_flops * (2 if case.checkpoint else 1) - rev_flops
-    per_step = q["cholqr2"] * (2 if case.checkpoint else 1) + (q["reverse"] if case.kind == "flossing" else 0.0)
+    # the spectrum needs diag R alone (qr_rows(..., diag_only=True)); flossing the whole R, and again when recomputed
+    qr = q["cholqr2_diag"] if case.kind == "spectrum" else q["cholqr2"]
+    per_step = qr * (2 if case.checkpoint else 1) + (q["reverse"] if case.kind == "flossing" else 0.0)
     least_peak = T * (per_step + rest / peak)
     # the k-row products with W_rec (the tangent product, again when recomputed, and J W_rec in the
     # reverse pass) timed at their shape, the rest of the FLOPs at the dgemm rate

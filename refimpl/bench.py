@@ -46,9 +46,12 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from numba import njit
 
 from refimpl.bench_timing import dgemm_call, dgemm_flops, dgemm_rate, paired_ratio, per_call, rounds, timed
 from refimpl.bench_peers import jax_peer, max_rel_diff, run_torch, torch_peer
+from refimpl.grad.qr import qr_reverse_rows
+from refimpl.linalg.lapack import gemm, qr_rows, qr_rows_householder, qr_work
 from refimpl.interrupt import poll
 from refimpl.threads import set_threads
 
@@ -157,30 +160,69 @@ def required_bytes(case: Case) -> float:
     return 8.0 * ((T + 1) * M * k + T * k * k + traj)
 
 
-def qr_seconds(M: int, k: int) -> dict:
-    """Seconds per call, on an ``M×k`` block, of refimpl's compiled thin QR (``cholqr2``, CholeskyQR2), of
-    LAPACK's Householder QR (``householder``, what the peers call) and of the QR reverse rule (``reverse``):
-    the part of a spectrum or flossing step that every implementation must do (docs/performance.md)."""
-    from refimpl.grad.qr import qr_reverse_rows
-    from refimpl.linalg.lapack import qr_rows, qr_rows_householder, qr_work
+@njit(cache=True)
+def _qr_loop(X0, X, R, tau, work, householder, diag_only, n):
+    for _ in range(n):
+        X[:, :] = X0
+        if householder:
+            qr_rows_householder(X, R, tau, work)
+        else:
+            qr_rows(X, R, tau, work, diag_only)
 
+
+@njit(cache=True)
+def _copy_loop(X0, X, n):
+    for _ in range(n):
+        X[:, :] = X0
+
+
+@njit(cache=True)
+def _reverse_loop(Q, R, Qb, rbar, Mx, C, Ab, n):
+    for _ in range(n):
+        qr_reverse_rows(Q, R, Qb, rbar, True, Mx, C, Ab)
+
+
+def qr_seconds(M: int, k: int) -> dict:
+    """Seconds per call, on an ``M×k`` block, of refimpl's compiled thin QR (``cholqr2``, CholeskyQR2;
+    ``cholqr2_diag`` with ``diag R`` alone, as the spectrum needs it), of LAPACK's Householder QR
+    (``householder``, what the peers call) and of the QR reverse rule (``reverse``): the part of a spectrum
+    or flossing step that every implementation must do (docs/performance.md). Timed in compiled loops (a
+    call from Python adds about a microsecond, a tenth of the smallest QR), less the copy of the input block
+    that each QR needs in the loop."""
     rng = np.random.default_rng(0)
     X0 = rng.standard_normal((k, M))
     X, R, tau, work = X0.copy(), np.empty((k, k)), np.empty(k), qr_work(k, M)
     n = max(20, min(2000, int(5e7 / (M * k * k))))
 
-    def run(f):
-        def go():
-            X[:, :] = X0
-            f(X, R, tau, work)
+    def loop_seconds(f, *args):
+        f(*args[:-1], 1)  # compile / warm
+        return per_call(lambda: f(*args), 1) / args[-1]
 
-        return go
-
-    out = {"cholqr2": per_call(run(qr_rows), n), "householder": per_call(run(qr_rows_householder), n)}
+    copy = loop_seconds(_copy_loop, X0, X, n)
+    out = {name: loop_seconds(_qr_loop, X0, X, R, tau, work, householder, diag, n) - copy
+        for name, householder, diag in (("cholqr2", False, False), ("cholqr2_diag", False, True),
+                                        ("householder", True, False))}  # fmt: skip
     Qb, rbar, Mx, C, Ab = rng.standard_normal((k, M)), rng.standard_normal(k), np.empty((k, k)), np.empty((k, k)), \
         np.empty((k, M))  # fmt: skip
-    out["reverse"] = per_call(lambda: qr_reverse_rows(X, R, Qb, rbar, True, Mx, C, Ab), n)
+    out["reverse"] = loop_seconds(_reverse_loop, X, R, Qb, rbar, Mx, C, Ab, n)
     return out
+
+
+@njit(cache=True)
+def _gemm_loop(J, W, out, n):
+    for _ in range(n):
+        gemm(False, False, 1.0, J, W, 0.0, out)
+
+
+def product_seconds(B: int, N: int) -> float:
+    """Seconds of one product ``J W_rec`` (``B×N`` times ``N×N``) on its own, best of 3: the faster of NumPy's
+    one dgemm call and refimpl's :func:`~refimpl.linalg.lapack.gemm` (in row panels where OpenBLAS's
+    small-matrix kernel is faster, docs/performance.md), timed in a compiled loop."""
+    rng = np.random.default_rng(0)
+    J, W, out = rng.standard_normal((B, N)), rng.standard_normal((N, N)), np.empty((B, N))
+    n = max(1, int(2e8 // (2 * B * N * N)))
+    _gemm_loop(J, W, out, 1)
+    return min(per_call(lambda: np.dot(J, W, out=out), n), per_call(lambda: _gemm_loop(J, W, out, n), 1) / n)
 
 
 # ---------------------------------------------------------------------------

@@ -213,5 +213,5 @@ def test_bench_bounds_reads_a_bench_file(tmp_path):
     assert got[0]["product_measured_s"] > 0
     assert got[0]["least_s"] == pytest.approx(got[0]["product_measured_s"] + got[0]["memory_s"])
     assert got[0]["least_at_dgemm_rate_s"] == pytest.approx(got[0]["product_s"] + got[0]["memory_s"])
-    assert got[1]["least_s"] > 10 * got[1]["cholqr2"] > 0
+    assert got[1]["least_s"] > 10 * got[1]["cholqr2_diag"] > 0  # the spectrum needs diag R alone
     assert got[2]["least_s"] > 10 * (got[2]["cholqr2"] + got[2]["reverse"])
