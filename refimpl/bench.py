@@ -167,7 +167,7 @@ def _qr_loop(X0, X, R, tau, work, householder, diag_only, n):
         if householder:
             qr_rows_householder(X, R, tau, work)
         else:
-            qr_rows(X, R, tau, work, diag_only)
+            qr_rows(X, R, tau, work, diag_only, False)  # as the fused kernels call it (no copy of A)
 
 
 @njit(cache=True)

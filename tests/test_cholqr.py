@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from refimpl.grad.qr import qr_positive
 from refimpl.linalg import lapack
-from refimpl.linalg.lapack import QR_CHOLESKY, QR_FALLBACK, QR_HOUSEHOLDER, qr_rows, qr_rows_householder, qr_work
+from refimpl.linalg.lapack import QR_CHOLESKY, QR_FALLBACK, QR_HOUSEHOLDER, QR_RETRY, qr_rows, qr_rows_householder, qr_work
 
 EPS = np.finfo(float).eps
 
@@ -168,3 +168,43 @@ def test_diagonal_only_qr_gives_the_same_q_and_diagonal(shape, seed):
     qr_rows(X, Rd, np.empty(k), qr_work(k, M), True)
     np.testing.assert_array_equal(X.T, Q)
     np.testing.assert_allclose(np.diag(Rd), np.diag(R), rtol=1e-14)
+
+
+def test_without_a_copy_a_rejected_block_asks_for_a_retry():
+    """``qr_rows(..., keep_A=False)`` (the fused kernels' call) does not keep ``A`` for the fallback: where the
+    copying call falls back after CholeskyQR2's first pass (κ = 10⁸), it returns ``QR_RETRY``; an accepted
+    block gives the same factors either way."""
+    k, M = 20, 200
+    A = conditioned(0, M, k, 1e8)
+    assert compiled_qr(A)[2] == QR_FALLBACK
+    X = np.array(A.T, order="C")
+    assert qr_rows(X, np.empty((k, k)), np.empty(k), qr_work(k, M), False, False) == QR_RETRY
+    B = conditioned(1, M, k, 10.0)
+    Q, R, path = compiled_qr(B)
+    X, R2 = np.array(B.T, order="C"), np.empty((k, k))
+    assert path == qr_rows(X, R2, np.empty(k), qr_work(k, M), False, False) == QR_CHOLESKY
+    np.testing.assert_array_equal(X.T, Q)
+    np.testing.assert_array_equal(R2, R)
+
+
+def test_fused_step_forms_a_rejected_block_again():
+    """The fused kernels' QR step (``fused._step_qr``) answers ``QR_RETRY`` by forming ``A = D_t Q_prev`` again
+    from ``Q_prev`` and factorizing it by Householder: LAPACK's factors. Here ``D_t`` copies rows of
+    ``W_recᵀ`` (``β = c = 0``, ``ρ = g = s = 1``, no current), so ``A`` is the ill-conditioned block of the
+    test above."""
+    from refimpl.dynamics.fused import _step_qr, tangent_rows
+
+    k, N = 20, 200
+    A = conditioned(0, N, k, 1e8)
+    W_recT = np.zeros((N, N))
+    W_recT[:k] = A.T
+    ones, zeros = np.ones(N), np.zeros(N)
+    args = (ones, ones, zeros, zeros, zeros, ones, False, False, W_recT)  # s, rho, c, alpha, beta, g, ...
+    Qprev, X, a, H = np.eye(k, N), np.empty((k, N)), np.empty((k, N)), np.empty((k, N))
+    tangent_rows(*args, Qprev, X, a, H)
+    np.testing.assert_array_equal(X, A.T)
+    R = np.empty((k, k))
+    _step_qr(*args, Qprev, X, a, H, R, np.empty(k), qr_work(k, N), True)
+    Ql, Rl = qr_positive(A)
+    np.testing.assert_allclose(R, Rl, rtol=0, atol=1e-12 * np.abs(Rl).max())
+    np.testing.assert_allclose(X.T, Ql, rtol=0, atol=1e-6)

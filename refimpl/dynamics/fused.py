@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from refimpl.model.cell import GRAD_ATTACHED, RESET_NONE, RESET_ZERO, adjoint_element, tangent_element
-from refimpl.linalg.lapack import gemm, qr_rows, qr_work
+from refimpl.linalg.lapack import QR_RETRY, gemm, qr_rows, qr_rows_householder, qr_work
 from refimpl.linalg.sparse import outer_acc_t
 from refimpl.grad.qr import qr_reverse_rows
 
@@ -69,11 +69,22 @@ def _row_buffers(k, M, N):
 
 
 @njit(cache=True)
-def _qr_record(X, R, tau, work, diagR, amax, q, full_R):
-    """Re-orthonormalize the rows ``X`` in place; record ``max|A|`` and ``diag R`` as QR step ``q`` (``R``
-    receives the whole factor only if ``full_R``)."""
+def _step_qr(s_t, rho_t, c_t, alpha, beta, g, syn_old, has_I, W_recT, Xprev, X, a, H, R, tau, work, full_R):
+    """QR in place of the rows ``X = D_t Xprev`` (``R`` receives the whole factor only if ``full_R``), without
+    the copy of ``X`` that a fallback needs: when CholeskyQR2 is rejected after its first pass, ``X`` is formed
+    again from ``Xprev`` (still there) and factorized by Householder."""
+    if qr_rows(X, R, tau, work, not full_R, False) == QR_RETRY:
+        tangent_rows(s_t, rho_t, c_t, alpha, beta, g, syn_old, has_I, W_recT, Xprev, X, a, H)
+        qr_rows_householder(X, R, tau, work)
+
+
+@njit(cache=True)
+def _qr_record(s_t, rho_t, c_t, alpha, beta, g, syn_old, has_I, W_recT, Xprev, X, a, H, R, tau, work, diagR, amax, q,
+        full_R):  # fmt: skip
+    """Re-orthonormalize the rows ``X = D_t Xprev`` in place (:func:`_step_qr`); record ``max|A|`` and
+    ``diag R`` as QR step ``q``."""
     amax[q] = _abs_max(X)
-    qr_rows(X, R, tau, work, not full_R)
+    _step_qr(s_t, rho_t, c_t, alpha, beta, g, syn_old, has_I, W_recT, Xprev, X, a, H, R, tau, work, full_R)
     for i in range(R.shape[0]):
         diagR[q, i] = R[i, i]
 
@@ -101,7 +112,8 @@ def benettin_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows, warm
         tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, X, Y, a, H)
         X, Y = Y, X
         if (t + 1 - warmup) % ons == 0:
-            _qr_record(X, R, tau, work, diagR, amax, q, False)
+            _qr_record(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, Y, X, a, H, R, tau, work, diagR, amax,
+                q, False)  # fmt: skip
             s2sum = 0.0
             s4sum = 0.0
             for i in range(M):
@@ -148,7 +160,8 @@ def floss_forward_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows,
         tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, X, Y, a, H)
         X, Y = Y, X
         if (j + 1) % ons == 0:
-            _qr_record(X, R, tau, work, diagR, amax, q, every == 1)
+            _qr_record(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, Y, X, a, H, R, tau, work, diagR, amax,
+                q, every == 1)  # fmt: skip
             if every == 1:
                 Rs[q] = R
             q += 1
@@ -238,7 +251,8 @@ def floss_backward_rows(s, s2, m, rho, c, alpha, beta, g, theta, syn_old, has_I,
                 t = warmup + j
                 tangent_rows(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, Qseg[i], Qseg[i + 1], aw, H)
                 if (j + 1) % ons == 0:
-                    qr_rows(Qseg[i + 1], Rseg[i], tau, work)
+                    _step_qr(s[t], rho[t], c[t], alpha, beta, g, syn_old, has_I, W_recT, Qseg[i], Qseg[i + 1], aw, H,
+                        Rseg[i], tau, work, True)  # fmt: skip
         for i in range(j1 - j0 - 1, -1, -1):
             j = j0 + i
             t = warmup + j

@@ -142,9 +142,10 @@ QR_BLOCK = 16
 #: Cholesky factorization fails, the step falls back to Householder (docs/performance.md, CholeskyQR2).
 CHOLQR_TOL = 1e-2
 
-#: what :func:`qr_rows` did: CholeskyQR2, Householder after CholeskyQR2 was rejected, or Householder because
-#: the block is not tall (``2k > M``: there CholeskyQR2's two passes cost more than Householder, measured)
-QR_CHOLESKY, QR_FALLBACK, QR_HOUSEHOLDER = 0, 1, 2
+#: what :func:`qr_rows` did: CholeskyQR2, Householder after CholeskyQR2 was rejected, Householder because the
+#: block is not tall (``2k > M``: there CholeskyQR2's two passes cost more than Householder, measured), or
+#: nothing that can be used: CholeskyQR2 was rejected after its first pass and ``A`` was not kept (``keep_A``)
+QR_CHOLESKY, QR_FALLBACK, QR_HOUSEHOLDER, QR_RETRY = 0, 1, 2, 3
 
 
 @njit(cache=True, inline="always")
@@ -373,13 +374,16 @@ def cholesky_qr_pass(X, G, Ui, info):
 
 
 @njit(cache=True)
-def qr_rows(X, R, tau, work, diag_only=False):
+def qr_rows(X, R, tau, work, diag_only=False, keep_A=True):
     """Thin QR with ``diag R > 0`` of the ``M×k`` matrix ``A`` whose columns are the rows of ``X (k, M)``.
 
     In place: ``X`` receives the rows of ``Q`` (``Qᵀ``), ``R`` the ``k×k`` factor (with ``diag_only``, as the
     spectrum needs, its diagonal at least: CholeskyQR2 then skips the product ``R = U₂ U₁``, a ``k×k``
     dtrmm, 8.4 µs of the 87 µs of a ``128×64`` QR, measured); ``tau (k,)`` and ``work`` (:func:`qr_work`)
-    are workspace. Returns ``QR_CHOLESKY``, ``QR_FALLBACK`` or ``QR_HOUSEHOLDER``.
+    are workspace. Returns ``QR_CHOLESKY``, ``QR_FALLBACK`` or ``QR_HOUSEHOLDER``; with ``keep_A=False`` the
+    input is not copied for the fallback (2.3 µs of a ``128×64`` QR), and when CholeskyQR2 is rejected after
+    its first pass the call returns ``QR_RETRY`` with ``X`` holding neither ``A`` nor ``Q``: the caller, who
+    can form ``A`` again, then calls :func:`qr_rows_householder` (the fused kernels, ``_step_qr``).
 
     CholeskyQR2 (docs/performance.md): ``AᵀA = U₁ᵀU₁``, ``Q₁ = A U₁⁻¹``, then the same on ``Q₁``:
     ``Q = Q₁ U₂⁻¹``, ``R = U₂ U₁``. Every operation is a level-3 BLAS call or a Cholesky of a ``k×k``
@@ -399,22 +403,26 @@ def qr_rows(X, R, tau, work, diag_only=False):
     Ui = work[base + 2 * k * k : base + 3 * k * k]
     A0 = work[base + 3 * k * k : base + 3 * k * k + k * M]
     info = np.zeros(1, np.int32)
-    A0.reshape(k, M)[:, :] = X  # the fallback's input
+    if keep_A:
+        A0.reshape(k, M)[:, :] = X  # the fallback's input
     cholesky_qr_pass(X, G1, Ui, info)
-    ok = info[0] == 0
+    if info[0] != 0:  # the first Cholesky failed: X is still A
+        qr_rows_householder(X, R, tau, work)
+        return QR_FALLBACK
+    # the Gram matrix of Q₁ says how far from orthonormal the first pass left it (its lower triangle)
+    _gram(X, G2)
+    err = 0.0
+    for j in range(k):
+        for i in range(j, k):
+            e = G2[i + j * k] - (1.0 if i == j else 0.0)
+            err += e * e if i == j else 2.0 * e * e
+    ok = err <= CHOLQR_TOL * CHOLQR_TOL
     if ok:
-        # the Gram matrix of Q₁ says how far from orthonormal the first pass left it (its lower triangle)
-        _gram(X, G2)
-        err = 0.0
-        for j in range(k):
-            for i in range(j, k):
-                e = G2[i + j * k] - (1.0 if i == j else 0.0)
-                err += e * e if i == j else 2.0 * e * e
-        ok = err <= CHOLQR_TOL * CHOLQR_TOL
-        if ok:
-            cholesky_upper(G2, info)
-            ok = info[0] == 0
+        cholesky_upper(G2, info)
+        ok = info[0] == 0
     if not ok:
+        if not keep_A:
+            return QR_RETRY
         X[:, :] = A0.reshape(k, M)
         qr_rows_householder(X, R, tau, work)
         return QR_FALLBACK
