@@ -96,7 +96,7 @@ def _check_rows(X):
 #: per flop (``16×256 · 256×256``: 53 µs in one call, 36 µs in two of 8 rows; ``64×256 · 256×256``: 172 against
 #: 146 µs; measured over 64–512 inner and outer sizes, docs/performance.md). :func:`gemm` therefore splits such
 #: a product into panels of ``GEMM_ROW_PANEL`` rows whenever one panel is small enough for that kernel: the same
-#: products, rounded the same way as the small kernel rounds them. (Operands over 1 MB keep one call: there the
+#: products, to rounding. (Operands over 1 MB keep one call: there the
 #: panels would each stream ``B`` from memory, 0.7× as fast.)
 GEMM_SMALL_MNK = 1_000_000
 GEMM_ROW_PANEL = 8
