@@ -160,6 +160,12 @@ def required_bytes(case: Case) -> float:
     return 8.0 * ((T + 1) * M * k + T * k * k + traj)
 
 
+def _seconds_per_iteration(loop, *args):
+    """Seconds per iteration of a compiled ``loop(*args)`` whose last argument is its number of iterations
+    (:func:`~refimpl.bench_timing.per_call` of the whole loop, whose warm-up call also compiles it)."""
+    return per_call(lambda: loop(*args), 1) / args[-1]
+
+
 @njit(cache=True)
 def _qr_loop(X0, X, R, tau, work, householder, diag_only, n):
     for _ in range(n):
@@ -193,18 +199,13 @@ def qr_seconds(M: int, k: int) -> dict:
     X0 = rng.standard_normal((k, M))
     X, R, tau, work = X0.copy(), np.empty((k, k)), np.empty(k), qr_work(k, M)
     n = max(20, min(2000, int(5e7 / (M * k * k))))
-
-    def loop_seconds(f, *args):
-        f(*args[:-1], 1)  # compile / warm
-        return per_call(lambda: f(*args), 1) / args[-1]
-
-    copy = loop_seconds(_copy_loop, X0, X, n)
-    out = {name: loop_seconds(_qr_loop, X0, X, R, tau, work, householder, diag, n) - copy
+    copy = _seconds_per_iteration(_copy_loop, X0, X, n)
+    out = {name: _seconds_per_iteration(_qr_loop, X0, X, R, tau, work, householder, diag, n) - copy
         for name, householder, diag in (("cholqr2", False, False), ("cholqr2_diag", False, True),
                                         ("householder", True, False))}  # fmt: skip
     Qb, rbar, Mx, C, Ab = rng.standard_normal((k, M)), rng.standard_normal(k), np.empty((k, k)), np.empty((k, k)), \
         np.empty((k, M))  # fmt: skip
-    out["reverse"] = loop_seconds(_reverse_loop, X, R, Qb, rbar, Mx, C, Ab, n)
+    out["reverse"] = _seconds_per_iteration(_reverse_loop, X, R, Qb, rbar, Mx, C, Ab, n)
     return out
 
 
@@ -221,8 +222,7 @@ def product_seconds(B: int, N: int) -> float:
     rng = np.random.default_rng(0)
     J, W, out = rng.standard_normal((B, N)), rng.standard_normal((N, N)), np.empty((B, N))
     n = max(1, int(2e8 // (2 * B * N * N)))
-    _gemm_loop(J, W, out, 1)
-    return min(per_call(lambda: np.dot(J, W, out=out), n), per_call(lambda: _gemm_loop(J, W, out, n), 1) / n)
+    return min(per_call(lambda: np.dot(J, W, out=out), n), _seconds_per_iteration(_gemm_loop, J, W, out, n))
 
 
 # ---------------------------------------------------------------------------

@@ -165,7 +165,8 @@ def floss_forward_rows(s, rho, c, alpha, beta, g, syn_old, has_I, W_rec, Q0rows,
             if every == 1:
                 Rs[q] = R
             q += 1
-    Qck[n_ck] = X
+    if every > 1:  # with every Q_t kept, the last step wrote the final Q into its slot already
+        Qck[n_ck] = X
     return Qck, Rs, diagR, amax
 
 

@@ -96,8 +96,8 @@ def _check_rows(X):
 #: per flop (``16×256 · 256×256``: 53 µs in one call, 36 µs in two of 8 rows; ``64×256 · 256×256``: 172 against
 #: 146 µs; measured over 64–512 inner and outer sizes, docs/performance.md). :func:`gemm` therefore splits such
 #: a product into panels of ``GEMM_ROW_PANEL`` rows whenever one panel is small enough for that kernel: the same
-#: products, to rounding. (Operands over 1 MB keep one call: there the
-#: panels would each stream ``B`` from memory, 0.7× as fast.)
+#: products, to rounding. (Operands over 1 MB keep one call: there the panels would each stream ``B`` from
+#: memory, 0.7× as fast.)
 GEMM_SMALL_MNK = 1_000_000
 GEMM_ROW_PANEL = 8
 
@@ -223,11 +223,10 @@ TRI_BLOCK = 4
 def right_solve(X, Tri, lower, Ti, info):
     """``B ← B T⁻¹`` for the column-major ``M×k`` matrix ``B`` whose columns are the rows of ``X (k, M)`` and the
     triangular ``T`` (``k²``, column-major; its lower triangle if ``lower``, else its upper; the other is not
-    read). ``Ti`` (``k²``) is workspace. Blocked
-    (:func:`_blocked_solve`), by the explicit inverse (dtrtri and one dtrmm) or by dtrsm, by the shape of
-    ``B`` (:data:`TRI_BLOCKED_MAX_ENTRIES`); the first two are accurate to first order in ``κ(T) u``, as the
-    solve. ``info[0] > 0`` when ``T`` has a zero on its diagonal on the first two paths (then ``X`` is
-    untouched)."""
+    read). ``Ti`` (``k²``) is workspace. Blocked (:func:`_blocked_solve`), by the explicit inverse (dtrtri and
+    one dtrmm) or by dtrsm, by the shape of ``B`` (:data:`TRI_BLOCKED_MAX_ENTRIES`); the first two are
+    accurate to first order in ``κ(T) u``, as the solve. ``info[0] > 0`` when ``T`` has a zero on its diagonal
+    on the first two paths (then ``X`` is untouched)."""
     k, M = X.shape
     uplo = _L if lower else _U
     info[0] = 0
@@ -342,17 +341,15 @@ def _gram(X, G):
         _dbl_ptr(0.0), _data_ptr(G), _int_ptr(k))  # fmt: skip
 
 
-#: CholeskyQR2 factorizes its Gram matrices as ``G = L Lᵀ`` (dpotrf ``'L'``) and copies ``U = Lᵀ`` into the upper
-#: triangle: OpenBLAS's ``'L'`` runs 1.3–1.4× faster than ``'U'`` from ``k = 64`` on (``k = 64``: 7.8 against 10.9 µs;
-#: ``k = 256``: 205 against 262 µs; level at ``k = 16``, 0.3 µs slower at ``k = 32``; measured), and the solves
-#: with ``U`` run faster than with ``Lᵀ`` (:func:`_blocked_solve`).
-
-
 @njit(cache=True)
 def cholesky_upper(G, info):
     """``G = UᵀU`` for the symmetric ``G`` (``k²``, column-major) given by its lower triangle: dpotrf ``'L'``
     (``U = Lᵀ``), then ``U`` copied into the upper triangle, which receives it (the lower keeps ``L``).
-    ``info[0] > 0`` when ``G`` is not positive definite to working precision."""
+    ``info[0] > 0`` when ``G`` is not positive definite to working precision.
+
+    Why ``'L'`` and a copy: OpenBLAS's ``'L'`` runs 1.3–1.4× faster than ``'U'`` from ``k = 64`` on (``k = 64``:
+    7.8 against 10.9 µs; ``k = 256``: 205 against 262 µs; level at ``k = 16``, 0.3 µs slower at ``k = 32``;
+    measured), and the solves with ``U`` run faster than with ``Lᵀ`` (:func:`_blocked_solve`)."""
     k = int(np.sqrt(G.size) + 0.5)
     _dpotrf(_chr_ptr(_L), _int_ptr(k), _data_ptr(G), _int_ptr(k), info.ctypes)
     if info[0] == 0:
