@@ -24,11 +24,25 @@ is the bench's ratio (itself the median of paired rounds, :func:`refimpl.bench_t
 
 **BPTT.** The products with spike inputs (``W_in z_t``, ``W_rec S_t``, ``Σ J zᵀ``, ``Σ J Sᵀ``) can skip
 zeros, but the reverse pass's ``J_t W_rec`` (``B×N`` times ``N×N``, ``J_t`` the dense adjoint of the
-synaptic current) cannot; and the reverse pass must read back at least one float per neuron, trajectory and
-step that the forward pass wrote (``σ'(V_t − θ)`` or ``V_t``). The least time is ``T`` such products plus
-the time to copy one ``(T+1, B, N)`` float64 array (write once, read once), measured here; the products are
-counted twice: at the dgemm rate of the bench file, and timed alone at their own shape on one thread (the
-rate this BLAS reaches for a ``B``-row product, the one any implementation calling it gets).
+synaptic current) cannot; it is timed alone at its shape on one thread (the rate this BLAS reaches for a
+``B``-row product, the one any implementation calling it gets), and also counted at the dgemm rate of the
+bench file. Two lower counts of the rest:
+
+* ``least_s`` (``least_copy_s``): the products plus the time to copy one ``(T+1, B, N)`` float64 array
+  (write once, read once): the reverse pass must read back at least one float per neuron, trajectory and
+  step that the forward pass wrote (``σ'(V_t − θ)`` or ``V_t``). This counts no arithmetic of the forward
+  pass at all.
+* ``least_passes_s``: the products plus a least forward pass and a least reverse pass without the product,
+  each a compiled loop timed alone (:func:`_forward_least`, :func:`_reverse_least`): the bench's neuron
+  (clif, zero reset with a detached gradient, fast sigmoid) updated by the per-neuron functions of
+  :mod:`refimpl.model.cell` with the configuration as compile-time constants, so that the compiler removes
+  every branch on it and vectorizes the loop (NumPy's error model: the surrogate's division then
+  vectorizes), the spikes listed in a pass of their own; the forward pass keeps only what the reverse pass
+  reads (``σ'`` and the spikes, ``V`` and ``I`` in one row each), the input and recurrent products skip the
+  zeros (:func:`refimpl.linalg.sparse.matmul_wt`), and the reverse pass runs the adjoint of every neuron and
+  the sparse weight gradients with a fixed stand-in for ``J_t W_rec``. The readout and the loss (``B×T``
+  numbers) are left out. These loops do less than any implementation of the method must do, but a
+  hand-vectorized one could run them faster: the bound holds for code this compiler vectorizes.
 
     python analysis/bench_bounds.py analysis/bench.json [--out analysis/bench_bounds.json]
 """
@@ -42,8 +56,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from refimpl.bench import Case, flops, problem, product_seconds, qr_seconds, run_refimpl
+from refimpl.linalg.sparse import matmul_wt, nonzeros_by_step, outer_acc_listed
+from refimpl.model import cell
+from refimpl.model.cell import GRAD_DETACHED, RESET_ZERO, adjoint_element, membrane, reset_element, reset_rho
+from refimpl.model.network import layer_params, layers_of
+from refimpl.model.surrogate import FAST_SIGMOID, heaviside, sigma_prime
 from refimpl.bench_timing import per_call
 from refimpl.io import atomic_text
 from refimpl.threads import set_threads
@@ -57,14 +77,114 @@ def copy_seconds(n: int) -> float:
     return per_call(lambda: np.copyto(dst, src), 1) if n else 0.0
 
 
+# the bench's neuron (refimpl.bench.problem: the engelken dialect's clif), as compile-time constants of the
+# least loops below; _bptt_args checks that the bench's network is this one
+_SYN_OLD, _RESET, _RESET_GRAD, _SUR = False, RESET_ZERO, GRAD_DETACHED, FAST_SIGMOID
+
+
+@njit(nogil=True, error_model="numpy")  # not cached: a script loaded by path has no importable name
+def _forward_least(z, z_ptr, z_idx, W_in, W_inT, W_rec, W_recT, b, alpha, beta, g, theta, gamma, V, I, I_new, S, s,
+                   S_ptr, S_idx):  # fmt: skip
+    """A least forward pass of BPTT (module docstring): ``S, s (T+1, B, N)`` and the spike list, the state ``V, I
+    (B, N)`` in place."""
+    T, B, _ = z.shape
+    N = V.shape[1]
+    k = 0
+    S_ptr[0] = 0
+    for bb in range(B):
+        for i in range(N):
+            S[0, bb, i] = heaviside(V[bb, i] - theta)
+            s[0, bb, i] = sigma_prime(V[bb, i] - theta, _SUR, gamma)
+            if S[0, bb, i] != 0.0:
+                S_idx[k] = bb * N + i
+                k += 1
+    S_ptr[1] = k
+    for t in range(T):
+        matmul_wt(z[t], z_ptr[t], z_ptr[t + 1], z_idx, W_in, W_inT, 0.0, I_new)
+        matmul_wt(S[t], S_ptr[t], S_ptr[t + 1], S_idx, W_rec, W_recT, 1.0, I_new)
+        for bb in range(B):
+            Vr, Ir, In, St, Sn, sn = V[bb], I[bb], I_new[bb], S[t, bb], S[t + 1, bb], s[t + 1, bb]
+            for i in range(N):
+                Ir[i], m = membrane(Vr[i], Ir[i], In[i], b[i], alpha[i], beta[i], g[i], _SYN_OLD)
+                v = reset_element(m, St[i], 0.0, theta, _RESET, _RESET_GRAD)[0]
+                Vr[i] = v
+                Sn[i] = heaviside(v - theta)
+                sn[i] = sigma_prime(v - theta, _SUR, gamma)
+            for i in range(N):
+                if Sn[i] != 0.0:
+                    S_idx[k] = bb * N + i
+                    k += 1
+        S_ptr[t + 2] = k
+
+
+@njit(nogil=True, error_model="numpy")  # not cached: a script loaded by path has no importable name
+def _reverse_least(s, S, z, z_ptr, z_idx, S_ptr, S_idx, alpha, beta, g, JW, Vbar, Ibar, J, gW_inT, gW_recT, gb):
+    """A least reverse pass of BPTT without its product ``J_t W_rec`` (module docstring; ``JW (B, N)`` stands in
+    for it): the adjoint of every neuron and the sparse weight gradients, ``V̄, Ī, J (B, N)`` in place."""
+    T = s.shape[0] - 1
+    B, N = Vbar.shape
+    for t in range(T - 1, -1, -1):
+        for bb in range(B):
+            Vr, Ir, Jr, Wr, sn, St = Vbar[bb], Ibar[bb], J[bb], JW[bb], s[t + 1, bb], S[t, bb]
+            for i in range(N):
+                vn = Vr[i] + sn[i] * Wr[i]
+                rho = reset_rho(St[i], _RESET, _RESET_GRAD)
+                Vr[i], Ir[i], Jr[i] = adjoint_element(vn, Ir[i], 0.0, rho, 0.0, alpha[i], beta[i], g[i], _SYN_OLD)
+                gb[i] += Jr[i]
+        outer_acc_listed(J, z[t], z_ptr[t], z_ptr[t + 1], z_idx, gW_inT)
+        outer_acc_listed(J, S[t], S_ptr[t], S_ptr[t + 1], S_idx, gW_recT)
+
+
+def _bptt_args(case):
+    """The arrays of :func:`_forward_least` and :func:`_reverse_least` for a BPTT case (refimpl.bench.problem)."""
+    cfg, params, inputs, *_ = problem(case)
+    L = layers_of(cfg)[0]
+    if (L.syn_old, L.reset, L.reset_grad, L.act, L.smooth, L.sur) != (_SYN_OLD, _RESET, _RESET_GRAD, cell.ACT_SPIKE,
+            False, _SUR):  # fmt: skip
+        raise ValueError("the least BPTT loops are written for the bench's neuron; its configuration changed")
+    W_in, W_rec, b, V0, I0 = layer_params(cfg, params, 0)
+    T, B, _ = inputs.shape
+    N = W_rec.shape[0]
+    z = np.ascontiguousarray(inputs)
+    z_ptr, z_idx = nonzeros_by_step(z)
+    fwd = [z, z_ptr, z_idx, W_in, np.ascontiguousarray(W_in.T), W_rec, np.ascontiguousarray(W_rec.T), b, L.alpha,
+        L.beta, L.g, L.theta, L.gamma, cell.initial_states(V0, B).copy(), cell.initial_states(I0, B).copy(),
+        np.empty((B, N)), np.empty((T + 1, B, N)), np.empty((T + 1, B, N)), np.empty(T + 2, np.int64),
+        np.empty((T + 1) * B * N, np.int64)]  # fmt: skip
+    return fwd, (cfg, params)
+
+
+def _passes_seconds(case):
+    """Seconds of :func:`_forward_least` and :func:`_reverse_least` on a BPTT case, best of 3 each."""
+    fwd, _ = _bptt_args(case)
+    V0, I0 = fwd[13].copy(), fwd[14].copy()
+
+    def forward():
+        fwd[13][:], fwd[14][:] = V0, I0
+        _forward_least(*fwd)
+
+    forward_s = per_call(forward, 1)
+    z, z_ptr, z_idx, W_in, _, W_rec = fwd[:6]
+    S, s, S_ptr, S_idx = fwd[16], fwd[17], fwd[18], fwd[19]
+    B, N = V0.shape
+    JW = np.full((B, N), 1e-3)
+    bufs = [np.zeros((B, N)) for _ in range(3)] + [np.zeros((W_in.shape[1], N)), np.zeros((N, N)), np.zeros(N)]
+    reverse_s = per_call(lambda: _reverse_least(s, S, z, z_ptr, z_idx, S_ptr, S_idx, fwd[8], fwd[9], fwd[10], JW,
+        *bufs), 1)  # fmt: skip
+    return forward_s, reverse_s
+
+
 def _least_bptt(r, peak):
     """The least time of a BPTT row, its parts timed anew: ``(least_s, parts)``."""
     N, B, T = r["N"], r["B"], r["T"]
     product = T * 2.0 * B * N * N / peak
     measured = T * product_seconds(B, N)
     memory = copy_seconds((T + 1) * B * N)
-    return measured + memory, {"product_s": product, "product_measured_s": measured, "memory_s": memory,
-        "least_at_dgemm_rate_s": product + memory}  # fmt: skip
+    forward_s, reverse_s = _passes_seconds(Case("bptt", N, T=T, B=B))
+    passes = measured + forward_s + reverse_s
+    return passes, {"product_s": product, "product_measured_s": measured, "memory_s": memory,
+        "least_at_dgemm_rate_s": product + memory, "least_copy_s": measured + memory, "forward_least_s": forward_s,
+        "reverse_least_s": reverse_s, "least_passes_s": passes}  # fmt: skip
 
 
 def _least_qr(r, case, peak):
@@ -122,7 +242,8 @@ def main(argv=None) -> int:
         rows.append(row)
         if case.kind == "bptt":
             parts_text = (f"J W_rec {med['product_measured_s'] * 1e3:.1f} ms ({med['product_s'] * 1e3:.1f} at dgemm "
-                f"rate), copy {med['memory_s'] * 1e3:.1f} ms")  # fmt: skip
+                f"rate), copy {med['memory_s'] * 1e3:.1f}, fwd {med['forward_least_s'] * 1e3:.1f}, rev "
+                f"{med['reverse_least_s'] * 1e3:.1f}")  # fmt: skip
         else:
             parts_text = (f"{med['cholqr2'] * 1e6:7.1f} {med['householder'] * 1e6:9.1f} {med['reverse'] * 1e6:7.1f} "
                 f"{med['tangent_product'] * 1e6:7.1f}")  # fmt: skip

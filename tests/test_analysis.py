@@ -193,8 +193,9 @@ def test_scaling_study_fits_exponents_and_resumes(tmp_path, capsys):
 def test_bench_bounds_reads_a_bench_file(tmp_path):
     """analysis/bench_bounds.py: for every spectrum and flossing row, the least time is T times the QR (and its
     reverse rule) plus the other FLOPs at the dgemm rate; for BPTT, T dense products J W_rec timed at their
-    shape plus one array copy (and, for comparison, the products at the dgemm rate); the largest ratio is the
-    bench's ratio times refimpl's time over the least time, both measured in rounds."""
+    shape plus a least forward and a least reverse pass (and, for comparison, the products with one array copy,
+    and at the dgemm rate); the largest ratio is the bench's ratio times refimpl's time over the least time,
+    both measured in rounds."""
     bb = _module("bench_bounds")
     rows = [{"kind": kind, "N": 8, "k": 4, "T": 10, "B": 2, "checkpoint": 0, "label": kind, "refimpl_s": 1e-3,
         "torch_s": 1e-2, "jax_s": 2e-3, "ratio": 10.0, "jax_ratio": 2.0}
@@ -211,7 +212,30 @@ def test_bench_bounds_reads_a_bench_file(tmp_path):
         assert r["refimpl_over_least"] > 0 and r["rounds"] == 2
     assert got[0]["product_s"] == pytest.approx(10 * 2.0 * 2 * 8 * 8 / 10e9)
     assert got[0]["product_measured_s"] > 0
-    assert got[0]["least_s"] == pytest.approx(got[0]["product_measured_s"] + got[0]["memory_s"])
+    assert got[0]["least_s"] == pytest.approx(
+        got[0]["product_measured_s"] + got[0]["forward_least_s"] + got[0]["reverse_least_s"]
+    )
+    assert got[0]["least_copy_s"] == pytest.approx(got[0]["product_measured_s"] + got[0]["memory_s"])
+    assert got[0]["forward_least_s"] > 0 and got[0]["reverse_least_s"] > 0
     assert got[0]["least_at_dgemm_rate_s"] == pytest.approx(got[0]["product_s"] + got[0]["memory_s"])
     assert got[1]["least_s"] > 10 * got[1]["cholqr2_diag"] > 0  # the spectrum needs diag R alone
     assert got[2]["least_s"] > 10 * (got[2]["cholqr2"] + got[2]["reverse"])
+
+
+def test_least_bptt_forward_is_the_bench_networks_forward():
+    """The least forward pass that bounds BPTT (analysis/bench_bounds.py) computes what refimpl's forward pass
+    computes for the bench's network: the same spikes and surrogate derivatives, bit for bit, and the same
+    spike lists; so its time bounds a pass that does the method's work."""
+    from refimpl.bench import Case, problem
+    from refimpl.model.network import simulate
+
+    bb = _module("bench_bounds")
+    case = Case("bptt", 12, T=30, B=3)
+    fwd, (cfg, params) = bb._bptt_args(case)
+    bb._forward_least(*fwd)
+    traj = simulate(cfg, params, problem(case)[2], store="bptt")
+    np.testing.assert_array_equal(fwd[16], traj.S[0])
+    np.testing.assert_array_equal(fwd[17], traj.lin[0].s)
+    S_ptr, S_idx = traj.nonzeros(0)[1]
+    np.testing.assert_array_equal(fwd[18][: len(S_ptr)], S_ptr)
+    np.testing.assert_array_equal(fwd[19][: len(S_idx)], S_idx)

@@ -352,9 +352,9 @@ def cholesky_upper(G, info):
     measured), and the solves with ``U`` run faster than with ``Lᵀ`` (:func:`_blocked_solve`)."""
     k = int(np.sqrt(G.size) + 0.5)
     _dpotrf(_chr_ptr(_L), _int_ptr(k), _data_ptr(G), _int_ptr(k), info.ctypes)
-    if info[0] == 0:
-        for j in range(k):
-            for i in range(j + 1, k):
+    if info[0] == 0:  # row by row of U: contiguous stores, strided loads (the faster way round)
+        for i in range(1, k):
+            for j in range(i):
                 G[j + i * k] = G[i + j * k]
 
 
@@ -428,15 +428,17 @@ def qr_rows(X, R, tau, work, diag_only=False, keep_A=True):
         for i in range(k):
             R[i, i] = G2[i + i * k] * G1[i + i * k]
         return QR_CHOLESKY
-    # R = U₂ U₁ (column-major, upper triangles; below its diagonal U₁ holds L₁)
+    # R = U₂ U₁ in R's own memory: row-major R is column-major Rᵀ = U₁ᵀ U₂ᵀ = L₁ L₂, and dpotrf 'L' left
+    # Lᵢ in the lower triangle of Gᵢ, so R receives L₂ (column by column, zeros above the diagonal) and one
+    # dtrmm multiplies it by L₁ from the left. No triangle to clear and no strided copy into R.
+    _check_rows(R)
     for j in range(k):
-        for i in range(j + 1, k):
-            G1[i + j * k] = 0.0
-    _dtrmm(_chr_ptr(_L), _chr_ptr(_U), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(k), _int_ptr(k), _dbl_ptr(1.0),
-        _data_ptr(G2), _int_ptr(k), _data_ptr(G1), _int_ptr(k))  # fmt: skip
-    for i in range(k):
-        for j in range(k):
-            R[i, j] = G1[i + j * k] if j >= i else 0.0
+        for i in range(j):
+            R[j, i] = 0.0
+        for i in range(j, k):
+            R[j, i] = G2[i + j * k]
+    _dtrmm(_chr_ptr(_L), _chr_ptr(_L), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(k), _int_ptr(k), _dbl_ptr(1.0),
+        _data_ptr(G1), _int_ptr(k), _data_ptr(R), _int_ptr(k))  # fmt: skip
     return QR_CHOLESKY
 
 
