@@ -12,9 +12,11 @@ from hypothesis import given, settings, strategies as st
 
 from refimpl.grad.qr import qr_positive
 from refimpl.linalg import lapack
-from refimpl.linalg.lapack import QR_CHOLESKY, QR_FALLBACK, QR_HOUSEHOLDER, QR_RETRY, qr_rows, qr_rows_householder, qr_work
+from refimpl.linalg.lapack import (QR_CHOLESKY, QR_CHOLESKY_ONE_PASS, QR_FALLBACK, QR_HOUSEHOLDER, QR_RETRY, UNIT_ROUNDOFF,
+    qr_rows, qr_rows_householder, qr_work)  # fmt: skip
 
 EPS = np.finfo(float).eps
+CHOLESKY_PATHS = (QR_CHOLESKY, QR_CHOLESKY_ONE_PASS)
 
 
 def conditioned(seed, M, k, kappa):
@@ -69,9 +71,28 @@ def test_orthogonal_reconstructing_and_lapacks_factorization_at_every_condition(
     if 2 * k > M:
         assert path == QR_HOUSEHOLDER
     elif kappa <= 1e6:
-        assert path == QR_CHOLESKY
+        assert path in CHOLESKY_PATHS
     elif kappa >= 1e9 and k > 1:
         assert path == QR_FALLBACK
+    if path == QR_CHOLESKY_ONE_PASS:  # one pass only where it left Q orthonormal to rounding
+        assert np.linalg.norm(Q.T @ Q - np.eye(k)) <= 4 * np.sqrt(M * k) * UNIT_ROUNDOFF + 2 * k * EPS
+
+
+@pytest.mark.parametrize("M, k", [(128, 64), (128, 16), (512, 64), (300, 1)])
+def test_one_pass_where_the_first_is_orthonormal_two_where_not(M, k):
+    """The second pass of CholeskyQR2 is skipped when the first left ``‖Q₁ᵀQ₁ − I‖_F ≤ √(Mk)·u`` (a block with
+    κ = 1.5, as the QR iteration's are), and runs when it did not (κ = 100); both give LAPACK's factors, and the
+    one-pass ``Q`` is as orthonormal as Householder's."""
+    A = conditioned(5, M, k, 1.5)
+    Q, R, path = compiled_qr(A)
+    assert path == QR_CHOLESKY_ONE_PASS
+    Qh, Rh, _ = compiled_qr(A, qr_rows_householder)
+    np.testing.assert_allclose(Q, Qh, atol=1e-13)
+    np.testing.assert_allclose(R, Rh, rtol=1e-13, atol=1e-15)
+    orth, orth_h = (np.linalg.norm(q.T @ q - np.eye(k)) for q in (Q, Qh))
+    assert orth <= max(2 * orth_h, np.sqrt(M * k) * UNIT_ROUNDOFF)
+    if k > 1:
+        assert compiled_qr(conditioned(5, M, k, 100.0))[2] == QR_CHOLESKY
 
 
 @pytest.mark.parametrize("k", [1, 5, 40])
@@ -152,7 +173,7 @@ def test_large_blocks_form_the_same_triangles(k, M):
         np.testing.assert_allclose(G.reshape(k, k).T[idx], (-2.0 * X @ Y.T)[idx], rtol=1e-12, atol=1e-12 * M)
     Q, R, path = compiled_qr(np.ascontiguousarray(X.T))
     Ql, Rl = qr_positive(X.T)
-    assert path == QR_CHOLESKY
+    assert path in CHOLESKY_PATHS
     np.testing.assert_allclose(R, Rl, rtol=1e-11, atol=1e-11 * np.abs(Rl).max())
 
 
@@ -179,12 +200,13 @@ def test_without_a_copy_a_rejected_block_asks_for_a_retry():
     assert compiled_qr(A)[2] == QR_FALLBACK
     X = np.array(A.T, order="C")
     assert qr_rows(X, np.empty((k, k)), np.empty(k), qr_work(k, M), False, False) == QR_RETRY
-    B = conditioned(1, M, k, 10.0)
-    Q, R, path = compiled_qr(B)
-    X, R2 = np.array(B.T, order="C"), np.empty((k, k))
-    assert path == qr_rows(X, R2, np.empty(k), qr_work(k, M), False, False) == QR_CHOLESKY
-    np.testing.assert_array_equal(X.T, Q)
-    np.testing.assert_array_equal(R2, R)
+    for kappa, want in ((100.0, QR_CHOLESKY), (1.5, QR_CHOLESKY_ONE_PASS)):  # two passes, and one
+        B = conditioned(1, M, k, kappa)
+        Q, R, path = compiled_qr(B)
+        X, R2 = np.array(B.T, order="C"), np.empty((k, k))
+        assert path == qr_rows(X, R2, np.empty(k), qr_work(k, M), False, False) == want
+        np.testing.assert_array_equal(X.T, Q)
+        np.testing.assert_array_equal(R2, R)
 
 
 def test_fused_step_forms_a_rejected_block_again():

@@ -141,11 +141,14 @@ QR_BLOCK = 16
 #: rounding); that holds for ``κ(A)`` up to about ``√(CHOLQR_TOL / u) ≈ 2e7``. Otherwise, and when a
 #: Cholesky factorization fails, the step falls back to Householder (docs/performance.md, CholeskyQR2).
 CHOLQR_TOL = 1e-2
+#: unit roundoff of float64, ``2⁻⁵³``
+UNIT_ROUNDOFF = 2.0**-53
 
 #: what :func:`qr_rows` did: CholeskyQR2, Householder after CholeskyQR2 was rejected, Householder because the
-#: block is not tall (``2k > M``: there CholeskyQR2's two passes cost more than Householder, measured), or
-#: nothing that can be used: CholeskyQR2 was rejected after its first pass and ``A`` was not kept (``keep_A``)
-QR_CHOLESKY, QR_FALLBACK, QR_HOUSEHOLDER, QR_RETRY = 0, 1, 2, 3
+#: block is not tall (``2k > M``: there CholeskyQR2's two passes cost more than Householder, measured),
+#: nothing that can be used (CholeskyQR2 was rejected after its first pass and ``A`` was not kept,
+#: ``keep_A``), or CholeskyQR's first pass alone, already orthonormal to rounding (:func:`qr_rows`)
+QR_CHOLESKY, QR_FALLBACK, QR_HOUSEHOLDER, QR_RETRY, QR_CHOLESKY_ONE_PASS = 0, 1, 2, 3, 4
 
 
 @njit(cache=True, inline="always")
@@ -371,6 +374,23 @@ def cholesky_qr_pass(X, G, Ui, info):
 
 
 @njit(cache=True)
+def _upper_into(R, G, k, diag_only):
+    """``R = U`` (row-major, zeros below the diagonal) for the Cholesky factor that :func:`cholesky_upper` left in
+    ``G`` (``k²``, column-major): read from its lower triangle ``L = Uᵀ``, column by column (contiguous), into
+    rows of ``R`` (contiguous). With ``diag_only``, the diagonal alone."""
+    if diag_only:
+        for i in range(k):
+            R[i, i] = G[i + i * k]
+        return
+    _check_rows(R)
+    for j in range(k):
+        for i in range(j):
+            R[j, i] = 0.0
+        for i in range(j, k):
+            R[j, i] = G[i + j * k]
+
+
+@njit(cache=True)
 def qr_rows(X, R, tau, work, diag_only=False, keep_A=True):
     """Thin QR with ``diag R > 0`` of the ``M×k`` matrix ``A`` whose columns are the rows of ``X (k, M)``.
 
@@ -389,6 +409,16 @@ def qr_rows(X, R, tau, work, diag_only=False, keep_A=True):
     up to rounding, and its derivative rules are unchanged. The first pass squares ``κ(A)``; when its
     Cholesky fails or ``‖Q₁ᵀQ₁ − I‖_F > CHOLQR_TOL``, ``A`` is restored and factorized by Householder
     (:func:`qr_rows_householder`), which has no such limit.
+
+    **One pass when it is enough.** The second pass exists to make ``Q₁`` orthonormal; the Gram matrix
+    ``Q₁ᵀQ₁`` that decides whether it may run says how far ``Q₁`` is from orthonormal. When
+    ``‖Q₁ᵀQ₁ − I‖_F ≤ √(Mk)·u`` (``u = 2⁻⁵³``; Householder QR's own departure from orthogonality is of that
+    size: ``√(Mk)·u`` = 1.0e-14 at ``128×64``, Householder's measured 4–6e-15 there) the second pass has
+    nothing left to do and is skipped: ``Q = Q₁``, ``R = U₁`` (``QR_CHOLESKY_ONE_PASS``). That is the case
+    for well-conditioned blocks (up to ``κ(A) ≈ 10`` in tests/test_cholqr.py's blocks), as those of a QR
+    iteration are: at every step of ``refimpl bench``'s spectra (``N = 64, 256``; ``k = 16, 64``) the first
+    pass left ``‖Q₁ᵀQ₁ − I‖_F`` at 0.9–2.9e-15 and ``Q₁`` as orthonormal as CholeskyQR2's ``Q``
+    (docs/performance.md). The second pass and the product ``U₂U₁`` were 40 % of a ``128×64`` QR.
     """
     k, M = X.shape
     if 2 * k > M:
@@ -413,6 +443,9 @@ def qr_rows(X, R, tau, work, diag_only=False, keep_A=True):
         for i in range(j, k):
             e = G2[i + j * k] - (1.0 if i == j else 0.0)
             err += e * e if i == j else 2.0 * e * e
+    if err <= M * k * UNIT_ROUNDOFF * UNIT_ROUNDOFF:  # Q₁ is orthonormal to rounding: Q = Q₁, R = U₁
+        _upper_into(R, G1, k, diag_only)
+        return QR_CHOLESKY_ONE_PASS
     ok = err <= CHOLQR_TOL * CHOLQR_TOL
     if ok:
         cholesky_upper(G2, info)
@@ -431,12 +464,7 @@ def qr_rows(X, R, tau, work, diag_only=False, keep_A=True):
     # R = U₂ U₁ in R's own memory: row-major R is column-major Rᵀ = U₁ᵀ U₂ᵀ = L₁ L₂, and dpotrf 'L' left
     # Lᵢ in the lower triangle of Gᵢ, so R receives L₂ (column by column, zeros above the diagonal) and one
     # dtrmm multiplies it by L₁ from the left. No triangle to clear and no strided copy into R.
-    _check_rows(R)
-    for j in range(k):
-        for i in range(j):
-            R[j, i] = 0.0
-        for i in range(j, k):
-            R[j, i] = G2[i + j * k]
+    _upper_into(R, G2, k, False)
     _dtrmm(_chr_ptr(_L), _chr_ptr(_L), _chr_ptr(_N), _chr_ptr(_N), _int_ptr(k), _int_ptr(k), _dbl_ptr(1.0),
         _data_ptr(G1), _int_ptr(k), _data_ptr(R), _int_ptr(k))  # fmt: skip
     return QR_CHOLESKY
