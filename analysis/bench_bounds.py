@@ -54,6 +54,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -135,8 +136,33 @@ def _reverse_least(s, S, z, z_ptr, z_idx, S_ptr, S_idx, alpha, beta, g, JW, Vbar
         outer_acc_listed(J, S[t], S_ptr[t], S_ptr[t + 1], S_idx, gW_recT)
 
 
+class _ForwardArrays(NamedTuple):
+    """The arguments of :func:`_forward_least`, in its order."""
+
+    z: np.ndarray
+    z_ptr: np.ndarray
+    z_idx: np.ndarray
+    W_in: np.ndarray
+    W_inT: np.ndarray
+    W_rec: np.ndarray
+    W_recT: np.ndarray
+    b: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    g: np.ndarray
+    theta: float
+    gamma: float
+    V: np.ndarray
+    I: np.ndarray
+    I_new: np.ndarray
+    S: np.ndarray
+    s: np.ndarray
+    S_ptr: np.ndarray
+    S_idx: np.ndarray
+
+
 def _bptt_args(case):
-    """The arrays of :func:`_forward_least` and :func:`_reverse_least` for a BPTT case (refimpl.bench.problem)."""
+    """``(_ForwardArrays, (cfg, params))`` of a BPTT case (refimpl.bench.problem)."""
     cfg, params, inputs, *_ = problem(case)
     L = layers_of(cfg)[0]
     if (L.syn_old, L.reset, L.reset_grad, L.act, L.smooth, L.sur) != (_SYN_OLD, _RESET, _RESET_GRAD, cell.ACT_SPIKE,
@@ -147,30 +173,28 @@ def _bptt_args(case):
     N = W_rec.shape[0]
     z = np.ascontiguousarray(inputs)
     z_ptr, z_idx = nonzeros_by_step(z)
-    fwd = [z, z_ptr, z_idx, W_in, np.ascontiguousarray(W_in.T), W_rec, np.ascontiguousarray(W_rec.T), b, L.alpha,
-        L.beta, L.g, L.theta, L.gamma, cell.initial_states(V0, B).copy(), cell.initial_states(I0, B).copy(),
+    a = _ForwardArrays(z, z_ptr, z_idx, W_in, np.ascontiguousarray(W_in.T), W_rec, np.ascontiguousarray(W_rec.T), b,
+        L.alpha, L.beta, L.g, L.theta, L.gamma, cell.initial_states(V0, B).copy(), cell.initial_states(I0, B).copy(),
         np.empty((B, N)), np.empty((T + 1, B, N)), np.empty((T + 1, B, N)), np.empty(T + 2, np.int64),
-        np.empty((T + 1) * B * N, np.int64)]  # fmt: skip
-    return fwd, (cfg, params)
+        np.empty((T + 1) * B * N, np.int64))  # fmt: skip
+    return a, (cfg, params)
 
 
 def _passes_seconds(case):
     """Seconds of :func:`_forward_least` and :func:`_reverse_least` on a BPTT case, best of 3 each."""
-    fwd, _ = _bptt_args(case)
-    V0, I0 = fwd[13].copy(), fwd[14].copy()
+    a, _ = _bptt_args(case)
+    V0, I0 = a.V.copy(), a.I.copy()
 
     def forward():
-        fwd[13][:], fwd[14][:] = V0, I0
-        _forward_least(*fwd)
+        a.V[:], a.I[:] = V0, I0  # every call from the same initial state
+        _forward_least(*a)
 
     forward_s = per_call(forward, 1)
-    z, z_ptr, z_idx, W_in, _, W_rec = fwd[:6]
-    S, s, S_ptr, S_idx = fwd[16], fwd[17], fwd[18], fwd[19]
     B, N = V0.shape
     JW = np.full((B, N), 1e-3)
-    bufs = [np.zeros((B, N)) for _ in range(3)] + [np.zeros((W_in.shape[1], N)), np.zeros((N, N)), np.zeros(N)]
-    reverse_s = per_call(lambda: _reverse_least(s, S, z, z_ptr, z_idx, S_ptr, S_idx, fwd[8], fwd[9], fwd[10], JW,
-        *bufs), 1)  # fmt: skip
+    bufs = [np.zeros((B, N)) for _ in range(3)] + [np.zeros((a.W_in.shape[1], N)), np.zeros((N, N)), np.zeros(N)]
+    reverse_s = per_call(lambda: _reverse_least(a.s, a.S, a.z, a.z_ptr, a.z_idx, a.S_ptr, a.S_idx, a.alpha, a.beta,
+        a.g, JW, *bufs), 1)  # fmt: skip
     return forward_s, reverse_s
 
 

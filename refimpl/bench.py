@@ -189,7 +189,8 @@ def _reverse_loop(Q, R, Qb, rbar, Mx, C, Ab, n):
 
 
 def qr_seconds(M: int, k: int) -> dict:
-    """Seconds per call, on an ``M×k`` block, of refimpl's compiled thin QR (``cholqr2``, CholeskyQR2;
+    """Seconds per call, on an ``M×k`` block, of refimpl's compiled thin QR (``cholqr2``, CholeskyQR2, which on
+    this Gaussian block keeps its first pass, as on the blocks of the bench's QR iterations (docs/performance.md);
     ``cholqr2_diag`` with ``diag R`` alone, as the spectrum needs it), of LAPACK's Householder QR
     (``householder``, what the peers call) and of the QR reverse rule (``reverse``): the part of a spectrum
     or flossing step that every implementation must do (docs/performance.md). Timed in compiled loops (a

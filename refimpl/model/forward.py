@@ -95,30 +95,30 @@ def forward_linearized(z, z_ptr, z_idx, V0, I0, W_in, W_rec, b, alpha, beta, g, 
         matmul_wt(S[t], S_ptr[t], S_ptr[t + 1], S_idx, W_rec, W_recT, 1.0, I_new)
         i0, i1 = (t, t + 1) if keep_all else (t % 2, (t + 1) % 2)  # I's rows: the steps', or two scratch rows
         for bb in range(B):
-            Vt, It, In, St, st = V[t, bb], I[i0, bb], I_new[bb], S[t, bb], s[t, bb]
-            In_, Vn, Sn, sn = I[i1, bb], V[t + 1, bb], S[t + 1, bb], s[t + 1, bb]
+            Vt, It, In, St, st = V[t, bb], I[i0, bb], I_new[bb], S[t, bb], s[t, bb]  # step t, and W_in z_t + W_rec S_t
+            In1, Vn, Sn, sn = I[i1, bb], V[t + 1, bb], S[t + 1, bb], s[t + 1, bb]  # step t + 1
             s2n = s2[t + 1 if keep_all else 0, bb]
             mt = m[t, bb] if keep_all else scratch[0]
             rt = rho[t, bb] if keep_all else scratch[1]
             ct = c[t, bb] if keep_c else scratch[2]
             if spike and not keep_all and sur == FAST_SIGMOID:
                 _update_row(Vt, It, In, St, st, b, alpha, beta, g, theta, syn_old, reset, reset_grad, ACT_SPIKE,
-                    FAST_SIGMOID, gamma, False, False, In_, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
+                    FAST_SIGMOID, gamma, False, False, In1, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
             elif spike and not keep_all and sur == SIGMOID:
                 _update_row(Vt, It, In, St, st, b, alpha, beta, g, theta, syn_old, reset, reset_grad, ACT_SPIKE,
-                    SIGMOID, gamma, False, False, In_, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
+                    SIGMOID, gamma, False, False, In1, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
             elif spike and not keep_all and sur == ARCTAN:
                 _update_row(Vt, It, In, St, st, b, alpha, beta, g, theta, syn_old, reset, reset_grad, ACT_SPIKE,
-                    ARCTAN, gamma, False, False, In_, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
+                    ARCTAN, gamma, False, False, In1, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
             elif spike and not keep_all and sur == GAUSSIAN:
                 _update_row(Vt, It, In, St, st, b, alpha, beta, g, theta, syn_old, reset, reset_grad, ACT_SPIKE,
-                    GAUSSIAN, gamma, False, False, In_, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
+                    GAUSSIAN, gamma, False, False, In1, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
             elif spike and not keep_all and sur == TRIANGLE:
                 _update_row(Vt, It, In, St, st, b, alpha, beta, g, theta, syn_old, reset, reset_grad, ACT_SPIKE,
-                    TRIANGLE, gamma, False, False, In_, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
+                    TRIANGLE, gamma, False, False, In1, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
             else:
                 _update_row(Vt, It, In, St, st, b, alpha, beta, g, theta, syn_old, reset, reset_grad, act, sur, gamma,
-                    smooth, keep_all, In_, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
+                    smooth, keep_all, In1, Vn, Sn, sn, s2n, mt, rt, ct)  # fmt: skip
             # the spikes listed in a pass of their own (a running count would keep the loop above scalar)
             for i in range(N):
                 if Sn[i] != 0.0:
