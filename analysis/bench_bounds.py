@@ -28,12 +28,13 @@ synaptic current) cannot; it is timed alone at its shape on one thread (the rate
 ``B``-row product, the one any implementation calling it gets), and also counted at the dgemm rate of the
 bench file. Two lower counts of the rest:
 
-* ``least_s`` (``least_copy_s``): the products plus the time to copy one ``(T+1, B, N)`` float64 array
-  (write once, read once): the reverse pass must read back at least one float per neuron, trajectory and
-  step that the forward pass wrote (``σ'(V_t − θ)`` or ``V_t``). This counts no arithmetic of the forward
-  pass at all.
-* ``least_passes_s``: the products plus a least forward pass and a least reverse pass without the product,
-  each a compiled loop timed alone (:func:`_forward_least`, :func:`_reverse_least`): the bench's neuron
+* ``least_copy_s`` (the previous release's least time): the products plus the time to copy one
+  ``(T+1, B, N)`` float64 array (write once, read once): the reverse pass must read back at least one float
+  per neuron, trajectory and step that the forward pass wrote (``σ'(V_t − θ)`` or ``V_t``). This counts no
+  arithmetic of the forward pass at all.
+* ``least_passes_s``, the least time (``least_s``) since this release: the products plus a least forward
+  pass and a least reverse pass without the product, each a compiled loop timed alone
+  (:func:`_forward_least`, :func:`_reverse_least`): the bench's neuron
   (clif, zero reset with a detached gradient, fast sigmoid) updated by the per-neuron functions of
   :mod:`refimpl.model.cell` with the configuration as compile-time constants, so that the compiler removes
   every branch on it and vectorizes the loop (NumPy's error model: the surrogate's division then
