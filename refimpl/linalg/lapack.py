@@ -397,10 +397,11 @@ def qr_rows(X, R, tau, work, diag_only=False, keep_A=True):
     In place: ``X`` receives the rows of ``Q`` (``Qᵀ``), ``R`` the ``k×k`` factor (with ``diag_only``, as the
     spectrum needs, its diagonal at least: CholeskyQR2 then skips the product ``R = U₂ U₁``, a ``k×k``
     dtrmm, 8.4 µs of the 87 µs of a ``128×64`` QR, measured); ``tau (k,)`` and ``work`` (:func:`qr_work`)
-    are workspace. Returns ``QR_CHOLESKY``, ``QR_FALLBACK`` or ``QR_HOUSEHOLDER``; with ``keep_A=False`` the
-    input is not copied for the fallback (2.3 µs of a ``128×64`` QR), and when CholeskyQR2 is rejected after
-    its first pass the call returns ``QR_RETRY`` with ``X`` holding neither ``A`` nor ``Q``: the caller, who
-    can form ``A`` again, then calls :func:`qr_rows_householder` (the fused kernels, ``_step_qr``).
+    are workspace. Returns ``QR_CHOLESKY``, ``QR_CHOLESKY_ONE_PASS`` (below), ``QR_FALLBACK`` or
+    ``QR_HOUSEHOLDER``; with ``keep_A=False`` the input is not copied for the fallback (2.3 µs of a ``128×64``
+    QR), and when CholeskyQR2 is rejected after its first pass the call returns ``QR_RETRY`` with ``X`` holding
+    neither ``A`` nor ``Q``: the caller, who can form ``A`` again, then calls :func:`qr_rows_householder` (the
+    fused kernels, ``_step_qr``).
 
     CholeskyQR2 (docs/performance.md): ``AᵀA = U₁ᵀU₁``, ``Q₁ = A U₁⁻¹``, then the same on ``Q₁``:
     ``Q = Q₁ U₂⁻¹``, ``R = U₂ U₁``. Every operation is a level-3 BLAS call or a Cholesky of a ``k×k``
