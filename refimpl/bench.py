@@ -9,7 +9,9 @@ Three computations, each on one clif layer of the ``engelken`` dialect with the
 * ``spectrum`` — ``k`` surrogate Lyapunov exponents (docs/model.md §6, ``ons = 1``);
 * ``flossing`` — the flossing loss ``mean(λ²)`` and its gradient for
   ``W_in, W_rec, b`` (docs/model.md §7), stored (``checkpoint_every = None``) and,
-  as a separate row, with checkpoints every ``c ≈ √T`` steps.
+  as a separate row, with checkpoints every ``c ≈ √T`` steps; the peers of that row
+  checkpoint the same segments (``torch.utils.checkpoint``, ``jax.checkpoint``), and the
+  storing peers' times of the row above are printed beside them.
 
 The PyTorch peer (``validation/bench_torch.py`` of the checkout, loaded only here and only
 when the benchmark runs) computes the same quantities the way the field does:
@@ -272,7 +274,8 @@ def _rss_child(spec: dict) -> None:
     tiny = Case(case.kind, N=min(case.N, 8), k=min(case.k, 4), T=min(case.T, 5), B=min(case.B, 2),
         checkpoint=min(case.checkpoint, 2))  # fmt: skip
     side = spec["side"]
-    fn = run_refimpl if side == "refimpl" else (lambda c, p: run_torch(c, p, spec["method"], spec.get("T_torch")))
+    fn = run_refimpl if side == "refimpl" else (lambda c, p: run_torch(c, p, spec["method"], spec.get("T_torch"),
+        c.checkpoint))  # fmt: skip
     fn(tiny, problem(tiny))  # imports, JIT (cache), allocator warm-up
     prob = problem(case)
     method = _reset_peak()
@@ -338,7 +341,6 @@ class Row:
     refimpl_peak_bytes: float = float("nan")
     torch_peak_bytes: float = float("nan")
     required_bytes: float = float("nan")
-    peer_result: dict = field(default=None, repr=False)
     jax_s: float = float("nan")
     jax_runs: list = field(default_factory=list)
     jax_compile_s: float = float("nan")
@@ -349,6 +351,9 @@ class Row:
     jax_paired: float = float("nan")
     dgemm_gflops: float = float("nan")  # the dgemm rate, median over the rounds (a side of its own)
     peak_fraction: float = float("nan")  # median over the rounds of refimpl's GFLOP/s / the round's dgemm rate
+    # checkpointed rows: the peers that store every step (the stored row's runs), for comparison only
+    torch_storing_s: float = float("nan")
+    jax_storing_s: float = float("nan")
 
     @property
     def ratio(self) -> float:
@@ -405,7 +410,7 @@ def choose_method(case: Case, prob, requested: str) -> str:
     return best
 
 
-_PEER_CACHE: dict = {}
+_STORED_ROWS: dict = {}  # the stored rows by (kind, N, k, T, B), for the checkpointed row that follows
 
 
 def bench_case(case: Case, args, log) -> Row:
@@ -421,18 +426,20 @@ def bench_case(case: Case, args, log) -> Row:
     # every side runs in the same rounds (refimpl, PyTorch, JAX, refimpl, ...): each ratio is the median of the
     # rounds' ratios, so that the drift of the machine's speed within the minutes of a case cancels
     fns = {"refimpl": lambda: run_refimpl(case, prob), "dgemm": dgemm_call(args.dgemm_n)}
-    peer_key = (case.kind, case.N, case.k, case.T, case.B)
-    torch_cached = not args.no_torch and peer_key in _PEER_CACHE
+    # a checkpointed row's peers checkpoint too (segments of the same length recomputed in their backward
+    # pass: the same computation in the same memory class); the storing peers' times of the stored row above
+    # are reported beside them (docs/performance.md, "Checkpointed flossing against checkpointing peers")
+    every = case.checkpoint
     T_torch = case.T
-    if not args.no_torch and not torch_cached:
+    if not args.no_torch:
         row.torch_method = choose_method(case, prob, args.torch_jacobian)
         T_torch = torch_steps(case, args.torch_mem_budget, row.torch_method)
         row.torch_T = T_torch
-        run_torch(tiny, problem(tiny), row.torch_method or "jacrev")
-        fns["pytorch"] = lambda: run_torch(case, prob, row.torch_method, T=T_torch)
+        run_torch(tiny, problem(tiny), row.torch_method or "jacrev", every=tiny.checkpoint)
+        fns["pytorch"] = lambda: run_torch(case, prob, row.torch_method, T=T_torch, every=every)
     if getattr(args, "jax", False):
         _, params, inputs, targets_, _, Q0 = prob
-        run_jax, row.jax_compile_s = jax_peer().prepare(case.kind, params, inputs, targets_, Q0)
+        run_jax, row.jax_compile_s = jax_peer().prepare(case.kind, params, inputs, targets_, Q0, every=every)
         run_jax()  # the first call of a compiled executable still allocates
         fns["jax"] = run_jax
     times, results = rounds(fns, args.repeats, args.max_seconds, args.min_seconds)
@@ -455,15 +462,7 @@ def bench_case(case: Case, args, log) -> Row:
         row.one_thread_s = statistics.median(runs)
         log(f"  refimpl  {case.label:<36} {row.one_thread_s:9.4f} s  on 1 thread ({args.threads} threads: "
             f"{row.one_thread_s / row.refimpl_s:.2f}x as fast)")  # fmt: skip
-    if torch_cached:
-        prev = _PEER_CACHE[peer_key]
-        row.torch_method, row.torch_T, row.torch_runs, row.torch_s = (prev.torch_method, prev.torch_T,
-            prev.torch_runs, prev.torch_s)  # fmt: skip
-        row.rel_diff = max_rel_diff(ref, prev.peer_result) if row.torch_T == case.T else prev.rel_diff
-        row.torch_peak_bytes = prev.torch_peak_bytes
-        log(f"  pytorch  {case.label:<36} {row.torch_s:9.4f} s  (the same peer run as without checkpoints)")
-        log(f"  agree    {case.label:<36} max relative difference {row.rel_diff:.2e}")
-    elif "pytorch" in fns:
+    if "pytorch" in fns:
         row.torch_runs, peer = times["pytorch"], results["pytorch"]
         scale = case.T / T_torch
         row.torch_s = statistics.median(row.torch_runs) * scale
@@ -480,8 +479,6 @@ def bench_case(case: Case, args, log) -> Row:
             sp = problem(short)
             row.rel_diff = max_rel_diff(run_refimpl(short, sp), peer)
         log(f"  agree    {case.label:<36} max relative difference {row.rel_diff:.2e}")
-        row.peer_result = peer
-        _PEER_CACHE[peer_key] = row
     if "jax" in fns:
         row.jax_runs = times["jax"]
         row.jax_s = statistics.median(row.jax_runs)
@@ -489,6 +486,16 @@ def bench_case(case: Case, args, log) -> Row:
         row.jax_rel_diff = max_rel_diff(ref, results["jax"])
         log(f"  jax      {case.label:<36} {row.jax_s:9.4f} s  (median of {len(row.jax_runs)}; compile "
             f"{row.jax_compile_s:.2f} s, not counted)  max relative difference {row.jax_rel_diff:.2e}")  # fmt: skip
+    peer_key = (case.kind, case.N, case.k, case.T, case.B)
+    if not every:
+        _STORED_ROWS[peer_key] = row
+    elif peer_key in _STORED_ROWS:
+        stored = _STORED_ROWS[peer_key]
+        row.torch_storing_s, row.jax_storing_s = stored.torch_s, stored.jax_s
+        ran = [(name, t) for name, t in (("pytorch", stored.torch_s), ("jax", stored.jax_s)) if t == t]
+        if ran:
+            log(f"  storing  {case.label:<36} the peers storing every step (the row above): " + ", ".join(
+                f"{name} {t:.4f} s ({t / row.refimpl_s:.2f}x refimpl's)" for name, t in ran))  # fmt: skip
     if not args.no_memory:
         m = measure_memory(case, "refimpl", args.threads)
         row.refimpl_peak_bytes = m.get("peak_bytes", float("nan"))
@@ -538,7 +545,8 @@ def targets(rows: list, peak: float) -> list:
         for peer, ratio in (("pytorch", r.ratio), ("jax", r.jax_ratio)):
             if ratio == ratio:  # the peer ran
                 want = TARGET_RATIO[peer]
-                out.append((r.case.label, f"{want:g}x faster than {peer}", f"{ratio:.2f}x", bool(ratio >= want)))
+                who = f"{peer} (checkpointing)" if r.case.checkpoint else peer
+                out.append((r.case.label, f"{want:g}x faster than {who}", f"{ratio:.2f}x", bool(ratio >= want)))
         if r.case.kind != "bptt" and r.case.N >= TARGET_PEAK_FROM:
             frac = r.fraction_of(peak)
             out.append((r.case.label, f">= {TARGET_PEAK:.0%} of the dgemm rate", f"{frac:.1%}", bool(frac >= TARGET_PEAK)))
@@ -550,8 +558,8 @@ def targets(rows: list, peak: float) -> list:
 
 def format_targets(rows: list, peak: float) -> str:
     found = targets(rows, peak)
-    lines = [f"{'case':<38} {'target':<30} {'measured':>9}  result"]
-    lines += [f"{c:<38} {t:<30} {m:>9}  {'met' if ok else 'MISSED'}" for c, t, m, ok in found]
+    lines = [f"{'case':<38} {'target':<40} {'measured':>9}  result"]
+    lines += [f"{c:<38} {t:<40} {m:>9}  {'met' if ok else 'MISSED'}" for c, t, m, ok in found]
     met = sum(ok for *_, ok in found)
     lines.append(f"targets met: {met} of {len(found)}")
     return "\n".join(lines)
@@ -627,6 +635,8 @@ def write_json(path, info: dict, startup: dict, rows: list, peak: float) -> None
                 "jax_rel_diff": r.jax_rel_diff,
                 "one_thread_s": r.one_thread_s,
                 "drift": r.drift,
+                "torch_storing_s": r.torch_storing_s,
+                "jax_storing_s": r.jax_storing_s,
             }
             for r in rows
         ],
@@ -692,7 +702,7 @@ def run_cli(args) -> int:
     log(f"machine float64 matrix-multiply rate (NumPy dgemm, {args.dgemm_n}²): {peak:.1f} GFLOP/s")
     cases = cases_of(args)
     rows = []
-    _PEER_CACHE.clear()
+    _STORED_ROWS.clear()
     t0 = time.perf_counter()
     try:
         for i, case in enumerate(cases):
@@ -738,7 +748,8 @@ def run_cli(args) -> int:
         f"compiled JAX executable, compile time not counted); GFLOP/s of the method's "
         f"FLOP count (docs/performance.md); 'of peak' = median over the rounds of refimpl GFLOP/s / the "
         f"round's dgemm rate (a dgemm {args.dgemm_n}² is a side of every round); MB = max-RSS growth "
-        f"of one evaluation in a fresh process; need = what the method must store"
+        f"of one evaluation in a fresh process; need = what the method must store; c = checkpoints every c "
+        f"steps, the peers checkpointing the same segments (the storing peers' times: the 'storing' lines)"
     )
     log("")
     log(format_targets(rows, peak))

@@ -55,8 +55,9 @@ def jax_peer():
         "refimpl bench --jax needs JAX (pip install jax==0.10.2 jaxlib==0.10.2)")  # fmt: skip
 
 
-def run_torch(case, prob, method: str = "jacrev", T: int | None = None):
-    """One evaluation of ``case`` (a :class:`refimpl.bench.Case`) by the PyTorch peer (``T`` steps, default all)."""
+def run_torch(case, prob, method: str = "jacrev", T: int | None = None, every: int = 0):
+    """One evaluation of ``case`` (a :class:`refimpl.bench.Case`) by the PyTorch peer (``T`` steps, default all;
+    flossing with ``every > 0``: each segment of ``every`` steps recomputed in the backward pass)."""
     bt = torch_peer()
     _, params, inputs, targets, _, Q0 = prob
     T = case.T if T is None else T
@@ -65,7 +66,7 @@ def run_torch(case, prob, method: str = "jacrev", T: int | None = None):
         return {"loss": value, **{f"grad/{k}": v for k, v in grads.items()}}
     if case.kind == "spectrum":
         return {"spectrum": bt.spectrum(params, inputs[:T, 0], Q0, method=method)}
-    value, lam, grads = bt.flossing(params, inputs[:T, 0], Q0, method=method)
+    value, lam, grads = bt.flossing(params, inputs[:T, 0], Q0, method=method, every=every)
     return {"loss": value, "spectrum": lam, **{f"grad/{k}": v for k, v in grads.items()}}
 
 

@@ -41,8 +41,12 @@ def test_quick_bench_agrees_and_reports(tmp_path, capsys):
     assert data["info"]["dgemm_gflops"] > 0
     # the targets, line by line: one per peer and case (N = 16: no dgemm-fraction target)
     assert "targets met:" in text
-    assert {t["target"] for t in data["targets"]} == {"10x faster than pytorch"}
+    # a checkpointed row is judged against the checkpointing peer; the storing peer's time is reported beside it
+    assert {t["target"] for t in data["targets"]} == {"10x faster than pytorch", "10x faster than pytorch (checkpointing)"}
     assert len(data["targets"]) == len(data["rows"])
+    for r in data["rows"]:
+        assert (r["torch_storing_s"] > 0) == (r["checkpoint"] > 0), r
+    assert "the peers storing every step" in text
 
 
 def test_targets_are_judged_per_case_and_peer():
@@ -50,8 +54,12 @@ def test_targets_are_judged_per_case_and_peer():
     fast = bench.Row(bench.Case("spectrum", 256, 64, T=10), refimpl_s=1.0, torch_s=20.0, jax_s=1.5, one_thread_s=2.0)
     fast.flops = 30e9  # 30 GFLOP/s: 60% of the dgemm rate
     slow = bench.Row(bench.Case("bptt", 64, T=10, B=4), refimpl_s=1.0, torch_s=5.0, jax_s=3.0, one_thread_s=0.5)
-    got = {(c, t): ok for c, t, _, ok in bench.targets([fast, slow], peak)}
+    ck = bench.Row(bench.Case("flossing", 64, 16, T=10, checkpoint=3), refimpl_s=1.0, torch_s=12.0, jax_s=1.9)
+    ck.flops = 1.0
+    got = {(c, t): ok for c, t, _, ok in bench.targets([fast, slow, ck], peak)}
     assert got == {
+        (ck.case.label, "10x faster than pytorch (checkpointing)"): True,
+        (ck.case.label, "2x faster than jax (checkpointing)"): False,
         (fast.case.label, "10x faster than pytorch"): True,
         (fast.case.label, "2x faster than jax"): False,
         (fast.case.label, ">= 50% of the dgemm rate"): True,
@@ -105,10 +113,28 @@ for case in (bench.Case("bptt", 8, T=20, B=2), bench.Case("spectrum", 8, 3, T=20
     run, compile_s = bj.prepare(case.kind, params, inputs, targets, Q0)
     d = bench.max_rel_diff(bench.run_refimpl(case, prob), run())
     assert compile_s > 0 and d <= 1e-12, (case, d)
+# rematerialized segments (analysis/checkpointed_peers.py), the last one shorter: the same gradient
+case = bench.Case("flossing", 8, 3, T=20, checkpoint=6)
+prob = bench.problem(case)
+_, params, inputs, targets, _, Q0 = prob
+run, _ = bj.prepare("flossing", params, inputs, targets, Q0, every=6)
+d = bench.max_rel_diff(bench.run_refimpl(case, prob), run())
+assert d <= 1e-12, d
+assert bj.flossing_temp_bytes(params, inputs[:, 0], Q0, every=6) > 0
 print("ok")
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("method", ["jacrev", "rows"])
+def test_the_checkpointed_torch_peer_agrees_with_refimpl(method):
+    """The PyTorch peer with each segment under torch.utils.checkpoint (analysis/checkpointed_peers.py; the
+    last segment shorter) computes refimpl's checkpointed flossing gradient to 1e-12."""
+    case = bench.Case("flossing", 8, 3, T=20, checkpoint=6)
+    prob = bench.problem(case)
+    d = bench.max_rel_diff(bench.run_refimpl(case, prob), bench.run_torch(case, prob, method, every=6))
+    assert d <= 1e-12, d
 
 
 def test_more_threads_are_judged_against_one(tmp_path, capsys):

@@ -87,8 +87,12 @@ def _qr_positive(A):
     return Q * sgn, R * sgn[:, None]
 
 
-def _exponents(p, u, Q0, c):
-    """The exponents along ``u (T, n_in)`` from ``Q0`` (the state starts at zero)."""
+def _exponents(p, u, Q0, c, every=0):
+    """The exponents along ``u (T, n_in)`` from ``Q0`` (the state starts at zero).
+
+    ``every > 0``: under differentiation only the carry at every ``every``-th step is kept, and each segment
+    runs again in the reverse pass (``jax.checkpoint`` of the segment's scan, the rematerialization a JAX
+    user writes to bound the memory of a long scan) — what refimpl's ``checkpoint_every`` does."""
     N = p["layer1/W_rec"].shape[0]
 
     def F(x, ut):
@@ -101,12 +105,21 @@ def _exponents(p, u, Q0, c):
         Q, R = _qr_positive(tangent(Q))
         return (F(x, ut), Q, logsum + jnp.log(jnp.diagonal(R))), None
 
-    (_, _, logsum), _ = lax.scan(body, (jnp.zeros(2 * N), Q0, jnp.zeros(Q0.shape[1])), u)
-    return logsum / u.shape[0]
+    carry = (jnp.zeros(2 * N), Q0, jnp.zeros(Q0.shape[1]))
+    if not every:
+        (_, _, logsum), _ = lax.scan(body, carry, u)
+        return logsum / u.shape[0]
+    segment = jax.checkpoint(lambda carry, us: lax.scan(body, carry, us)[0])
+    T = u.shape[0]
+    cut = T - T % every
+    carry, _ = lax.scan(lambda carry, us: (segment(carry, us), None), carry, u[:cut].reshape(T // every, every, -1))
+    if cut < T:  # the last, shorter segment
+        carry = segment(carry, u[cut:])
+    return carry[2] / T
 
 
-def _floss_loss(pf, p_rest, u, Q0, c):
-    lam = _exponents({**p_rest, **pf}, u, Q0, c)
+def _floss_loss(pf, p_rest, u, Q0, c, every=0):
+    lam = _exponents({**p_rest, **pf}, u, Q0, c, every)
     return jnp.mean(lam**2), lam
 
 
@@ -141,26 +154,39 @@ def spectrum(params: dict, inputs: np.ndarray, Q0: np.ndarray, timing: bool = Fa
     return (out, secs) if timing else out
 
 
-def flossing(params: dict, inputs: np.ndarray, Q0: np.ndarray, timing: bool = False, **kw):
-    """``(loss, λ, grads)``: ``mean(λ²)`` and its gradient for ``W_in, W_rec, b``."""
+def flossing(params: dict, inputs: np.ndarray, Q0: np.ndarray, timing: bool = False, every: int = 0, **kw):
+    """``(loss, λ, grads)``: ``mean(λ²)`` and its gradient for ``W_in, W_rec, b`` (``every > 0``: segments of
+    ``every`` steps rematerialized in the reverse pass, :func:`_exponents`)."""
     c = {**CONST, **kw}
     pf = _as_jax(params, FLOSSED)
     rest = _as_jax(params, [k for k in KEYS if k not in FLOSSED])
     u, Q = jnp.asarray(inputs, dtype=jnp.float64), jnp.asarray(Q0, dtype=jnp.float64)
-    f, secs = _compiled(jax.value_and_grad(partial(_floss_loss, c=c), has_aux=True), pf, rest, u, Q)
+    f, secs = _compiled(jax.value_and_grad(partial(_floss_loss, c=c, every=every), has_aux=True), pf, rest, u, Q)
     (value, lam), grads = f(pf, rest, u, Q)
     out = (float(value), np.asarray(lam), {k: np.asarray(v) for k, v in grads.items()})
     return (out, secs) if timing else out
+
+
+def flossing_temp_bytes(params: dict, inputs: np.ndarray, Q0: np.ndarray, every: int = 0, **kw) -> int:
+    """The working memory XLA plans for :func:`flossing`'s compiled gradient (``memory_analysis()``'s
+    temporaries, bytes): what storing every step costs against ``every > 0``."""
+    c = {**CONST, **kw}
+    pf = _as_jax(params, FLOSSED)
+    rest = _as_jax(params, [k for k in KEYS if k not in FLOSSED])
+    u, Q = jnp.asarray(inputs, dtype=jnp.float64), jnp.asarray(Q0, dtype=jnp.float64)
+    f, _ = _compiled(jax.value_and_grad(partial(_floss_loss, c=c, every=every), has_aux=True), pf, rest, u, Q)
+    return int(f.memory_analysis().temp_size_in_bytes)
 
 
 def version() -> str:
     return jax.__version__
 
 
-def prepare(kind: str, params: dict, inputs: np.ndarray, targets: np.ndarray, Q0, **kw):
+def prepare(kind: str, params: dict, inputs: np.ndarray, targets: np.ndarray, Q0, every: int = 0, **kw):
     """``(run, compile_seconds)`` for ``refimpl bench``: ``run()`` evaluates the compiled computation
     (``bptt``: ``inputs (T, B, n_in)``; ``spectrum``, ``flossing``: trajectory 0) and returns the
-    comparable results as NumPy arrays (``loss``, ``spectrum``, ``grad/<param>``)."""
+    comparable results as NumPy arrays (``loss``, ``spectrum``, ``grad/<param>``). ``every > 0``
+    (flossing): segments rematerialized in the reverse pass (:func:`_exponents`)."""
     c = {**CONST, **kw}
     if kind == "bptt":
         p = _as_jax(params, KEYS)
@@ -179,7 +205,7 @@ def prepare(kind: str, params: dict, inputs: np.ndarray, targets: np.ndarray, Q0
         return (lambda: {"spectrum": np.asarray(f(p, u, Q))}), secs
     pf = _as_jax(params, FLOSSED)
     rest = _as_jax(params, [k for k in KEYS if k not in FLOSSED])
-    f, secs = _compiled(jax.value_and_grad(partial(_floss_loss, c=c), has_aux=True), pf, rest, u, Q)
+    f, secs = _compiled(jax.value_and_grad(partial(_floss_loss, c=c, every=every), has_aux=True), pf, rest, u, Q)
 
     def run():
         (value, lam), grads = f(pf, rest, u, Q)

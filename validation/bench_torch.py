@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 import torch
+import torch.utils.checkpoint
 
 DTYPE = torch.float64
 KEYS = ("layer1/W_in", "layer1/W_rec", "layer1/b", "readout/W_out", "readout/b_out")
@@ -98,12 +99,12 @@ class Layer:
             return torch.func.jacrev(self.F)(x, u)
         # the M-row trick: F on M copies of x, one reverse pass of the sum of the diagonal
         M = x.shape[-1]
-        xs = (
-            x.unsqueeze(0).repeat(M, 1)
-            if create_graph and x.requires_grad
-            else x.detach().unsqueeze(0).repeat(M, 1).requires_grad_(True)
-        )
-        with torch.enable_grad():
+        with torch.enable_grad():  # also inside the no-grad first pass of a reentrant checkpoint
+            xs = (
+                x.unsqueeze(0).repeat(M, 1)
+                if create_graph and x.requires_grad
+                else x.detach().unsqueeze(0).repeat(M, 1).requires_grad_(True)
+            )
             ys = self.F(xs, u)
             (D,) = torch.autograd.grad(ys.diagonal().sum(), xs, create_graph=create_graph)
         return D
@@ -138,16 +139,31 @@ def bptt(params: dict, inputs: np.ndarray, targets: np.ndarray, **kw):
     return loss.item(), {k: v.grad.numpy().copy() for k, v in net.p.items()}
 
 
-def _lyapunov(net, u, Q0, create_graph, method):
+def _steps(net, x, Q, logsum, us, create_graph, method):
+    for ut in us:
+        D = net.jacobian(x, ut, create_graph=create_graph, method=method)
+        Q, R = _qr_positive(D @ Q)
+        logsum = logsum + torch.log(torch.diagonal(R))
+        x = net.F(x, ut)
+    return x, Q, logsum
+
+
+def _lyapunov(net, u, Q0, create_graph, method, every=0):
+    """The exponents along ``u``. ``every > 0`` (with ``create_graph``): ``torch.utils.checkpoint`` of each
+    segment of ``every`` steps, so that autograd keeps only the segments' inputs and runs each segment again
+    in the backward pass, as refimpl's ``checkpoint_every`` does."""
     T = u.shape[0]
     x = torch.zeros(2 * net.N, dtype=DTYPE)
     Q = torch.from_numpy(np.ascontiguousarray(Q0, dtype=np.float64))
     logsum = torch.zeros(Q.shape[1], dtype=DTYPE)
-    for t in range(T):
-        D = net.jacobian(x, u[t], create_graph=create_graph, method=method)
-        Q, R = _qr_positive(D @ Q)
-        logsum = logsum + torch.log(torch.diagonal(R))
-        x = net.F(x, u[t])
+    if not (every and create_graph):
+        return _steps(net, x, Q, logsum, u, create_graph, method)[2] / T
+    # the reentrant variant: torch.func.jacrev refuses the saved-tensor hooks of the other one; it needs an
+    # input that requires grad (the initial state here) and a loss.backward() (flossing, below)
+    x.requires_grad_(True)
+    for t0 in range(0, T, every):
+        x, Q, logsum = torch.utils.checkpoint.checkpoint(_steps, net, x, Q, logsum, u[t0 : t0 + every], True, method,
+            use_reentrant=True)  # fmt: skip
     return logsum / T
 
 
@@ -159,14 +175,19 @@ def spectrum(params: dict, inputs: np.ndarray, Q0: np.ndarray, method="jacrev", 
         return _lyapunov(net, u, Q0, False, method).numpy().copy()
 
 
-def flossing(params: dict, inputs: np.ndarray, Q0: np.ndarray, method="jacrev", **kw):
-    """Flossing loss ``mean(λ²)`` and its gradient for ``W_in, W_rec, b``. Returns ``(loss, λ, grads)``."""
+def flossing(params: dict, inputs: np.ndarray, Q0: np.ndarray, method="jacrev", every=0, **kw):
+    """Flossing loss ``mean(λ²)`` and its gradient for ``W_in, W_rec, b``. Returns ``(loss, λ, grads)``.
+    ``every > 0``: segments of ``every`` steps recomputed in the backward pass (:func:`_lyapunov`)."""
     net = Layer(params, **kw)
     u = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float64))
-    lam = _lyapunov(net, u, Q0, True, method)
+    lam = _lyapunov(net, u, Q0, True, method, every)
     loss = (lam**2).mean()
     keys = ("layer1/W_in", "layer1/W_rec", "layer1/b")
-    grads = torch.autograd.grad(loss, [net.p[k] for k in keys])
+    if every:  # reentrant checkpoints support backward() only
+        loss.backward()
+        grads = [net.p[k].grad for k in keys]
+    else:
+        grads = torch.autograd.grad(loss, [net.p[k] for k in keys])
     return loss.item(), lam.detach().numpy().copy(), {k: g.numpy().copy() for k, g in zip(keys, grads)}
 
 
