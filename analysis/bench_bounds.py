@@ -21,6 +21,9 @@ case runs again here, in rounds with the timings of the least time (each round: 
 kernel timed anew), and ``refimpl_over_least`` is the median of the rounds' ratios. The bound against a peer
 is the bench's ratio (itself the median of paired rounds, :func:`refimpl.bench_timing.rounds`) times that:
 ``max_ratio = (peer / refimpl)_bench · (refimpl / least)_here``, two ratios each measured within rounds.
+A checkpointed row's peers checkpoint too; against the storing peers of the row above (``*_storing_s`` in
+the bench file) the ratio and bound are ``ratio_<peer>_storing`` and ``max_ratio_<peer>_storing`` (the
+ratio of the medians, those peers having run in the other row's rounds).
 
 **BPTT.** The products with spike inputs (``W_in z_t``, ``W_rec S_t``, ``Σ J zᵀ``, ``Σ J Sᵀ``) can skip
 zeros, but the reverse pass's ``J_t W_rec`` (``B×N`` times ``N×N``, ``J_t`` the dense adjoint of the
@@ -264,6 +267,11 @@ def main(argv=None) -> int:
             "least_s": statistics.median(leasts), "refimpl_here_s": statistics.median(ref_times),
             "refimpl_over_least": over, "rounds": args.rounds, "max_ratio_torch": r["ratio"] * over,
             "max_ratio_jax": r["jax_ratio"] * over, "ratio_torch": r["ratio"], "ratio_jax": r["jax_ratio"]}  # fmt: skip
+        for peer in ("torch", "jax"):  # checkpointed rows: the bound against the storing peers (ratio of medians)
+            storing = r.get(f"{peer}_storing_s", float("nan"))
+            if r["checkpoint"] and storing == storing:
+                row[f"ratio_{peer}_storing"] = storing / r["refimpl_s"]
+                row[f"max_ratio_{peer}_storing"] = storing / r["refimpl_s"] * over
         rows.append(row)
         if case.kind == "bptt":
             parts_text = (f"J W_rec {med['product_measured_s'] * 1e3:.1f} ms ({med['product_s'] * 1e3:.1f} at dgemm "
@@ -275,6 +283,12 @@ def main(argv=None) -> int:
         print(f"{r['label']:<36} {parts_text:>33} {row['least_s']:8.4f} {row['refimpl_here_s']:9.4f} {over:9.2f} "
             f"{row['max_ratio_torch']:9.2f} {r['ratio']:6.2f} {row['max_ratio_jax']:10.2f} {r['jax_ratio']:6.2f}",
             flush=True)  # fmt: skip
+    nan = float("nan")
+    for row in rows:
+        if "max_ratio_jax_storing" in row or "max_ratio_torch_storing" in row:
+            print(f"{row['label']:<36} against the storing peers: pytorch {row.get('ratio_torch_storing', nan):.2f} "
+                f"(at most {row.get('max_ratio_torch_storing', nan):.2f}), jax {row.get('ratio_jax_storing', nan):.2f} "
+                f"(at most {row.get('max_ratio_jax_storing', nan):.2f})")  # fmt: skip
     atomic_text(args.out, json.dumps({"bench": str(args.bench), "dgemm_gflops": peak / 1e9, "rows": rows}, indent=1))
     print(f"wrote {args.out}")
     return 0

@@ -200,12 +200,18 @@ def test_bench_bounds_reads_a_bench_file(tmp_path):
     rows = [{"kind": kind, "N": 8, "k": 4, "T": 10, "B": 2, "checkpoint": 0, "label": kind, "refimpl_s": 1e-3,
         "torch_s": 1e-2, "jax_s": 2e-3, "ratio": 10.0, "jax_ratio": 2.0}
         for kind in ("bptt", "spectrum", "flossing")]  # fmt: skip
+    # a checkpointed row (its peers checkpoint too) with the storing peers' times of the row above
+    rows.append({**rows[2], "checkpoint": 3, "label": "flossing c", "torch_storing_s": 5e-3, "jax_storing_s": 1.5e-3})
     bench = tmp_path / "bench.json"
     bench.write_text(json.dumps({"info": {"dgemm_gflops": 10.0}, "rows": rows}))
     out = tmp_path / "bounds.json"
     assert bb.main([str(bench), "--out", str(out), "--rounds", "2"]) == 0
     got = json.loads(out.read_text())["rows"]
-    assert [r["label"] for r in got] == ["bptt", "spectrum", "flossing"]
+    assert [r["label"] for r in got] == ["bptt", "spectrum", "flossing", "flossing c"]
+    for peer, storing in (("torch", 5.0), ("jax", 1.5)):  # the storing peer over refimpl, and its bound
+        assert got[3][f"ratio_{peer}_storing"] == pytest.approx(storing)
+        assert got[3][f"max_ratio_{peer}_storing"] == pytest.approx(storing * got[3]["refimpl_over_least"])
+        assert f"max_ratio_{peer}_storing" not in got[2]
     for r in got:  # the bench's ratio times refimpl's time over the least, paired in rounds
         assert r["max_ratio_torch"] == pytest.approx(10.0 * r["refimpl_over_least"])
         assert r["max_ratio_jax"] == pytest.approx(2.0 * r["refimpl_over_least"])

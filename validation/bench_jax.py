@@ -13,7 +13,8 @@ surrogate, as ``validation/bench_torch.py``:
 * :func:`bptt` — the ``bce_per_step`` loss and its gradient (``jax.value_and_grad`` through the scan);
 * :func:`spectrum` — the ``k`` exponents (``ons = 1``, no warm-up), 1/step;
 * :func:`flossing` — ``mean(λ²)`` and its gradient for ``W_in, W_rec, b`` through every tangent
-  product and every QR (``jnp.linalg.qr``'s own derivative rules).
+  product and every QR (``jnp.linalg.qr``'s own derivative rules); with ``every = c``, each segment of
+  ``c`` steps under ``jax.checkpoint`` (rematerialized in the reverse pass).
 
 Each returns NumPy arrays and, with ``timing=True``, ``(result, compile_seconds)``. Parameters use the
 golden-vector names (``layer1/W_in`` …).

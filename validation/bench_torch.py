@@ -17,7 +17,8 @@ nothing from ``refimpl``:
   ``torch.linalg.qr`` every step (docs/model.md §6, ``ons = 1``, no warm-up);
 * :func:`flossing` — the same with ``create_graph=True``, the loss
   ``mean(λ²)`` and one ``backward()`` through every Jacobian, every product
-  and every QR (docs/model.md §7).
+  and every QR (docs/model.md §7); with ``every = c``, each segment of ``c``
+  steps under ``torch.utils.checkpoint`` (recomputed in the backward pass).
 
 Inputs and outputs are NumPy arrays; parameters use the golden-vector names
 (``layer1/W_in``, ``layer1/W_rec``, ``layer1/b``, ``readout/W_out``,
