@@ -26,7 +26,7 @@ import statistics
 import time
 from pathlib import Path
 
-from refimpl.bench import Case, problem, run_refimpl
+from refimpl.bench import Case, choose_method, problem, run_refimpl
 from refimpl.bench_peers import jax_peer, max_rel_diff, run_torch
 from refimpl.bench_timing import paired_ratio, rounds
 from refimpl.io import atomic_text
@@ -44,10 +44,12 @@ def _jax_side(prob, every: int):
     return run, compile_s, temp
 
 
-def measure(N: int, k: int, T: int, c: int, method: str, repeats: int, max_seconds: float) -> dict:
+def measure(N: int, k: int, T: int, c: int, repeats: int, max_seconds: float) -> dict:
     case_c, case = Case("flossing", N, k, T=T, checkpoint=c), Case("flossing", N, k, T=T)
     prob = problem(case)
-    run_refimpl(case, prob), run_refimpl(case_c, prob)  # compilation outside the rounds
+    run_refimpl(case, prob)  # compilation outside the rounds
+    run_refimpl(case_c, prob)
+    method = choose_method(case, prob, "auto")  # the faster way to build PyTorch's Jacobian, as refimpl bench picks it
     jax_run, jax_compile, jax_temp = _jax_side(prob, 0)
     jax_c_run, jax_c_compile, jax_c_temp = _jax_side(prob, c)
     fns = {
@@ -100,8 +102,7 @@ def main(argv=None) -> int:
         label = Case("flossing", N, k, T=args.T, checkpoint=args.checkpoint).label
         if label in done:
             continue
-        method = "rows" if N < 128 else "jacrev"  # the faster one in refimpl bench's choice on this machine
-        row = measure(N, k, args.T, args.checkpoint, method, args.repeats, args.max_seconds)
+        row = measure(N, k, args.T, args.checkpoint, args.repeats, args.max_seconds)
         data["rows"].append(row)
         atomic_text(out, json.dumps(data, indent=1))
         print(f"{label:<32} refimpl c {row['refimpl_c_s']:.4f} s | over it: jax {row['jax_over_refimpl_c']:.2f} "

@@ -155,15 +155,21 @@ def spectrum(params: dict, inputs: np.ndarray, Q0: np.ndarray, timing: bool = Fa
     return (out, secs) if timing else out
 
 
-def flossing(params: dict, inputs: np.ndarray, Q0: np.ndarray, timing: bool = False, every: int = 0, **kw):
-    """``(loss, λ, grads)``: ``mean(λ²)`` and its gradient for ``W_in, W_rec, b`` (``every > 0``: segments of
-    ``every`` steps rematerialized in the reverse pass, :func:`_exponents`)."""
-    c = {**CONST, **kw}
+def _floss_compiled(params, inputs, Q0, every, kw):
+    """The compiled flossing value and gradient, its arguments and its compile time (trajectory ``inputs (T, n_in)``)."""
     pf = _as_jax(params, FLOSSED)
     rest = _as_jax(params, [k for k in KEYS if k not in FLOSSED])
     u, Q = jnp.asarray(inputs, dtype=jnp.float64), jnp.asarray(Q0, dtype=jnp.float64)
-    f, secs = _compiled(jax.value_and_grad(partial(_floss_loss, c=c, every=every), has_aux=True), pf, rest, u, Q)
-    (value, lam), grads = f(pf, rest, u, Q)
+    loss = partial(_floss_loss, c={**CONST, **kw}, every=every)
+    f, secs = _compiled(jax.value_and_grad(loss, has_aux=True), pf, rest, u, Q)
+    return f, (pf, rest, u, Q), secs
+
+
+def flossing(params: dict, inputs: np.ndarray, Q0: np.ndarray, timing: bool = False, every: int = 0, **kw):
+    """``(loss, λ, grads)``: ``mean(λ²)`` and its gradient for ``W_in, W_rec, b`` (``every > 0``: segments of
+    ``every`` steps rematerialized in the reverse pass, :func:`_exponents`)."""
+    f, args, secs = _floss_compiled(params, inputs, Q0, every, kw)
+    (value, lam), grads = f(*args)
     out = (float(value), np.asarray(lam), {k: np.asarray(v) for k, v in grads.items()})
     return (out, secs) if timing else out
 
@@ -171,11 +177,7 @@ def flossing(params: dict, inputs: np.ndarray, Q0: np.ndarray, timing: bool = Fa
 def flossing_temp_bytes(params: dict, inputs: np.ndarray, Q0: np.ndarray, every: int = 0, **kw) -> int:
     """The working memory XLA plans for :func:`flossing`'s compiled gradient (``memory_analysis()``'s
     temporaries, bytes): what storing every step costs against ``every > 0``."""
-    c = {**CONST, **kw}
-    pf = _as_jax(params, FLOSSED)
-    rest = _as_jax(params, [k for k in KEYS if k not in FLOSSED])
-    u, Q = jnp.asarray(inputs, dtype=jnp.float64), jnp.asarray(Q0, dtype=jnp.float64)
-    f, _ = _compiled(jax.value_and_grad(partial(_floss_loss, c=c, every=every), has_aux=True), pf, rest, u, Q)
+    f, _, _ = _floss_compiled(params, inputs, Q0, every, kw)
     return int(f.memory_analysis().temp_size_in_bytes)
 
 
@@ -204,12 +206,10 @@ def prepare(kind: str, params: dict, inputs: np.ndarray, targets: np.ndarray, Q0
         p = _as_jax(params, KEYS)
         f, secs = _compiled(partial(_exponents, c=c), p, u, Q)
         return (lambda: {"spectrum": np.asarray(f(p, u, Q))}), secs
-    pf = _as_jax(params, FLOSSED)
-    rest = _as_jax(params, [k for k in KEYS if k not in FLOSSED])
-    f, secs = _compiled(jax.value_and_grad(partial(_floss_loss, c=c, every=every), has_aux=True), pf, rest, u, Q)
+    f, args, secs = _floss_compiled(params, inputs[:, 0], Q0, every, kw)
 
     def run():
-        (value, lam), grads = f(pf, rest, u, Q)
+        (value, lam), grads = f(*args)
         return {"loss": float(value), "spectrum": np.asarray(lam), **{f"grad/{k}": np.asarray(v) for k, v in grads.items()}}
 
     return run, secs
