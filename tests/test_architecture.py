@@ -106,7 +106,7 @@ LAYERS = [
     ("refimpl.training",),
     ("refimpl.sweep",),
     ("refimpl.check",),
-    ("refimpl.bench", "refimpl.bench_peers", "refimpl.bench_timing", "refimpl.demo"),
+    ("refimpl.bench", "refimpl.bench_peers", "refimpl.bench_report", "refimpl.bench_timing", "refimpl.demo"),
     ("refimpl.cli",),
 ]
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from refimpl import bench  # noqa: E402
+from refimpl import bench, bench_report  # noqa: E402
 from refimpl.cli import main  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def test_targets_are_judged_per_case_and_peer():
     slow = bench.Row(bench.Case("bptt", 64, T=10, B=4), refimpl_s=1.0, torch_s=5.0, jax_s=3.0, one_thread_s=0.5)
     ck = bench.Row(bench.Case("flossing", 64, 16, T=10, checkpoint=3), refimpl_s=1.0, torch_s=12.0, jax_s=1.9)
     ck.flops = 1.0
-    got = {(c, t): ok for c, t, _, ok in bench.targets([fast, slow, ck], peak)}
+    got = {(c, t): ok for c, t, _, ok in bench_report.targets([fast, slow, ck], peak)}
     assert got == {
         (ck.case.label, "10x faster than pytorch (checkpointing)"): True,
         (ck.case.label, "2x faster than jax (checkpointing)"): False,
@@ -68,7 +68,7 @@ def test_targets_are_judged_per_case_and_peer():
         (slow.case.label, "2x faster than jax"): True,
         (slow.case.label, "no slower than 1 thread"): False,
     }
-    assert "targets met: 4 of 7" in bench.format_targets([fast, slow], peak)
+    assert "targets met: 4 of 7" in bench_report.format_targets([fast, slow], peak)
 
 
 def test_memory_child_and_required_bytes():
