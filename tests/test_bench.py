@@ -46,6 +46,9 @@ def test_quick_bench_agrees_and_reports(tmp_path, capsys):
     assert len(data["targets"]) == len(data["rows"])
     for r in data["rows"]:
         assert (r["torch_storing_s"] > 0) == (r["checkpoint"] > 0), r
+    # the checkpointed row builds PyTorch's Jacobian as the stored row above it does
+    floss = {r["checkpoint"] > 0: r["torch_method"] for r in data["rows"] if r["kind"] == "flossing"}
+    assert floss[True] == floss[False] == "rows", floss
     assert "the peers storing every step" in text
 
 
